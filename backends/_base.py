@@ -1,0 +1,97 @@
+"""The backend contract every model backend implements."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+
+from plait.chat import ChatRequest
+from plait.completions import Completion, StreamChunk
+from plait.errors import BackendError, ConfigError
+
+__all__ = ["Backend", "Capabilities"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do natively.
+
+    Attributes:
+        native_tool_calls: the model/server emits tool calls itself (otherwise the
+            backend must constrain decoding to produce them, or cannot).
+        json_schema_output: answers can be forced to validate against a schema.
+        embeddings: ``embed()`` works.
+        prefix_cache: prompts sharing a prefix with earlier ones skip its prefill.
+    """
+
+    native_tool_calls: bool = False
+    json_schema_output: bool = False
+    embeddings: bool = False
+    prefix_cache: bool = False
+
+
+class Backend(ABC):
+    """A chat model behind one async interface.
+
+    Implement :meth:`stream`; :meth:`complete` collects it (override it when a
+    backend has a cheaper non-streaming path). The ``*_sync`` helpers are for
+    scripts and REPLs that do not run an event loop.
+    """
+
+    name: str = "backend"
+    capabilities: Capabilities = Capabilities()
+
+    @abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        """Yield text deltas, then one final chunk carrying the whole completion."""
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Answer a request and return the finished completion."""
+        async for chunk in self.stream(request):
+            if chunk.completion is not None:
+                return chunk.completion
+        raise BackendError(f"backend {self.name!r} ended its stream without a completion")
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one embedding vector per text.
+
+        Raises:
+            BackendError: this backend has no embedding support.
+        """
+        raise BackendError(f"backend {self.name!r} does not provide embeddings")
+
+    async def aclose(self) -> None:
+        """Release connections or engines held by this backend."""
+        return None
+
+    def complete_sync(self, request: ChatRequest) -> Completion:
+        """Blocking :meth:`complete`, for code that has no event loop running."""
+        _refuse_inside_loop("complete_sync", "complete")
+        return asyncio.run(self.complete(request))
+
+    def stream_sync(self, request: ChatRequest) -> Iterator[StreamChunk]:
+        """Blocking :meth:`stream`, for code that has no event loop running."""
+        _refuse_inside_loop("stream_sync", "stream")
+        loop = asyncio.new_event_loop()
+        chunks = self.stream(request)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(anext(chunks))
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(chunks.aclose())  # type: ignore[attr-defined]
+            loop.close()
+
+
+def _refuse_inside_loop(sync_name: str, async_name: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ConfigError(
+        f"{sync_name}() was called inside a running event loop; use 'await {async_name}()' there"
+    )

@@ -1,0 +1,93 @@
+"""Loading GGUF models once per process and rendering their chat templates."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plait.errors import ModelLoadError
+from plait.messages import Message
+
+from ._model_file import check_gguf
+
+__all__ = ["LoadedModel", "load_model"]
+
+# Fallback for GGUF files that carry no chat template: ChatML, which most small
+# instruction-tuned models (SmolLM2 included) were trained on.
+_CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass
+class LoadedModel:
+    """A llama.cpp model in memory, with the lock that serializes its use."""
+
+    path: Path
+    llama: Any
+    n_ctx: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _formatter: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def render(self, messages: list[Message]) -> list[int]:
+        """Apply the model's chat template and tokenize, ready to generate a reply."""
+        if self._formatter is None:
+            self._formatter = self._make_formatter()
+        dicts = [{"role": m.role, "content": getattr(m, "content", None) or ""} for m in messages]
+        prompt = self._formatter(messages=dicts).prompt
+        bos = self._token_text(self.llama.token_bos())
+        if bos and prompt.startswith(bos):
+            # tokenize() adds BOS itself when the model wants one.
+            prompt = prompt[len(bos) :]
+        return list(self.llama.tokenize(prompt.encode(), add_bos=True, special=True))
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return bytes(self.llama.detokenize([token], special=True)).decode("utf-8", "replace")
+
+    def _make_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llama.metadata.get("tokenizer.chat_template") or _CHATML
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(self.llama.token_eos()),
+            bos_token=self._token_text(self.llama.token_bos()),
+            add_generation_prompt=True,
+        )
+
+
+_loaded: dict[tuple[Path, int, int | None], LoadedModel] = {}
+_loading = threading.Lock()
+
+
+def load_model(path: Path, *, n_ctx: int, n_threads: int | None) -> LoadedModel:
+    """Return the model at ``path``, loading it on first use (once per process).
+
+    Raises:
+        ModelLoadError: the file is missing, not GGUF, or llama.cpp rejects it.
+    """
+    key = (path.resolve(), n_ctx, n_threads)
+    with _loading:
+        if key in _loaded:
+            return _loaded[key]
+        check_gguf(path)
+        from llama_cpp import Llama
+
+        try:
+            llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ModelLoadError(str(path), f"llama.cpp could not load it ({e})") from e
+        model = LoadedModel(path=path, llama=llama, n_ctx=llama.n_ctx())
+        _loaded[key] = model
+        return model

@@ -1,0 +1,158 @@
+"""Tool calling for models without native support.
+
+The model is shown the tools in its system prompt and its output is constrained
+by a grammar (built from a JSON Schema) to one of two envelopes::
+
+    {"tool_calls": [{"name": "<tool>", "arguments": {...}}, ...]}
+    {"answer": <text, or a value matching the response schema>}
+
+Tool names are constants and arguments follow each tool's own schema, so every
+call the model emits names a real tool with well-formed arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from plait.chat import ChatRequest, ToolSpec
+from plait.completions import FinishReason
+from plait.errors import ModelOutputError
+from plait.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+)
+
+__all__ = ["envelope_schema", "parse_envelope", "tool_prompt", "uses_envelope", "plain_messages"]
+
+_MAX_CALLS_PER_TURN = 8
+
+
+def uses_envelope(request: ChatRequest) -> bool:
+    """Whether the request needs the tool-call envelope (it offers tools)."""
+    return bool(request.tools) and request.tool_choice != "none"
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    # Without additionalProperties=false the grammar lets a small model invent
+    # extra keys forever; arguments are validated again by the tool anyway.
+    if schema.get("type") == "object" and "additionalProperties" not in schema:
+        return {**schema, "additionalProperties": False}
+    return schema
+
+
+def _call_schema(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"name": {"const": tool.name}, "arguments": _closed(tool.parameters)},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def envelope_schema(request: ChatRequest) -> dict[str, Any]:
+    """JSON Schema of every output the model may produce for this request."""
+    tools = request.tools
+    if request.tool_choice not in ("auto", "required"):
+        tools = tuple(t for t in tools if t.name == request.tool_choice)
+    calls = [_call_schema(t) for t in tools]
+    calls_branch = {
+        "type": "object",
+        "properties": {
+            "tool_calls": {
+                "type": "array",
+                "items": calls[0] if len(calls) == 1 else {"anyOf": calls},
+                "minItems": 1,
+                "maxItems": _MAX_CALLS_PER_TURN,
+            }
+        },
+        "required": ["tool_calls"],
+        "additionalProperties": False,
+    }
+    if request.tool_choice != "auto":
+        return calls_branch
+    answer_branch = {
+        "type": "object",
+        "properties": {"answer": request.response_schema or {"type": "string"}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [calls_branch, answer_branch]}
+
+
+def tool_prompt(request: ChatRequest) -> str:
+    """The system-prompt section that describes the tools and the reply forms."""
+    template = resources.files(__package__).joinpath("prompts/tool_calling.txt").read_text()
+    tools = "\n".join(
+        f"- {t.name}: {t.description or '(no description)'} "
+        f"Arguments: {json.dumps(t.parameters.get('properties', {}))}"
+        for t in request.tools
+    )
+    forms = ['{"tool_calls": [{"name": "<tool name>", "arguments": {...}}]} to call tools']
+    if request.tool_choice == "auto":
+        forms.append('{"answer": "<your final answer>"} when no tool is needed')
+    return template.format(tools=tools, reply_forms="\n".join(forms)).strip()
+
+
+def plain_messages(request: ChatRequest) -> list[Message]:
+    """Messages rewritten for a chat template that knows no tools.
+
+    The tool section joins the system prompt (after the caller's own text, so a
+    shared system prompt stays a shared prefix); earlier tool calls become the
+    JSON the model would have written, and tool results become user turns.
+    """
+    out: list[Message] = []
+    messages = list(request.messages)
+    if uses_envelope(request):
+        section = tool_prompt(request)
+        if messages and isinstance(messages[0], SystemMessage):
+            first = messages.pop(0)
+            out.append(SystemMessage(content=f"{first.content}\n\n{section}"))
+        else:
+            out.append(SystemMessage(content=section))
+    for message in messages:
+        if isinstance(message, AssistantMessage) and message.tool_calls:
+            calls = [
+                {"name": c.name, "arguments": c.parsed_arguments()} for c in message.tool_calls
+            ]
+            out.append(AssistantMessage(content=json.dumps({"tool_calls": calls})))
+        elif isinstance(message, ToolMessage):
+            label = f"tool {message.name}" if message.name else "tool"
+            out.append(
+                UserMessage(
+                    content=f"Result of {label} ({message.tool_call_id}):\n{message.content}"
+                )
+            )
+        else:
+            out.append(message)
+    return out
+
+
+def parse_envelope(
+    text: str, request: ChatRequest, finish_reason: FinishReason
+) -> tuple[str, tuple[ToolCall, ...], FinishReason]:
+    """Turn envelope JSON into ``(text, tool_calls, finish_reason)``.
+
+    Raises:
+        ModelOutputError: the output is not a complete envelope (usually because
+            generation hit ``max_tokens`` mid-object).
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        why = "was cut off by max_tokens" if finish_reason == "length" else "is not valid JSON"
+        raise ModelOutputError(f"the model's tool-call reply {why}", raw=text) from e
+    if "tool_calls" in value:
+        # Small models tend to repeat a call verbatim; a repeat adds nothing.
+        unique = {json.dumps(c, sort_keys=True): c for c in value["tool_calls"]}
+        calls = tuple(ToolCall(name=c["name"], arguments=c["arguments"]) for c in unique.values())
+        return "", calls, "tool_calls"
+    answer = value["answer"]
+    if request.response_schema is None and isinstance(answer, str):
+        return answer, (), finish_reason
+    return json.dumps(answer, ensure_ascii=False), (), finish_reason

@@ -1,0 +1,103 @@
+"""What a backend answers: completions, token usage, timings and stream chunks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.errors import ModelOutputError
+from plait.messages import AssistantMessage, ToolCall
+
+__all__ = ["Completion", "FinishReason", "StreamChunk", "Timings", "Usage"]
+
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled"]
+
+
+class Usage(BaseModel):
+    """Token counts of one request.
+
+    ``cached_prompt_tokens`` is the part of the prompt that was not prefilled
+    again because a prefix cache already held it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int = Field(default=0, ge=0)
+    cached_prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Timings(BaseModel):
+    """Wall-clock seconds spent on one request.
+
+    ``first_token_s`` runs from the call to the first generated token (queueing
+    plus prefill); ``total_s`` to the last one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    first_token_s: float | None = None
+    total_s: float = 0.0
+
+    @property
+    def decode_s(self) -> float | None:
+        return None if self.first_token_s is None else self.total_s - self.first_token_s
+
+
+class Completion(BaseModel):
+    """A finished model answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Usage()
+    timings: Timings = Timings()
+    model: str = ""
+
+    @property
+    def message(self) -> AssistantMessage:
+        """This completion as the assistant turn to append to a conversation."""
+        return AssistantMessage(content=self.text or None, tool_calls=self.tool_calls)
+
+    def parse_json(self) -> Any:
+        """Parse ``text`` as JSON.
+
+        Raises:
+            ModelOutputError: the text is not valid JSON.
+        """
+        try:
+            return json.loads(self.text)
+        except json.JSONDecodeError as e:
+            raise ModelOutputError(f"completion is not valid JSON ({e.msg})", raw=self.text) from e
+
+
+class StreamChunk(BaseModel):
+    """A piece of a streamed answer.
+
+    Text arrives as ``delta`` pieces; the last chunk of every stream carries the
+    whole ``completion`` (with tool calls, usage and timings) and nothing else.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    delta: str = ""
+    completion: Completion | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.completion is not None
