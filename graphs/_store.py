@@ -1,0 +1,126 @@
+"""Durable task results: a finished task's result is stored before its dependants start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from plait.errors import ConfigError, PlanError
+
+from ._plan import Task
+
+__all__ = ["MemoryResultStore", "ResultStore", "SQLiteResultStore"]
+
+
+class ResultStore(ABC):
+    """Where a run keeps its plan and finished results so it can resume."""
+
+    @abstractmethod
+    async def save_task(self, run_id: str, task: Task) -> None:
+        """Record that ``task`` belongs to the run (in arrival order)."""
+
+    @abstractmethod
+    async def save_result(self, run_id: str, task_id: str, result: Any) -> None:
+        """Record a finished task's result."""
+
+    @abstractmethod
+    async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
+        """The run's tasks (in arrival order) and the results stored so far."""
+
+
+class MemoryResultStore(ResultStore):
+    """A store that lives as long as the process (for tests and one-off runs)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, list[Task]] = {}
+        self._results: dict[str, dict[str, Any]] = {}
+
+    async def save_task(self, run_id: str, task: Task) -> None:
+        tasks = self._tasks.setdefault(run_id, [])
+        if all(t.id != task.id for t in tasks):
+            tasks.append(task)
+
+    async def save_result(self, run_id: str, task_id: str, result: Any) -> None:
+        self._results.setdefault(run_id, {})[task_id] = result
+
+    async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
+        return list(self._tasks.get(run_id, [])), dict(self._results.get(run_id, {}))
+
+
+class SQLiteResultStore(ResultStore):
+    """Runs stored in one SQLite file; every write is committed before it returns.
+
+    Results must be JSON-serializable: that is what makes them survive a crash.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(self.path, check_same_thread=False)
+                conn.executescript(
+                    "PRAGMA journal_mode=WAL;"
+                    "CREATE TABLE IF NOT EXISTS tasks (run_id TEXT, seq INTEGER, task_id TEXT,"
+                    " body TEXT, PRIMARY KEY (run_id, task_id));"
+                    "CREATE TABLE IF NOT EXISTS results (run_id TEXT, task_id TEXT, result TEXT,"
+                    " PRIMARY KEY (run_id, task_id));"
+                )
+            except sqlite3.DatabaseError as e:
+                raise ConfigError(f"cannot open the run store {self.path}: {e}") from e
+            self._conn = conn
+        return self._conn
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        async with self._lock:
+            db = self._db()
+            await asyncio.to_thread(_execute_commit, db, sql, params)
+
+    async def save_task(self, run_id: str, task: Task) -> None:
+        await self._write(
+            "INSERT OR IGNORE INTO tasks VALUES (?, (SELECT COUNT(*) FROM tasks WHERE run_id=?),"
+            " ?, ?)",
+            (run_id, run_id, task.id, task.model_dump_json()),
+        )
+
+    async def save_result(self, run_id: str, task_id: str, result: Any) -> None:
+        try:
+            body = json.dumps(result)
+        except TypeError as e:
+            raise PlanError(
+                f"result is not JSON-serializable, so it cannot be stored durably ({e})",
+                task_id=task_id,
+            ) from e
+        await self._write(
+            "INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (run_id, task_id, body)
+        )
+
+    async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
+        async with self._lock:
+            db = self._db()
+            rows = db.execute(
+                "SELECT body FROM tasks WHERE run_id=? ORDER BY seq", (run_id,)
+            ).fetchall()
+            results = db.execute(
+                "SELECT task_id, result FROM results WHERE run_id=?", (run_id,)
+            ).fetchall()
+        tasks = [Task.model_validate_json(body) for (body,) in rows]
+        return tasks, {task_id: json.loads(body) for task_id, body in results}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _execute_commit(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
+    db.execute(sql, params)
+    db.commit()
