@@ -1,9 +1,10 @@
 """Plans as DAGs and the eager executor that runs them.
 
-Coming with their issues: the planner and joiner loop on LangGraph, YAML
-workflows and checkpoints.
+``LLMCompiler`` is the plan -> execute -> join -> replan loop, as a LangGraph
+graph. Coming with their issues: YAML workflows and agents as tasks.
 """
 
+from ._compiler import CompilerResult, LLMCompiler, Round, tool_runner
 from ._events import RunResult, TaskEvent, TaskOutcome, TaskStatus
 from ._executor import Approver, EagerExecutor, TaskRunner
 from ._plan import Plan, Task
@@ -11,10 +12,13 @@ from ._store import MemoryResultStore, ResultStore, SQLiteResultStore
 
 __all__ = [
     "Approver",
+    "CompilerResult",
     "EagerExecutor",
+    "LLMCompiler",
     "MemoryResultStore",
     "Plan",
     "ResultStore",
+    "Round",
     "RunResult",
     "SQLiteResultStore",
     "Task",
@@ -22,4 +26,5 @@ __all__ = [
     "TaskOutcome",
     "TaskRunner",
     "TaskStatus",
+    "tool_runner",
 ]

@@ -132,13 +132,14 @@ class _Run:
 
     async def execute(self, plan: Plan | Iterable[Task] | AsyncIterable[Task]) -> RunResult:
         _, self.stored = await self.ex._store.load(self.run_id)
-        invalid: PlanError | None = None
+        invalid: Exception | None = None
         async with asyncio.TaskGroup() as group:
             self.group = group
             try:
                 await self.feed(plan)
-            except PlanError as e:
-                # An invalid streamed task stops the run: nothing more starts.
+            except Exception as e:  # re-raised below, unwrapped from the task group
+                # An invalid streamed task (or a failing plan stream) stops the
+                # run: nothing more starts and running tasks are cancelled.
                 invalid = e
                 for running in self.running:
                     running.cancel()

@@ -77,11 +77,14 @@ class Completion(BaseModel):
     def parse_json(self) -> Any:
         """Parse ``text`` as JSON.
 
+        Raw control characters inside strings (a newline a model wrote as-is)
+        are accepted.
+
         Raises:
             ModelOutputError: the text is not valid JSON.
         """
         try:
-            return json.loads(self.text)
+            return json.loads(self.text, strict=False)
         except json.JSONDecodeError as e:
             raise ModelOutputError(f"completion is not valid JSON ({e.msg})", raw=self.text) from e
 

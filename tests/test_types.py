@@ -103,3 +103,8 @@ def test_usage_adds_up():
         prompt_tokens=5, cached_prompt_tokens=5, completion_tokens=1
     )
     assert total == Usage(prompt_tokens=15, cached_prompt_tokens=9, completion_tokens=3)
+
+
+def test_parse_json_accepts_raw_newlines_inside_strings():
+    completion = Completion(text='{"a": "one\ntwo"}')
+    assert completion.parse_json() == {"a": "one\ntwo"}
