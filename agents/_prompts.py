@@ -13,9 +13,9 @@ def _template(name: str) -> str:
     return resources.files(__package__).joinpath(f"prompts/{name}.txt").read_text().strip()
 
 
-def render(name: str, **values: str) -> str:
-    """Fill the template ``prompts/<name>.txt``."""
-    return _template(name).format(**values)
+def render(template: str, /, **values: str) -> str:
+    """Fill the template ``prompts/<template>.txt``."""
+    return _template(template).format(**values)
 
 
 def system_prompt(shared_context: str, name: str, instructions: str, extra: str = "") -> str:

@@ -6,7 +6,9 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from plait.errors import ToolError
 
@@ -102,8 +104,13 @@ def _eval(node: ast.expr) -> Any:
     raise ToolError(f"{ast.unparse(node)!r} is not allowed in a calculator expression")
 
 
+# The pattern keeps constrained decoders (the local backend's grammar) from
+# wandering into quotes and braces; evaluate() checks the expression anyway.
+_EXPRESSION = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[0-9a-z(][0-9a-z+*/%^(). -]*$")]
+
+
 @tool
-def calculator(expression: str) -> str:
+def calculator(expression: _EXPRESSION) -> str:
     """Evaluate an arithmetic expression and return the number.
 
     Args:
