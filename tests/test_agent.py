@@ -283,7 +283,7 @@ def test_path_traversal_is_refused_inside_a_run(tmp_path):
     )
     result = Agent("r", "Read.", backend, tools=file_tools(workspace)).run("Read the secret.")
     record = result.trace.tool_calls[0]
-    assert record.error == "failed" and "top secret" not in record.result
+    assert record.error == "permission" and "top secret" not in record.result
 
 
 def test_tool_choice_applies_to_the_first_turn_and_max_tool_rounds_withholds_tools():

@@ -71,6 +71,8 @@ class Workspace:
     def read(self, relative: str) -> str:
         """Read a UTF-8 text file inside the workspace."""
         path = self.resolve(relative)
+        if path.is_dir():
+            raise ToolError(f"{relative!r} is a folder, not a file")
         try:
             # O_NOFOLLOW: a link swapped in after the check is still refused.
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

@@ -178,6 +178,8 @@ class ToolRunner:
                     value = await found.acall(call.arguments)
             except TimeoutError:
                 return "timeout", f"Error: tool {call.name!r} timed out after {timeout:g} s.", False
+            except ToolPermissionError as e:
+                return "permission", f"Error: {e}", False
             except ToolError as e:
                 return "failed", f"Error: {e}", False
             except Exception as e:  # a tool's own bug is news for the model, not a crash
