@@ -175,7 +175,7 @@ def _build(
     timeout_s: float | None,
     tags: frozenset[str],
 ) -> Tool:
-    tool_name = name or getattr(fn, "__name__", "")
+    tool_name: str = name or str(getattr(fn, "__name__", ""))
     _check_name(tool_name)
     doc = parse_docstring(inspect.getdoc(fn))
     where = f"tool {tool_name!r} ({getattr(fn, '__qualname__', fn)!r})"
