@@ -71,6 +71,7 @@ class Run:
         self.schema = json_schema_of(agent.output_type) if agent.output_type is not None else None
         self._deadline: float | None = None
         self._last: Completion = Completion()
+        self._plan_text = ""
 
     # -- driving -------------------------------------------------------------
 
@@ -215,8 +216,6 @@ class Run:
                 duration_s=time.perf_counter() - started,
             )
         )
-
-    _plan_text = ""
 
     async def _plan(self, planner: Backend) -> bool:
         """Ask the planner whether to call a tool next; remember its plan."""
