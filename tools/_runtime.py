@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Any, Literal
 
 from plait.errors import ConfigError, ToolArgumentError, ToolError, ToolPermissionError
 from plait.messages import ToolCall, ToolMessage
 
 from ._registry import Toolset
-from ._tool import render_result
+from ._tool import Tool, render_result
 
 __all__ = ["Permissions", "ToolErrorKind", "ToolLimits", "ToolOutcome", "ToolRunner"]
 
@@ -116,11 +116,11 @@ class ToolRunner:
 
     def __init__(
         self,
-        tools: Toolset | Iterable[object],
+        tools: Toolset | Iterable[Tool | Callable[..., Any]],
         limits: ToolLimits | None = None,
         permissions: Permissions | None = None,
     ) -> None:
-        self.tools = tools if isinstance(tools, Toolset) else Toolset(tools)  # type: ignore[arg-type]
+        self.tools = tools if isinstance(tools, Toolset) else Toolset(tools)
         self.limits = limits or ToolLimits()
         self.permissions = permissions or Permissions()
         self._semaphore: asyncio.Semaphore | None = None
