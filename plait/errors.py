@@ -11,6 +11,9 @@ PlaitError
 │   ├── BackendTimeout         a backend did not answer in time
 │   └── ModelOutputError       the model produced output that cannot be used
 ├── ToolError              a tool failed or was called with bad arguments
+│   ├── ToolArgumentError      arguments do not match the tool's schema
+│   ├── ToolPermissionError    the agent may not use this tool (or that host/path)
+│   └── ToolTimeout            a tool did not finish within its time limit
 ├── BudgetExceeded         a run or router budget would be exceeded
 └── MemoryGuardRejected    MemoryGuard refused a memory read or write
 ```
@@ -33,7 +36,10 @@ __all__ = [
     "ModelOutputError",
     "PlaitError",
     "PlanError",
+    "ToolArgumentError",
     "ToolError",
+    "ToolPermissionError",
+    "ToolTimeout",
 ]
 
 
@@ -135,6 +141,38 @@ class ModelOutputError(BackendError):
 
 class ToolError(PlaitError):
     """A tool failed, timed out, or was called with arguments it cannot take."""
+
+
+class ToolArgumentError(ToolError):
+    """Arguments given to a tool do not match its schema.
+
+    Attributes:
+        tool: the tool's name.
+        problems: one line per problem (``field: message``).
+    """
+
+    def __init__(self, tool: str, problems: str) -> None:
+        self.tool = tool
+        self.problems = problems
+        super().__init__(f"invalid arguments for tool {tool!r}: {problems}")
+
+
+class ToolPermissionError(ToolError):
+    """A tool, host or path is not allowed for the one asking."""
+
+
+class ToolTimeout(ToolError):
+    """A tool did not finish within its time limit.
+
+    Attributes:
+        tool: the tool's name.
+        timeout_s: the limit, in seconds.
+    """
+
+    def __init__(self, tool: str, timeout_s: float) -> None:
+        self.tool = tool
+        self.timeout_s = timeout_s
+        super().__init__(f"tool {tool!r} did not finish within {timeout_s:g} s and was abandoned")
 
 
 class BudgetExceeded(PlaitError):

@@ -42,6 +42,7 @@ def test_wheel_installs_only_the_plait_package(wheel):
         assert f"plait/{sub}/__init__.py" in names
         assert not any(n.startswith(f"{sub}/") for n in names)
     assert "plait/backends/local/prompts/tool_calling.txt" in names
+    assert "plait/agents/prompts/agent.txt" in names
     assert "plait/py.typed" in names
 
 

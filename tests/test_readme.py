@@ -33,3 +33,4 @@ def test_readme_python_examples_run(capsys):
         exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "{'sentiment': 'positive'}" in out and "get_weather" in out
+    assert "result=84.0" in out  # the Agents example

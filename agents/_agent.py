@@ -1,0 +1,171 @@
+"""``Agent``: a named role with instructions, a backend, tools, memory and an output type."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from plait.backends import Backend
+from plait.chat import ToolChoice
+from plait.errors import ConfigError
+from plait.tools import Permissions, Tool, ToolLimits, ToolRetriever, ToolRunner, Toolset
+
+from ._loop import Run
+from ._memory import AgentMemory
+from ._trace import AgentEvent, AgentResult, RunFinished
+
+__all__ = ["Agent", "AgentLimits", "Roles"]
+
+OutputT = TypeVar("OutputT")
+
+
+@dataclass(frozen=True)
+class AgentLimits:
+    """When a run must stop; hitting one ends it with ``stop_reason`` set to its name.
+
+    Attributes:
+        max_steps: model turns per run.
+        max_tokens: prompt plus completion tokens over the whole run.
+        timeout_s: wall-clock seconds per run (``None``: no limit).
+        max_turn_tokens: completion tokens one model turn may generate.
+        output_retries: re-asks after an answer that does not validate
+            against the output type (then :class:`~plait.errors.ModelOutputError`).
+        argument_retries: tool calls with invalid arguments tolerated per run
+            (then :class:`~plait.errors.ToolArgumentError`).
+    """
+
+    max_steps: int = 8
+    max_tokens: int = 20_000
+    timeout_s: float | None = 120.0
+    max_turn_tokens: int = 512
+    output_retries: int = 2
+    argument_retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.max_tokens < 1 or self.max_turn_tokens < 1:
+            raise ConfigError(f"AgentLimits need positive step and token limits; got {self}")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ConfigError(f"AgentLimits.timeout_s must be positive; got {self.timeout_s}")
+        if self.output_retries < 0 or self.argument_retries < 0:
+            raise ConfigError(f"AgentLimits retries cannot be negative; got {self}")
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Backends for the planner/caller/summarizer split ("Small LLMs Are Weak Tool Learners").
+
+    Each step the planner decides (JSON: ``next`` and ``plan``) whether a tool
+    is needed; the caller turns the plan into tool calls; the summarizer writes
+    the final answer. Any role left ``None`` uses the agent's own backend.
+    """
+
+    planner: Backend | None = None
+    caller: Backend | None = None
+    summarizer: Backend | None = None
+
+
+class Agent(Generic[OutputT]):
+    """A named role that answers tasks with a model, tools and (optionally) memory.
+
+    The prompt is laid out shared-part-first: ``shared_context`` (text every
+    agent of a team shares), then this agent's name and instructions, then the
+    task, so prefix caches (local KV sharing or a server's) hit across agents.
+
+    Args:
+        name: the agent's name (in prompts, traces and permissions).
+        instructions: what this agent does and how.
+        backend: the model.
+        tools: tools, functions or toolsets it may use.
+        output_type: a pydantic model (or any type pydantic validates) the final
+            answer must match; ``None`` for plain text.
+        memory: recalls notes before a task and remembers the answer after.
+        shared_context: team-wide text placed before the instructions.
+        limits: step, token and time limits.
+        tool_limits: timeout, output size and concurrency of tool calls.
+        permissions: which agent may use which tool.
+        tool_choice: tool choice for the first model turn (``"required"`` or a
+            tool name forces a call); later turns use ``"auto"``.
+        max_tool_rounds: after this many rounds of tool calls the model must
+            answer (tools are withheld); ``None``: no such limit.
+        retriever: offer only the tools it selects per step (large toolsets).
+        roles: planner/caller/summarizer backends.
+        temperature: sampling temperature for every turn (``None``: backend's).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        instructions: str,
+        backend: Backend,
+        *,
+        tools: Iterable[Tool | Callable[..., Any] | Toolset] = (),
+        output_type: type[OutputT] | None = None,
+        memory: AgentMemory | None = None,
+        shared_context: str = "",
+        limits: AgentLimits | None = None,
+        tool_limits: ToolLimits | None = None,
+        permissions: Permissions | None = None,
+        tool_choice: ToolChoice = "auto",
+        max_tool_rounds: int | None = None,
+        retriever: ToolRetriever | None = None,
+        roles: Roles | None = None,
+        temperature: float | None = None,
+    ) -> None:
+        if not name:
+            raise ConfigError("an agent needs a non-empty name")
+        self.name = name
+        self.instructions = instructions
+        self.backend = backend
+        self.tools = tools if isinstance(tools, Toolset) else Toolset(tools)
+        if retriever is not None and not self.tools:
+            self.tools = retriever.tools
+        self.output_type = output_type
+        self.memory = memory
+        self.shared_context = shared_context
+        self.limits = limits or AgentLimits()
+        self.tool_limits = tool_limits or ToolLimits()
+        self.permissions = permissions or Permissions()
+        self.tool_choice = tool_choice
+        self.max_tool_rounds = max_tool_rounds
+        self.retriever = retriever
+        self.roles = roles
+        self.temperature = temperature
+        if tool_choice not in ("auto", "none", "required") and tool_choice not in self.tools:
+            raise ConfigError(f"agent {name!r}: tool_choice {tool_choice!r} names no tool it has")
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, backend={self.backend.name!r}, tools={self.tools.names})"
+
+    def _new_run(self, task: str) -> Run:
+        runner = ToolRunner(self.tools, self.tool_limits, self.permissions)
+        return Run(self, task, runner)
+
+    async def arun(self, task: str) -> AgentResult[OutputT]:
+        """Run the agent on ``task`` and return its result.
+
+        Raises:
+            ModelOutputError: the answer did not match ``output_type`` after the
+                allowed re-asks.
+            ToolArgumentError: the model kept calling tools with invalid arguments.
+            BackendError: the backend failed.
+        """
+        result: AgentResult[OutputT] | None = None
+        async for event in self._new_run(task).events():
+            if isinstance(event, RunFinished):
+                result = event.result
+        assert result is not None  # every run ends with RunFinished
+        return result
+
+    def stream(self, task: str) -> AsyncIterator[AgentEvent]:
+        """Run the agent, yielding text deltas and tool events, then ``RunFinished``."""
+        return self._new_run(task).events()
+
+    def run(self, task: str) -> AgentResult[OutputT]:
+        """Blocking :meth:`arun`, for code that has no event loop running."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(task))
+        raise ConfigError("Agent.run() was called inside a running event loop; use 'await arun()'")

@@ -1,0 +1,343 @@
+"""One run of an agent: the tool loop, structured output, limits and the trace."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from plait.backends import Backend
+from plait.chat import ChatRequest, ToolChoice
+from plait.completions import Completion
+from plait.errors import ConfigError, ModelOutputError, ToolArgumentError
+from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
+from plait.tools import ToolOutcome, ToolRunner, Toolset, json_schema_of
+
+from ._prompts import render, system_prompt
+from ._trace import (
+    AgentEvent,
+    AgentResult,
+    ModelTurn,
+    Role,
+    RunFinished,
+    StopReason,
+    TextDelta,
+    ToolFinished,
+    ToolRecord,
+    ToolStarted,
+    Trace,
+)
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+
+__all__ = ["Run"]
+
+_PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"next": {"enum": ["call_tool", "answer"]}, "plan": {"type": "string"}},
+    "required": ["next", "plan"],
+}
+
+
+class _Stop(Exception):
+    """A limit was reached; the run ends with a result naming it."""
+
+    def __init__(self, reason: StopReason) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Run:
+    """The state of one run; :meth:`events` drives it."""
+
+    def __init__(self, agent: Agent[Any], task: str, runner: ToolRunner) -> None:
+        self.agent = agent
+        self.task = task
+        self.runner = runner
+        self.limits = agent.limits
+        self.trace = Trace(agent=agent.name)
+        self.messages: list[Message] = []
+        self.output: Any = None
+        self.text = ""
+        self.tool_rounds = 0
+        self.invalid_calls = 0
+        self.repairs = 0
+        self.adapter = TypeAdapter(agent.output_type) if agent.output_type is not None else None
+        self.schema = json_schema_of(agent.output_type) if agent.output_type is not None else None
+        self._deadline: float | None = None
+        self._last: Completion = Completion()
+        self._plan_text = ""
+
+    # -- driving -------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[AgentEvent]:
+        """Run to the end, yielding events; the last one is :class:`RunFinished`."""
+        started = time.perf_counter()
+        if self.limits.timeout_s is not None:
+            self._deadline = asyncio.get_running_loop().time() + self.limits.timeout_s
+        reason: StopReason = "done"
+        try:
+            await self._start()
+            async for event in self._loop():
+                yield event
+        except _Stop as stop:
+            reason = stop.reason
+        self.trace.messages = list(self.messages)
+        self.trace.duration_s = time.perf_counter() - started
+        self.trace.stop_reason = reason
+        if reason == "done" and self.agent.memory is not None:
+            await self.agent.memory.remember(
+                f"Task: {self.task}\nAnswer: {self.text}", metadata={"agent": self.agent.name}
+            )
+        result = AgentResult(
+            output=self.output if reason == "done" else None,
+            text=self.text,
+            stop_reason=reason,
+            trace=self.trace,
+        )
+        yield RunFinished(result)
+
+    async def _start(self) -> None:
+        caps = self.agent.backend.capabilities
+        if self.agent.tools and not (caps.native_tool_calls or caps.json_schema_output):
+            raise ConfigError(
+                f"agent {self.agent.name!r} has tools but backend {self.agent.backend.name!r} "
+                "can neither call tools natively nor constrain its output to JSON"
+            )
+        extra = ""
+        if self.schema is not None and not caps.json_schema_output:
+            extra = render("output_format", schema=json.dumps(self.schema))
+        system = system_prompt(
+            self.agent.shared_context, self.agent.name, self.agent.instructions, extra
+        )
+        self.messages = [SystemMessage(content=system)]
+        task = self.task
+        if self.agent.memory is not None:
+            notes = await self._bounded(self.agent.memory.recall(self.task))
+            if notes:
+                listed = "\n".join(f"- {n}" for n in notes)
+                task = render("memories", memories=listed, task=self.task)
+        self.messages.append(UserMessage(content=task))
+
+    async def _loop(self) -> AsyncIterator[AgentEvent]:
+        while True:
+            tools = await self._offered_tools()
+            may_call = bool(tools) and (
+                self.agent.max_tool_rounds is None or self.tool_rounds < self.agent.max_tool_rounds
+            )
+            role: Role = "agent"
+            backend = self.agent.backend
+            choice: ToolChoice = self.agent.tool_choice if self.tool_rounds == 0 else "auto"
+            extra: list[Message] = []
+            roles = self.agent.roles
+            if roles is not None:
+                wants_tool = may_call and await self._plan(roles.planner or backend)
+                if wants_tool:
+                    role, backend, choice = "caller", roles.caller or backend, "required"
+                    extra = [UserMessage(content=render("caller", plan=self._plan_text))]
+                else:
+                    role, backend, may_call = "summarizer", roles.summarizer or backend, False
+                    extra = [UserMessage(content=render("summarizer"))]
+            if not may_call:
+                choice = "none" if tools else "auto"
+            request = self._request(tools, choice, extra)
+            async for event in self._model_turn(backend, request, role):
+                yield event
+            completion = self._last
+            if completion.tool_calls:
+                self._check_tokens()
+                async for event in self._call_tools(completion):
+                    yield event
+                continue
+            self.text = completion.text
+            if self._accept(completion.text):
+                return
+
+    # -- model turns -----------------------------------------------------------
+
+    def _request(
+        self, tools: Toolset, choice: ToolChoice, extra: Sequence[Message] = ()
+    ) -> ChatRequest:
+        schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
+        return ChatRequest(
+            messages=(*self.messages, *extra),
+            tools=tools.specs,
+            tool_choice=choice,
+            response_schema=schema,
+            max_tokens=self.limits.max_turn_tokens,
+            temperature=self.agent.temperature,
+            agent=self.agent.name,
+        )
+
+    async def _model_turn(
+        self, backend: Backend, request: ChatRequest, role: Role
+    ) -> AsyncIterator[AgentEvent]:
+        if self.trace.steps >= self.limits.max_steps:
+            raise _Stop("max_steps")
+        self._check_tokens()
+        step = self.trace.steps + 1
+        started = time.perf_counter()
+        chunks = backend.stream(request)
+        completion: Completion | None = None
+        try:
+            while completion is None:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), self._remaining())
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _Stop("timeout") from None
+                if chunk.delta:
+                    yield TextDelta(step=step, delta=chunk.delta)
+                completion = chunk.completion
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+        if completion is None:
+            raise ModelOutputError(
+                f"backend {backend.name!r} ended its stream without a completion", raw=""
+            )
+        self._last = completion
+        self.trace.usage = self.trace.usage + completion.usage
+        self.trace.turns.append(
+            ModelTurn(
+                step=step,
+                role=role,
+                backend=backend.name,
+                text=completion.text,
+                tool_calls=completion.tool_calls,
+                offered_tools=tuple(t.name for t in request.tools),
+                finish_reason=completion.finish_reason,
+                usage=completion.usage,
+                duration_s=time.perf_counter() - started,
+            )
+        )
+
+    async def _plan(self, planner: Backend) -> bool:
+        """Ask the planner whether to call a tool next; remember its plan."""
+        schema = _PLAN_SCHEMA if planner.capabilities.json_schema_output else None
+        request = ChatRequest(
+            messages=(*self.messages, UserMessage(content=render("planner"))),
+            response_schema=schema,
+            max_tokens=self.limits.max_turn_tokens,
+            temperature=self.agent.temperature,
+            agent=self.agent.name,
+        )
+        async for _ in self._model_turn(planner, request, "planner"):
+            pass
+        try:
+            decision = json.loads(self._last.text)
+            wants_tool = decision.get("next") == "call_tool"
+            self._plan_text = str(decision.get("plan", ""))
+        except (json.JSONDecodeError, AttributeError):
+            # A planner without JSON output: its text is the plan; go on with tools
+            # only until the first results are in.
+            wants_tool = self.tool_rounds == 0
+            self._plan_text = self._last.text
+        if self._plan_text:
+            self.messages.append(AssistantMessage(content=f"Plan: {self._plan_text}"))
+        return wants_tool
+
+    # -- tools -----------------------------------------------------------------
+
+    async def _offered_tools(self) -> Toolset:
+        allowed = self.runner.allowed(self.agent.name)
+        retriever = self.agent.retriever
+        if retriever is None or len(allowed) <= retriever.k:
+            return allowed
+        query = " ".join(
+            [self.task, *(getattr(m, "content", None) or "" for m in self.messages[-2:])]
+        )
+        selected = await self._bounded(retriever.select(query))
+        return selected.filter(predicate=lambda t: t.name in allowed)
+
+    async def _call_tools(self, completion: Completion) -> AsyncIterator[AgentEvent]:
+        step = self.trace.steps
+        self.messages.append(completion.message)
+        for call in completion.tool_calls:
+            yield ToolStarted(step=step, call=call)
+        outcomes = await self._bounded(
+            self.runner.run_all(completion.tool_calls, agent=self.agent.name)
+        )
+        for outcome in outcomes:
+            record = _record(step, outcome)
+            self.trace.tool_calls.append(record)
+            self.messages.append(outcome.message)
+            yield ToolFinished(step=step, record=record)
+        self.tool_rounds += 1
+        bad = [o for o in outcomes if o.error in ("arguments", "unknown_tool")]
+        self.invalid_calls += len(bad)
+        if bad and self.invalid_calls > self.limits.argument_retries:
+            raise ToolArgumentError(
+                bad[-1].call.name,
+                f"{bad[-1].content} (agent {self.agent.name!r} made {self.invalid_calls} "
+                f"invalid tool calls; the limit is {self.limits.argument_retries})",
+            )
+
+    # -- output ----------------------------------------------------------------
+
+    def _accept(self, text: str) -> bool:
+        """Validate the final answer; queue a re-ask and return False when it does not fit."""
+        if self.adapter is None:
+            self.output = text
+            return True
+        try:
+            self.output = self.adapter.validate_json(text)
+            return True
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(answer)'}: {err['msg']}"
+                for err in e.errors()
+            )
+        self.repairs += 1
+        if self.repairs > self.limits.output_retries:
+            raise ModelOutputError(
+                f"agent {self.agent.name!r}: the answer does not match "
+                f"{getattr(self.agent.output_type, '__name__', 'the output type')} after "
+                f"{self.limits.output_retries} re-ask(s) ({problems})",
+                raw=text,
+            )
+        self.messages.append(AssistantMessage(content=text))
+        self.messages.append(
+            UserMessage(
+                content=render("output_repair", problems=problems, schema=json.dumps(self.schema))
+            )
+        )
+        return False
+
+    # -- limits ----------------------------------------------------------------
+
+    def _remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        left = self._deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise _Stop("timeout")
+        return left
+
+    async def _bounded(self, awaitable: Any) -> Any:
+        try:
+            return await asyncio.wait_for(awaitable, self._remaining())
+        except TimeoutError:
+            raise _Stop("timeout") from None
+
+    def _check_tokens(self) -> None:
+        if self.trace.usage.total_tokens >= self.limits.max_tokens:
+            raise _Stop("max_tokens")
+
+
+def _record(step: int, outcome: ToolOutcome) -> ToolRecord:
+    return ToolRecord(
+        step=step,
+        call_id=outcome.call.id,
+        name=outcome.call.name,
+        arguments=outcome.call.arguments,
+        result=outcome.content,
+        error=outcome.error,
+        duration_s=outcome.duration_s,
+        truncated=outcome.truncated,
+    )

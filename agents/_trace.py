@@ -1,0 +1,152 @@
+"""What a run leaves behind: a structured trace, the result and the stream events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.completions import Usage
+from plait.messages import Message, ToolCall
+
+__all__ = [
+    "AgentEvent",
+    "AgentResult",
+    "ModelTurn",
+    "RunFinished",
+    "StopReason",
+    "TextDelta",
+    "ToolFinished",
+    "ToolRecord",
+    "ToolStarted",
+    "Trace",
+]
+
+OutputT = TypeVar("OutputT")
+
+StopReason = Literal["done", "max_steps", "max_tokens", "timeout"]
+"""Why a run ended: it answered, or which limit stopped it."""
+
+Role = Literal["agent", "planner", "caller", "summarizer"]
+
+
+class ModelTurn(BaseModel):
+    """One request to a model and what it answered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    role: Role = "agent"
+    backend: str
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    offered_tools: tuple[str, ...] = ()
+    finish_reason: str = "stop"
+    usage: Usage = Usage()
+    duration_s: float = 0.0
+
+
+class ToolRecord(BaseModel):
+    """One tool call: arguments as the model wrote them, result, error kind, duration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    call_id: str
+    name: str
+    arguments: str
+    result: str
+    error: str | None = None
+    duration_s: float = 0.0
+    truncated: bool = False
+
+
+class Trace(BaseModel):
+    """Everything a run did, in order; JSON-serialisable with ``model_dump_json()``.
+
+    Attributes:
+        agent: the agent's name.
+        turns: model requests and answers.
+        tool_calls: tool calls with arguments, results and durations.
+        messages: the final conversation.
+        usage: tokens over the whole run (cached prompt tokens included).
+        duration_s: wall-clock seconds of the run.
+        stop_reason: why it ended.
+    """
+
+    agent: str
+    turns: list[ModelTurn] = Field(default_factory=list)
+    tool_calls: list[ToolRecord] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list)
+    usage: Usage = Usage()
+    duration_s: float = 0.0
+    stop_reason: StopReason = "done"
+
+    @property
+    def steps(self) -> int:
+        """Model turns taken."""
+        return len(self.turns)
+
+
+@dataclass(frozen=True)
+class AgentResult(Generic[OutputT]):
+    """How a run ended.
+
+    Attributes:
+        output: the typed output (the text when the agent has no output type);
+            ``None`` when a limit stopped the run first.
+        text: the model's last text.
+        stop_reason: ``"done"``, or the limit that stopped the run.
+        trace: the structured trace.
+    """
+
+    output: OutputT | None
+    text: str
+    stop_reason: StopReason
+    trace: Trace
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run answered (no limit stopped it)."""
+        return self.stop_reason == "done"
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens over the whole run."""
+        return self.trace.usage
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of model text as it streams (tool-call turns on constrained backends stream none)."""
+
+    step: int
+    delta: str
+
+
+@dataclass(frozen=True)
+class ToolStarted:
+    """A tool call is about to run."""
+
+    step: int
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    """A tool call finished (successfully or with an error the model will see)."""
+
+    step: int
+    record: ToolRecord
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The last event of every stream."""
+
+    result: AgentResult[Any]
+
+
+AgentEvent = TextDelta | ToolStarted | ToolFinished | RunFinished
+"""What :meth:`Agent.stream` yields."""

@@ -1,0 +1,195 @@
+"""Running tool calls under limits: timeout, output size, concurrency and permissions.
+
+Limits live here, in the runtime, so no tool has to enforce them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Literal
+
+from plait.errors import ConfigError, ToolArgumentError, ToolError, ToolPermissionError
+from plait.messages import ToolCall, ToolMessage
+
+from ._registry import Toolset
+from ._tool import Tool, render_result
+
+__all__ = ["Permissions", "ToolErrorKind", "ToolLimits", "ToolOutcome", "ToolRunner"]
+
+ToolErrorKind = Literal["arguments", "unknown_tool", "permission", "timeout", "failed"]
+"""Why a tool call produced an error instead of a result."""
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """Limits applied to every tool call.
+
+    Attributes:
+        timeout_s: seconds a call may run (a tool's own ``timeout_s`` wins). A
+            sync tool that overruns is abandoned on its worker thread; the
+            model gets a timeout error at once.
+        max_output_chars: longer results are cut, with a marker saying how much.
+        max_concurrency: calls running at the same time, per runner.
+    """
+
+    timeout_s: float = 30.0
+    max_output_chars: int = 4000
+    max_concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.max_output_chars < 1 or self.max_concurrency < 1:
+            raise ConfigError(
+                f"ToolLimits need a positive timeout, output size and concurrency; got {self}"
+            )
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Which agent may use which tool, as shell-style name patterns.
+
+    ``Permissions({"researcher": ["web.*"], "coder": ["files.*", "calculator"]})``
+    lets each agent use the tools its patterns match; agents not listed get
+    ``default`` (everything, unless you say otherwise).
+
+    Attributes:
+        rules: agent name -> tool-name patterns it may use.
+        default: patterns for agents without a rule.
+    """
+
+    rules: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    default: Sequence[str] = ("*",)
+
+    def allows(self, agent: str | None, tool_name: str) -> bool:
+        """Whether ``agent`` may call ``tool_name``."""
+        patterns = self.rules.get(agent, self.default) if agent is not None else self.default
+        return any(fnmatchcase(tool_name, p) for p in patterns)
+
+    def check(self, agent: str | None, tool_name: str) -> None:
+        """Raise :class:`ToolPermissionError` unless ``agent`` may call ``tool_name``."""
+        if not self.allows(agent, tool_name):
+            raise ToolPermissionError(
+                f"agent {agent!r} is not permitted to use tool {tool_name!r} "
+                "(see the Permissions given to the agent or runner)"
+            )
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What one tool call produced, for the model and for the trace.
+
+    Attributes:
+        call: the call as the model made it.
+        content: the text the model reads (result or error).
+        error: why it failed, or ``None`` on success.
+        duration_s: wall-clock seconds spent.
+        truncated: the result was cut to ``max_output_chars``.
+    """
+
+    call: ToolCall
+    content: str
+    error: ToolErrorKind | None = None
+    duration_s: float = 0.0
+    truncated: bool = False
+
+    @property
+    def message(self) -> ToolMessage:
+        """The tool message to append to the conversation."""
+        return ToolMessage(content=self.content, tool_call_id=self.call.id, name=self.call.name)
+
+
+class ToolRunner:
+    """Runs tool calls from a model: validates, checks permission, enforces limits.
+
+    Nothing a call does raises out of :meth:`run`: bad arguments, unknown tools,
+    refusals, timeouts and failures become error text the model can react to
+    (cancellation still propagates).
+
+    Args:
+        tools: the tools available.
+        limits: timeout, output size and concurrency limits.
+        permissions: who may use what (default: everyone may use everything).
+    """
+
+    def __init__(
+        self,
+        tools: Toolset | Iterable[Tool | Callable[..., Any]],
+        limits: ToolLimits | None = None,
+        permissions: Permissions | None = None,
+    ) -> None:
+        self.tools = tools if isinstance(tools, Toolset) else Toolset(tools)
+        self.limits = limits or ToolLimits()
+        self.permissions = permissions or Permissions()
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _gate(self) -> asyncio.Semaphore:
+        # One semaphore per event loop: sync helpers run each call in a fresh loop.
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._loop is not loop:
+            self._semaphore = asyncio.Semaphore(self.limits.max_concurrency)
+            self._loop = loop
+        return self._semaphore
+
+    def allowed(self, agent: str | None) -> Toolset:
+        """The tools ``agent`` may use (what it should be shown)."""
+        return self.tools.filter(predicate=lambda t: self.permissions.allows(agent, t.name))
+
+    async def run_all(
+        self, calls: Sequence[ToolCall], *, agent: str | None = None
+    ) -> list[ToolOutcome]:
+        """Run several calls concurrently (up to ``max_concurrency``), results in call order."""
+        return list(await asyncio.gather(*(self.run(c, agent=agent) for c in calls)))
+
+    async def run(self, call: ToolCall, *, agent: str | None = None) -> ToolOutcome:
+        """Run one call and return its outcome."""
+        started = time.perf_counter()
+        kind, content, truncated = await self._attempt(call, agent)
+        return ToolOutcome(
+            call=call,
+            content=content,
+            error=kind,
+            duration_s=time.perf_counter() - started,
+            truncated=truncated,
+        )
+
+    async def _attempt(
+        self, call: ToolCall, agent: str | None
+    ) -> tuple[ToolErrorKind | None, str, bool]:
+        found = self.tools.get(call.name)
+        if found is None:
+            known = ", ".join(self.allowed(agent).names) or "(none)"
+            return "unknown_tool", f"Error: there is no tool {call.name!r}. Tools: {known}.", False
+        try:
+            self.permissions.check(agent, call.name)
+        except ToolPermissionError as e:
+            return "permission", f"Error: {e}", False
+        try:
+            found.validate(call.arguments)
+        except ToolArgumentError as e:
+            return "arguments", f"Error: {e}. Fix the arguments and call the tool again.", False
+        timeout = found.timeout_s or self.limits.timeout_s
+        async with self._gate():
+            try:
+                async with asyncio.timeout(timeout):
+                    value = await found.acall(call.arguments)
+            except TimeoutError:
+                return "timeout", f"Error: tool {call.name!r} timed out after {timeout:g} s.", False
+            except ToolPermissionError as e:
+                return "permission", f"Error: {e}", False
+            except ToolError as e:
+                return "failed", f"Error: {e}", False
+            except Exception as e:  # a tool's own bug is news for the model, not a crash
+                return "failed", f"Error: tool {call.name!r} failed: {type(e).__name__}: {e}", False
+        text, truncated = _truncate(render_result(value), self.limits.max_output_chars)
+        return None, text, truncated
+
+
+def _truncate(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    dropped = len(text) - limit
+    return f"{text[:limit]}\n[... truncated {dropped} more characters]", True

@@ -1,0 +1,266 @@
+"""``@tool``: a Python function (sync or async) as a tool a model can call."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, get_type_hints, overload
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from plait.chat import ToolSpec
+from plait.errors import ConfigError, ToolArgumentError
+
+from ._docstrings import parse_docstring
+
+__all__ = ["Tool", "json_schema_of", "render_result", "tool"]
+
+_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A callable the model can use: a name, a description, a JSON Schema and a function.
+
+    Build one with :func:`tool`. Calling the tool object directly calls the
+    wrapped function unchanged; the agent runtime goes through :meth:`acall`,
+    which validates model-written arguments first.
+
+    Attributes:
+        name: what the model calls it.
+        description: what it does, for the model.
+        parameters: JSON Schema of the arguments object.
+        fn: the wrapped function.
+        args_model: the pydantic model that validates arguments.
+        timeout_s: a per-tool time limit overriding the runtime's default.
+        tags: labels for filtering toolsets.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    fn: Callable[..., Any]
+    args_model: type[BaseModel]
+    timeout_s: float | None = None
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the wrapped function is a coroutine function."""
+        return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def spec(self) -> ToolSpec:
+        """The tool as a model sees it."""
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+
+    def renamed(self, name: str) -> Tool:
+        """A copy of this tool under another name (for namespacing)."""
+        _check_name(name)
+        return replace(self, name=name)
+
+    def validate(self, arguments: Mapping[str, Any] | str) -> dict[str, Any]:
+        """Check model-written arguments against the schema and convert them.
+
+        Args:
+            arguments: a dict, or the JSON text of one.
+
+        Returns:
+            Keyword arguments for the function (pydantic-typed parameters become
+            model instances).
+
+        Raises:
+            ToolArgumentError: the arguments are not JSON, not an object, or do
+                not match the schema; the message lists every problem.
+        """
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except json.JSONDecodeError as e:
+                raise ToolArgumentError(self.name, f"not valid JSON ({e.msg})") from e
+        if not isinstance(arguments, Mapping):
+            raise ToolArgumentError(self.name, "arguments must be a JSON object")
+        try:
+            parsed = self.args_model.model_validate(dict(arguments))
+        except ValidationError as e:
+            raise ToolArgumentError(self.name, _describe(e)) from e
+        return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+
+    async def acall(self, arguments: Mapping[str, Any] | str) -> Any:
+        """Validate ``arguments`` and run the tool; sync functions run on a worker thread."""
+        kwargs = self.validate(arguments)
+        if self.is_async:
+            return await self.fn(**kwargs)
+        # A sync tool must not block the event loop other agents share.
+        result = await asyncio.to_thread(self.fn, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(arguments)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def _check_name(name: str) -> None:
+    if not re.match(_NAME_PATTERN, name):
+        raise ConfigError(
+            f"tool name {name!r} is not allowed: use letters, digits, '_', '.', '-' "
+            "(at most 64 characters, not starting with a digit)"
+        )
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout_s: float | None = None,
+    tags: Iterable[str] = (),
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout_s: float | None = None,
+    tags: Iterable[str] = (),
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a function into a :class:`Tool`; use as ``@tool`` or ``@tool(name=...)``.
+
+    The JSON Schema comes from the type hints (pydantic models included), the
+    description from the docstring's text and each argument's description from
+    its ``Args:`` entry. Every parameter needs a type hint; ``*args`` and
+    ``**kwargs`` are refused because a model cannot fill them reliably.
+
+    Args:
+        fn: the function (sync or async).
+        name: the tool's name (default: the function's name).
+        description: overrides the docstring's description.
+        timeout_s: a per-tool time limit overriding the runtime's default.
+        tags: labels for filtering toolsets.
+
+    Raises:
+        ConfigError: a parameter has no type hint, is variadic, or the name is invalid.
+    """
+
+    def wrap(function: Callable[..., Any]) -> Tool:
+        return _build(function, name, description, timeout_s, frozenset(tags))
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _build(
+    fn: Callable[..., Any],
+    name: str | None,
+    description: str | None,
+    timeout_s: float | None,
+    tags: frozenset[str],
+) -> Tool:
+    tool_name: str = name or str(getattr(fn, "__name__", ""))
+    _check_name(tool_name)
+    doc = parse_docstring(inspect.getdoc(fn))
+    where = f"tool {tool_name!r} ({getattr(fn, '__qualname__', fn)!r})"
+    try:
+        hints = get_type_hints(fn, include_extras=True)
+    except (NameError, TypeError) as e:
+        raise ConfigError(f"cannot read the type hints of {where}: {e}") from e
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ConfigError(f"{where} takes *{param.name}; tools need named parameters only")
+        if param.name not in hints:
+            raise ConfigError(f"parameter {param.name!r} of {where} has no type hint")
+        default = ... if param.default is param.empty else param.default
+        info = Field(default, description=doc.args.get(param.name) or None)
+        fields[param.name] = (hints[param.name], info)
+    # Extra keys are an error the model should hear about, not silently dropped.
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+    try:
+        model = create_model(f"{tool_name}_arguments", __config__=config, **fields)
+        schema = _clean_schema(model.model_json_schema())
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cannot build a JSON Schema for {where}: {e}") from e
+    return Tool(
+        name=tool_name,
+        description=description if description is not None else doc.description,
+        parameters=schema,
+        fn=fn,
+        args_model=model,
+        timeout_s=timeout_s,
+        tags=tags,
+    )
+
+
+def json_schema_of(type_: Any) -> dict[str, Any]:
+    """A self-contained JSON Schema for a type (a pydantic model, ``list[int]``, ...).
+
+    References are inlined and titles dropped, so the schema can be embedded
+    inside another one (a response schema inside a tool-call envelope).
+    """
+    from pydantic import TypeAdapter
+
+    return _clean_schema(TypeAdapter(type_).json_schema(), object_root=False)
+
+
+def _clean_schema(schema: dict[str, Any], *, object_root: bool = True) -> dict[str, Any]:
+    """Inline ``$ref``s and drop titles.
+
+    Backends embed a tool's schema inside bigger schemas (the local backend's
+    tool-call envelope), where a root-relative ``#/$defs/..`` would point to the
+    wrong place; titles only cost prompt tokens.
+    """
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                key = ref.removeprefix("#/$defs/")
+                if key in seen:
+                    raise ValueError(f"recursive type {key!r} cannot be a tool argument")
+                extra = {k: v for k, v in node.items() if k != "$ref"}
+                return resolve({**defs[key], **extra}, (*seen, key))
+            return {
+                k: resolve(v, seen)
+                for k, v in node.items()
+                if not (k == "title" and isinstance(v, str))
+            }
+        if isinstance(node, list):
+            return [resolve(v, seen) for v in node]
+        return node
+
+    cleaned: dict[str, Any] = resolve(schema, ())
+    if object_root:
+        cleaned.setdefault("properties", {})
+    return cleaned
+
+
+def render_result(value: Any) -> str:
+    """A tool's return value as the text the model reads."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
