@@ -8,6 +8,7 @@ from ._compiler import CompilerResult, LLMCompiler, Round, tool_runner
 from ._events import RunResult, TaskEvent, TaskOutcome, TaskStatus
 from ._executor import Approver, EagerExecutor, TaskRunner
 from ._plan import Plan, Task
+from ._runners import agent_spec, task_runner
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore
 
 __all__ = [
@@ -26,5 +27,7 @@ __all__ = [
     "TaskOutcome",
     "TaskRunner",
     "TaskStatus",
+    "agent_spec",
+    "task_runner",
     "tool_runner",
 ]

@@ -1,0 +1,70 @@
+"""Task runners: what executes a plan's tasks — tools, agents, or both.
+
+Agents are tasks like tools: a multi-agent workflow and its tool calls share one
+scheduler. An agent task takes one argument, ``task`` (what to do), and its
+result is the agent's output (the typed output when it has one, else its text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+from plait.agents import Agent
+from plait.chat import ToolSpec
+from plait.errors import PlanError, ToolError
+from plait.tools import Tool, Toolset
+
+from ._executor import TaskRunner
+from ._plan import Task
+
+__all__ = ["agent_spec", "task_runner"]
+
+
+def agent_spec(agent: Agent[Any]) -> ToolSpec:
+    """How an agent appears to a planner: a tool taking one ``task`` string."""
+    first_line = agent.instructions.strip().splitlines()[0] if agent.instructions.strip() else ""
+    return ToolSpec(
+        name=agent.name,
+        description=f"Ask the {agent.name} agent. {first_line}".strip(),
+        parameters={
+            "type": "object",
+            "properties": {"task": {"type": "string", "description": "what the agent should do"}},
+            "required": ["task"],
+        },
+    )
+
+
+def task_runner(
+    tools: Toolset | Iterable[Tool] = (), agents: Iterable[Agent[Any]] = ()
+) -> tuple[list[ToolSpec], TaskRunner]:
+    """Specs to show a planner, and a runner executing tasks on these tools and agents.
+
+    Tool arguments are validated against the tool's schema (a bad argument fails
+    the task with the reason); results are returned as the tool produced them,
+    so ``$1`` can pass a number on as a number.
+
+    Raises:
+        PlanError: a tool and an agent share a name.
+    """
+    toolset = tools if isinstance(tools, Toolset) else Toolset(tools)
+    by_agent = {a.name: a for a in agents}
+    clash = sorted(set(by_agent) & set(toolset.names))
+    if clash:
+        raise PlanError(f"{', '.join(clash)} is both a tool and an agent")
+
+    async def run(task: Task, args: dict[str, Any]) -> Any:
+        agent = by_agent.get(task.tool)
+        if agent is not None:
+            result = await agent.arun(str(args.get("task", "")))
+            if result.stop_reason != "done":
+                raise ToolError(f"agent {agent.name!r} stopped early: {result.stop_reason}")
+            output = result.output
+            # Results must survive a durable store: typed outputs become JSON data.
+            return output.model_dump(mode="json") if isinstance(output, BaseModel) else output
+        return await toolset[task.tool].acall(args)
+
+    specs = [t.spec for t in toolset] + [agent_spec(a) for a in by_agent.values()]
+    return specs, run
