@@ -34,3 +34,4 @@ def test_readme_python_examples_run(capsys):
     out = capsys.readouterr().out
     assert "{'sentiment': 'positive'}" in out and "get_weather" in out
     assert "result=84.0" in out  # the Agents example
+    assert "{'1': '391'}" in out  # the plan example ran the calculator
