@@ -57,7 +57,9 @@ def _decode(payload: str, url: str) -> dict[str, Any]:
             f"malformed server-sent event from {url}: {e.msg} in {payload[:200]!r}"
         ) from e
     if not isinstance(event, dict):
-        raise BackendProtocolError(f"server-sent event from {url} is not a JSON object: {payload!r}")
+        raise BackendProtocolError(
+            f"server-sent event from {url} is not a JSON object: {payload!r}"
+        )
     if "error" in event and "choices" not in event:
         error = event["error"]
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)

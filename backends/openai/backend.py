@@ -87,7 +87,9 @@ class OpenAIBackend(Backend):
         if timeout <= 0 or connect_timeout <= 0:
             raise ConfigError("OpenAIBackend timeouts must be positive")
         if schema_mode not in ("json_schema", "json_object"):
-            raise ConfigError(f"schema_mode must be 'json_schema' or 'json_object', not {schema_mode!r}")
+            raise ConfigError(
+                f"schema_mode must be 'json_schema' or 'json_object', not {schema_mode!r}"
+            )
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.name = name or f"openai:{model}"
