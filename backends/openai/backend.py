@@ -15,7 +15,6 @@ import httpx
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Timings
 from plait.errors import (
-    BackendHTTPError,
     BackendProtocolError,
     BackendTimeout,
     BackendUnavailable,
