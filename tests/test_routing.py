@@ -10,6 +10,7 @@ from plait.backends.routing import (
     CostLedger,
     FallbackRouter,
     ModelScorer,
+    MultiRoundRouter,
     Price,
     Rule,
     RuleRouter,
@@ -291,3 +292,30 @@ async def test_routers_nest_and_stream():
     assert "".join(c.delta for c in chunks[:-1]) == "live answered"
     assert outer.last_decision.backend == "fallback"
     assert inner.last_decision.backend == "live"
+
+
+# --- multi-round ------------------------------------------------------------------------
+
+
+async def test_multi_round_stops_when_a_majority_agrees():
+    a, b, c = (
+        ScriptedBackend(["Paris."], name="a"),
+        ScriptedBackend(["paris"], name="b"),
+        ScriptedBackend([], name="c"),
+    )
+    router = MultiRoundRouter([a, b, c], quorum=2)
+    completion = await router.complete(ask("capital of France?"))
+    assert completion.text == "Paris." and c.requests == []
+    assert completion.usage.completion_tokens == 2  # one word from each of two backends
+
+
+async def test_multi_round_adds_rounds_then_asks_the_judge_on_disagreement():
+    a = ScriptedBackend(["4"], name="a")
+    b = ScriptedBackend(["5"], name="b")
+    c = ScriptedBackend(["6"], name="c")
+    judge = ScriptedBackend(['{"best": 2}'], name="judge")
+    router = MultiRoundRouter([a, b, c], quorum=2, judge=judge)
+    completion = await router.complete(ask("2 + 2?"))
+    assert completion.text == "5"
+    assert len(c.requests) == 1 and "Answer 3:\n6" in judge.requests[0].messages[-1].content
+    assert [d.backend for d in router.decisions] == ["a", "b", "c", "judge"]

@@ -10,6 +10,7 @@ backend and refuses calls that could pass a budget cap.
 from ._complexity import ComplexityScorer, ModelScorer, RequestFeatures, Scorer, request_features
 from ._costs import CostLedger, CostReport, Price, estimate_prompt_tokens
 from ._fallback import CircuitBreaker, FallbackRouter, is_transient
+from ._multi import MultiRoundRouter
 from ._router import Route, Router, RoutingDecision
 from ._rules import Rule, RuleRouter
 from ._threshold import Calibration, ThresholdRouter
@@ -22,6 +23,7 @@ __all__ = [
     "CostReport",
     "FallbackRouter",
     "ModelScorer",
+    "MultiRoundRouter",
     "Price",
     "RequestFeatures",
     "Route",
