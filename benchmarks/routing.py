@@ -5,10 +5,13 @@ Pipelines on the embedded local model (SmolLM2-135M-Instruct):
 - ``oneshot`` (cheap): one call; the model writes a calculator call, JSON constrained
   to the tool's argument schema ``{"expression": ...}``; the calculator's result is
   the answer. No check, no retry.
-- ``tool`` (expensive, self-verifying): the same calculator call, then a check (the
-  expression must parse and use every number of the question) with up to two
-  re-asks that show the model its error, then a final turn in which the model reads
-  the calculator's result and gives ``{"answer": <number>}``. Two to four calls.
+- ``tool`` (expensive, tool-using and self-verifying): first the model names the
+  units the question converts between (JSON constrained to the unit table's names)
+  and a unit-table tool supplies the factor; then the calculator call, checked (the
+  expression must parse and use every number of the question and the factor) with
+  up to two re-asks that show the model its error; then a final turn in which the
+  model reads the calculator's result and gives ``{"answer": <number>}``. Three to
+  five calls.
 - ``direct`` (reference only, not routed): the model answers ``{"answer": ...}``
   itself in one call. A 135M model cannot do arithmetic, which is why the cheap
   routed pipeline uses the calculator too.
@@ -41,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from routing_tasks import Task, make_tasks  # noqa: E402
+from routing_tasks import CONVERSIONS, Task, make_tasks  # noqa: E402
 
 from plait import ChatRequest, Completion, StreamChunk, ToolSpec, Usage, UserMessage  # noqa: E402
 from plait.backends import Backend, LocalBackend  # noqa: E402
@@ -65,7 +68,10 @@ CALCULATOR = ToolSpec(
     description="Evaluate an arithmetic expression with + - * / and parentheses.",
     parameters={
         "type": "object",
-        "properties": {"expression": {"type": "string", "maxLength": 60}},
+        "properties": {
+            # Only arithmetic characters: a small model otherwise runs on past the value.
+            "expression": {"type": "string", "pattern": "^[0-9. +*/()-]{1,40}$"}
+        },
         "required": ["expression"],
     },
 )
@@ -147,9 +153,32 @@ class DirectPipeline(Pipeline):
         return completion.text, completion.usage, 1
 
 
-def _calculator_request(question: str) -> ChatRequest:
+UNITS = sorted({u for unit, target, _ in CONVERSIONS for u in (unit, target)})
+UNIT_SCHEMA = {
+    "type": "object",
+    "properties": {"from_unit": {"enum": ["none", *UNITS]}, "to_unit": {"enum": ["none", *UNITS]}},
+    "required": ["from_unit", "to_unit"],
+}
+UNIT_SYSTEM = (
+    "Name the units the question converts between, or none if it converts nothing.\n"
+    'Q: Convert 4 liters to milliliters. -> {"from_unit": "liters", "to_unit": "milliliters"}\n'
+    'Q: What is 3 + 8? -> {"from_unit": "none", "to_unit": "none"}'
+)
+
+
+def unit_factor(from_unit: str, to_unit: str) -> float | None:
+    """The unit-table tool: how many ``to_unit`` make one ``from_unit``."""
+    for unit, target, factor in CONVERSIONS:
+        if (unit, target) == (from_unit, to_unit):
+            return float(factor)
+        if (unit, target) == (to_unit, from_unit):
+            return 1.0 / factor
+    return None
+
+
+def _calculator_request(question: str, hint: str = "") -> ChatRequest:
     return ChatRequest.from_prompt(
-        question,
+        question + hint,
         system=TOOL_SYSTEM,
         response_schema=CALCULATOR.parameters,
         max_tokens=48,
@@ -170,20 +199,36 @@ class OneShotToolPipeline(Pipeline):
 
 
 class ToolPipeline(Pipeline):
-    """Calculator call (JSON constrained to the tool's argument schema), checked and retried
-    with feedback, then a final answer turn that reads the calculator's result."""
+    """Unit-table lookup, calculator call (JSON constrained to the tool's argument schema)
+    checked and retried with feedback, then a final answer turn that reads the result."""
 
     max_attempts = 3
 
     async def run(self, question: str) -> tuple[str, Usage, int]:
-        request = _calculator_request(question)
-        usage, calls = Usage(), 0
+        units = await self.model.complete(
+            ChatRequest.from_prompt(
+                question,
+                system=UNIT_SYSTEM,
+                response_schema=UNIT_SCHEMA,
+                max_tokens=32,
+                temperature=0.0,
+            )
+        )
+        usage, calls, hint = units.usage, 1, ""
+        try:
+            named = units.parse_json()
+            factor = unit_factor(named["from_unit"], named["to_unit"])
+        except (ModelOutputError, KeyError, TypeError):
+            factor = None
+        if factor is not None:
+            hint = f" (Unit table: 1 {named['from_unit']} = {factor:g} {named['to_unit']}.)"
+        request = _calculator_request(question, hint)
         for _ in range(self.max_attempts):
             completion = await self.model.complete(request)
             usage, calls = usage + completion.usage, calls + 1
             try:
                 expression = str(completion.parse_json().get("expression", ""))
-                missing = _numbers(question) - _numbers(expression)
+                missing = _numbers(question + hint) - _numbers(expression) - {1.0}
                 if missing:
                     raise ValueError(f"the expression leaves out {sorted(missing)}")
                 result = calculate(expression)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["Task", "make_tasks"]
+__all__ = ["CONVERSIONS", "Task", "make_tasks"]
 
 # (unit, target unit, factor): value in unit * factor = value in target unit.
-_CONVERSIONS = [
+CONVERSIONS = [
     ("kilometers", "meters", 1000),
     ("meters", "centimeters", 100),
     ("hours", "minutes", 60),
@@ -45,7 +45,7 @@ def _level2(rng: random.Random) -> Task:
 
 
 def _level3(rng: random.Random) -> Task:
-    unit, target, factor = rng.choice(_CONVERSIONS)
+    unit, target, factor = rng.choice(CONVERSIONS)
     value = rng.choice([2, 3, 4, 5, 6, 7, 8, 1.5, 2.5, 3.5])
     return Task(f"Convert {value} {unit} to {target}.", value * factor, 3, "convert")
 
