@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,9 +50,12 @@ class Backend(ABC):
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Answer a request and return the finished completion."""
-        async for chunk in self.stream(request):
-            if chunk.completion is not None:
-                return chunk.completion
+        # Close the stream as soon as the final chunk is in, so a wrapper's
+        # cleanup (accounting, locks) runs now rather than at garbage collection.
+        async with contextlib.aclosing(self.stream(request)) as chunks:  # type: ignore[type-var]
+            async for chunk in chunks:
+                if chunk.completion is not None:
+                    return chunk.completion
         raise BackendError(f"backend {self.name!r} ended its stream without a completion")
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -9,6 +9,8 @@ PlaitError
 │   ├── ContextLengthExceeded  a request does not fit the model's context
 │   ├── BackendHTTPError       an HTTP backend answered with an error status
 │   ├── BackendTimeout         a backend did not answer in time
+│   ├── BackendUnavailable     a backend could not be reached (or every fallback failed)
+│   ├── BackendProtocolError   a server answered with something that breaks the protocol
 │   └── ModelOutputError       the model produced output that cannot be used
 ├── ToolError              a tool failed or was called with bad arguments
 │   ├── ToolArgumentError      arguments do not match the tool's schema
@@ -27,7 +29,9 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "BackendHTTPError",
+    "BackendProtocolError",
     "BackendTimeout",
+    "BackendUnavailable",
     "BudgetExceeded",
     "ConfigError",
     "ContextLengthExceeded",
@@ -124,6 +128,16 @@ class BackendHTTPError(BackendError):
 
 class BackendTimeout(BackendError):
     """A backend did not answer within its time limit."""
+
+
+class BackendUnavailable(BackendError):
+    """A backend could not be reached (connection refused, DNS, TLS), or a
+    fallback chain ran out of backends to try."""
+
+
+class BackendProtocolError(BackendError):
+    """A server answered with a body plait cannot read: malformed JSON or SSE,
+    or a response missing the fields the protocol requires."""
 
 
 class ModelOutputError(BackendError):

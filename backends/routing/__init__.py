@@ -1,0 +1,39 @@
+"""Routers: backends that pick another backend per request.
+
+A router is itself a :class:`~plait.backends.Backend`, so routers nest (a
+threshold router whose strong side is a fallback chain) and agents use them
+like any model. Every request leaves a :class:`RoutingDecision` in the router's
+``decisions`` log; a shared :class:`CostLedger` accounts cost per run, agent and
+backend and refuses calls that could pass a budget cap.
+"""
+
+from ._complexity import ComplexityScorer, ModelScorer, RequestFeatures, Scorer, request_features
+from ._costs import CostLedger, CostReport, Price, estimate_prompt_tokens
+from ._fallback import CircuitBreaker, FallbackRouter, is_transient
+from ._multi import MultiRoundRouter
+from ._router import Route, Router, RoutingDecision
+from ._rules import Rule, RuleRouter
+from ._threshold import Calibration, ThresholdRouter
+
+__all__ = [
+    "Calibration",
+    "CircuitBreaker",
+    "ComplexityScorer",
+    "CostLedger",
+    "CostReport",
+    "FallbackRouter",
+    "ModelScorer",
+    "MultiRoundRouter",
+    "Price",
+    "RequestFeatures",
+    "Route",
+    "Router",
+    "RoutingDecision",
+    "Rule",
+    "RuleRouter",
+    "Scorer",
+    "ThresholdRouter",
+    "estimate_prompt_tokens",
+    "is_transient",
+    "request_features",
+]

@@ -1,0 +1,171 @@
+"""Fallback chains: try backends in order, skipping dead ones for a cool-down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from plait.chat import ChatRequest
+from plait.completions import StreamChunk
+from plait.errors import (
+    BackendHTTPError,
+    BackendProtocolError,
+    BackendTimeout,
+    BackendUnavailable,
+    BudgetExceeded,
+    ConfigError,
+)
+
+from .._base import Backend
+from ._costs import CostLedger
+from ._router import Route, Router
+
+__all__ = ["CircuitBreaker", "FallbackRouter", "is_transient"]
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors another backend may not have: timeouts, unreachable, rate limits, 5xx.
+
+    A 4xx other than 408/429 means the request itself is wrong; the next backend
+    would refuse it too, so it is raised instead of falling back.
+    """
+    if isinstance(error, (BackendTimeout, BackendUnavailable, BackendProtocolError)):
+        return True
+    if isinstance(error, BackendHTTPError):
+        return error.status_code in (408, 429) or error.status_code >= 500
+    return False
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after ``failure_threshold`` consecutive failures; stays open ``cooldown_s``.
+
+    After the cool-down one trial request is let through (half-open): success
+    closes the circuit, failure opens it for another cool-down.
+    """
+
+    failure_threshold: int = 3
+    cooldown_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+
+    def allows(self) -> bool:
+        """Whether a request may be sent now."""
+        return self.opened_at is None or self.clock() - self.opened_at >= self.cooldown_s
+
+    def retry_in(self) -> float:
+        """Seconds until the circuit lets a trial request through."""
+        if self.opened_at is None:
+            return 0.0
+        return max(0.0, self.cooldown_s - (self.clock() - self.opened_at))
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.opened_at is not None or self.failures >= self.failure_threshold:
+            self.opened_at = self.clock()
+
+
+class FallbackRouter(Router):
+    """Tries ``chain`` in order until one backend answers.
+
+    A backend is passed over when its circuit is open, when a ledger says the
+    call would pass the budget, or when it fails with a transient error (see
+    :func:`is_transient`) before sending any output. Once output has been
+    streamed to the caller, a failure is raised: the caller has seen partial text.
+
+    Args:
+        chain: backends, preferred first.
+        failure_threshold: consecutive failures that open a backend's circuit.
+        cooldown_s: seconds an open circuit skips its backend.
+        fallback_on: which errors move on to the next backend.
+        clock: monotonic clock (tests pass a fake one).
+        name: router name.
+        ledger: cost accounting and caps.
+    """
+
+    def __init__(
+        self,
+        chain: Sequence[Backend],
+        *,
+        failure_threshold: int = 3,
+        cooldown_s: float = 30.0,
+        fallback_on: Callable[[BaseException], bool] = is_transient,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "fallback",
+        ledger: CostLedger | None = None,
+    ) -> None:
+        super().__init__(name=name, ledger=ledger)
+        if not chain:
+            raise ConfigError("FallbackRouter needs at least one backend")
+        if failure_threshold < 1 or cooldown_s < 0:
+            raise ConfigError("failure_threshold must be >= 1 and cooldown_s >= 0")
+        self.chain = tuple(chain)
+        self.breakers = {
+            id(b): CircuitBreaker(failure_threshold, cooldown_s, clock) for b in self.chain
+        }
+        self._fallback_on = fallback_on
+
+    def breaker(self, backend: Backend) -> CircuitBreaker:
+        """The circuit breaker of one backend of the chain."""
+        return self.breakers[id(backend)]
+
+    def backends(self) -> Sequence[Backend]:
+        return self.chain
+
+    async def choose(self, request: ChatRequest) -> Route:
+        for backend in self.chain:
+            if self.breaker(backend).allows():
+                return Route(backend, "first backend of the chain with a closed circuit")
+        return Route(self.chain[0], "every circuit is open")
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        skipped: list[str] = []
+        last_error: BaseException | None = None
+        for position, backend in enumerate(self.chain):
+            breaker = self.breaker(backend)
+            if not breaker.allows():
+                skipped.append(f"{backend.name}: circuit open for {breaker.retry_in():.1f}s more")
+                continue
+            if self.ledger is not None:
+                problem = self.ledger.would_exceed(backend.name, request)
+                if problem is not None:
+                    skipped.append(f"{backend.name}: over budget ({problem})")
+                    continue
+            reason = (
+                "first backend of the chain"
+                if position == 0
+                else (f"fallback #{position} after {len(skipped)} skipped or failed")
+            )
+            route = Route(backend, reason)
+            started = False
+            try:
+                async for chunk in self.serve(request, backend, route, reason, tuple(skipped)):
+                    started = True
+                    if chunk.completion is not None:
+                        # Before yielding: complete() stops at the final chunk.
+                        breaker.success()
+                    yield chunk
+            except Exception as e:
+                if started or not self._fallback_on(e):
+                    if self._fallback_on(e):
+                        breaker.failure()
+                    raise
+                breaker.failure()
+                skipped.append(f"{backend.name}: {type(e).__name__}: {e}")
+                last_error = e
+                continue
+            return
+        message = f"router {self.name!r}: no backend could serve the request: " + "; ".join(skipped)
+        if last_error is None and any("over budget" in s for s in skipped):
+            self._record(
+                request, Route(self.chain[0], message), "", skipped, "over_budget", message
+            )
+            raise BudgetExceeded(message)
+        self._record(request, Route(self.chain[0], message), "", skipped, "error", message)
+        raise BackendUnavailable(message) from last_error
