@@ -86,8 +86,12 @@ class MemoryGuard:
         embedder: embeds derived actions (default: the offline default embedder).
         policy: write policy by source.
         strict: raise :class:`MemoryGuardRejected` after recording a rejection.
-        margin: a record is an outlier when its mean agreement with the other
-            records is this far below the group's median agreement.
+        margin: smallest gap below the reference agreement that counts as disagreeing.
+        outlier_z: a voter is an outlier when its agreement is more than this many
+            median absolute deviations below the group's median (robust to a noisy judge).
+        low_trust_penalty: subtracted from the score of kept low-trust records, so they
+            rank below trusted records of about the same relevance (in cosine units;
+            the default embedder's relevant hits spread over roughly 0.1).
         lesson_threshold: similarity to a lesson above which a record is rejected.
         min_group: fewest candidates for which consensus is attempted.
         extra_candidates: how many records beyond ``k`` recall fetches for the vote.
@@ -102,9 +106,11 @@ class MemoryGuard:
         policy: WritePolicy | None = None,
         strict: bool = False,
         margin: float = 0.02,
-        lesson_threshold: float = 0.93,
+        outlier_z: float = 3.0,
+        low_trust_penalty: float = 0.05,
+        lesson_threshold: float = 0.95,
         min_group: int = 3,
-        extra_candidates: int = 2,
+        extra_candidates: int = 5,
     ) -> None:
         if min_group < 3:
             raise ConfigError(
@@ -116,6 +122,8 @@ class MemoryGuard:
         self.policy = policy or WritePolicy()
         self.strict = strict
         self.margin = margin
+        self.outlier_z = outlier_z
+        self.low_trust_penalty = low_trust_penalty
         self.lesson_threshold = lesson_threshold
         self.min_group = min_group
         self.extra_candidates = extra_candidates
@@ -177,12 +185,17 @@ class MemoryGuard:
                     )
                 )
         kept, dissent = await self._consensus(query, remaining)
+        kept = sorted(kept, key=self._guarded_score, reverse=True)
         rejected.extend(dissent)
         for rejection in dissent:
             await self._learn(rejection)
         for rejection in rejected:
             self._reject(rejection)
         return kept, rejected
+
+    def _guarded_score(self, memory: RecalledMemory) -> float:
+        low = memory.record.provenance.trust.rank >= Trust.LOW.rank
+        return memory.score - (self.low_trust_penalty if low else 0.0)
 
     async def consult_lessons(self, query: str, k: int = 3) -> list[RecalledMemory]:
         """Lessons relevant to a task, to put before an agent acts."""
@@ -224,6 +237,8 @@ class MemoryGuard:
         voters = list(range(n)) if self.judge is not None else []
         support = {i: statistics.fmean(agree[i][j] for j in voters if j != i) for i in voters}
         median = statistics.median(support.values()) if support else 0.0
+        spread = statistics.median(abs(s - median) for s in support.values()) if support else 0.0
+        vote_limit = median - max(self.margin, self.outlier_z * spread)
         # Low-trust records (tool output, web, other tenants: the usual channel for
         # injected memories) must be corroborated by the trusted ones to be used.
         reference = (
@@ -243,10 +258,10 @@ class MemoryGuard:
                         f"memories (agreement {corroboration:.3f} < "
                         f"{reference - self.margin:.3f}); derived action {action[:120]!r}"
                     )
-            if reason is None and i in support and support[i] < median - self.margin:
+            if reason is None and i in support and support[i] < vote_limit:
                 reason = (
                     f"derived action {action[:120]!r} disagrees with {n - 1} related memories "
-                    f"(agreement {support[i]:.3f} < {median - self.margin:.3f})"
+                    f"(agreement {support[i]:.3f} < {vote_limit:.3f})"
                 )
             if reason is None:
                 kept.append(memory)

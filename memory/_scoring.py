@@ -15,25 +15,27 @@ __all__ = ["ScoreWeights"]
 class ScoreWeights:
     """How recall ranks records (Generative Agents-style weighted sum).
 
-    ``score = similarity * w_sim + recency * w_rec + importance * w_imp``, then
-    multiplied by the trust factor, where ``recency = 0.5 ** (age / half_life)``.
+    ``score = similarity * w_sim + recency * w_rec + importance * w_imp`` minus
+    the low-trust penalty for low-trust records, where
+    ``recency = 0.5 ** (age / half_life)``.
 
     Attributes:
         similarity: weight of cosine similarity to the query.
         recency: weight of recency.
         importance: weight of the record's importance.
         half_life_s: age (seconds) at which recency halves.
-        low_trust_factor: score multiplier for low-trust records.
+        low_trust_penalty: subtracted from the score of low-trust records. Scoring is
+            trust-blind by default; :class:`MemoryGuard` sets its own penalty.
     """
 
     similarity: float = 1.0
     recency: float = 0.1
     importance: float = 0.1
     half_life_s: float = 7 * 24 * 3600.0
-    low_trust_factor: float = 0.8
+    low_trust_penalty: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("similarity", "recency", "importance", "low_trust_factor"):
+        for name in ("similarity", "recency", "importance", "low_trust_penalty"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"ScoreWeights.{name} must be >= 0, got {getattr(self, name)}")
         if self.half_life_s <= 0:
@@ -49,5 +51,5 @@ class ScoreWeights:
             + self.importance * record.importance
         )
         if record.provenance.trust.rank >= Trust.LOW.rank:
-            total *= self.low_trust_factor
+            total -= self.low_trust_penalty
         return RecalledMemory(record=record, similarity=similarity, recency=recency, score=total)
