@@ -25,6 +25,7 @@ from plait.errors import BackendError, ConfigError, MemoryGuardRejected
 
 from ._embedders import Embedder, default_embedder
 from ._records import MemoryKind, MemoryRecord, Provenance, RecalledMemory, SourceKind, Trust
+from ._store import ChromaStore
 
 if TYPE_CHECKING:
     from ._memory import Memory
@@ -81,8 +82,8 @@ class MemoryGuard:
     Args:
         judge: backend that derives, per record, the action it would lead to
             (``None``: compare the records' own texts).
-        lessons: memory holding lessons (default: namespace ``lessons`` in the
-            default store).
+        lessons: memory holding lessons (default: namespace ``lessons`` in the store
+            of the first memory this guard is given to).
         embedder: embeds derived actions (default: the offline default embedder).
         policy: write policy by source.
         strict: raise :class:`MemoryGuardRejected` after recording a rejection.
@@ -128,6 +129,7 @@ class MemoryGuard:
         self.min_group = min_group
         self.extra_candidates = extra_candidates
         self.rejections: list[Rejection] = []
+        self._store: ChromaStore | None = None
         self.judge_calls = 0
         self._prompt = resources.files(__package__).joinpath("prompts/derive_action.txt")
 
@@ -137,8 +139,13 @@ class MemoryGuard:
         if self._lessons is None:
             from ._memory import Memory
 
-            self._lessons = Memory("lessons", embedder=self.embedder)
+            self._lessons = Memory("lessons", store=self._store, embedder=self.embedder)
         return self._lessons
+
+    def attach(self, store: ChromaStore) -> None:
+        """Keep lessons next to a guarded memory's records unless told otherwise."""
+        if self._store is None:
+            self._store = store
 
     # --- write policy -------------------------------------------------------------------
 

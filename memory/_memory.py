@@ -84,6 +84,8 @@ class Memory:
         self.embedder = embedder or default_embedder()
         self.weights = weights or ScoreWeights()
         self.guard = guard
+        if guard is not None:
+            guard.attach(self.store)
         self.clock = clock
 
     async def remember(

@@ -84,7 +84,9 @@ def test_records_persist_across_processes(tmp_path):
         asyncio.run(main())
         """
     )
-    out = subprocess.run([sys.executable, "-c", script2], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script2], check=True, capture_output=True, text=True
+    )
     assert "ninety days" in out.stdout
 
 
@@ -99,7 +101,9 @@ async def test_namespaces_are_separate(tmp_path):
 async def test_filters_by_kind_tag_and_metadata(tmp_path):
     memory = make(tmp_path)
     await memory.remember("Deploy failed: disk full on build agent.", kind="episodic", tags=["ci"])
-    await memory.remember("Build agents have 50 GB disks.", kind="semantic", metadata={"team": "ci"})
+    await memory.remember(
+        "Build agents have 50 GB disks.", kind="semantic", metadata={"team": "ci"}
+    )
     await memory.remember("Disk cleanup runs weekly.", kind="semantic", metadata={"team": "ops"})
     episodic = await memory.search("disk", kinds=["episodic"])
     assert [m.record.kind for m in episodic] == [MemoryKind.EPISODIC]
