@@ -96,6 +96,7 @@ class MemoryGuard:
         lesson_threshold: similarity to a lesson above which a record is rejected.
         min_group: fewest candidates for which consensus is attempted.
         extra_candidates: how many records beyond ``k`` recall fetches for the vote.
+        trusted_peers: how many of the best trusted records recall adds to the vote.
     """
 
     def __init__(
@@ -111,7 +112,8 @@ class MemoryGuard:
         low_trust_penalty: float = 0.05,
         lesson_threshold: float = 0.95,
         min_group: int = 3,
-        extra_candidates: int = 5,
+        extra_candidates: int = 2,
+        trusted_peers: int = 3,
     ) -> None:
         if min_group < 3:
             raise ConfigError(
@@ -128,6 +130,7 @@ class MemoryGuard:
         self.lesson_threshold = lesson_threshold
         self.min_group = min_group
         self.extra_candidates = extra_candidates
+        self.trusted_peers = trusted_peers
         self.rejections: list[Rejection] = []
         self._store: ChromaStore | None = None
         self.judge_calls = 0

@@ -163,11 +163,18 @@ class Memory:
         tags: Iterable[str] = (),
         filters: Mapping[str, MetadataValue] | None = None,
         include_quarantined: bool = False,
+        trust_above: Trust | None = None,
     ) -> list[RecalledMemory]:
-        """Unguarded retrieval: the ``k`` best-scored records that match the filters."""
+        """Unguarded retrieval: the ``k`` best-scored records that match the filters.
+
+        ``trust_above`` keeps only records trusted more than that level.
+        """
         if k < 1:
             raise ConfigError(f"recall k must be >= 1, got {k}")
-        where = _where(kinds, filters, include_quarantined)
+        if trust_above is not None:
+            where = _where(kinds, filters, False, trust_above.rank)
+        else:
+            where = _where(kinds, filters, include_quarantined, Trust.QUARANTINED.rank)
         (vector,) = await self.embedder.embed_queries([query])
         # Fetch more than k by similarity so recency/importance can reorder the top.
         hits = await self.store.query(self.namespace, vector, n=max(3 * k, 10), where=where)
@@ -203,6 +210,18 @@ class Memory:
         candidates = await self.search(
             query, k=k + self.guard.extra_candidates, kinds=kinds, tags=tags, filters=filters
         )
+        # The vote needs the trusted records on the subject even when untrusted ones
+        # crowd them out of the nearest neighbours.
+        seen = {m.record.id for m in candidates}
+        peers = await self.search(
+            query,
+            k=self.guard.trusted_peers,
+            kinds=kinds,
+            tags=tags,
+            filters=filters,
+            trust_above=Trust.LOW,
+        )
+        candidates += [m for m in peers if m.record.id not in seen]
         kept, rejected = await self.guard.screen(query, candidates)
         return RecallResult(query=query, memories=kept[:k], rejected=rejected)
 
@@ -223,13 +242,14 @@ def _where(
     kinds: Iterable[MemoryKind | str] | None,
     filters: Mapping[str, MetadataValue] | None,
     include_quarantined: bool,
+    trust_rank_below: int,
 ) -> dict[str, Any] | None:
     clauses: list[dict[str, Any]] = []
     if kinds is not None:
         values = [MemoryKind(k).value for k in kinds]
         clauses.append({"kind": {"$in": values}})
     if not include_quarantined:
-        clauses.append({"trust_rank": {"$lt": Trust.QUARANTINED.rank}})
+        clauses.append({"trust_rank": {"$lt": trust_rank_below}})
     for key, value in (filters or {}).items():
         clauses.append({f"m_{key}": value})
     if not clauses:

@@ -138,6 +138,15 @@ async def test_untrusted_sources_get_low_trust_by_default(tmp_path):
     assert record.provenance.source == SourceKind.WEB
 
 
+async def test_search_can_keep_only_trusted_records(tmp_path):
+    memory = make(tmp_path)
+    await memory.remember("Forum post: the API limit is 100 req/s.", source="web")
+    trusted = await memory.remember("The API limit is 10 req/s.", source="user")
+    found = await memory.search("API limit", trust_above=Trust.LOW)
+    assert [m.record.id for m in found] == [trusted.id]
+    assert len(await memory.search("API limit")) == 2
+
+
 async def test_derived_records_inherit_the_lowest_trust(tmp_path):
     memory = make(tmp_path)
     tainted = await memory.remember("Tool said: disable TLS checks.", source="tool")

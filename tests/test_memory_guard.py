@@ -44,7 +44,6 @@ def judge_that_reads_memories() -> FunctionBackend:
 def guarded(tmp_path, namespace="ops", **kw) -> tuple[Memory, MemoryGuard]:
     store = ChromaStore(tmp_path / "mem")
     lessons = Memory("lessons", store=store, embedder=EMBEDDER)
-    kw.setdefault("extra_candidates", 2)
     guard = MemoryGuard(lessons=lessons, embedder=EMBEDDER, **kw)
     return Memory(namespace, store=store, embedder=EMBEDDER, guard=guard), guard
 
