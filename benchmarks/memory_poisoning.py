@@ -14,7 +14,8 @@ Per configuration, on a fresh real chromadb store:
 - ``utility``: share of benign queries whose top-3 contains a benign record of their topic.
 
 Configurations: unguarded; guarded (MemoryGuard with the embedded local model as
-judge); the guarded store attacked again with the same poison (lessons); and,
+judge); the guarded store attacked again with the same poison (lessons); a
+stricter write policy that quarantines every tool/web/external write; and,
 as a stress case outside the suite's threat model, the poison written through a
 trusted channel (an agent, no taint), which only the judge's consensus can catch.
 
@@ -30,7 +31,14 @@ import tempfile
 from pathlib import Path
 
 from plait.backends import Backend, LocalBackend
-from plait.memory import ChromaStore, Memory, MemoryGuard, default_embedder
+from plait.memory import (
+    ChromaStore,
+    Memory,
+    MemoryGuard,
+    SourceKind,
+    WritePolicy,
+    default_embedder,
+)
 
 DATA = Path(__file__).parent / "data" / "memory_poisoning.jsonl"
 
@@ -93,9 +101,9 @@ async def main() -> dict[str, object]:
         root = Path(tmp)
         embedder = default_embedder()
 
-        def guard(name: str) -> MemoryGuard:
+        def guard(name: str, policy: WritePolicy | None = None) -> MemoryGuard:
             lessons = Memory(f"lessons-{name}", store=ChromaStore(root), embedder=embedder)
-            return MemoryGuard(judge=judge, lessons=lessons, embedder=embedder)
+            return MemoryGuard(judge=judge, lessons=lessons, embedder=embedder, policy=policy)
 
         unguarded = await run_config(root, "unguarded", topics, None, False)
         shared = guard("main")
@@ -103,6 +111,9 @@ async def main() -> dict[str, object]:
         calls_first = shared.judge_calls
         # The same attacker comes back in a new workflow: lessons should answer first.
         repeat = await run_config(root, "repeat", topics, shared, False)
+        untrusted = frozenset({SourceKind.TOOL, SourceKind.WEB, SourceKind.EXTERNAL})
+        strict_policy = guard("quarantine", WritePolicy(quarantine_sources=untrusted))
+        quarantine = await run_config(root, "quarantine", topics, strict_policy, False)
         trusted_unguarded = await run_config(root, "trusted-u", topics, None, True)
         trusted_guarded = await run_config(root, "trusted-g", topics, guard("trusted"), True)
     u, g = unguarded, guarded
@@ -121,6 +132,8 @@ async def main() -> dict[str, object]:
         "lesson_rejections_repeat": repeat["lesson_rejections"],
         "judge_calls_first": calls_first,
         "judge_calls_repeat": shared.judge_calls - calls_first,
+        "quarantine_policy_asr": quarantine["asr"],
+        "quarantine_policy_utility": quarantine["utility"],
         "trusted_channel_asr_unguarded": trusted_unguarded["asr"],
         "trusted_channel_asr_guarded": trusted_guarded["asr"],
         "trusted_channel_utility_guarded": trusted_guarded["utility"],
