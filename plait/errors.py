@@ -17,7 +17,9 @@ PlaitError
 │   ├── ToolPermissionError    the agent may not use this tool (or that host/path)
 │   └── ToolTimeout            a tool did not finish within its time limit
 ├── BudgetExceeded         a run or router budget would be exceeded
-└── MemoryGuardRejected    MemoryGuard refused a memory read or write
+├── MemoryGuardRejected    MemoryGuard refused a memory read or write
+├── MemoryStoreError       a memory store cannot be opened, read or written
+└── MemoryAccessDenied     an agent lacks read/write permission on a shared memory
 ```
 
 Messages are one paragraph that say what was wrong and where, so the CLI can
@@ -35,7 +37,9 @@ __all__ = [
     "BudgetExceeded",
     "ConfigError",
     "ContextLengthExceeded",
+    "MemoryAccessDenied",
     "MemoryGuardRejected",
+    "MemoryStoreError",
     "ModelLoadError",
     "ModelOutputError",
     "PlaitError",
@@ -195,3 +199,19 @@ class BudgetExceeded(PlaitError):
 
 class MemoryGuardRejected(PlaitError):
     """MemoryGuard refused to store or return a memory record."""
+
+
+class MemoryStoreError(PlaitError):
+    """A memory store could not be opened, read or written (bad path, corrupt files, server down).
+
+    Attributes:
+        location: the store directory or server address.
+    """
+
+    def __init__(self, message: str, *, location: str) -> None:
+        self.location = location
+        super().__init__(f"memory store {location}: {message}")
+
+
+class MemoryAccessDenied(PlaitError):
+    """An agent tried to read or write a shared memory it has no permission for."""
