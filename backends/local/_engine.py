@@ -205,8 +205,10 @@ class Engine:
             params.type_k = o.type_k
         if o.type_v is not None:
             params.type_v = o.type_v
-            # llama.cpp needs flash attention to store V quantized.
-            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+        # Flash attention skips masked cells, so a sequence's result does not depend
+        # on where its cells sit in the shared cache or what else is cached: sharing
+        # on and off give the same logits. It is also what quantized V needs.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         try:
             self._ctx = LlamaContext(model=self._llama._model, params=params, verbose=False)
         except ValueError as e:
