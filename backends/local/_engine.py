@@ -379,7 +379,11 @@ class Engine:
         for active, index in outputs:
             self._advance(active, index)
         for active, _, _ in rows:  # prefill finished and nothing to generate (a pin)
-            if not active.done and active.sampler is None and active.n_past == len(active.job.prompt):
+            if (
+                not active.done
+                and active.sampler is None
+                and active.n_past == len(active.job.prompt)
+            ):
                 self._finish(active, Outcome(finish="length"))
 
     def _advance(self, active: _Active, index: int) -> None:

@@ -92,7 +92,9 @@ class PrefixIndex:
                     best, best_n = entry, n
         return best, best_n
 
-    def allocate(self, now: float, *, keep: Entry | None = None) -> tuple[Entry | None, Entry | None]:
+    def allocate(
+        self, now: float, *, keep: Entry | None = None
+    ) -> tuple[Entry | None, Entry | None]:
         """Take a sequence for a new request: a free id, else the LRU idle one.
 
         Args:

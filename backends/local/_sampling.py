@@ -42,9 +42,7 @@ class SamplerChain:
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if params.grammar is not None:
             # First in the chain: later samplers must only see grammatical tokens.
-            grammar = llama_cpp.llama_sampler_init_grammar(
-                vocab, params.grammar.encode(), b"root"
-            )
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
             if not grammar:
                 llama_cpp.llama_sampler_free(chain)
                 raise ValueError("llama.cpp rejected the decoding grammar")

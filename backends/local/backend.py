@@ -270,7 +270,9 @@ class _Text:
         if outcome.error is not None:
             self._send(_Piece(error=outcome.error))
             return
-        self._emit(self._scanner.feed(self._decoder.decode(b"", final=True)) + self._scanner.flush())
+        self._emit(
+            self._scanner.feed(self._decoder.decode(b"", final=True)) + self._scanner.flush()
+        )
         finish: FinishReason = {
             "eog": "stop",
             "stopped": "stop",
