@@ -7,6 +7,8 @@ import pytest
 
 from plait import ChatRequest
 from plait.backends import LocalBackend
+from plait.backends.local._engine import Job, Outcome
+from plait.backends.local._sampling import SamplingParams
 from plait.errors import ConfigError
 
 pytestmark = pytest.mark.local_model
@@ -50,13 +52,48 @@ async def test_concurrent_agents_fork_one_prefix_prefilled_once():
     assert all(r.usage.completion_tokens > 0 for r in results)
 
 
-async def test_sharing_on_and_off_give_the_same_greedy_answers():
-    on = LocalBackend(n_ctx=1280)
-    off = LocalBackend(n_ctx=1280, prefix_cache=False)
-    shared = await asyncio.gather(*(on.complete(ask(q, max_tokens=20)) for q in QUESTIONS))
-    alone = [await off.complete(ask(q, max_tokens=20)) for q in QUESTIONS]
-    assert [c.usage.cached_prompt_tokens for c in alone] == [0, 0, 0]
-    assert [c.text for c in shared] == [c.text for c in alone]
+async def first_step_logits(
+    backend: LocalBackend, questions: tuple[str, ...], *, reuse: bool, together: bool
+) -> list[tuple[list[float], int]]:
+    """Next-token logits of each question's first generated token, and its reused tokens."""
+    model = backend.load()
+    loop = asyncio.get_running_loop()
+
+    async def one(question: str) -> tuple[list[float], int]:
+        rows: list[list[float]] = []
+        done: asyncio.Future[Outcome] = loop.create_future()
+        model.engine.submit(
+            Job(
+                prompt=model.render(list(ask(question).messages)),
+                sampling=SamplingParams(temperature=0.0),
+                max_tokens=1,
+                on_token=lambda _: True,
+                on_done=lambda o: loop.call_soon_threadsafe(done.set_result, o),
+                reuse=reuse,
+                on_logits=rows.append,
+            )
+        )
+        outcome = await done
+        return rows[0], outcome.stats.reused_tokens
+
+    if together:
+        return list(await asyncio.gather(*(one(q) for q in questions)))
+    return [await one(q) for q in questions]
+
+
+async def test_sharing_on_and_off_agree_on_next_token_logits():
+    # Exact equality is not possible: llama.cpp's attention result depends on where
+    # a sequence's cells sit in the shared cache (forked prefixes and other
+    # sequences' cells in between change the summation order), which moves logits
+    # by up to ~1 here. The stated tolerance: same greedy token, |logit diff| <= 1.5.
+    backend = LocalBackend(n_ctx=1280)
+    shared = await first_step_logits(backend, QUESTIONS, reuse=True, together=True)
+    alone = await first_step_logits(backend, QUESTIONS, reuse=False, together=False)
+    assert sorted(reused > 100 for _, reused in shared) == [False, True, True]
+    assert [reused for _, reused in alone] == [0, 0, 0]
+    for (on, _), (off, _) in zip(shared, alone, strict=True):
+        assert on.index(max(on)) == off.index(max(off))
+        assert max(abs(a - b) for a, b in zip(on, off, strict=True)) <= 1.5
 
 
 async def test_small_cache_evicts_least_recently_used_prefixes():

@@ -66,6 +66,8 @@ class Job:
         on_done: called on the engine thread once, with the outcome.
         reuse: look for cached prefixes (off: prefill everything, for baselines).
         pin_ttl_s: after prefill, pin the prompt; ``inf`` means no expiry.
+        on_logits: if set, called with a copy of each step's logits before
+            sampling (for correctness checks; costs a copy of the vocabulary row).
         cancelled: set from any thread to stop the job at the next step.
     """
 
@@ -76,6 +78,7 @@ class Job:
     on_done: Callable[[Outcome], None]
     reuse: bool = True
     pin_ttl_s: float | None = None
+    on_logits: Callable[[list[float]], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted_at: float = field(default_factory=time.perf_counter)
 
@@ -390,6 +393,9 @@ class Engine:
         job = active.job
         if active.sampler is None:
             return
+        if job.on_logits is not None:
+            row = self._lib.llama_get_logits_ith(self._ctx.ctx, index)
+            job.on_logits(row[: self._lib.llama_vocab_n_tokens(self._vocab)])
         token = active.sampler.sample(self._ctx.ctx, index)
         if self._lib.llama_vocab_is_eog(self._vocab, token):
             self._finish(active, Outcome(finish="eog"))
