@@ -115,6 +115,8 @@ async def main() -> None:
                 "prompt_tokens": sum(len(p) for p in prompts),
                 "wall_off_s": round(t_off, 3),
                 "wall_on_s": round(t_on, 3),
+                "raw_off_s": round(raw_off, 3),
+                "raw_on_s": round(raw_on, 3),
                 "speedup": round(speedup, 3),
                 "engine_limit": round(limit, 3),
                 "efficiency": round(speedup / limit, 3),

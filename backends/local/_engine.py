@@ -283,7 +283,22 @@ class Engine:
                 shared = min(common_prefix(other.job.prompt, job.prompt), limit)
                 if shared > max(reuse, other.n_past, wait_len):
                     wait_on, wait_len = other, shared
-        entry, evicted = self._index.allocate(now, keep=source)
+        if (
+            source is not None
+            and wait_on is None
+            and source.users == 0
+            and not source.pinned(now)
+            and reuse >= source.n_prompt - 1
+        ):
+            # The same prompt again (a retry, the next sample): continue in the
+            # source's own sequence. Only its generated tail is lost, and the new
+            # tokens take the freed cells, so the cache layout, and with it
+            # llama.cpp's arithmetic, is the same as the first time.
+            self._seq_rm(source.seq_id, reuse)
+            del source.tokens[reuse:]
+            entry, evicted, source = source, None, None
+        else:
+            entry, evicted = self._index.allocate(now, keep=source)
         if entry is None:
             return False
         if evicted is not None:
@@ -296,8 +311,9 @@ class Engine:
                 self._stats.eviction()
                 if evicted is source:
                     source, reuse = None, 0
-        active = _Active(job=job, entry=entry)
+        active = _Active(job=job, entry=entry, reused=len(entry.tokens))
         entry.users = 1
+        entry.n_prompt = len(job.prompt)
         try:
             if job.max_tokens > 0:
                 active.sampler = SamplerChain(self._vocab, job.sampling)
@@ -338,9 +354,15 @@ class Engine:
                 self._fork(active, source.entry, min(active.wait_len, source.n_past))
                 source.entry.users -= 1
                 active.wait_on = None
-            chunk = active.job.prompt[active.n_past : active.n_past + budget]
+            prompt = active.job.prompt
+            # The last prompt token is evaluated on its own, like a decode step:
+            # llama.cpp's arithmetic differs slightly between a token inside a
+            # multi-token chunk and a lone token, and a repeat of this prompt
+            # (the same seed again) evaluates only that token.
+            end = len(prompt) - 1 if active.n_past < len(prompt) - 1 else len(prompt)
+            chunk = prompt[active.n_past : min(end, active.n_past + budget)]
             budget -= len(chunk)
-            last = active.n_past + len(chunk) == len(active.job.prompt)
+            last = active.n_past + len(chunk) == len(prompt)
             rows.append((active, chunk, last))
         if rows:
             self._decode(rows)

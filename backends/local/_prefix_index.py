@@ -43,6 +43,8 @@ class Entry:
     Attributes:
         seq_id: the llama.cpp sequence id.
         tokens: tokens whose keys and values are resident in this sequence.
+        n_prompt: how many of them were the prompt of the request that made it
+            (the rest are that request's generated tokens).
         last_used: monotonic time of the last use, for LRU eviction.
         users: running requests that own this sequence or wait to fork from it;
             a sequence with users is never evicted.
@@ -52,6 +54,7 @@ class Entry:
 
     seq_id: int
     tokens: list[int] = field(default_factory=list)
+    n_prompt: int = 0
     last_used: float = 0.0
     users: int = 0
     pins: dict[int, float] = field(default_factory=dict)
