@@ -283,6 +283,8 @@ class Engine:
                 shared = min(common_prefix(other.job.prompt, job.prompt), limit)
                 if shared > max(reuse, other.n_past, wait_len):
                     wait_on, wait_len = other, shared
+        entry: Entry | None
+        evicted: Entry | None
         if (
             source is not None
             and wait_on is None

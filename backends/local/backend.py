@@ -152,19 +152,25 @@ class LocalBackend(Backend):
         """
         if ttl_s is not None and ttl_s <= 0:
             raise ConfigError(f"pin ttl_s must be positive seconds, got {ttl_s!r}")
-        messages = [SystemMessage(content=prefix)] if isinstance(prefix, str) else list(prefix)
+        messages: list[Message] = (
+            [SystemMessage(content=prefix)] if isinstance(prefix, str) else list(prefix)
+        )
         model = await asyncio.to_thread(self.load)
         tokens = model.render(messages)
         if len(tokens) >= model.n_ctx:
             raise ContextLengthExceeded(len(tokens), model.n_ctx, model=model.name)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Outcome] = loop.create_future()
+
+        def finished(outcome: Outcome) -> None:
+            loop.call_soon_threadsafe(done.set_result, outcome)
+
         job = Job(
             prompt=tokens,
             sampling=SamplingParams(),
             max_tokens=0,
             on_token=lambda _: False,
-            on_done=lambda outcome: loop.call_soon_threadsafe(done.set_result, outcome),
+            on_done=finished,
             pin_ttl_s=math.inf if ttl_s is None else ttl_s,
         )
         model.engine.submit(job)
