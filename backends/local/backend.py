@@ -134,7 +134,7 @@ class LocalBackend(Backend):
         """Engine counters for this model: reuse, prefill, decode, batching, evictions.
 
         Backends that share a model share its engine, so they report the same totals;
-        ``recent`` holds the last requests' own stats.
+        ``recent`` holds the last requests' own stats. Loads the model if needed.
         """
         return self.load().engine.stats()
 
