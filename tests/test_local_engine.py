@@ -9,7 +9,7 @@ from plait import ChatRequest
 from plait.backends import LocalBackend
 from plait.backends.local._engine import Job, Outcome
 from plait.backends.local._sampling import SamplingParams
-from plait.errors import ConfigError
+from plait.errors import BackendError, ConfigError
 
 pytestmark = pytest.mark.local_model
 
@@ -173,3 +173,26 @@ async def test_quantized_kv_cache_answers():
         ChatRequest.from_prompt("What color is the sky?", max_tokens=12, temperature=0.0)
     )
     assert "blue" in done.text.lower()
+
+
+async def test_full_kv_cells_evict_idle_prefixes_before_failing():
+    backend = LocalBackend(n_ctx=320, n_seq_max=8)
+    for i in range(4):  # ~130 tokens each: the third cannot fit beside the first two
+        done = await backend.complete(ask(f"Say {i}.", system=f"Context {i}. " * 30, max_tokens=4))
+        assert done.usage.completion_tokens > 0
+    assert backend.stats().evictions >= 1
+
+
+async def test_cache_full_of_running_requests_fails_the_newest_with_a_clear_error():
+    backend = LocalBackend(n_ctx=256, n_seq_max=4)
+    story = ChatRequest.from_prompt("Tell a very long story.", max_tokens=200, temperature=0.0)
+    other = ChatRequest.from_prompt(
+        "Tell another very long story.", max_tokens=200, temperature=0.0
+    )
+    results = await asyncio.gather(
+        backend.complete(story), backend.complete(other), return_exceptions=True
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], BackendError)
+    assert "is full" in str(errors[0])
+    assert not isinstance(results[0], BaseException) and results[0].usage.completion_tokens > 0
