@@ -4,6 +4,14 @@ Test doubles live in :mod:`plait.backends.testing`.
 """
 
 from ._base import Backend, Capabilities
-from .local import LocalBackend, default_model_path
+from .local import EngineStats, LocalBackend, PinnedPrefix, RequestStats, default_model_path
 
-__all__ = ["Backend", "Capabilities", "LocalBackend", "default_model_path"]
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "EngineStats",
+    "LocalBackend",
+    "PinnedPrefix",
+    "RequestStats",
+    "default_model_path",
+]
