@@ -195,4 +195,6 @@ async def test_cache_full_of_running_requests_fails_the_newest_with_a_clear_erro
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(errors) == 1 and isinstance(errors[0], BackendError)
     assert "is full" in str(errors[0])
-    assert not isinstance(results[0], BaseException) and results[0].usage.completion_tokens > 0
+    # The other one (whichever was submitted first) keeps its cells and finishes.
+    finished = [r for r in results if not isinstance(r, BaseException)]
+    assert len(finished) == 1 and finished[0].usage.completion_tokens > 0
