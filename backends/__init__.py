@@ -1,17 +1,20 @@
-"""Model access: the backend contract, the local llama.cpp backend, test doubles.
-
-Test doubles live in :mod:`plait.backends.testing`.
+"""Model access: the backend contract, the local llama.cpp engine, the
+OpenAI-compatible HTTP backend, routers (:mod:`plait.backends.routing`) and test
+doubles (:mod:`plait.backends.testing`).
 """
 
 from ._base import Backend, Capabilities
-from .local import LocalBackend, default_model_path
+from .local import EngineStats, LocalBackend, PinnedPrefix, RequestStats, default_model_path
 from .openai import OpenAIBackend, RetryPolicy
 
 __all__ = [
     "Backend",
     "Capabilities",
+    "EngineStats",
     "LocalBackend",
     "OpenAIBackend",
+    "PinnedPrefix",
+    "RequestStats",
     "RetryPolicy",
     "default_model_path",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from plait.chat import describe_validation_error
 from plait.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["KVType", "Settings", "load_settings"]
+
+KVType = Literal["f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"]
 
 
 class Settings(BaseSettings):
@@ -22,6 +25,12 @@ class Settings(BaseSettings):
         n_ctx: context length of local models, in tokens.
         n_threads: CPU threads for local models (``None``: llama.cpp decides).
         state_dir: where runs, checkpoints and memory live.
+        n_seq_max: KV-cache sequences of the local engine: requests served at
+            once plus cached prefixes kept for reuse.
+        n_batch: tokens per ``llama_decode`` batch of the local engine.
+        kv_type_k: storage type of cached keys ("f16", "q8_0", "q4_0", ...).
+        kv_type_v: storage type of cached values (quantized needs flash attention).
+        prefix_cache: reuse cached prompt prefixes across requests.
     """
 
     model_config = SettingsConfigDict(env_prefix="PLAIT_", extra="ignore")
@@ -30,6 +39,11 @@ class Settings(BaseSettings):
     n_ctx: int = Field(default=4096, ge=64)
     n_threads: int | None = Field(default=None, ge=1)
     state_dir: Path = Path(".plait")
+    n_seq_max: int = Field(default=16, ge=1, le=256)
+    n_batch: int = Field(default=512, ge=16)
+    kv_type_k: KVType = "f16"
+    kv_type_v: KVType = "f16"
+    prefix_cache: bool = True
 
 
 def load_settings() -> Settings:

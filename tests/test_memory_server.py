@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from _servers import free_port, running_server
 
 from plait.errors import MemoryStoreError
 from plait.memory import ChromaStore, E5Embedder, Memory
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -30,35 +21,23 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     if not Path(chroma).exists():
         pytest.fail("the 'chroma' command (installed with chromadb) was not found")
     data = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
+    port = free_port()
+    command = [
+        chroma,
+        "run",
+        "--path",
+        str(data / "db"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen(
-        [chroma, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    ready = f"http://127.0.0.1:{port}/api/v2/heartbeat"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited early with status {proc.returncode}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.3)
-        yield port
+        with running_server(command, ready, log_path=data / "server.log", timeout_s=60, env=env):
+            yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -76,6 +55,6 @@ async def test_remember_and_recall_through_a_chroma_server(chroma_server: int, t
 
 
 async def test_unreachable_server_is_reported():
-    store = ChromaStore(host="127.0.0.1", port=_free_port())
+    store = ChromaStore(host="127.0.0.1", port=free_port())
     with pytest.raises(MemoryStoreError, match="cannot reach the Chroma server"):
         await Memory("x", store=store, embedder=E5Embedder()).count()

@@ -3,15 +3,12 @@ started on a free loopback port with the embedded model and stopped afterwards."
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import jsonschema
 import pytest
+from _servers import free_port, running_server
 
 from plait import ChatRequest, SystemMessage, ToolSpec, UserMessage
 from plait.backends import OpenAIBackend, default_model_path
@@ -20,60 +17,18 @@ from plait.errors import BackendHTTPError
 pytestmark = pytest.mark.local_model
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    # The server logs a lot while loading; a pipe nobody reads would fill and block it.
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(default_model_path()),
-        "--model_alias",
-        "smollm2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "1024",
-        "--n_threads",
-        "1",
-    ]
-    log = log_path.open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                err = log_path.read_text(errors="replace")
-                pytest.fail(f"llama_cpp.server exited with {process.returncode}: {err[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not come up within 120 s")
-            time.sleep(0.3)
+    command = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(default_model_path()), "--model_alias", "smollm2",
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1",
+    ]  # fmt: skip
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    with running_server(command, f"{url}/models", log_path=log_path):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture

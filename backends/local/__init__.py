@@ -1,6 +1,7 @@
 """GGUF models on llama.cpp, in process."""
 
 from ._model_file import default_model_path
-from .backend import LocalBackend
+from ._stats import EngineStats, RequestStats
+from .backend import LocalBackend, PinnedPrefix
 
-__all__ = ["LocalBackend", "default_model_path"]
+__all__ = ["EngineStats", "LocalBackend", "PinnedPrefix", "RequestStats", "default_model_path"]

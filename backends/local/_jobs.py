@@ -1,0 +1,65 @@
+"""What callers hand the local engine (jobs, options) and what it hands back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._sampling import SamplingParams
+from ._stats import RequestStats
+
+__all__ = ["EngineOptions", "Job", "Outcome"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine's llama.cpp context is built (see ``plait.settings``)."""
+
+    n_ctx: int
+    n_seq_max: int = 16
+    n_batch: int = 512
+    n_threads: int | None = None
+    type_k: int | None = None  # a GGML_TYPE_* value; None: f16
+    type_v: int | None = None
+
+
+@dataclass
+class Outcome:
+    """How a job ended: ``finish`` is "eog", "length", "stopped" or "cancelled"."""
+
+    finish: str = "length"
+    error: BaseException | None = None
+    stats: RequestStats = field(default_factory=RequestStats)
+    pin_id: int | None = None
+
+
+@dataclass
+class Job:
+    """One request to the engine.
+
+    Attributes:
+        prompt: prompt tokens (at least one).
+        sampling: how to pick tokens.
+        max_tokens: tokens to generate at most (0: only prefill, e.g. to pin).
+        on_token: called on the engine thread with each generated token;
+            returns ``False`` to stop generation.
+        on_done: called on the engine thread once, with the outcome.
+        reuse: look for cached prefixes (off: prefill everything, for baselines).
+        pin_ttl_s: after prefill, pin the prompt; ``inf`` means no expiry.
+        on_logits: if set, called with a copy of each step's logits before
+            sampling (for correctness checks; costs a copy of the vocabulary row).
+        cancelled: set from any thread to stop the job at the next step.
+    """
+
+    prompt: list[int]
+    sampling: SamplingParams
+    max_tokens: int
+    on_token: Callable[[int], bool]
+    on_done: Callable[[Outcome], None]
+    reuse: bool = True
+    pin_ttl_s: float | None = None
+    on_logits: Callable[[list[float]], None] | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted_at: float = field(default_factory=time.perf_counter)

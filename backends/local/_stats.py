@@ -1,0 +1,102 @@
+"""Counters of the local engine, per request and per backend."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+__all__ = ["EngineStats", "RequestStats", "StatsRecorder"]
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """What one request cost the engine.
+
+    Attributes:
+        prompt_tokens: tokens in the rendered prompt.
+        reused_tokens: prompt tokens taken from the KV cache instead of prefilled.
+        prefilled_tokens: prompt tokens this request evaluated itself.
+        decode_tokens: generated tokens.
+        queued_s: seconds from submission to the request's first batch.
+    """
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefilled_tokens: int = 0
+    decode_tokens: int = 0
+    queued_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """Totals of one engine (one model in one process) since it started.
+
+    Attributes:
+        requests: finished requests.
+        prompt_tokens: their prompt tokens.
+        reused_tokens: prompt tokens served from the KV cache.
+        prefilled_tokens: prompt tokens evaluated.
+        decode_tokens: tokens generated.
+        batches: ``llama_decode`` calls.
+        batch_tokens: tokens over all batches.
+        batch_sequences: sequences over all batches (a sequence counts once per batch).
+        evictions: cached sequences evicted to make room.
+        recent: the last finished requests' stats, oldest first.
+    """
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefilled_tokens: int = 0
+    decode_tokens: int = 0
+    batches: int = 0
+    batch_tokens: int = 0
+    batch_sequences: int = 0
+    evictions: int = 0
+    recent: tuple[RequestStats, ...] = ()
+
+    @property
+    def mean_batch_sequences(self) -> float:
+        """Batch occupancy: sequences served by an average ``llama_decode`` call."""
+        return self.batch_sequences / self.batches if self.batches else 0.0
+
+    @property
+    def reuse_ratio(self) -> float:
+        """Share of prompt tokens that were not prefilled again."""
+        return self.reused_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+@dataclass
+class StatsRecorder:
+    """Mutable counters, written by the engine thread only; read through :meth:`snapshot`."""
+
+    totals: EngineStats = field(default_factory=EngineStats)
+    recent: deque[RequestStats] = field(default_factory=lambda: deque(maxlen=64))
+
+    def batch(self, tokens: int, sequences: int) -> None:
+        t = self.totals
+        self.totals = replace(
+            t,
+            batches=t.batches + 1,
+            batch_tokens=t.batch_tokens + tokens,
+            batch_sequences=t.batch_sequences + sequences,
+        )
+
+    def eviction(self) -> None:
+        self.totals = replace(self.totals, evictions=self.totals.evictions + 1)
+
+    def finished(self, request: RequestStats) -> None:
+        t = self.totals
+        self.totals = replace(
+            t,
+            requests=t.requests + 1,
+            prompt_tokens=t.prompt_tokens + request.prompt_tokens,
+            reused_tokens=t.reused_tokens + request.reused_tokens,
+            prefilled_tokens=t.prefilled_tokens + request.prefilled_tokens,
+            decode_tokens=t.decode_tokens + request.decode_tokens,
+        )
+        self.recent.append(request)
+
+    def snapshot(self) -> EngineStats:
+        # Rebinding ``totals`` is atomic, so a reader sees one consistent version.
+        return replace(self.totals, recent=tuple(self.recent))
