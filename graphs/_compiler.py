@@ -12,7 +12,9 @@ import json
 import operator
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
@@ -23,11 +25,13 @@ from plait.completions import Completion, Usage
 from plait.errors import ModelOutputError, PlanError
 from plait.messages import SystemMessage, UserMessage
 
-from ._events import RunResult
+from ._approval import ApprovalGate
+from ._events import Approval, RunResult
 from ._executor import EagerExecutor, TaskRunner
 from ._plan import Plan, Task
 from ._plan_parser import parse_plan_stream
 from ._references import substitute
+from ._store import MemoryResultStore, SQLiteResultStore
 
 __all__ = ["CompilerResult", "LLMCompiler", "Round", "tool_runner"]
 
@@ -62,13 +66,24 @@ class Round(BaseModel):
 
 
 class CompilerResult(BaseModel):
-    """The final answer and every round that led to it."""
+    """The final answer and every round that led to it.
+
+    Attributes:
+        answer: the joiner's last answer ("" while the first round is paused).
+        finished: the joiner chose to finish.
+        rounds: every completed round.
+        run_id: continue a paused run with :meth:`LLMCompiler.aresume`.
+        awaiting: when the run is paused for approval, the interrupt payloads
+            (each lists the flagged tasks with their resolved arguments).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     answer: str
     finished: bool
     rounds: tuple[Round, ...]
+    run_id: str = ""
+    awaiting: tuple[dict[str, Any], ...] = ()
 
     @property
     def usage(self) -> Usage:
@@ -95,6 +110,8 @@ class LLMCompiler:
         max_replans: new plans allowed after the first.
         max_tasks: most tasks in one plan (JSON format).
         executor: the executor to run plans with (default: an ``EagerExecutor``).
+        runs_dir: where durable runs live, one folder per run id (default:
+            ``<state_dir>/runs``, i.e. ``.plait/runs``).
     """
 
     def __init__(
@@ -108,6 +125,7 @@ class LLMCompiler:
         max_replans: int = 2,
         max_tasks: int = 8,
         executor: EagerExecutor | None = None,
+        runs_dir: str | Path | None = None,
     ) -> None:
         self.planner = planner
         self.joiner = joiner or planner
@@ -116,46 +134,160 @@ class LLMCompiler:
         self.max_replans = max_replans
         self.max_tasks = max_tasks
         self.executor = executor or EagerExecutor(runner)
+        self._runs_dir = None if runs_dir is None else Path(runs_dir)
+        self._memory_saver: Any = None
 
     def graph(self, checkpointer: Any = None) -> Any:
-        """The loop as a compiled LangGraph graph over ``{"question": ...}``."""
+        """The loop as a compiled LangGraph graph over ``{"question": ..., "run_id": ...}``.
+
+        Give a checkpointer (e.g. LangGraph's ``InMemorySaver`` or
+        ``AsyncSqliteSaver``) for approval interrupts and resumable runs; invoke
+        with ``{"configurable": {"thread_id": run_id}}``. Task results persist
+        in this compiler's executor store, keyed by the run id.
+        """
+        return self._graph(self.executor, checkpointer)
+
+    def _graph(self, executor: EagerExecutor, checkpointer: Any) -> Any:
         from langgraph.graph import END, START, StateGraph
 
+        async def plan_and_execute(state: _State) -> dict[str, Any]:
+            return await self._plan_and_execute(state, executor)
+
         builder = StateGraph(_State)
-        builder.add_node("plan_and_execute", self._plan_and_execute_node)
+        builder.add_node("plan_and_execute", plan_and_execute)
         builder.add_edge(START, "plan_and_execute")
         builder.add_conditional_edges(
             "plan_and_execute", self._next, {"replan": "plan_and_execute", "end": END}
         )
         return builder.compile(checkpointer=checkpointer)
 
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of a durable run: ``checkpoints.sqlite`` and ``results.sqlite``."""
+        if self._runs_dir is not None:
+            return self._runs_dir / run_id
+        from plait.settings import load_settings
+
+        return load_settings().state_dir / "runs" / run_id
+
     async def arun(self, question: str, *, run_id: str | None = None) -> CompilerResult:
-        """Answer ``question``; see :class:`CompilerResult`."""
-        state = await self.graph().ainvoke(
-            {"question": question, "run_id": run_id or uuid.uuid4().hex[:12], "rounds": []}
+        """Answer ``question``; see :class:`CompilerResult`.
+
+        With a ``run_id``, the run is durable: the outer loop is checkpointed
+        in ``<runs_dir>/<run_id>/checkpoints.sqlite`` and task results are
+        stored beside it in ``results.sqlite``. Calling again with the same id
+        after a crash continues where the run stopped: finished rounds are not
+        planned again and finished tasks do not run again; a finished run
+        returns its result. Without one, the run lives in memory.
+
+        The run pauses (``awaiting`` set, ``finished`` false) when a task flagged
+        ``requires_approval`` is reached; continue it with :meth:`aresume`.
+        """
+        if run_id is None:
+            run_id = uuid.uuid4().hex[:12]
+            return await self._invoke(
+                run_id, {"question": question, "run_id": run_id, "rounds": []}, durable=False
+            )
+        return await self._invoke(
+            run_id, {"question": question, "run_id": run_id, "rounds": []}, durable=True
         )
-        rounds = tuple(Round.model_validate(r) for r in state["rounds"])
-        last = rounds[-1]
-        return CompilerResult(answer=last.answer, finished=last.action == "finish", rounds=rounds)
+
+    async def aresume(self, run_id: str, answer: Any) -> CompilerResult:
+        """Continue a run paused for approval with the reviewer's ``answer``.
+
+        ``answer`` is ``True``/``"approve"``, ``False``/``"reject"``, a dict like
+        ``{"action": "reject", "reason": "..."}`` or ``{"action": "edit", "args":
+        {...}}`` (see :class:`plait.graphs.Approval`), applying to every task
+        asked about, or a mapping from task id to such a decision.
+        """
+        from langgraph.types import Command
+
+        durable = not (self._memory_saver is not None and run_id in self._memory_runs)
+        return await self._invoke(run_id, Command(resume=answer), durable=durable)
 
     def run(self, question: str, *, run_id: str | None = None) -> CompilerResult:
         """Blocking :meth:`arun`."""
         return asyncio.run(self.arun(question, run_id=run_id))
+
+    async def _invoke(self, run_id: str, payload: Any, *, durable: bool) -> CompilerResult:
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        config = {"configurable": {"thread_id": run_id}}
+        async with AsyncExitStack() as stack:
+            if durable:
+                folder = self.run_dir(run_id)
+                folder.mkdir(parents=True, exist_ok=True)
+                saver = await stack.enter_async_context(
+                    AsyncSqliteSaver.from_conn_string(str(folder / "checkpoints.sqlite"))
+                )
+                executor = self.executor
+                if isinstance(executor.store, MemoryResultStore):
+                    store = SQLiteResultStore(folder / "results.sqlite")
+                    stack.callback(store.close)
+                    executor = executor.with_store(store)
+            else:
+                if self._memory_saver is None:
+                    self._memory_saver = InMemorySaver()
+                    self._memory_runs: set[str] = set()
+                self._memory_runs.add(run_id)
+                saver, executor = self._memory_saver, self.executor
+            graph = self._graph(executor, saver)
+            if isinstance(payload, dict):
+                snapshot = await graph.aget_state(config)
+                if snapshot.values:
+                    # A run with this id exists: continue it (after a crash, the
+                    # unfinished node runs again) or, if it ended, report it.
+                    payload = None
+            state = await graph.ainvoke(payload, config)
+        return _result(run_id, state)
 
     def _next(self, state: _State) -> str:
         rounds = state["rounds"]
         wants_more = rounds[-1]["action"] == "replan"
         return "replan" if wants_more and len(rounds) <= self.max_replans else "end"
 
-    async def _plan_and_execute_node(self, state: _State) -> dict[str, Any]:
+    async def _plan_and_execute(self, state: _State, executor: EagerExecutor) -> dict[str, Any]:
         previous = [Round.model_validate(r) for r in state.get("rounds", [])]
-        round_id = f"{state['run_id']}-{len(previous) + 1}"
-        request = self._planner_request(state["question"], previous)
-        if self.plan_format == "json":
-            plan, usage = await self._json_plan(request)
-            run = await self.executor.run(plan, run_id=round_id, known_tools=self.tools)
+        outer_id = state["run_id"]
+        round_id = f"{outer_id}-{len(previous) + 1}"
+        store = executor.store
+        gate = ApprovalGate(
+            executor, round_id, {"run_id": outer_id, "round": len(previous) + 1}
+        )
+        # After a resume or a crash this node runs again from the top: a plan
+        # stored for the round is reused (never planned twice) and its finished
+        # tasks come back from the store.
+        await gate.replay()
+        found, saved = await store.load_value(round_id, "plan")
+        run: RunResult | None = None
+        if found:
+            plan, usage = Plan.model_validate(saved["plan"]), Usage.model_validate(saved["usage"])
+            gate.exec_id = saved["exec_id"]
         else:
-            plan, run, usage = await self._streamed_plan_and_run(request, round_id)
+            request = self._planner_request(state["question"], previous)
+            if self.plan_format == "json":
+                plan, usage = await self._json_plan(request)
+            else:
+                # A stream cut off by a crash left a partial plan under this
+                # round's id: a new plan gets its own id so that no stored result
+                # is mistaken for a different task's.
+                _, attempts = await store.load_value(round_id, "planning_attempts")
+                attempt = int(attempts or 0) + 1
+                await store.save_value(round_id, "planning_attempts", attempt)
+                gate.exec_id = round_id if attempt == 1 else f"{round_id}.{attempt}"
+                plan, run, usage = await self._streamed_plan_and_run(
+                    request, gate.exec_id, executor, gate.decisions, outer_id
+                )
+            await store.save_value(
+                round_id,
+                "plan",
+                {
+                    "plan": plan.model_dump(mode="json"),
+                    "usage": usage.model_dump(mode="json"),
+                    "exec_id": gate.exec_id,
+                },
+            )
+        run = await gate.run(plan, known_tools=self.tools, scope=outer_id, first=run)
         join = await self.joiner.complete(self._joiner_request(state["question"], plan, run))
         try:
             decision = join.parse_json()
@@ -228,7 +360,12 @@ class LLMCompiler:
         return plan, completion.usage
 
     async def _streamed_plan_and_run(
-        self, request: ChatRequest, round_id: str
+        self,
+        request: ChatRequest,
+        round_id: str,
+        executor: EagerExecutor,
+        approvals: Mapping[str, Approval],
+        scope: str,
     ) -> tuple[Plan, RunResult, Usage]:
         seen: list[Task] = []
         final: list[Completion] = []
@@ -249,7 +386,9 @@ class LLMCompiler:
                 seen.append(task)
                 yield task
 
-        run = await self.executor.run(tasks(), run_id=round_id, known_tools=self.tools)
+        run = await executor.run(
+            tasks(), run_id=round_id, known_tools=self.tools, approvals=approvals, scope=scope
+        )
         if not seen:
             raw = final[0].text if final else ""
             raise ModelOutputError("the planner wrote no task", raw=raw)
@@ -278,6 +417,19 @@ class LLMCompiler:
             max_tokens=300,
             agent="joiner",
         )
+
+
+def _result(run_id: str, state: dict[str, Any]) -> CompilerResult:
+    rounds = tuple(Round.model_validate(r) for r in state.get("rounds", []))
+    awaiting = tuple(i.value for i in state.get("__interrupt__", ()))
+    last = rounds[-1] if rounds else None
+    return CompilerResult(
+        answer=last.answer if last else "",
+        finished=bool(last and last.action == "finish" and not awaiting),
+        rounds=rounds,
+        run_id=run_id,
+        awaiting=awaiting,
+    )
 
 
 def _without_repeats(tasks: list[Task]) -> tuple[Task, ...]:

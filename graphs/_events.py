@@ -4,11 +4,35 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
-__all__ = ["RunResult", "TaskEvent", "TaskOutcome", "TaskStatus"]
+__all__ = ["Approval", "RunResult", "TaskEvent", "TaskOutcome", "TaskStatus"]
 
 TaskStatus = Literal["done", "failed", "skipped"]
+
+
+class Approval(BaseModel):
+    """A reviewer's decision on a task flagged ``requires_approval``.
+
+    Attributes:
+        action: ``approve`` (run as planned), ``reject`` (do not run; dependants
+            are skipped and the joiner sees the reason) or ``edit`` (run with
+            some arguments replaced).
+        reason: why, for a rejection (shown to the joiner).
+        args: for ``edit``, the arguments to replace (others stay as resolved).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["approve", "reject", "edit"]
+    reason: str | None = None
+    args: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _edit_has_args(self) -> Approval:
+        if self.action == "edit" and not self.args:
+            raise ValueError("an 'edit' decision needs the arguments to change in 'args'")
+        return self
 
 
 class TaskEvent(BaseModel):
@@ -16,12 +40,25 @@ class TaskEvent(BaseModel):
 
     Kinds: ``planned`` (the task arrived), ``started``, ``retrying``,
     ``finished``, ``failed``, ``skipped`` (a dependency failed or approval was
-    refused), ``restored`` (a resumed run reused its stored result).
+    refused), ``restored`` (a resumed run reused its stored result),
+    ``awaiting_approval`` (held until a reviewer decides), ``deduplicated`` (a
+    side effect with the same idempotency key already happened; its stored
+    result was reused).
     """
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["planned", "started", "retrying", "finished", "failed", "skipped", "restored"]
+    kind: Literal[
+        "planned",
+        "started",
+        "retrying",
+        "finished",
+        "failed",
+        "skipped",
+        "restored",
+        "awaiting_approval",
+        "deduplicated",
+    ]
     task_id: str
     tool: str
     at: float
@@ -46,7 +83,12 @@ class TaskOutcome(BaseModel):
 
 
 class RunResult(BaseModel):
-    """Every task's outcome and the events of the run, in order."""
+    """Every task's outcome and the events of the run, in order.
+
+    Attributes:
+        awaiting: tasks held for a reviewer's decision, with their resolved
+            arguments (their dependants have not run either).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -54,10 +96,11 @@ class RunResult(BaseModel):
     outcomes: dict[str, TaskOutcome]
     events: tuple[TaskEvent, ...] = ()
     wall_s: float = 0.0
+    awaiting: dict[str, dict[str, Any]] = {}
 
     @property
     def ok(self) -> bool:
-        return all(o.status == "done" for o in self.outcomes.values())
+        return not self.awaiting and all(o.status == "done" for o in self.outcomes.values())
 
     @property
     def results(self) -> dict[str, Any]:

@@ -15,20 +15,25 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Any
 
+from langgraph.errors import GraphBubbleUp
+
 from plait.errors import PlanError
 
-from ._events import RunResult, TaskEvent, TaskOutcome
+from ._events import Approval, RunResult, TaskEvent, TaskOutcome
 from ._plan import Plan, Task
 from ._references import substitute
 from ._store import MemoryResultStore, ResultStore
 
-__all__ = ["Approver", "EagerExecutor", "TaskRunner"]
+__all__ = ["Approver", "EagerExecutor", "IdempotencyKey", "TaskRunner"]
 
 TaskRunner = Callable[[Task, dict[str, Any]], Awaitable[Any]]
 """Runs one task with its references already replaced by results."""
 
-Approver = Callable[[Task, dict[str, Any]], Awaitable[bool]]
-"""Decides whether a task flagged ``requires_approval`` may run."""
+Approver = Callable[[Task, dict[str, Any]], Awaitable[bool | Approval]]
+"""Decides whether a task flagged ``requires_approval`` may run (``True`` approves)."""
+
+IdempotencyKey = Callable[[Task, dict[str, Any]], str | None]
+"""The idempotency key of a side-effecting task's call (``None``: the task has none)."""
 
 
 @dataclass
@@ -51,7 +56,11 @@ class EagerExecutor:
         retry_backoff_s: wait before a retry, doubled on each further attempt.
         store: where results are persisted before dependants start (resume).
         approver: asked before a ``requires_approval`` task runs; without one,
-            such tasks are skipped.
+            such tasks are skipped (unless decisions are passed to :meth:`run`).
+        idempotency: gives a task's idempotency key from its resolved arguments.
+            A completed call's result is stored under its key, and a later call
+            with the same key in the same scope (a retry, a resumed run, a
+            replanned round) reuses it instead of calling again.
         on_event: called with every event as it happens.
     """
 
@@ -66,6 +75,7 @@ class EagerExecutor:
         retry_backoff_s: float = 0.0,
         store: ResultStore | None = None,
         approver: Approver | None = None,
+        idempotency: IdempotencyKey | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
     ) -> None:
         self._runner = runner
@@ -76,7 +86,20 @@ class EagerExecutor:
         self._backoff_s = retry_backoff_s
         self._store = store or MemoryResultStore()
         self._approver = approver
+        self._idempotency = idempotency
         self._on_event = on_event
+
+    @property
+    def store(self) -> ResultStore:
+        """Where results, plans and side-effect records are persisted."""
+        return self._store
+
+    def with_store(self, store: ResultStore) -> EagerExecutor:
+        """A copy of this executor (same settings) persisting into ``store``."""
+        copy = object.__new__(EagerExecutor)
+        copy.__dict__.update(self.__dict__)
+        copy._store = store
+        return copy
 
     async def run(
         self,
@@ -84,18 +107,33 @@ class EagerExecutor:
         *,
         run_id: str | None = None,
         known_tools: Iterable[str] | None = None,
+        approvals: Mapping[str, Approval] | None = None,
+        scope: str | None = None,
     ) -> RunResult:
         """Run every task of ``plan`` and return their outcomes.
 
         A static :class:`Plan` is validated as a whole first. Tasks from a stream
         are checked as they arrive: they may only depend on tasks already seen.
+        Results already stored under ``run_id`` are reused, not recomputed.
+
+        Args:
+            plan: the tasks, or a stream of them.
+            run_id: names the run in the store (default: a fresh id).
+            known_tools: names a task may call (``None``: do not check).
+            approvals: reviewers' decisions by task id. When given, a flagged
+                task without a decision is held: it does not run, nor do its
+                dependants, and it is listed in ``RunResult.awaiting``.
+            scope: where idempotency keys are recorded (default: ``run_id``);
+                a run of several rounds passes one scope for all of them.
 
         Raises:
             PlanError: the plan is invalid (nothing of it has run, for a static plan).
         """
         if isinstance(plan, Plan):
             plan.validate_against(known_tools)
-        return await _Run(self, run_id or uuid.uuid4().hex[:12], known_tools).execute(plan)
+        run_id = run_id or uuid.uuid4().hex[:12]
+        run = _Run(self, run_id, known_tools, approvals, scope or run_id)
+        return await run.execute(plan)
 
     async def resume(self, run_id: str) -> RunResult:
         """Finish a stored run: reuse every stored result, run only what is missing."""
@@ -108,9 +146,20 @@ class EagerExecutor:
 class _Run:
     """The state of one execution."""
 
-    def __init__(self, ex: EagerExecutor, run_id: str, known_tools: Iterable[str] | None) -> None:
+    def __init__(
+        self,
+        ex: EagerExecutor,
+        run_id: str,
+        known_tools: Iterable[str] | None,
+        approvals: Mapping[str, Approval] | None,
+        scope: str,
+    ) -> None:
         self.ex = ex
         self.run_id = run_id
+        self.approvals = approvals
+        self.scope = scope
+        self.awaiting: dict[str, dict[str, Any]] = {}
+        self.key_locks: dict[str, asyncio.Lock] = {}
         self.known_tools = None if known_tools is None else set(known_tools)
         self.nodes: dict[str, _Node] = {}
         self.events: list[TaskEvent] = []
@@ -133,21 +182,33 @@ class _Run:
     async def execute(self, plan: Plan | Iterable[Task] | AsyncIterable[Task]) -> RunResult:
         _, self.stored = await self.ex._store.load(self.run_id)
         invalid: Exception | None = None
-        async with asyncio.TaskGroup() as group:
-            self.group = group
-            try:
-                await self.feed(plan)
-            except Exception as e:  # re-raised below, unwrapped from the task group
-                # An invalid streamed task (or a failing plan stream) stops the
-                # run: nothing more starts and running tasks are cancelled.
-                invalid = e
-                for running in self.running:
-                    running.cancel()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self.group = group
+                try:
+                    await self.feed(plan)
+                except Exception as e:  # re-raised below, unwrapped from the task group
+                    # An invalid streamed task (or a failing plan stream) stops the
+                    # run: nothing more starts and running tasks are cancelled.
+                    invalid = e
+                    for running in self.running:
+                        running.cancel()
+        except BaseExceptionGroup as group_error:
+            # A LangGraph interrupt (or command) raised inside a task must reach
+            # LangGraph as itself, not wrapped by the task group.
+            bubble = _first_bubble(group_error)
+            if bubble is not None:
+                raise bubble from None
+            raise
         if invalid is not None:
             raise invalid
         outcomes = {i: n.outcome for i, n in self.nodes.items() if n.outcome is not None}
         return RunResult(
-            run_id=self.run_id, outcomes=outcomes, events=tuple(self.events), wall_s=self.now()
+            run_id=self.run_id,
+            outcomes=outcomes,
+            events=tuple(self.events),
+            wall_s=self.now(),
+            awaiting=self.awaiting,
         )
 
     async def feed(self, plan: Plan | Iterable[Task] | AsyncIterable[Task]) -> None:
@@ -225,18 +286,39 @@ class _Run:
     async def run_task(self, node: _Node) -> None:
         task = node.task
         args = self.inputs(task)
-        if task.requires_approval and not await self.approved(task, args):
-            self.finish(node, status="skipped", error="approval was not given")
+        if task.requires_approval:
+            decision = await self.decision(task, args)
+            if decision is None:
+                self.awaiting[task.id] = args
+                self.emit("awaiting_approval", task)
+                return
+            if decision.action == "reject":
+                reason = f": {decision.reason}" if decision.reason else ""
+                self.finish(node, status="skipped", error=f"rejected by the reviewer{reason}")
+                return
+            if decision.action == "edit":
+                args = {**args, **(decision.args or {})}
+        try:
+            key = self.effect_key(task, args)
+        except Exception as e:  # a broken key function fails its task, with the reason
+            error = f"cannot compute the idempotency key: {type(e).__name__}: {e}"
+            self.emit("failed", task, error=error)
+            self.finish(node, status="failed", error=error)
             return
-        tool_slot = self.tool_slots.get(task.tool)
-        async with self.slots:
-            if tool_slot is not None:
-                await tool_slot.acquire()
-            try:
-                outcome = await self.attempts(task, args)
-            finally:
-                if tool_slot is not None:
-                    tool_slot.release()
+        if key is None:
+            outcome = await self.call(task, args)
+        else:
+            # One call per key at a time, so two tasks with one key in a plan
+            # cannot both perform the side effect.
+            async with self.key_locks.setdefault(key, asyncio.Lock()):
+                found, result = await self.ex._store.load_value(self.scope, key)
+                if found:
+                    self.emit("deduplicated", task)
+                    outcome = dict(status="done", result=result)
+                else:
+                    outcome = await self.call(task, args)
+                    if outcome["status"] == "done":
+                        await self.ex._store.save_value(self.scope, key, outcome["result"])
         if outcome["status"] == "done":
             # Durability: the result is stored before any dependant can start; a
             # result that cannot be stored fails its task rather than being lost.
@@ -247,8 +329,33 @@ class _Run:
                 self.emit("failed", task, error=str(e))
         self.finish(node, **outcome)
 
-    async def approved(self, task: Task, args: dict[str, Any]) -> bool:
-        return self.ex._approver is not None and await self.ex._approver(task, args)
+    async def decision(self, task: Task, args: dict[str, Any]) -> Approval | None:
+        """The reviewer's decision, or None while it is awaited."""
+        if self.approvals is not None:
+            return self.approvals.get(task.id)
+        if self.ex._approver is None:
+            return Approval(action="reject", reason="no approver was configured")
+        answer = await self.ex._approver(task, args)
+        if isinstance(answer, Approval):
+            return answer
+        return Approval(action="approve" if answer else "reject")
+
+    def effect_key(self, task: Task, args: dict[str, Any]) -> str | None:
+        if self.ex._idempotency is None:
+            return None
+        key = self.ex._idempotency(task, args)
+        return None if key is None else f"effect:{task.tool}:{key}"
+
+    async def call(self, task: Task, args: dict[str, Any]) -> dict[str, Any]:
+        tool_slot = self.tool_slots.get(task.tool)
+        async with self.slots:
+            if tool_slot is not None:
+                await tool_slot.acquire()
+            try:
+                return await self.attempts(task, args)
+            finally:
+                if tool_slot is not None:
+                    tool_slot.release()
 
     async def attempts(self, task: Task, args: dict[str, Any]) -> dict[str, Any]:
         retries = task.retries if task.retries is not None else self.ex._retries
@@ -266,6 +373,8 @@ class _Run:
                     result = await self.ex._runner(task, args)
             except TimeoutError:
                 error = f"timed out after {timeout:g}s"
+            except GraphBubbleUp:
+                raise  # a LangGraph interrupt from inside a task: not a failure
             except Exception as e:  # a task failure is data for the plan, not a crash
                 error = f"{type(e).__name__}: {e}"
             else:
@@ -283,3 +392,14 @@ class _Run:
         return dict(
             status="failed", error=error, attempts=attempt, started_at=started, finished_at=ended
         )
+
+
+def _first_bubble(group: BaseExceptionGroup[Any]) -> GraphBubbleUp | None:
+    for error in group.exceptions:
+        if isinstance(error, GraphBubbleUp):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            found = _first_bubble(error)
+            if found is not None:
+                return found
+    return None

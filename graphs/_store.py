@@ -31,6 +31,14 @@ class ResultStore(ABC):
     async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
         """The run's tasks (in arrival order) and the results stored so far."""
 
+    @abstractmethod
+    async def save_value(self, scope: str, name: str, value: Any) -> None:
+        """Record a named value of a run (a finished plan, approval decisions, a side effect)."""
+
+    @abstractmethod
+    async def load_value(self, scope: str, name: str) -> tuple[bool, Any]:
+        """``(True, value)`` for a recorded value, else ``(False, None)``."""
+
 
 class MemoryResultStore(ResultStore):
     """A store that lives as long as the process (for tests and one-off runs)."""
@@ -38,6 +46,7 @@ class MemoryResultStore(ResultStore):
     def __init__(self) -> None:
         self._tasks: dict[str, list[Task]] = {}
         self._results: dict[str, dict[str, Any]] = {}
+        self._values: dict[tuple[str, str], Any] = {}
 
     async def save_task(self, run_id: str, task: Task) -> None:
         tasks = self._tasks.setdefault(run_id, [])
@@ -49,6 +58,14 @@ class MemoryResultStore(ResultStore):
 
     async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
         return list(self._tasks.get(run_id, [])), dict(self._results.get(run_id, {}))
+
+    async def save_value(self, scope: str, name: str, value: Any) -> None:
+        self._values[scope, name] = value
+
+    async def load_value(self, scope: str, name: str) -> tuple[bool, Any]:
+        if (scope, name) in self._values:
+            return True, self._values[scope, name]
+        return False, None
 
 
 class SQLiteResultStore(ResultStore):
@@ -73,6 +90,8 @@ class SQLiteResultStore(ResultStore):
                     " body TEXT, PRIMARY KEY (run_id, task_id));"
                     "CREATE TABLE IF NOT EXISTS results (run_id TEXT, task_id TEXT, result TEXT,"
                     " PRIMARY KEY (run_id, task_id));"
+                    "CREATE TABLE IF NOT EXISTS named_values (scope TEXT, name TEXT, body TEXT,"
+                    " PRIMARY KEY (scope, name));"
                 )
             except sqlite3.DatabaseError as e:
                 raise ConfigError(f"cannot open the run store {self.path}: {e}") from e
@@ -114,6 +133,29 @@ class SQLiteResultStore(ResultStore):
             ).fetchall()
         tasks = [Task.model_validate_json(body) for (body,) in rows]
         return tasks, {task_id: json.loads(body) for task_id, body in results}
+
+    async def save_value(self, scope: str, name: str, value: Any) -> None:
+        try:
+            body = json.dumps(value)
+        except TypeError as e:
+            raise PlanError(
+                f"value {name!r} of {scope!r} is not JSON-serializable, so it cannot be"
+                f" stored durably ({e})"
+            ) from e
+        await self._write(
+            "INSERT OR REPLACE INTO named_values VALUES (?, ?, ?)", (scope, name, body)
+        )
+
+    async def load_value(self, scope: str, name: str) -> tuple[bool, Any]:
+        async with self._lock:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT body FROM named_values WHERE scope=? AND name=?", (scope, name)
+                )
+                .fetchone()
+            )
+        return (True, json.loads(row[0])) if row else (False, None)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -121,7 +121,7 @@ async def test_approval_gate():
     result = await EagerExecutor(Tools(), approver=approve).run(plan)
     assert result.outcomes["1"].status == "done"
     assert result.outcomes["2"].status == "skipped"
-    assert result.outcomes["2"].error == "approval was not given"
+    assert result.outcomes["2"].error == "rejected by the reviewer"
 
 
 async def test_invalid_static_plan_runs_nothing():
