@@ -11,7 +11,7 @@ import asyncio
 import json
 import operator
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib import resources
 from pathlib import Path
@@ -112,6 +112,8 @@ class LLMCompiler:
         executor: the executor to run plans with (default: an ``EagerExecutor``).
         runs_dir: where durable runs live, one folder per run id (default:
             ``<state_dir>/runs``, i.e. ``.plait/runs``).
+        requires_approval: tools whose tasks wait for a reviewer's decision
+            (a LangGraph interrupt; the run pauses until it is resumed).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class LLMCompiler:
         max_tasks: int = 8,
         executor: EagerExecutor | None = None,
         runs_dir: str | Path | None = None,
+        requires_approval: Collection[str] = (),
     ) -> None:
         self.planner = planner
         self.joiner = joiner or planner
@@ -135,6 +138,13 @@ class LLMCompiler:
         self.max_tasks = max_tasks
         self.executor = executor or EagerExecutor(runner)
         self._runs_dir = None if runs_dir is None else Path(runs_dir)
+        unknown = sorted(set(requires_approval) - set(self.tools))
+        if unknown:
+            raise PlanError(
+                f"requires_approval names {', '.join(unknown)}, which the planner cannot call"
+                f" (tools: {', '.join(self.tools)})"
+            )
+        self.requires_approval = frozenset(requires_approval)
         self._memory_saver: Any = None
 
     def graph(self, checkpointer: Any = None) -> Any:
@@ -348,7 +358,7 @@ class LLMCompiler:
             raw = completion.parse_json()["tasks"]
             tasks = _without_repeats(
                 [
-                    Task(id=str(i), tool=t["tool"], args=t.get("args", {}))
+                    self._flag(Task(id=str(i), tool=t["tool"], args=t.get("args", {})))
                     for i, t in enumerate(raw, start=1)
                 ]
             )
@@ -379,7 +389,8 @@ class LLMCompiler:
 
         async def tasks() -> AsyncIterator[Task]:
             names = {n: _parameter_names(t) for n, t in self.tools.items()}
-            async for task in parse_plan_stream(text(), names):
+            async for parsed in parse_plan_stream(text(), names):
+                task = self._flag(parsed)
                 problem = self._check_args(task)
                 if problem:
                     raise PlanError(f"bad arguments for {task.tool!r}: {problem}", task_id=task.id)
@@ -394,6 +405,11 @@ class LLMCompiler:
             raise ModelOutputError("the planner wrote no task", raw=raw)
         usage = final[0].usage if final else Usage()
         return Plan(tasks=tuple(seen)), run, usage
+
+    def _flag(self, task: Task) -> Task:
+        if task.tool in self.requires_approval and not task.requires_approval:
+            return task.model_copy(update={"requires_approval": True})
+        return task
 
     def _check_args(self, task: Task) -> str | None:
         spec = self.tools.get(task.tool)
