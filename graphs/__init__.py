@@ -4,17 +4,21 @@
 graph. Coming with their issues: YAML workflows and agents as tasks.
 """
 
+from ._approval import ApprovalGate
 from ._compiler import CompilerResult, LLMCompiler, Round, tool_runner
-from ._events import RunResult, TaskEvent, TaskOutcome, TaskStatus
-from ._executor import Approver, EagerExecutor, TaskRunner
+from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
+from ._executor import Approver, EagerExecutor, IdempotencyKey, TaskRunner
 from ._plan import Plan, Task
-from ._runners import agent_spec, task_runner
+from ._runners import agent_spec, idempotency_keys, task_runner
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore
 
 __all__ = [
+    "Approval",
+    "ApprovalGate",
     "Approver",
     "CompilerResult",
     "EagerExecutor",
+    "IdempotencyKey",
     "LLMCompiler",
     "MemoryResultStore",
     "Plan",
@@ -28,6 +32,7 @@ __all__ = [
     "TaskRunner",
     "TaskStatus",
     "agent_spec",
+    "idempotency_keys",
     "task_runner",
     "tool_runner",
 ]

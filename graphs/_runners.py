@@ -17,10 +17,10 @@ from plait.chat import ToolSpec
 from plait.errors import PlanError, ToolError
 from plait.tools import Tool, Toolset
 
-from ._executor import TaskRunner
+from ._executor import IdempotencyKey, TaskRunner
 from ._plan import Task
 
-__all__ = ["agent_spec", "task_runner"]
+__all__ = ["agent_spec", "idempotency_keys", "task_runner"]
 
 
 def agent_spec(agent: Agent[Any]) -> ToolSpec:
@@ -68,3 +68,18 @@ def task_runner(
 
     specs = [t.spec for t in toolset] + [agent_spec(a) for a in by_agent.values()]
     return specs, run
+
+
+def idempotency_keys(tools: Toolset | Iterable[Tool]) -> IdempotencyKey:
+    """The executor's ``idempotency`` hook for tools declared with ``@tool(idempotency_key=...)``.
+
+    Tasks calling other tools (or agents) have no key. A key function that
+    fails on bad arguments fails its task with the reason.
+    """
+    by_name = {t.name: t for t in tools}
+
+    def key(task: Task, args: dict[str, Any]) -> str | None:
+        found = by_name.get(task.tool)
+        return None if found is None else found.key_for(args)
+
+    return key

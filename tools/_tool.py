@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import re
@@ -38,6 +39,9 @@ class Tool:
         args_model: the pydantic model that validates arguments.
         timeout_s: a per-tool time limit overriding the runtime's default.
         tags: labels for filtering toolsets.
+        idempotency_key: for a side-effecting tool, gives the key of a call from
+            its validated arguments; executors reuse the stored result of a call
+            with the same key instead of calling again (``None``: no key).
     """
 
     name: str
@@ -47,6 +51,13 @@ class Tool:
     args_model: type[BaseModel]
     timeout_s: float | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
+    idempotency_key: Callable[[dict[str, Any]], str] | None = None
+
+    def key_for(self, arguments: Mapping[str, Any]) -> str | None:
+        """The idempotency key of a call with these (model-written) arguments, if any."""
+        if self.idempotency_key is None:
+            return None
+        return str(self.idempotency_key(self.validate(arguments)))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -132,6 +143,7 @@ def tool(
     description: str | None = None,
     timeout_s: float | None = None,
     tags: Iterable[str] = (),
+    idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -143,6 +155,7 @@ def tool(
     description: str | None = None,
     timeout_s: float | None = None,
     tags: Iterable[str] = (),
+    idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`; use as ``@tool`` or ``@tool(name=...)``.
 
@@ -157,13 +170,22 @@ def tool(
         description: overrides the docstring's description.
         timeout_s: a per-tool time limit overriding the runtime's default.
         tags: labels for filtering toolsets.
+        idempotency_key: marks a side-effecting tool: a function from the
+            validated arguments to a key, or ``True`` for a key derived from all
+            arguments. A call whose key was already completed returns the
+            stored result instead of running again (see ``EagerExecutor``).
 
     Raises:
         ConfigError: a parameter has no type hint, is variadic, or the name is invalid.
     """
 
     def wrap(function: Callable[..., Any]) -> Tool:
-        return _build(function, name, description, timeout_s, frozenset(tags))
+        built = _build(function, name, description, timeout_s, frozenset(tags))
+        if idempotency_key is True:
+            return replace(built, idempotency_key=_arguments_key)
+        if callable(idempotency_key):
+            return replace(built, idempotency_key=idempotency_key)
+        return built
 
     return wrap(fn) if fn is not None else wrap
 
@@ -208,6 +230,22 @@ def _build(
         timeout_s=timeout_s,
         tags=tags,
     )
+
+
+def _arguments_key(arguments: dict[str, Any]) -> str:
+    """A key standing for every argument's value."""
+    text = json.dumps(_plain(arguments), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def json_schema_of(type_: Any) -> dict[str, Any]:
