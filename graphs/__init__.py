@@ -1,7 +1,8 @@
 """Plans as DAGs and the eager executor that runs them.
 
 ``LLMCompiler`` is the plan -> execute -> join -> replan loop, as a LangGraph
-graph. Coming with their issues: YAML workflows and agents as tasks.
+graph (checkpointed, with approval interrupts); ``run_static`` runs a fixed
+plan (steps with ``depends_on``) on the same executor.
 """
 
 from ._approval import ApprovalGate
@@ -10,7 +11,8 @@ from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
 from ._executor import Approver, EagerExecutor, IdempotencyKey, TaskRunner
 from ._plan import Plan, Task
 from ._runners import agent_spec, idempotency_keys, task_runner
-from ._store import MemoryResultStore, ResultStore, SQLiteResultStore
+from ._static import run_static
+from ._store import MemoryResultStore, ResultStore, SQLiteResultStore, run_directory
 
 __all__ = [
     "Approval",
@@ -33,6 +35,8 @@ __all__ = [
     "TaskStatus",
     "agent_spec",
     "idempotency_keys",
+    "run_directory",
+    "run_static",
     "task_runner",
     "tool_runner",
 ]

@@ -31,7 +31,7 @@ from ._executor import EagerExecutor, TaskRunner
 from ._plan import Plan, Task
 from ._plan_parser import parse_plan_stream
 from ._references import substitute
-from ._store import MemoryResultStore, SQLiteResultStore
+from ._store import MemoryResultStore, SQLiteResultStore, run_directory
 
 __all__ = ["CompilerResult", "LLMCompiler", "Round", "tool_runner"]
 
@@ -173,11 +173,7 @@ class LLMCompiler:
 
     def run_dir(self, run_id: str) -> Path:
         """The folder of a durable run: ``checkpoints.sqlite`` and ``results.sqlite``."""
-        if self._runs_dir is not None:
-            return self._runs_dir / run_id
-        from plait.settings import load_settings
-
-        return load_settings().state_dir / "runs" / run_id
+        return run_directory(run_id, self._runs_dir)
 
     async def arun(self, question: str, *, run_id: str | None = None) -> CompilerResult:
         """Answer ``question``; see :class:`CompilerResult`.

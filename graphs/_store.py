@@ -13,7 +13,31 @@ from plait.errors import ConfigError, PlanError
 
 from ._plan import Task
 
-__all__ = ["MemoryResultStore", "ResultStore", "SQLiteResultStore"]
+__all__ = ["MemoryResultStore", "ResultStore", "SQLiteResultStore", "run_directory"]
+
+
+def run_directory(run_id: str, runs_dir: str | Path | None = None) -> Path:
+    """The folder a durable run owns: ``<runs_dir>/<run_id>``.
+
+    It holds ``results.sqlite`` (task results), ``checkpoints.sqlite`` (the
+    LangGraph checkpoints of a planner loop) and the files other layers add.
+
+    Args:
+        run_id: the run's id (letters, digits, ``_``, ``-`` and ``.``).
+        runs_dir: the root (default: ``<state_dir>/runs``, i.e. ``.plait/runs``).
+
+    Raises:
+        ConfigError: the run id could escape the root or is empty.
+    """
+    if not run_id or not all(c.isalnum() or c in "_-." for c in run_id) or run_id in {".", ".."}:
+        raise ConfigError(
+            f"run id {run_id!r} cannot name a run folder: use letters, digits, '_', '-' and '.'"
+        )
+    if runs_dir is None:
+        from plait.settings import load_settings
+
+        runs_dir = load_settings().state_dir / "runs"
+    return Path(runs_dir) / run_id
 
 
 class ResultStore(ABC):
