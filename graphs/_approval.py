@@ -159,4 +159,6 @@ def _decision(value: Any, task_id: str | None) -> Approval:
     try:
         return Approval.model_validate(value)
     except ValidationError as e:
-        raise PlanError(f"the approval answer {value!r} is not a decision ({e})", task_id=task_id) from e
+        raise PlanError(
+            f"the approval answer {value!r} is not a decision ({e})", task_id=task_id
+        ) from e

@@ -145,7 +145,8 @@ class LLMCompiler:
                 f" (tools: {', '.join(self.tools)})"
             )
         self.requires_approval = frozenset(requires_approval)
-        self._memory_saver: Any = None
+        self._memory_saver: Any = None  # checkpoints of runs without a run id
+        self._memory_runs: set[str] = set()
 
     def graph(self, checkpointer: Any = None) -> Any:
         """The loop as a compiled LangGraph graph over ``{"question": ..., "run_id": ...}``.
@@ -207,12 +208,16 @@ class LLMCompiler:
         """
         from langgraph.types import Command
 
-        durable = not (self._memory_saver is not None and run_id in self._memory_runs)
+        durable = run_id not in self._memory_runs
         return await self._invoke(run_id, Command(resume=answer), durable=durable)
 
     def run(self, question: str, *, run_id: str | None = None) -> CompilerResult:
         """Blocking :meth:`arun`."""
         return asyncio.run(self.arun(question, run_id=run_id))
+
+    def resume(self, run_id: str, answer: Any) -> CompilerResult:
+        """Blocking :meth:`aresume`."""
+        return asyncio.run(self.aresume(run_id, answer))
 
     async def _invoke(self, run_id: str, payload: Any, *, durable: bool) -> CompilerResult:
         from langgraph.checkpoint.memory import InMemorySaver
@@ -234,7 +239,6 @@ class LLMCompiler:
             else:
                 if self._memory_saver is None:
                     self._memory_saver = InMemorySaver()
-                    self._memory_runs: set[str] = set()
                 self._memory_runs.add(run_id)
                 saver, executor = self._memory_saver, self.executor
             graph = self._graph(executor, saver)
@@ -257,9 +261,7 @@ class LLMCompiler:
         outer_id = state["run_id"]
         round_id = f"{outer_id}-{len(previous) + 1}"
         store = executor.store
-        gate = ApprovalGate(
-            executor, round_id, {"run_id": outer_id, "round": len(previous) + 1}
-        )
+        gate = ApprovalGate(executor, round_id, {"run_id": outer_id, "round": len(previous) + 1})
         # After a resume or a crash this node runs again from the top: a plan
         # stored for the round is reused (never planned twice) and its finished
         # tasks come back from the store.

@@ -174,9 +174,7 @@ class SQLiteResultStore(ResultStore):
         async with self._lock:
             row = (
                 self._db()
-                .execute(
-                    "SELECT body FROM named_values WHERE scope=? AND name=?", (scope, name)
-                )
+                .execute("SELECT body FROM named_values WHERE scope=? AND name=?", (scope, name))
                 .fetchone()
             )
         return (True, json.loads(row[0])) if row else (False, None)
