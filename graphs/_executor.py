@@ -160,6 +160,7 @@ class _Run:
         self.scope = scope
         self.awaiting: dict[str, dict[str, Any]] = {}
         self.key_locks: dict[str, asyncio.Lock] = {}
+        self.bubbles: list[GraphBubbleUp] = []
         self.known_tools = None if known_tools is None else set(known_tools)
         self.nodes: dict[str, _Node] = {}
         self.events: list[TaskEvent] = []
@@ -202,6 +203,10 @@ class _Run:
             raise
         if invalid is not None:
             raise invalid
+        if self.bubbles:
+            # Raised once every other task has ended (and stored its result), so
+            # an interrupt from one task does not throw away its siblings' work.
+            raise self.bubbles[0]
         outcomes = {i: n.outcome for i, n in self.nodes.items() if n.outcome is not None}
         return RunResult(
             run_id=self.run_id,
@@ -307,6 +312,8 @@ class _Run:
             return
         if key is None:
             outcome = await self.call(task, args)
+            if outcome is None:
+                return
         else:
             # One call per key at a time, so two tasks with one key in a plan
             # cannot both perform the side effect.
@@ -316,7 +323,10 @@ class _Run:
                     self.emit("deduplicated", task)
                     outcome = dict(status="done", result=result)
                 else:
-                    outcome = await self.call(task, args)
+                    called = await self.call(task, args)
+                    if called is None:
+                        return
+                    outcome = called
                     if outcome["status"] == "done":
                         await self.ex._store.save_value(self.scope, key, outcome["result"])
         if outcome["status"] == "done":
@@ -346,13 +356,17 @@ class _Run:
         key = self.ex._idempotency(task, args)
         return None if key is None else f"effect:{task.tool}:{key}"
 
-    async def call(self, task: Task, args: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, task: Task, args: dict[str, Any]) -> dict[str, Any] | None:
+        """The task's outcome, or None when it raised a LangGraph interrupt (kept for later)."""
         tool_slot = self.tool_slots.get(task.tool)
         async with self.slots:
             if tool_slot is not None:
                 await tool_slot.acquire()
             try:
                 return await self.attempts(task, args)
+            except GraphBubbleUp as bubble:
+                self.bubbles.append(bubble)
+                return None
             finally:
                 if tool_slot is not None:
                     tool_slot.release()

@@ -1,5 +1,6 @@
 """Human approval of flagged tasks through LangGraph interrupts and Command(resume=...)."""
 
+import asyncio
 import json
 
 import pytest
@@ -148,12 +149,21 @@ async def test_answer_naming_a_task_not_awaiting_is_refused():
 
 
 async def test_interrupt_raised_inside_a_task_is_not_a_task_failure():
-    """A tool that asks a human itself: its GraphInterrupt must reach LangGraph."""
+    """A tool that asks a human itself: its GraphInterrupt must reach LangGraph.
+
+    A sibling task running meanwhile finishes (and is not run again on resume).
+    """
     asked: list = []
+    slow_runs: list = []
 
     async def ask(question):
         asked.append(question)
         return interrupt({"ask": question})
+
+    async def slow(key):
+        await asyncio.sleep(0.05)
+        slow_runs.append(key)
+        return f"value of {key}"
 
     spec = ToolSpec(
         name="ask",
@@ -161,16 +171,21 @@ async def test_interrupt_raised_inside_a_task_is_not_a_task_failure():
         parameters={"type": "object", "properties": {"question": {"type": "string"}}},
     )
     model = ScriptedBackend(
-        [Step(plan_json(("ask", {"question": "colour?"}))), Step(finish("blue"), expect="blue")]
+        [
+            Step(plan_json(("lookup", {"key": "k"}), ("ask", {"question": "colour?"}))),
+            Step(finish("blue"), expect="blue"),
+        ]
     )
-    compiler = LLMCompiler(model, [spec], tool_runner({"ask": ask}))
+    compiler = LLMCompiler(model, [LOOKUP, spec], tool_runner({"ask": ask, "lookup": slow}))
     graph = compiler.graph(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "t5"}}
     state = await graph.ainvoke({"question": "Favourite colour?", "run_id": "t5"}, config)
     assert state["__interrupt__"][0].value == {"ask": "colour?"}
+    assert slow_runs == ["k"]
     state = await graph.ainvoke(Command(resume="blue"), config)
-    assert state["rounds"][0]["run"]["outcomes"]["1"]["result"] == "blue"
+    assert state["rounds"][0]["run"]["outcomes"]["2"]["result"] == "blue"
     assert asked == ["colour?", "colour?"]
+    assert slow_runs == ["k"]
 
 
 def test_requires_approval_must_name_a_tool():
