@@ -93,14 +93,8 @@ class Run:
         self.trace.messages = list(self.messages)
         self.trace.duration_s = time.perf_counter() - started
         self.trace.stop_reason = reason
-        memory = self.agent.memory
-        if reason == "done" and isinstance(memory, MemoryBinding):
-            recalled = [n.id for n in self.trace.memory.recalled] if self.trace.memory else []
-            await memory.remember_run(self.agent.name, self.task, self.text, recalled)
-        elif reason == "done" and memory is not None:
-            await memory.remember(
-                f"Task: {self.task}\nAnswer: {self.text}", metadata={"agent": self.agent.name}
-            )
+        if reason == "done":
+            await self._remember()
         result = AgentResult(
             output=self.output if reason == "done" else None,
             text=self.text,
@@ -132,6 +126,16 @@ class Run:
             task = render("memories", memories=listed, task=self.task)
         self.trace.memory = recall
         self.messages.append(UserMessage(content=task))
+
+    async def _remember(self) -> None:
+        memory = self.agent.memory
+        if isinstance(memory, MemoryBinding):
+            recalled = [n.id for n in self.trace.memory.recalled] if self.trace.memory else []
+            await memory.remember_run(self.agent.name, self.task, self.text, recalled)
+        elif memory is not None:
+            await memory.remember(
+                f"Task: {self.task}\nAnswer: {self.text}", metadata={"agent": self.agent.name}
+            )
 
     async def _recall(self) -> MemoryRecall | None:
         memory = self.agent.memory
