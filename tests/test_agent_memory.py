@@ -22,8 +22,10 @@ from plait.memory import (
     MemoryKind,
     TeamMemory,
     Trust,
+    memory_tools,
 )
-from plait.messages import SystemMessage, UserMessage
+from plait.messages import SystemMessage, ToolCall, UserMessage
+from plait.tools import ToolRunner
 
 EMBEDDER = E5Embedder()
 
@@ -184,3 +186,35 @@ async def test_cost_from_a_ledger_or_the_backend_itself_and_free_otherwise():
 
     free = await Agent("c", "x", ScriptedBackend([priced("hi", 500, 5)])).arun("t")
     assert free.cost == 0.0 and free.trace.turns[0].cost == 0.0
+
+
+async def test_memory_tools_let_an_agent_search_guarded_memory_and_remember(tmp_path):
+    memory, _ = await guarded_memory(tmp_path)
+    backend = ScriptedBackend(
+        [
+            ToolCall(name="memory_search", arguments={"query": TASK}),
+            Step(
+                ToolCall(name="memory_remember", arguments={"text": "Saturday ships need care."}),
+                expect=no_poison_in_prompt,
+            ),
+            "Check the checksum first.",
+        ]
+    )
+    agent = Agent("ops", "Advise.", backend, tools=memory_tools(memory, agent="ops", k=3))
+    result = await agent.arun(TASK)
+    search, remember = result.trace.tool_calls
+    assert search.error is None and "[1]" in search.result and "obsolete" not in search.result
+    assert remember.error is None and '"trust": "medium"' in remember.result
+    (stored,) = await memory.search("Saturday ships", k=1)
+    assert stored.record.text == "Saturday ships need care."
+    assert stored.record.provenance.writer == "ops"
+
+
+async def test_memory_tools_validate_arguments_and_can_be_read_only(tmp_path):
+    memory = Memory("m", store=ChromaStore(tmp_path / "m"), embedder=EMBEDDER)
+    tools = memory_tools(memory, writable=False)
+    assert tools.names == ["memory_search"]
+    outcome = await ToolRunner(tools).run(ToolCall(name="memory_search", arguments={"query": ""}))
+    assert outcome.error == "arguments" and "query" in outcome.content
+    outcome = await ToolRunner(tools).run(ToolCall(name="memory_search", arguments={"query": "x"}))
+    assert outcome.error is None and outcome.content == "(no memories found)"
