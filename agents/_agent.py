@@ -146,6 +146,12 @@ class Agent(Generic[OutputT]):
         self.prices: Mapping[str, Price] = (
             prices.prices if isinstance(prices, CostLedger) else dict(prices or {})
         )
+        for backend_name, price in self.prices.items():
+            if not isinstance(price, Price):
+                raise ConfigError(
+                    f"agent {name!r}: the price of backend {backend_name!r} must be a "
+                    f"plait.backends.routing.Price, got {type(price).__name__}"
+                )
         if tool_choice not in ("auto", "none", "required") and tool_choice not in self.tools:
             raise ConfigError(f"agent {name!r}: tool_choice {tool_choice!r} names no tool it has")
 

@@ -218,3 +218,8 @@ async def test_memory_tools_validate_arguments_and_can_be_read_only(tmp_path):
     assert outcome.error == "arguments" and "query" in outcome.content
     outcome = await ToolRunner(tools).run(ToolCall(name="memory_search", arguments={"query": "x"}))
     assert outcome.error is None and outcome.content == "(no memories found)"
+
+
+def test_prices_must_be_price_objects():
+    with pytest.raises(ConfigError, match="price of backend 'gpt' must be"):
+        Agent("c", "x", ScriptedBackend([]), prices={"gpt": 0.01})  # type: ignore[dict-item]
