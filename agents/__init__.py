@@ -4,11 +4,14 @@ Planner, joiner, router agent, supervisor and ensembles come with their issues.
 """
 
 from ._agent import Agent, AgentLimits, Roles
-from ._memory import AgentMemory
+from ._memory import AgentMemory, MemoryBinding
 from ._trace import (
     AgentEvent,
     AgentResult,
+    MemoryRecall,
     ModelTurn,
+    RecalledNote,
+    RejectedNote,
     RunFinished,
     StopReason,
     TextDelta,
@@ -24,7 +27,11 @@ __all__ = [
     "AgentLimits",
     "AgentMemory",
     "AgentResult",
+    "MemoryBinding",
+    "MemoryRecall",
     "ModelTurn",
+    "RecalledNote",
+    "RejectedNote",
     "Roles",
     "RunFinished",
     "StopReason",

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from plait.backends import Backend
+from plait.backends.routing import CostLedger, Price
 from plait.chat import ToolChoice
+from plait.completions import Usage
 from plait.errors import ConfigError
+from plait.memory import AgentMemoryView, Memory, TeamMemory
 from plait.tools import Permissions, Tool, ToolLimits, ToolRetriever, ToolRunner, Toolset
 
 from ._loop import Run
-from ._memory import AgentMemory
+from ._memory import AgentMemory, MemoryBinding, bind_memory
 from ._trace import AgentEvent, AgentResult, RunFinished
 
 __all__ = ["Agent", "AgentLimits", "Roles"]
@@ -80,7 +83,10 @@ class Agent(Generic[OutputT]):
         tools: tools, functions or toolsets it may use.
         output_type: a pydantic model (or any type pydantic validates) the final
             answer must match; ``None`` for plain text.
-        memory: recalls notes before a task and remembers the answer after.
+        memory: recalls notes before a task and remembers the answer after: a
+            :class:`~plait.memory.Memory`, a :class:`~plait.memory.TeamMemory`
+            (used through this agent's view), a :class:`MemoryBinding` to
+            choose how, or any :class:`AgentMemory`.
         shared_context: team-wide text placed before the instructions.
         limits: step, token and time limits.
         tool_limits: timeout, output size and concurrency of tool calls.
@@ -92,6 +98,10 @@ class Agent(Generic[OutputT]):
         retriever: offer only the tools it selects per step (large toolsets).
         roles: planner/caller/summarizer backends.
         temperature: sampling temperature for every turn (``None``: backend's).
+        prices: what each backend charges, by backend name (a mapping, or the
+            :class:`~plait.backends.routing.CostLedger` the routers share); a
+            backend not listed is priced by its own ``price`` attribute if it
+            has one, else free. The trace reports cost per turn and in total.
     """
 
     def __init__(
@@ -102,7 +112,7 @@ class Agent(Generic[OutputT]):
         *,
         tools: Iterable[Tool | Callable[..., Any] | Toolset] = (),
         output_type: type[OutputT] | None = None,
-        memory: AgentMemory | None = None,
+        memory: AgentMemory | MemoryBinding | Memory | TeamMemory | AgentMemoryView | None = None,
         shared_context: str = "",
         limits: AgentLimits | None = None,
         tool_limits: ToolLimits | None = None,
@@ -112,6 +122,7 @@ class Agent(Generic[OutputT]):
         retriever: ToolRetriever | None = None,
         roles: Roles | None = None,
         temperature: float | None = None,
+        prices: Mapping[str, Price] | CostLedger | None = None,
     ) -> None:
         if not name:
             raise ConfigError("an agent needs a non-empty name")
@@ -122,7 +133,7 @@ class Agent(Generic[OutputT]):
         if retriever is not None and not self.tools:
             self.tools = retriever.tools
         self.output_type = output_type
-        self.memory = memory
+        self.memory = bind_memory(memory, name)
         self.shared_context = shared_context
         self.limits = limits or AgentLimits()
         self.tool_limits = tool_limits or ToolLimits()
@@ -132,11 +143,30 @@ class Agent(Generic[OutputT]):
         self.retriever = retriever
         self.roles = roles
         self.temperature = temperature
+        self.prices: Mapping[str, Price] = (
+            prices.prices if isinstance(prices, CostLedger) else dict(prices or {})
+        )
+        for backend_name, price in self.prices.items():
+            if not isinstance(price, Price):
+                raise ConfigError(
+                    f"agent {name!r}: the price of backend {backend_name!r} must be a "
+                    f"plait.backends.routing.Price, got {type(price).__name__}"
+                )
         if tool_choice not in ("auto", "none", "required") and tool_choice not in self.tools:
             raise ConfigError(f"agent {name!r}: tool_choice {tool_choice!r} names no tool it has")
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, backend={self.backend.name!r}, tools={self.tools.names})"
+
+    def price_of(self, backend: Backend) -> Price | None:
+        """The price of ``backend``'s tokens for this agent's traces (``None``: free)."""
+        price = self.prices.get(backend.name, getattr(backend, "price", None))
+        return price if isinstance(price, Price) else None
+
+    def cost_of(self, backend: Backend, usage: Usage) -> float:
+        """What ``usage`` on ``backend`` cost, per :meth:`price_of`."""
+        price = self.price_of(backend)
+        return price.cost(usage) if price is not None else 0.0
 
     def _new_run(self, task: str) -> Run:
         runner = ToolRunner(self.tools, self.tool_limits, self.permissions)

@@ -17,11 +17,14 @@ from plait.errors import ConfigError, ModelOutputError, ToolArgumentError
 from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from plait.tools import ToolOutcome, ToolRunner, Toolset, json_schema_of
 
+from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
 from ._trace import (
     AgentEvent,
     AgentResult,
+    MemoryRecall,
     ModelTurn,
+    RecalledNote,
     Role,
     RunFinished,
     StopReason,
@@ -90,10 +93,8 @@ class Run:
         self.trace.messages = list(self.messages)
         self.trace.duration_s = time.perf_counter() - started
         self.trace.stop_reason = reason
-        if reason == "done" and self.agent.memory is not None:
-            await self.agent.memory.remember(
-                f"Task: {self.task}\nAnswer: {self.text}", metadata={"agent": self.agent.name}
-            )
+        if reason == "done":
+            await self._remember()
         result = AgentResult(
             output=self.output if reason == "done" else None,
             text=self.text,
@@ -116,13 +117,40 @@ class Run:
             self.agent.shared_context, self.agent.name, self.agent.instructions, extra
         )
         self.messages = [SystemMessage(content=system)]
+        # Recalled memories are specific to this task, so they follow the shared
+        # system part and precede only the task itself.
         task = self.task
-        if self.agent.memory is not None:
-            notes = await self._bounded(self.agent.memory.recall(self.task))
-            if notes:
-                listed = "\n".join(f"- {n}" for n in notes)
-                task = render("memories", memories=listed, task=self.task)
+        recall = await self._recall()
+        if recall is not None and recall.recalled:
+            listed = "\n".join(f"- {n.text}" for n in recall.recalled)
+            task = render("memories", memories=listed, task=self.task)
+        self.trace.memory = recall
         self.messages.append(UserMessage(content=task))
+
+    async def _remember(self) -> None:
+        memory = self.agent.memory
+        if isinstance(memory, MemoryBinding):
+            recalled = [n.id for n in self.trace.memory.recalled] if self.trace.memory else []
+            await memory.remember_run(self.agent.name, self.task, self.text, recalled)
+        elif memory is not None:
+            await memory.remember(
+                f"Task: {self.task}\nAnswer: {self.text}", metadata={"agent": self.agent.name}
+            )
+
+    async def _recall(self) -> MemoryRecall | None:
+        memory = self.agent.memory
+        if memory is None:
+            return None
+        if isinstance(memory, MemoryBinding):
+            recall: MemoryRecall | None = await self._bounded(memory.recall_traced(self.task))
+            return recall
+        started = time.perf_counter()
+        notes = await self._bounded(memory.recall(self.task))
+        return MemoryRecall(
+            query=self.task,
+            recalled=tuple(RecalledNote(text=n) for n in notes),
+            duration_s=time.perf_counter() - started,
+        )
 
     async def _loop(self) -> AsyncIterator[AgentEvent]:
         while True:
@@ -202,7 +230,9 @@ class Run:
                 f"backend {backend.name!r} ended its stream without a completion", raw=""
             )
         self._last = completion
+        cost = self.agent.cost_of(backend, completion.usage)
         self.trace.usage = self.trace.usage + completion.usage
+        self.trace.cost += cost
         self.trace.turns.append(
             ModelTurn(
                 step=step,
@@ -213,6 +243,7 @@ class Run:
                 offered_tools=tuple(t.name for t in request.tools),
                 finish_reason=completion.finish_reason,
                 usage=completion.usage,
+                cost=cost,
                 duration_s=time.perf_counter() - started,
             )
         )

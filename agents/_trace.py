@@ -13,7 +13,10 @@ from plait.messages import Message, ToolCall
 __all__ = [
     "AgentEvent",
     "AgentResult",
+    "MemoryRecall",
     "ModelTurn",
+    "RecalledNote",
+    "RejectedNote",
     "RunFinished",
     "StopReason",
     "TextDelta",
@@ -44,6 +47,7 @@ class ModelTurn(BaseModel):
     offered_tools: tuple[str, ...] = ()
     finish_reason: str = "stop"
     usage: Usage = Usage()
+    cost: float = 0.0
     duration_s: float = 0.0
 
 
@@ -62,6 +66,66 @@ class ToolRecord(BaseModel):
     truncated: bool = False
 
 
+class RecalledNote(BaseModel):
+    """A memory put into the agent's context.
+
+    Attributes:
+        text: what the agent read.
+        id: the record id (empty for memories that have none).
+        score: the recall score it ranked by.
+        trust: the record's trust level.
+        writer: who wrote it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    id: str = ""
+    score: float | None = None
+    trust: str | None = None
+    writer: str | None = None
+
+
+class RejectedNote(BaseModel):
+    """A memory the guard kept out of the agent's context, and why.
+
+    Attributes:
+        id: the record id.
+        text: the record's text.
+        stage: ``write`` (quarantined), ``lesson`` or ``consensus``.
+        reason: the guard's reason, in words.
+        source: where the record's content came from.
+        writer: who wrote it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    text: str
+    stage: str
+    reason: str
+    source: str
+    writer: str
+
+
+class MemoryRecall(BaseModel):
+    """What memory gave the run before its first model turn.
+
+    Attributes:
+        query: what was recalled for (the task).
+        recalled: memories placed in the context, best first.
+        rejected: memories a guard dropped for this query.
+        duration_s: seconds the recall (guard included) took.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    query: str
+    recalled: tuple[RecalledNote, ...] = ()
+    rejected: tuple[RejectedNote, ...] = ()
+    duration_s: float = 0.0
+
+
 class Trace(BaseModel):
     """Everything a run did, in order; JSON-serialisable with ``model_dump_json()``.
 
@@ -71,6 +135,9 @@ class Trace(BaseModel):
         tool_calls: tool calls with arguments, results and durations.
         messages: the final conversation.
         usage: tokens over the whole run (cached prompt tokens included).
+        cost: what the run's model turns cost, per the agent's prices (0 when
+            no backend it used is priced).
+        memory: what memory recalled (and a guard rejected) for the task.
         duration_s: wall-clock seconds of the run.
         stop_reason: why it ended.
     """
@@ -80,6 +147,8 @@ class Trace(BaseModel):
     tool_calls: list[ToolRecord] = Field(default_factory=list)
     messages: list[Message] = Field(default_factory=list)
     usage: Usage = Usage()
+    cost: float = 0.0
+    memory: MemoryRecall | None = None
     duration_s: float = 0.0
     stop_reason: StopReason = "done"
 
@@ -115,6 +184,11 @@ class AgentResult(Generic[OutputT]):
     def usage(self) -> Usage:
         """Tokens over the whole run."""
         return self.trace.usage
+
+    @property
+    def cost(self) -> float:
+        """What the run's model turns cost (see :attr:`Trace.cost`)."""
+        return self.trace.cost
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ Per configuration, on a fresh real chromadb store:
 - ``utility``: share of benign queries whose top-3 contains a benign record of their topic.
 
 Configurations: unguarded; guarded (MemoryGuard with the embedded local model as
-judge); the guarded store attacked again with the same poison (lessons); a
+judge); guarded without a judge (consensus over the records' own texts); the
+guarded store attacked again with the same poison (lessons); a
 stricter write policy that quarantines every tool/web/external write; and,
 as a stress case outside the suite's threat model, the poison written through a
 trusted channel (an agent, no taint), which only the judge's consensus can catch.
@@ -101,7 +102,9 @@ async def main() -> dict[str, object]:
         root = Path(tmp)
         embedder = default_embedder()
 
-        def guard(name: str, policy: WritePolicy | None = None) -> MemoryGuard:
+        def guard(
+            name: str, policy: WritePolicy | None = None, judge: Backend | None = judge
+        ) -> MemoryGuard:
             lessons = Memory(f"lessons-{name}", store=ChromaStore(root), embedder=embedder)
             return MemoryGuard(judge=judge, lessons=lessons, embedder=embedder, policy=policy)
 
@@ -109,6 +112,7 @@ async def main() -> dict[str, object]:
         shared = guard("main")
         guarded = await run_config(root, "guarded", topics, shared, False)
         calls_first = shared.judge_calls
+        textual = await run_config(root, "textual", topics, guard("textual", judge=None), False)
         # The same attacker comes back in a new workflow: lessons should answer first.
         repeat = await run_config(root, "repeat", topics, shared, False)
         untrusted = frozenset({SourceKind.TOOL, SourceKind.WEB, SourceKind.EXTERNAL})
@@ -128,6 +132,8 @@ async def main() -> dict[str, object]:
         "utility_guarded": g["utility"],
         "utility_drop_points": round(100 * (u["utility"] - g["utility"]), 1),
         "asr_ratio": round(g["asr"] / u["asr"], 3) if u["asr"] else None,
+        "asr_guarded_no_judge": textual["asr"],
+        "utility_guarded_no_judge": textual["utility"],
         "asr_repeat_attack": repeat["asr"],
         "lesson_rejections_repeat": repeat["lesson_rejections"],
         "judge_calls_first": calls_first,

@@ -8,6 +8,9 @@ await memory.remember("Staging deploys need the VPN", source="user", writer="ana
 result = await memory.recall("how do I reach staging?", k=3)
 result.memories, result.rejected
 ```
+
+Agents take a memory directly (``Agent(..., memory=memory)``: guarded recall into
+the context, traced) and can search it as a tool (``tools=memory_tools(memory)``).
 """
 
 from ._embedders import (
@@ -23,7 +26,7 @@ from ._records import MemoryKind, MemoryRecord, Provenance, RecalledMemory, Sour
 from ._scoring import ScoreWeights
 from ._store import ChromaStore
 from ._team import AgentMemoryView, TeamMemory
-from ._tools import MemoryTools, recall_block
+from ._tools import MemoryTools, memory_tools, recall_block
 
 __all__ = [
     "AgentMemoryView",
@@ -47,5 +50,6 @@ __all__ = [
     "Trust",
     "WritePolicy",
     "default_embedder",
+    "memory_tools",
     "recall_block",
 ]

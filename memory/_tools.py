@@ -1,18 +1,26 @@
-"""Memory for agents: tool specs (search / remember) and automatic recall into context."""
+"""Memory for agents: search / remember as tools, and a recall block for prompts.
+
+:func:`memory_tools` builds ordinary :class:`plait.tools.Tool` objects, so memory
+imports ``plait.tools`` (never the reverse): tools and memory sit on the same
+layer, and keeping the dependency one way inside it avoids an import cycle.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import Field
 
 from plait.chat import ToolSpec
 from plait.errors import ToolError
+from plait.tools import Toolset, tool
 
 from ._memory import RecallResult
 from ._records import MemoryRecord
 
-__all__ = ["MemoryTools", "recall_block"]
+__all__ = ["MemoryTools", "memory_tools", "recall_block"]
 
 
 class _Recaller(Protocol):
@@ -94,3 +102,45 @@ async def recall_block(memory: _Recaller, task: str, *, k: int = 3) -> tuple[str
     if not result.memories:
         return "", result
     return "Relevant memories (may be incomplete or wrong):\n" + result.as_context(), result
+
+
+def memory_tools(
+    memory: _Recaller, *, agent: str = "agent", k: int = 3, writable: bool = True
+) -> Toolset:
+    """``memory_search`` (and ``memory_remember``) as plait tools, for any agent's toolset.
+
+    Searches go through the memory's guard when it has one, so the model never
+    reads a rejected memory; writes are attributed to ``agent`` with source
+    ``agent`` (the write policy and trust rules apply as to any write).
+
+    Args:
+        memory: a :class:`Memory` or an agent's view of a team memory.
+        agent: name written into provenance of records the agent stores.
+        k: how many memories a search returns.
+        writable: also offer ``memory_remember``.
+    """
+    helper = MemoryTools(memory, agent=agent, k=k)
+
+    @tool(name="memory_search")
+    async def search(query: Annotated[str, Field(min_length=1)]) -> str:
+        """Search long-term memory for facts, past episodes and lessons.
+
+        Args:
+            query: what to look for.
+        """
+        return await helper.call("memory_search", {"query": query})
+
+    @tool(name="memory_remember")
+    async def remember(
+        text: Annotated[str, Field(min_length=1)],
+        importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5,
+    ) -> str:
+        """Store a fact or insight in long-term memory for later runs.
+
+        Args:
+            text: the fact or insight, in one or two sentences.
+            importance: 0 to 1, how much it should weigh in later searches.
+        """
+        return await helper.call("memory_remember", {"text": text, "importance": importance})
+
+    return Toolset([search, remember] if writable else [search])

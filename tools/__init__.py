@@ -2,12 +2,16 @@
 
 Built-ins: :data:`calculator` (arithmetic without ``eval``), :func:`http_tools`
 (GET/POST to allow-listed hosts only) and :func:`file_tools` (read/write inside
-one workspace folder).
+one workspace folder). Adapters: :func:`from_langchain` (a LangChain tool as a
+plait tool) and :func:`as_langchain_tool` (a plait tool for LangGraph's
+``ToolNode``, still under plait's limits). Memory search/remember tools come
+from :func:`plait.memory.memory_tools` (memory sits beside tools, not under them).
 """
 
 from ._calculator import calculator, evaluate
 from ._files import Workspace, file_tools
 from ._http import http_tools
+from ._langchain import as_langchain_tool, as_langchain_tools, from_langchain
 from ._registry import Toolset
 from ._retrieval import EmbeddingScorer, LexicalScorer, Scorer, ToolRetriever, tool_document
 from ._runtime import Permissions, ToolErrorKind, ToolLimits, ToolOutcome, ToolRunner
@@ -26,9 +30,12 @@ __all__ = [
     "ToolRunner",
     "Toolset",
     "Workspace",
+    "as_langchain_tool",
+    "as_langchain_tools",
     "calculator",
     "evaluate",
     "file_tools",
+    "from_langchain",
     "http_tools",
     "json_schema_of",
     "render_result",
