@@ -10,6 +10,7 @@ from ._executor import Approver, EagerExecutor, TaskRunner
 from ._plan import Plan, Task
 from ._runners import agent_spec, task_runner
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore
+from ._team import dag_dispatch
 
 __all__ = [
     "Approver",
@@ -28,6 +29,7 @@ __all__ = [
     "TaskRunner",
     "TaskStatus",
     "agent_spec",
+    "dag_dispatch",
     "task_runner",
     "tool_runner",
 ]
