@@ -4,11 +4,27 @@ router agent. Every one of them is a :class:`Runnable`.
 """
 
 from ._agent import Agent, AgentLimits, Roles
+from ._ensembles import (
+    Critique,
+    CritiqueRevise,
+    Ensemble,
+    EnsembleResult,
+    EnsembleStop,
+    Fuse,
+    GenerateRank,
+    MajorityVote,
+    Ranking,
+    Verdict,
+    Verifier,
+    VerifyBeforeAccept,
+)
 from ._hiring import Hire, Hiring, Metered, TeamPrefix
 from ._memory import AgentMemory
+from ._router_agent import AgentChoice, RoutedResult, RouterAgent
 from ._runnable import Runnable, RunnableResult
-from ._supervisor import Dispatch, Reviewer, Supervisor, WorkerFailed, gather_dispatch
+from ._supervisor import Supervisor
 from ._team_plan import Review, RoleSpec, Subtask, TeamPlan
+from ._team_run import Dispatch, Reviewer, WorkerFailed, gather_dispatch
 from ._team_trace import (
     DecisionKind,
     TeamDecision,
@@ -32,20 +48,32 @@ from ._trace import (
 
 __all__ = [
     "Agent",
+    "AgentChoice",
     "AgentEvent",
     "AgentLimits",
     "AgentMemory",
     "AgentResult",
+    "Critique",
+    "CritiqueRevise",
     "DecisionKind",
     "Dispatch",
+    "Ensemble",
+    "EnsembleResult",
+    "EnsembleStop",
+    "Fuse",
+    "GenerateRank",
     "Hire",
     "Hiring",
+    "MajorityVote",
     "Metered",
     "ModelTurn",
+    "Ranking",
     "Review",
     "Reviewer",
     "RoleSpec",
     "Roles",
+    "RoutedResult",
+    "RouterAgent",
     "RunFinished",
     "Runnable",
     "RunnableResult",
@@ -63,6 +91,9 @@ __all__ = [
     "ToolRecord",
     "ToolStarted",
     "Trace",
+    "Verdict",
+    "Verifier",
+    "VerifyBeforeAccept",
     "WorkerFailed",
     "WorkerReport",
     "gather_dispatch",

@@ -23,7 +23,9 @@ class RunnableResult(Protocol):
 
 @runtime_checkable
 class Runnable(Protocol):
-    """Anything that takes a task and answers it: ``Agent``, ``Supervisor``, ensembles, ``RouterAgent``.
+    """Anything that takes a task and answers it.
+
+    ``Agent``, ``Supervisor``, the ensembles and ``RouterAgent`` all are one.
 
     Supervisors delegate to runnables, ensembles combine them, the router agent
     picks one, and ``plait.graphs.task_runner`` runs them as DAG tasks.
