@@ -147,9 +147,7 @@ async def test_budget_exhaustion_stops_hiring_with_partial_result() -> None:
     price = Price(prompt_per_1k=1.0, completion_per_1k=1.0)
     ledger = CostLedger(prices={"api": price}, budget=1.2)
     boss = Supervisor("boss", backend, ledger=ledger, aggregate=False)
-    plan = TeamPlan(
-        subtasks=[Subtask(id=f"s{i}", task=f"Part {i}.") for i in (1, 2, 3)]
-    )
+    plan = TeamPlan(subtasks=[Subtask(id=f"s{i}", task=f"Part {i}.") for i in (1, 2, 3)])
     result = await boss.arun("three parts", plan=plan)
 
     assert result.stop_reason == "budget" and not result.ok
