@@ -250,7 +250,9 @@ class Fuse(Ensemble):
         candidates = await _generate(self.members, task, log)
         if not candidates:
             return log.result("failed", "", candidates)
-        fuser = Agent(f"{self.name}-fuser", render("ensemble_fuse"), self.fuser, temperature=0.0)
+        fuser: Agent[str] = Agent(
+            f"{self.name}-fuser", render("ensemble_fuse"), self.fuser, temperature=0.0
+        )
         fused = await fuser.arun(
             render("ensemble_candidates", task=task, listing=_numbered(candidates))
         )

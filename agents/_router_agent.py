@@ -96,7 +96,7 @@ class RouterAgent:
         self._choice_type = create_model(
             "AgentChoiceOut",
             __config__=ConfigDict(frozen=True),
-            agent=(Literal[tuple(names)], ...),  # type: ignore[valid-type]
+            agent=(Literal[tuple(names)], ...),  # type: ignore[arg-type]
             reason=(str, Field(default="", max_length=300)),
         )
 
@@ -118,7 +118,8 @@ class RouterAgent:
                 f"router agent {self.name!r} got no choice from {self.backend.name!r}"
                 f" (stopped: {result.stop_reason})"
             )
-        choice = AgentChoice(agent=result.output.agent, reason=result.output.reason)
+        picked: Any = result.output
+        choice = AgentChoice(agent=picked.agent, reason=picked.reason)
         self.decisions.append(
             TeamDecision(kind="route", by=self.name, subject=choice.agent, detail=choice.reason)
         )

@@ -314,7 +314,7 @@ class TeamRun:
             role=f"{role.name}: {role.instructions}",
             backends=tuple(backends),
             attempts=len(backends),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             output=previous,
             cost=cost,
             usage=usage or Usage(),
@@ -379,7 +379,7 @@ class TeamRun:
             role=f"agent {runnable.name}",
             backends=(),
             attempts=1,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             output=output,
             cost=cost,
             child=child,

@@ -110,6 +110,7 @@ async def test_fuse_merges_candidates_and_critique_revise_loops_until_ok() -> No
 
 async def test_ensembles_and_supervisors_run_as_dag_tasks() -> None:
     vote = MajorityVote("vote", [agent("a", "yes"), agent("b", "yes"), agent("c", "no")])
+
     def team(request: ChatRequest) -> str:
         if request.agent == "boss-planner":
             return json.dumps({"subtasks": [{"id": "g", "task": "Greet."}]})
