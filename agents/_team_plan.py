@@ -19,7 +19,9 @@ class RoleSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    # No max_length next to a pattern: grammar-constrained decoders cannot enforce
+    # both, and a small model's long id is harmless.
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
     instructions: str = Field(min_length=1, max_length=600)
 
 
@@ -37,7 +39,7 @@ class Subtask(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_]+$", max_length=20)
+    id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     task: str = Field(min_length=1, max_length=800)
     role: RoleSpec | None = None
     agent: str | None = None

@@ -35,3 +35,4 @@ def test_readme_python_examples_run(capsys):
     assert "{'sentiment': 'positive'}" in out and "get_weather" in out
     assert "result=84.0" in out  # the Agents example
     assert "{'1': '391'}" in out  # the plan example ran the calculator
+    assert "stop_reason=" in out and "team prefix unpinned" in out  # the team example
