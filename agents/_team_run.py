@@ -121,9 +121,12 @@ class TeamRun:
             return self.finish("")
         token = _DEPTH.set((self.depth, self.limit))
         try:
-            plan = plan or await self.make_plan()
             if plan is None:
-                return self.finish("")
+                plan = await self.make_plan()
+                if plan is None:
+                    return self.finish("")
+            else:
+                self.decide("plan", self.sup.name, "given: " + _listing(plan))
             hired = await self.hire_all(plan)
             try:
                 await self.sup.dispatch(hired, self.work)
@@ -168,12 +171,13 @@ class TeamRun:
             self.stop_short("failed", f"the planner gave no usable plan: {e}")
             return None
         if not result.ok or result.output is None:
+            self.decide(
+                "plan", self.sup.name, f"no plan: the planner stopped ({result.stop_reason})"
+            )
             self.stop_short("failed", f"the planner stopped early: {result.stop_reason}")
             return None
         plan: TeamPlan = result.output
-        self.decide(
-            "plan", self.sup.name, ", ".join(f"{s.id}: {s.task[:80]}" for s in plan.subtasks)
-        )
+        self.decide("plan", self.sup.name, _listing(plan))
         return plan
 
     async def hire_all(self, plan: TeamPlan) -> list[Subtask]:
@@ -424,3 +428,7 @@ class TeamRun:
         return TeamResult(
             output=output, stop_reason=self.stop, reason=self.reason, trace=self.trace
         )
+
+
+def _listing(plan: TeamPlan) -> str:
+    return ", ".join(f"{s.id}: {s.task[:80]}" for s in plan.subtasks)

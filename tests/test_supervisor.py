@@ -95,6 +95,7 @@ async def test_failed_review_escalates_worker_to_stronger_backend() -> None:
     result = await boss.arun("add numbers", plan=plan)
 
     assert result.ok and result.output == "2 + 2 = 4"
+    assert result.trace.decisions[0].detail == "given: add: What is 2 + 2?"
     (escalation,) = result.trace.of_kind("escalate")
     assert escalation.backend == "api" and "review failed on local" in escalation.detail
     assert [d.detail for d in result.trace.of_kind("review")] == [
@@ -229,3 +230,13 @@ def test_bad_configuration_and_plans_are_rejected() -> None:
         TeamPlan(subtasks=[Subtask(id="a", task="A.", needs=("b",))])
     with pytest.raises(ValueError, match="used twice"):
         TeamPlan(subtasks=[Subtask(id="a", task="A."), Subtask(id="a", task="B.")])
+
+
+async def test_planning_refused_by_the_budget_ends_cleanly_without_calls() -> None:
+    backend = FunctionBackend(lambda r: "never called", name="api")
+    ledger = CostLedger(prices={"api": Price(completion_per_1k=10.0)}, budget=0.01)
+    result = await Supervisor("boss", backend, ledger=ledger).arun("anything")
+    assert result.stop_reason == "budget" and result.output == ""
+    assert "planning was refused by the budget" in result.reason
+    assert backend.requests == [] and ledger.total_cost == 0
+    assert result.trace.of_kind("plan")[0].detail.startswith("no plan:")
