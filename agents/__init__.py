@@ -23,7 +23,7 @@ from ._memory import AgentMemory
 from ._router_agent import AgentChoice, RoutedResult, RouterAgent
 from ._runnable import Runnable, RunnableResult
 from ._supervisor import Supervisor
-from ._team_plan import Review, RoleSpec, Subtask, TeamPlan
+from ._team_plan import DraftPlan, Review, RoleSpec, Subtask, TeamPlan
 from ._team_run import Dispatch, Reviewer, WorkerFailed, gather_dispatch
 from ._team_trace import (
     DecisionKind,
@@ -57,6 +57,7 @@ __all__ = [
     "CritiqueRevise",
     "DecisionKind",
     "Dispatch",
+    "DraftPlan",
     "Ensemble",
     "EnsembleResult",
     "EnsembleStop",

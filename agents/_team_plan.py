@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Review", "RoleSpec", "Subtask", "TeamPlan"]
+__all__ = ["DraftPlan", "Review", "RoleSpec", "Subtask", "TeamPlan"]
 
 
 class RoleSpec(BaseModel):
@@ -67,6 +67,39 @@ class TeamPlan(BaseModel):
                 )
             seen.add(sub.id)
         return self
+
+
+class DraftPlan(BaseModel):
+    """What the planning model answers: a :class:`TeamPlan` before its consistency checks.
+
+    A JSON Schema (and so a decoding grammar) cannot say "ids are unique" or "needs
+    name earlier subtasks"; small models do break those rules, and re-asking them
+    rarely helps. :meth:`repair` fixes such plans and says what it changed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    subtasks: list[Subtask] = Field(min_length=1, max_length=12)
+
+    def repair(self) -> tuple[TeamPlan, list[str]]:
+        """A consistent plan (repeated ids renamed, unknown needs dropped) and the fixes."""
+        fixes: list[str] = []
+        seen: set[str] = set()
+        fixed: list[Subtask] = []
+        for sub in self.subtasks:
+            new_id, n = sub.id, 1
+            while new_id in seen:
+                n += 1
+                new_id = f"{sub.id}_{n}"
+            if new_id != sub.id:
+                fixes.append(f"renamed the repeated id {sub.id!r} to {new_id!r}")
+            needs = tuple(x for x in sub.needs if x in seen)
+            if needs != sub.needs:
+                dropped = sorted(set(sub.needs) - set(needs))
+                fixes.append(f"{new_id}: dropped needs {dropped} (not earlier subtasks)")
+            seen.add(new_id)
+            fixed.append(sub.model_copy(update={"id": new_id, "needs": needs}))
+        return TeamPlan(subtasks=fixed), fixes
 
 
 class Review(BaseModel):

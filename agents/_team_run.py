@@ -19,7 +19,7 @@ from plait.errors import BudgetExceeded, PlaitError
 from ._agent import Agent
 from ._hiring import Hire, Hiring, Metered, TeamPrefix
 from ._prompts import render
-from ._team_plan import Review, RoleSpec, Subtask, TeamPlan
+from ._team_plan import DraftPlan, Review, RoleSpec, Subtask, TeamPlan
 from ._team_trace import DecisionKind, TeamDecision, TeamResult, TeamStop, TeamTrace, WorkerReport
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class TeamRun:
             f"{self.sup.name}-planner",
             render("team_planner", agents=agents),
             self.sup.backend,
-            output_type=TeamPlan,
+            output_type=DraftPlan,
         )
         try:
             result = await planner.arun(f"Goal: {self.goal}")
@@ -176,8 +176,9 @@ class TeamRun:
             )
             self.stop_short("failed", f"the planner stopped early: {result.stop_reason}")
             return None
-        plan: TeamPlan = result.output
-        self.decide("plan", self.sup.name, _listing(plan))
+        plan, fixes = result.output.repair()
+        fixed = f" (fixed: {'; '.join(fixes)})" if fixes else ""
+        self.decide("plan", self.sup.name, _listing(plan) + fixed)
         return plan
 
     async def hire_all(self, plan: TeamPlan) -> list[Subtask]:

@@ -240,3 +240,15 @@ async def test_planning_refused_by_the_budget_ends_cleanly_without_calls() -> No
     assert "planning was refused by the budget" in result.reason
     assert backend.requests == [] and ledger.total_cost == 0
     assert result.trace.of_kind("plan")[0].detail.startswith("no plan:")
+
+
+async def test_inconsistent_model_plans_are_repaired_and_the_fixes_traced() -> None:
+    def model(request: ChatRequest) -> str:
+        if request.agent == "boss-planner":
+            return plan_json(sub("x", "One."), sub("x", "Two.", needs=["nope"]))
+        return f"did {last(request)}"
+
+    result = await Supervisor("boss", FunctionBackend(model), aggregate=False).arun("go")
+    assert result.ok and [w.subtask for w in result.trace.workers] == ["x", "x_2"]
+    detail = result.trace.of_kind("plan")[0].detail
+    assert "renamed the repeated id 'x' to 'x_2'" in detail and "dropped needs ['nope']" in detail
