@@ -13,6 +13,7 @@ from ._plan import Plan, Task
 from ._runners import agent_spec, idempotency_keys, task_runner
 from ._static import run_static
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore, run_directory
+from ._team import dag_dispatch
 
 __all__ = [
     "Approval",
@@ -34,6 +35,7 @@ __all__ = [
     "TaskRunner",
     "TaskStatus",
     "agent_spec",
+    "dag_dispatch",
     "idempotency_keys",
     "run_directory",
     "run_static",

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from plait.agents import Agent
+from plait.agents import Runnable
 from plait.chat import ToolSpec
 from plait.errors import PlanError, ToolError
 from plait.tools import Tool, Toolset
@@ -23,7 +23,7 @@ from ._plan import Task
 __all__ = ["agent_spec", "idempotency_keys", "task_runner"]
 
 
-def agent_spec(agent: Agent[Any]) -> ToolSpec:
+def agent_spec(agent: Runnable) -> ToolSpec:
     """How an agent appears to a planner: a tool taking one ``task`` string."""
     first_line = agent.instructions.strip().splitlines()[0] if agent.instructions.strip() else ""
     return ToolSpec(
@@ -38,7 +38,7 @@ def agent_spec(agent: Agent[Any]) -> ToolSpec:
 
 
 def task_runner(
-    tools: Toolset | Iterable[Tool] = (), agents: Iterable[Agent[Any]] = ()
+    tools: Toolset | Iterable[Tool] = (), agents: Iterable[Runnable] = ()
 ) -> tuple[list[ToolSpec], TaskRunner]:
     """Specs to show a planner, and a runner executing tasks on these tools and agents.
 
@@ -59,6 +59,7 @@ def task_runner(
         agent = by_agent.get(task.tool)
         if agent is not None:
             result = await agent.arun(str(args.get("task", "")))
+            # Agents, supervisors, ensembles and router agents all answer this way.
             if result.stop_reason != "done":
                 raise ToolError(f"agent {agent.name!r} stopped early: {result.stop_reason}")
             output = result.output

@@ -177,6 +177,11 @@ class CostLedger:
         """Cost of every settled call."""
         return self._spent
 
+    @property
+    def reserved(self) -> float:
+        """Worst-case cost held by calls still running."""
+        return self._reserved
+
     def report(self) -> CostReport:
         """What has been spent, in all and per agent and backend."""
         return CostReport(

@@ -1,0 +1,121 @@
+"""``Supervisor``: decompose a goal, design roles, hire workers, review, aggregate.
+
+The flow follows HALO (plan -> role design -> inference agents) and HASHIRU
+(a manager hiring workers under a cost model, local models first):
+
+1. a planning call (structured output :class:`TeamPlan`) splits the goal into
+   subtasks, each with a designed role or a registered agent;
+2. each subtask is hired out in plan order on the cheapest backend tier that
+   fits the budget; when none fits, hiring stops and the run ends partial;
+3. workers run through a :data:`Dispatch` (in parallel where subtasks are
+   independent; :func:`plait.graphs.dag_dispatch` runs them on the DAG executor);
+4. each result is reviewed: accept, retry with feedback, or reassign to a
+   stronger tier; released workers give back their share of the pinned team prefix;
+5. accepted results are aggregated into one answer.
+
+Every decision lands in the :class:`TeamTrace`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from plait.backends import Backend
+from plait.backends.routing import CostLedger
+from plait.errors import ConfigError
+
+from ._agent import AgentLimits
+from ._runnable import Runnable
+from ._team_plan import TeamPlan
+from ._team_run import Dispatch, Reviewer, TeamRun, gather_dispatch
+from ._team_trace import TeamResult
+
+__all__ = ["Supervisor"]
+
+
+class Supervisor:
+    """A manager agent that hires, checks and combines workers to reach a goal.
+
+    Args:
+        name: the supervisor's name (in traces; its own model calls are billed under it).
+        backend: the model that plans, reviews (unless ``reviewer`` is given) and aggregates.
+        workers: backend tiers for hired workers, cheapest (local) first.
+        brief: the team brief, first in every prompt of the team (a shared,
+            pinned KV prefix on the local backend).
+        agents: registered agents (or nested supervisors, ensembles) the plan may delegate to.
+        reviewer: a backend for an agent reviewer, a :data:`Reviewer` policy, or
+            ``None`` to accept every answer unreviewed.
+        ledger: prices and the budget cap (share one between nested supervisors
+            to cap them together); default: free and unlimited.
+        dispatch: how workers run (default :func:`gather_dispatch`).
+        max_attempts: runs per subtask, retries and reassignments included.
+        max_depth: nesting limit; a supervisor below it refuses to run.
+        worker_limits: limits of each hired worker.
+        expected_turns: worker turns the cost model plans for.
+        aggregate: combine results with a model call; ``False`` joins them as text.
+        temperature: sampling temperature of every call of the team.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        backend: Backend,
+        *,
+        workers: Sequence[Backend] = (),
+        brief: str = "",
+        agents: Sequence[Runnable] = (),
+        reviewer: Backend | Reviewer | None = None,
+        ledger: CostLedger | None = None,
+        dispatch: Dispatch | None = None,
+        max_attempts: int = 3,
+        max_depth: int = 2,
+        worker_limits: AgentLimits | None = None,
+        expected_turns: int = 1,
+        aggregate: bool = True,
+        temperature: float | None = None,
+        instructions: str = "",
+    ) -> None:
+        if not name:
+            raise ConfigError("a supervisor needs a non-empty name")
+        if max_attempts < 1 or max_depth < 0:
+            raise ConfigError(
+                f"supervisor {name!r}: max_attempts must be >= 1 and max_depth >= 0,"
+                f" got {max_attempts} and {max_depth}"
+            )
+        names = [a.name for a in agents]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"supervisor {name!r}: registered agent names repeat: {names}")
+        self.name = name
+        self.instructions = (
+            instructions or f"A team led by {name} that splits a goal and delegates."
+        )
+        self.backend = backend
+        self.workers = tuple(workers) or (backend,)
+        self.brief = brief
+        self.agents = {a.name: a for a in agents}
+        self.reviewer = reviewer
+        self.ledger = ledger if ledger is not None else CostLedger()
+        self.dispatch = dispatch or gather_dispatch
+        self.max_attempts = max_attempts
+        self.max_depth = max_depth
+        self.worker_limits = worker_limits or AgentLimits(max_steps=4)
+        self.expected_turns = expected_turns
+        self.aggregate = aggregate
+        self.temperature = temperature
+
+    def __repr__(self) -> str:
+        tiers = [b.name for b in self.workers]
+        return f"Supervisor({self.name!r}, workers={tiers}, agents={list(self.agents)})"
+
+    async def arun(self, task: str, *, plan: TeamPlan | None = None) -> TeamResult:
+        """Reach the goal ``task`` with a team; ``plan`` skips the planning call."""
+        return await TeamRun(self, task).execute(plan)
+
+    def run(self, task: str, *, plan: TeamPlan | None = None) -> TeamResult:
+        """Blocking :meth:`arun`, for code that has no event loop running."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(task, plan=plan))
+        raise ConfigError("Supervisor.run() was called inside a running event loop; use arun()")
