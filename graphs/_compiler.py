@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
+from plait import tracing
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
@@ -131,9 +132,12 @@ class LLMCompiler:
 
     async def arun(self, question: str, *, run_id: str | None = None) -> CompilerResult:
         """Answer ``question``; see :class:`CompilerResult`."""
-        state = await self.graph().ainvoke(
-            {"question": question, "run_id": run_id or uuid.uuid4().hex[:12], "rounds": []}
-        )
+        run_id = run_id or uuid.uuid4().hex[:12]
+        attributes = {"plait.run_id": run_id, "plait.question": tracing.content(question)}
+        with tracing.span("plait.llmcompiler", attributes):
+            state = await self.graph().ainvoke(
+                {"question": question, "run_id": run_id, "rounds": []}
+            )
         rounds = tuple(Round.model_validate(r) for r in state["rounds"])
         last = rounds[-1]
         return CompilerResult(answer=last.answer, finished=last.action == "finish", rounds=rounds)
@@ -151,12 +155,21 @@ class LLMCompiler:
         previous = [Round.model_validate(r) for r in state.get("rounds", [])]
         round_id = f"{state['run_id']}-{len(previous) + 1}"
         request = self._planner_request(state["question"], previous)
-        if self.plan_format == "json":
-            plan, usage = await self._json_plan(request)
-            run = await self.executor.run(plan, run_id=round_id, known_tools=self.tools)
-        else:
-            plan, run, usage = await self._streamed_plan_and_run(request, round_id)
-        join = await self.joiner.complete(self._joiner_request(state["question"], plan, run))
+        with tracing.span("plait.round", {"plait.run_id": round_id}) as span:
+            if self.plan_format == "json":
+                with tracing.span("plait.plan", _call_attributes(self.planner, "planner")) as ps:
+                    plan, usage = await self._json_plan(request)
+                    ps.set_attributes(_plan_attributes(plan, usage))
+                run = await self.executor.run(plan, run_id=round_id, known_tools=self.tools)
+            else:
+                plan, run, usage = await self._streamed_plan_and_run(request, round_id)
+                span.set_attributes(_plan_attributes(plan, usage))
+            with tracing.span("plait.join", _call_attributes(self.joiner, "joiner")) as js:
+                join = await self.joiner.complete(
+                    self._joiner_request(state["question"], plan, run)
+                )
+                js.set_attributes(_usage_attributes(join.usage))
+                js.set("gen_ai.output.messages", tracing.content(join.text))
         try:
             decision = join.parse_json()
             action, answer = decision["action"], str(decision["answer"])
@@ -278,6 +291,31 @@ class LLMCompiler:
             max_tokens=300,
             agent="joiner",
         )
+
+
+def _call_attributes(backend: Backend, agent: str) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": backend.name,
+        "gen_ai.agent.name": agent,
+        "plait.backend": backend.name,
+    }
+
+
+def _usage_attributes(usage: Usage) -> dict[str, Any]:
+    return {
+        "gen_ai.usage.input_tokens": usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": usage.completion_tokens,
+        "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
+    }
+
+
+def _plan_attributes(plan: Plan, usage: Usage) -> dict[str, Any]:
+    return {
+        **_usage_attributes(usage),
+        "plait.plan.tasks": len(plan.tasks),
+        "plait.plan.tools": [t.tool for t in plan.tasks],
+    }
 
 
 def _without_repeats(tasks: list[Task]) -> tuple[Task, ...]:
