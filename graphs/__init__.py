@@ -8,6 +8,7 @@ from ._compiler import CompilerResult, LLMCompiler, Round, tool_runner
 from ._events import RunResult, TaskEvent, TaskOutcome, TaskStatus
 from ._executor import Approver, EagerExecutor, TaskRunner
 from ._plan import Plan, Task
+from ._ray import RayExecutor, RayTaskRunner
 from ._runners import agent_spec, task_runner
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore
 
@@ -18,6 +19,8 @@ __all__ = [
     "LLMCompiler",
     "MemoryResultStore",
     "Plan",
+    "RayExecutor",
+    "RayTaskRunner",
     "ResultStore",
     "Round",
     "RunResult",

@@ -21,13 +21,14 @@ from plait import tracing
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
-from plait.errors import ModelOutputError, PlanError
+from plait.errors import ConfigError, ModelOutputError, PlanError
 from plait.messages import SystemMessage, UserMessage
 
 from ._events import RunResult
 from ._executor import EagerExecutor, TaskRunner
 from ._plan import Plan, Task
 from ._plan_parser import parse_plan_stream
+from ._ray import RayExecutor
 from ._references import substitute
 
 __all__ = ["CompilerResult", "LLMCompiler", "Round", "tool_runner"]
@@ -95,7 +96,9 @@ class LLMCompiler:
             executed while it streams).
         max_replans: new plans allowed after the first.
         max_tasks: most tasks in one plan (JSON format).
-        executor: the executor to run plans with (default: an ``EagerExecutor``).
+        executor: the executor to run plans with: an ``EagerExecutor`` (or
+            subclass), ``"local"`` (the default) or ``"ray"`` (a :class:`RayExecutor`
+            on the Ray cluster this process is connected to, or a new local one).
     """
 
     def __init__(
@@ -108,7 +111,7 @@ class LLMCompiler:
         plan_format: Literal["json", "text"] = "json",
         max_replans: int = 2,
         max_tasks: int = 8,
-        executor: EagerExecutor | None = None,
+        executor: EagerExecutor | Literal["local", "ray"] | None = None,
     ) -> None:
         self.planner = planner
         self.joiner = joiner or planner
@@ -116,7 +119,15 @@ class LLMCompiler:
         self.plan_format = plan_format
         self.max_replans = max_replans
         self.max_tasks = max_tasks
-        self.executor = executor or EagerExecutor(runner)
+        if executor == "ray":
+            executor = RayExecutor(runner)
+        elif executor is None or executor == "local":
+            executor = EagerExecutor(runner)
+        elif not isinstance(executor, EagerExecutor):
+            raise ConfigError(
+                f"executor must be 'local', 'ray' or an EagerExecutor, got {executor!r}"
+            )
+        self.executor: EagerExecutor = executor
 
     def graph(self, checkpointer: Any = None) -> Any:
         """The loop as a compiled LangGraph graph over ``{"question": ...}``."""

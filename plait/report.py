@@ -175,7 +175,9 @@ def _legend() -> str:
     return f"<p class='legend'>{items}</p>"
 
 
-def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> str:
+def _table(
+    headers: list[str], rows: list[list[Any]], numeric: frozenset[int] | set[int] = frozenset()
+) -> str:
     if not rows:
         return "<p class='meta'>None.</p>"
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
@@ -219,9 +221,12 @@ def _agents_table(spans: list[dict[str, Any]]) -> str:
         row[2] += a.get("plait.usage.cached_input_tokens", 0)
         row[3] += a.get("gen_ai.usage.output_tokens", 0)
         row[4] += a.get("plait.cost", 0.0)
-    rows = [[agent, backend, *values] for (agent, backend), values in sorted(by_agent.items())]
+    rows: list[list[Any]] = [
+        [agent, backend, *values] for (agent, backend), values in sorted(by_agent.items())
+    ]
     if rows:
-        totals = [sum(r[i] for r in rows) for i in range(2, 7)]
+        totals = [sum(float(r[i]) for r in rows) for i in range(2, 7)]
+        totals = [int(t) if i < 4 else t for i, t in enumerate(totals)]
         rows.append(["total", "", *totals])
     headers = ["agent", "backend", "calls", "input tokens", "cached", "output tokens", "cost"]
     return _table(headers, rows, numeric={2, 3, 4, 5, 6})

@@ -90,6 +90,18 @@ class Span:
         "_otel",
         "_sinks",
     )
+    name: str
+    span_id: str
+    trace_id: str
+    parent_id: str | None
+    start: float
+    end_time: float | None
+    attributes: dict[str, Any]
+    events: list[dict[str, Any]]
+    status: str
+    error: str | None
+    _otel: Any
+    _sinks: tuple[JsonlSink, ...]
 
     def __init__(
         self, name: str, parent: Span | None, attributes: Mapping[str, Any] | None
@@ -99,14 +111,14 @@ class Span:
         self.trace_id = parent.trace_id if parent is not None else os.urandom(16).hex()
         self.parent_id = parent.span_id if parent is not None else None
         self.start = time.time()
-        self.end_time: float | None = None
-        self.attributes: dict[str, Any] = {}
-        self.events: list[dict[str, Any]] = []
+        self.end_time = None
+        self.attributes = {}
+        self.events = []
         self.status = "ok"
-        self.error: str | None = None
+        self.error = None
         # A child keeps writing to its root's files even if it ends in another context.
         self._sinks = parent._sinks if parent is not None else _sinks.get()
-        self._otel: Any = None
+        self._otel = None
         if attributes:
             self.set_attributes(attributes)
         if _tracer is not None:
