@@ -43,8 +43,12 @@ class _Raised:
 
 def _run_task_body(runner: TaskRunner, task: dict[str, Any], args: dict[str, Any]) -> Any:
     """What a Ray worker executes: one attempt of one task."""
+
+    async def attempt() -> Any:
+        return await runner(Task.model_validate(task), args)
+
     try:
-        return asyncio.run(runner(Task.model_validate(task), args))
+        return asyncio.run(attempt())
     except Exception as e:  # handed back so the driver sees the task's own error
         return _Raised(e)
 
