@@ -155,3 +155,38 @@ async def test_cancelling_a_run_cancels_its_ray_tasks(cluster: Any) -> None:
     async with asyncio.timeout(60):  # a leaked task would hold the CPUs for 120 s
         quick = await greedy.run(Plan(tasks=(Task(id="1", tool="square", args={"x": 2}),)))
     assert quick.results == {"1": 4}
+
+
+def _echo_pid(request: Any) -> str:
+    return f"{os.getpid()}"
+
+
+async def test_model_pool_routes_shared_prefixes_to_the_same_actor(cluster: Any) -> None:
+    from plait.backends.ray import RayModelPool, prefix_key
+    from plait.backends.testing import FunctionBackend
+    from plait.chat import ChatRequest
+    from plait.messages import SystemMessage, UserMessage
+
+    pool = RayModelPool(lambda: FunctionBackend(_echo_pid), replicas=2, num_cpus=0)
+
+    def request(system: str, user: str) -> ChatRequest:
+        return ChatRequest(messages=(SystemMessage(content=system), UserMessage(content=user)))
+
+    try:
+        systems = [f"Team context number {i}." for i in range(8)]
+        routes = {s: pool.route(request(s, "q")) for s in systems}
+        assert set(routes.values()) == {0, 1}  # prefixes spread over both actors
+        answers: dict[str, set[str]] = {}
+        for s in systems:
+            for user in ("first question", "second question"):
+                completion = await pool.complete(request(s, user))
+                answers.setdefault(s, set()).add(completion.text)
+        # Same prefix -> same actor process, whatever the rest of the prompt says.
+        assert all(len(pids) == 1 for pids in answers.values())
+        by_actor = {routes[s]: next(iter(p)) for s, p in answers.items()}
+        assert len(set(by_actor.values())) == 2 and os.getpid() not in map(int, by_actor.values())
+        counts = await pool.served_counts()
+        assert sorted(counts) == sorted(2 * list(routes.values()).count(i) for i in range(2))
+        assert prefix_key(request("a", "x")) == prefix_key(request("a", "y"))
+    finally:
+        await pool.aclose()
