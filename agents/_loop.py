@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from plait import tracing
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
@@ -84,12 +85,30 @@ class Run:
         if self.limits.timeout_s is not None:
             self._deadline = asyncio.get_running_loop().time() + self.limits.timeout_s
         reason: StopReason = "done"
-        try:
-            await self._start()
-            async for event in self._loop():
-                yield event
-        except _Stop as stop:
-            reason = stop.reason
+        with tracing.span(
+            f"invoke_agent {self.agent.name}",
+            {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": self.agent.name,
+                "plait.agent.task": tracing.content(self.task),
+            },
+        ) as span:
+            try:
+                await self._start()
+                async for event in self._loop():
+                    yield event
+            except _Stop as stop:
+                reason = stop.reason
+            usage = self.trace.usage
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                    "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
+                    "plait.agent.steps": self.trace.steps,
+                    "plait.agent.stop_reason": reason,
+                }
+            )
         self.trace.messages = list(self.messages)
         self.trace.duration_s = time.perf_counter() - started
         self.trace.stop_reason = reason
@@ -210,25 +229,29 @@ class Run:
         self._check_tokens()
         step = self.trace.steps + 1
         started = time.perf_counter()
-        chunks = backend.stream(request)
         completion: Completion | None = None
-        try:
-            while completion is None:
-                try:
-                    chunk = await asyncio.wait_for(anext(chunks), self._remaining())
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise _Stop("timeout") from None
-                if chunk.delta:
-                    yield TextDelta(step=step, delta=chunk.delta)
-                completion = chunk.completion
-        finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
-        if completion is None:
-            raise ModelOutputError(
-                f"backend {backend.name!r} ended its stream without a completion", raw=""
-            )
+        with tracing.span(
+            f"chat {backend.name}", _request_attributes(backend, request, step, role)
+        ) as span:
+            chunks = backend.stream(request)
+            try:
+                while completion is None:
+                    try:
+                        chunk = await asyncio.wait_for(anext(chunks), self._remaining())
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise _Stop("timeout") from None
+                    if chunk.delta:
+                        yield TextDelta(step=step, delta=chunk.delta)
+                    completion = chunk.completion
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+            if completion is None:
+                raise ModelOutputError(
+                    f"backend {backend.name!r} ended its stream without a completion", raw=""
+                )
+            span.set_attributes(_completion_attributes(completion))
         self._last = completion
         cost = self.agent.cost_of(backend, completion.usage)
         self.trace.usage = self.trace.usage + completion.usage
@@ -372,3 +395,38 @@ def _record(step: int, outcome: ToolOutcome) -> ToolRecord:
         duration_s=outcome.duration_s,
         truncated=outcome.truncated,
     )
+
+
+def _request_attributes(
+    backend: Backend, request: ChatRequest, step: int, role: Role
+) -> dict[str, Any]:
+    """GenAI semantic-convention attributes of a model call, plus plait's own."""
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": backend.name,
+        "gen_ai.agent.name": request.agent,
+        "gen_ai.request.max_tokens": request.max_tokens,
+        "gen_ai.request.temperature": request.temperature,
+        "plait.backend": backend.name,
+        "plait.agent.step": step,
+        "plait.agent.role": role,
+    }
+    if tracing.enabled():  # serialising the prompt is the costly part: only when recorded
+        attributes["gen_ai.input.messages"] = tracing.content(
+            [m.model_dump(mode="json", exclude_none=True) for m in request.messages]
+        )
+    return attributes
+
+
+def _completion_attributes(completion: Completion) -> dict[str, Any]:
+    usage = completion.usage
+    return {
+        "gen_ai.response.model": completion.model or None,
+        "gen_ai.response.finish_reasons": [completion.finish_reason],
+        "gen_ai.usage.input_tokens": usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": usage.completion_tokens,
+        "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
+        "plait.tool_calls": [c.name for c in completion.tool_calls],
+        "gen_ai.output.messages": tracing.content(completion.text) if completion.text else None,
+        "plait.latency.first_token_s": completion.timings.first_token_s,
+    }

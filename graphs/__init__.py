@@ -10,6 +10,7 @@ from ._compiler import CompilerResult, LLMCompiler, Round, tool_runner
 from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
 from ._executor import Approver, EagerExecutor, IdempotencyKey, TaskRunner
 from ._plan import Plan, Task
+from ._ray import RayExecutor, RayTaskRunner
 from ._runners import agent_spec, idempotency_keys, task_runner
 from ._static import run_static
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore, run_directory
@@ -25,6 +26,8 @@ __all__ = [
     "LLMCompiler",
     "MemoryResultStore",
     "Plan",
+    "RayExecutor",
+    "RayTaskRunner",
     "ResultStore",
     "Round",
     "RunResult",

@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
+from plait import tracing
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
-from plait.errors import ModelOutputError, PlanError
+from plait.errors import ConfigError, ModelOutputError, PlanError
 from plait.messages import SystemMessage, UserMessage
 
 from ._approval import ApprovalGate
@@ -30,6 +31,7 @@ from ._events import Approval, RunResult
 from ._executor import EagerExecutor, TaskRunner
 from ._plan import Plan, Task
 from ._plan_parser import parse_plan_stream
+from ._ray import RayExecutor
 from ._references import substitute
 from ._store import MemoryResultStore, SQLiteResultStore, run_directory
 
@@ -109,7 +111,9 @@ class LLMCompiler:
             executed while it streams).
         max_replans: new plans allowed after the first.
         max_tasks: most tasks in one plan (JSON format).
-        executor: the executor to run plans with (default: an ``EagerExecutor``).
+        executor: the executor to run plans with: an ``EagerExecutor`` (or
+            subclass), ``"local"`` (the default) or ``"ray"`` (a :class:`RayExecutor`
+            on the Ray cluster this process is connected to, or a new local one).
         runs_dir: where durable runs live, one folder per run id (default:
             ``<state_dir>/runs``, i.e. ``.plait/runs``).
         requires_approval: tools whose tasks wait for a reviewer's decision
@@ -126,7 +130,7 @@ class LLMCompiler:
         plan_format: Literal["json", "text"] = "json",
         max_replans: int = 2,
         max_tasks: int = 8,
-        executor: EagerExecutor | None = None,
+        executor: EagerExecutor | Literal["local", "ray"] | None = None,
         runs_dir: str | Path | None = None,
         requires_approval: Collection[str] = (),
     ) -> None:
@@ -136,7 +140,15 @@ class LLMCompiler:
         self.plan_format = plan_format
         self.max_replans = max_replans
         self.max_tasks = max_tasks
-        self.executor = executor or EagerExecutor(runner)
+        if executor == "ray":
+            executor = RayExecutor(runner)
+        elif executor is None or executor == "local":
+            executor = EagerExecutor(runner)
+        elif not isinstance(executor, EagerExecutor):
+            raise ConfigError(
+                f"executor must be 'local', 'ray' or an EagerExecutor, got {executor!r}"
+            )
+        self.executor: EagerExecutor = executor
         self._runs_dir = None if runs_dir is None else Path(runs_dir)
         unknown = sorted(set(requires_approval) - set(self.tools))
         if unknown:
@@ -248,7 +260,11 @@ class LLMCompiler:
                     # A run with this id exists: continue it (after a crash, the
                     # unfinished node runs again) or, if it ended, report it.
                     payload = None
-            state = await graph.ainvoke(payload, config)
+            attributes: dict[str, Any] = {"plait.run_id": run_id}
+            if isinstance(payload, dict):
+                attributes["plait.question"] = tracing.content(payload["question"])
+            with tracing.span("plait.llmcompiler", attributes):
+                state = await graph.ainvoke(payload, config)
         return _result(run_id, state)
 
     def _next(self, state: _State) -> str:
@@ -266,37 +282,48 @@ class LLMCompiler:
         # stored for the round is reused (never planned twice) and its finished
         # tasks come back from the store.
         await gate.replay()
-        found, saved = await store.load_value(round_id, "plan")
-        run: RunResult | None = None
-        if found:
-            plan, usage = Plan.model_validate(saved["plan"]), Usage.model_validate(saved["usage"])
-            gate.exec_id = saved["exec_id"]
-        else:
-            request = self._planner_request(state["question"], previous)
-            if self.plan_format == "json":
-                plan, usage = await self._json_plan(request)
+        with tracing.span("plait.round", {"plait.run_id": round_id}) as span:
+            found, saved = await store.load_value(round_id, "plan")
+            run: RunResult | None = None
+            if found:
+                plan = Plan.model_validate(saved["plan"])
+                usage = Usage.model_validate(saved["usage"])
+                gate.exec_id = saved["exec_id"]
             else:
-                # A stream cut off by a crash left a partial plan under this
-                # round's id: a new plan gets its own id so that no stored result
-                # is mistaken for a different task's.
-                _, attempts = await store.load_value(round_id, "planning_attempts")
-                attempt = int(attempts or 0) + 1
-                await store.save_value(round_id, "planning_attempts", attempt)
-                gate.exec_id = round_id if attempt == 1 else f"{round_id}.{attempt}"
-                plan, run, usage = await self._streamed_plan_and_run(
-                    request, gate.exec_id, executor, gate.decisions, outer_id
+                request = self._planner_request(state["question"], previous)
+                if self.plan_format == "json":
+                    attributes = _call_attributes(self.planner, "planner")
+                    with tracing.span("plait.plan", attributes) as plan_span:
+                        plan, usage = await self._json_plan(request)
+                        plan_span.set_attributes(_plan_attributes(plan, usage))
+                else:
+                    # A stream cut off by a crash left a partial plan under this
+                    # round's id: a new plan gets its own id so that no stored
+                    # result is mistaken for a different task's.
+                    _, attempts = await store.load_value(round_id, "planning_attempts")
+                    attempt = int(attempts or 0) + 1
+                    await store.save_value(round_id, "planning_attempts", attempt)
+                    gate.exec_id = round_id if attempt == 1 else f"{round_id}.{attempt}"
+                    plan, run, usage = await self._streamed_plan_and_run(
+                        request, gate.exec_id, executor, gate.decisions, outer_id
+                    )
+                    span.set_attributes(_plan_attributes(plan, usage))
+                await store.save_value(
+                    round_id,
+                    "plan",
+                    {
+                        "plan": plan.model_dump(mode="json"),
+                        "usage": usage.model_dump(mode="json"),
+                        "exec_id": gate.exec_id,
+                    },
                 )
-            await store.save_value(
-                round_id,
-                "plan",
-                {
-                    "plan": plan.model_dump(mode="json"),
-                    "usage": usage.model_dump(mode="json"),
-                    "exec_id": gate.exec_id,
-                },
-            )
-        run = await gate.run(plan, known_tools=self.tools, scope=outer_id, first=run)
-        join = await self.joiner.complete(self._joiner_request(state["question"], plan, run))
+            run = await gate.run(plan, known_tools=self.tools, scope=outer_id, first=run)
+            with tracing.span("plait.join", _call_attributes(self.joiner, "joiner")) as join_span:
+                join = await self.joiner.complete(
+                    self._joiner_request(state["question"], plan, run)
+                )
+                join_span.set_attributes(_usage_attributes(join.usage))
+                join_span.set("gen_ai.output.messages", tracing.content(join.text))
         try:
             decision = join.parse_json()
             action, answer = decision["action"], str(decision["answer"])
@@ -444,6 +471,31 @@ def _result(run_id: str, state: dict[str, Any]) -> CompilerResult:
         run_id=run_id,
         awaiting=awaiting,
     )
+
+
+def _call_attributes(backend: Backend, agent: str) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": backend.name,
+        "gen_ai.agent.name": agent,
+        "plait.backend": backend.name,
+    }
+
+
+def _usage_attributes(usage: Usage) -> dict[str, Any]:
+    return {
+        "gen_ai.usage.input_tokens": usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": usage.completion_tokens,
+        "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
+    }
+
+
+def _plan_attributes(plan: Plan, usage: Usage) -> dict[str, Any]:
+    return {
+        **_usage_attributes(usage),
+        "plait.plan.tasks": len(plan.tasks),
+        "plait.plan.tools": [t.tool for t in plan.tasks],
+    }
 
 
 def _without_repeats(tasks: list[Task]) -> tuple[Task, ...]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from langgraph.errors import GraphBubbleUp
 
+from plait import tracing
 from plait.errors import PlanError
 
 from ._events import Approval, RunResult, TaskEvent, TaskOutcome
@@ -96,7 +97,7 @@ class EagerExecutor:
 
     def with_store(self, store: ResultStore) -> EagerExecutor:
         """A copy of this executor (same settings) persisting into ``store``."""
-        copy = object.__new__(EagerExecutor)
+        copy = object.__new__(type(self))  # a subclass (e.g. RayExecutor) stays itself
         copy.__dict__.update(self.__dict__)
         copy._store = store
         return copy
@@ -170,6 +171,8 @@ class _Run:
         self.tool_slots = {k: asyncio.Semaphore(v) for k, v in ex._tool_limits.items()}
         self.group: asyncio.TaskGroup | None = None
         self.running: set[asyncio.Task[None]] = set()
+        self.span: tracing.Span | None = None  # the run's span, parent of every task span
+        self.task_spans: dict[str, tracing.Span] = {}
 
     def now(self) -> float:
         return time.perf_counter() - self.started
@@ -183,31 +186,35 @@ class _Run:
     async def execute(self, plan: Plan | Iterable[Task] | AsyncIterable[Task]) -> RunResult:
         _, self.stored = await self.ex._store.load(self.run_id)
         invalid: Exception | None = None
-        try:
-            async with asyncio.TaskGroup() as group:
-                self.group = group
-                try:
-                    await self.feed(plan)
-                except Exception as e:  # re-raised below, unwrapped from the task group
-                    # An invalid streamed task (or a failing plan stream) stops the
-                    # run: nothing more starts and running tasks are cancelled.
-                    invalid = e
-                    for running in self.running:
-                        running.cancel()
-        except BaseExceptionGroup as group_error:
-            # A LangGraph interrupt (or command) raised inside a task must reach
-            # LangGraph as itself, not wrapped by the task group.
-            bubble = _first_bubble(group_error)
-            if bubble is not None:
-                raise bubble from None
-            raise
-        if invalid is not None:
-            raise invalid
-        if self.bubbles:
-            # Raised once every other task has ended (and stored its result), so
-            # an interrupt from one task does not throw away its siblings' work.
-            raise self.bubbles[0]
-        outcomes = {i: n.outcome for i, n in self.nodes.items() if n.outcome is not None}
+        with tracing.span("plait.execute", {"plait.run_id": self.run_id}) as run_span:
+            self.span = tracing.current_span()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    self.group = group
+                    try:
+                        await self.feed(plan)
+                    except Exception as e:  # re-raised below, unwrapped from the task group
+                        # An invalid streamed task (or a failing plan stream) stops the
+                        # run: nothing more starts and running tasks are cancelled.
+                        invalid = e
+                        for running in self.running:
+                            running.cancel()
+            except BaseExceptionGroup as group_error:
+                # A LangGraph interrupt (or command) raised inside a task must reach
+                # LangGraph as itself, not wrapped by the task group.
+                bubble = _first_bubble(group_error)
+                if bubble is not None:
+                    raise bubble from None
+                raise
+            if invalid is not None:
+                raise invalid
+            if self.bubbles:
+                # Raised once every other task has ended (and stored its result), so
+                # an interrupt from one task does not throw away its siblings' work.
+                raise self.bubbles[0]
+            outcomes = {i: n.outcome for i, n in self.nodes.items() if n.outcome is not None}
+            run_span.set("plait.tasks", len(outcomes))
+            run_span.set("plait.ok", all(o.status == "done" for o in outcomes.values()))
         return RunResult(
             run_id=self.run_id,
             outcomes=outcomes,
@@ -248,6 +255,8 @@ class _Run:
                 task_id=task.id, tool=task.tool, status="done", result=self.stored[task.id]
             )
             self.emit("restored", task)
+            self.task_span(task).set_attributes({"plait.task.status": "restored"})
+            self.task_span(task).end()
         elif not node.waiting_on:
             self.ready(node)
 
@@ -271,6 +280,7 @@ class _Run:
     def finish(self, node: _Node, **outcome: Any) -> None:
         """Record how a task ended and start the dependants that became ready."""
         node.outcome = TaskOutcome(task_id=node.task.id, tool=node.task.tool, **outcome)
+        self.end_task_span(node)
         if outcome["status"] == "skipped":
             self.emit("skipped", node.task, error=outcome.get("error"))
         for dep_id in sorted(node.dependants):
@@ -363,13 +373,52 @@ class _Run:
             if tool_slot is not None:
                 await tool_slot.acquire()
             try:
-                return await self.attempts(task, args)
+                # The span covers the attempts only, so a timeline shows real work.
+                self.task_span(task)
+                with tracing.use_span(self.task_spans.get(task.id)):
+                    return await self.attempts(task, args)
             except GraphBubbleUp as bubble:
                 self.bubbles.append(bubble)
+                span = self.task_spans.pop(task.id, None)
+                if span is not None:
+                    span.end()
                 return None
             finally:
                 if tool_slot is not None:
                     tool_slot.release()
+
+    def task_span(self, task: Task) -> tracing.Span | _NoSpan:
+        span = self.task_spans.get(task.id)
+        if span is None and self.span is not None:
+            span = tracing.start_span(
+                "plait.task",
+                {
+                    "plait.run_id": self.run_id,
+                    "plait.task.id": task.id,
+                    "plait.task.tool": task.tool,
+                    "plait.task.dependencies": sorted(task.dependencies),
+                },
+                parent=self.span,
+            )
+            if span is not None:
+                self.task_spans[task.id] = span
+        return span if span is not None else _NO_SPAN
+
+    def end_task_span(self, node: _Node) -> None:
+        outcome = node.outcome
+        if self.span is None or outcome is None:
+            return
+        span = self.task_span(node.task)  # a skipped task gets a span of no length
+        span.set_attributes(
+            {
+                "plait.task.status": outcome.status,
+                "plait.task.attempts": outcome.attempts,
+                "plait.task.error": outcome.error,
+            }
+        )
+        if outcome.status == "failed":
+            span.fail(outcome.error or "failed")
+        span.end()
 
     async def attempts(self, task: Task, args: dict[str, Any]) -> dict[str, Any]:
         retries = task.retries if task.retries is not None else self.ex._retries
@@ -379,6 +428,7 @@ class _Run:
         for attempt in range(1, retries + 2):
             if attempt > 1:
                 self.emit("retrying", task, attempt=attempt, error=error)
+                tracing.add_event("plait.retry", {"plait.attempt": attempt, "error": error})
                 await asyncio.sleep(self.ex._backoff_s * 2 ** (attempt - 2))
             else:
                 self.emit("started", task)
@@ -417,3 +467,19 @@ def _first_bubble(group: BaseExceptionGroup[Any]) -> GraphBubbleUp | None:
             if found is not None:
                 return found
     return None
+
+
+class _NoSpan:
+    """Stands in for a task span while tracing is off."""
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        return None
+
+    def fail(self, error: str) -> None:
+        return None
+
+    def end(self) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()

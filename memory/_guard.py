@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
+from plait import tracing
 from plait.backends import Backend
 from plait.chat import ChatRequest
 from plait.errors import BackendError, ConfigError, MemoryGuardRejected
@@ -306,6 +307,16 @@ class MemoryGuard:
 
     def _reject(self, rejection: Rejection) -> None:
         self.rejections.append(rejection)
+        tracing.add_event(
+            "plait.guard.rejected",
+            {
+                "plait.guard.stage": rejection.stage,
+                "plait.guard.reason": rejection.reason,
+                "plait.guard.record": rejection.record.id,
+                "plait.guard.source": rejection.record.provenance.source,
+                "plait.guard.query": tracing.content(rejection.query),
+            },
+        )
         if self.strict:
             raise MemoryGuardRejected(
                 f"memory {rejection.record.id} ({rejection.record.provenance.source} from "

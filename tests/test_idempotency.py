@@ -58,7 +58,7 @@ async def test_two_tasks_with_one_key_charge_once(tmp_path):
     )
     ex = executor(tools)
     result = await ex.run(plan, run_id="pay")
-    assert [c["order"] for c in charges(log)] == ["A7", "B2"]
+    assert sorted(c["order"] for c in charges(log)) == ["A7", "B2"]  # tasks 1 and 3 run at once
     assert result.results == {
         "1": "charged 5 for A7",
         "2": "charged 5 for A7",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
+from plait import tracing
 from plait.errors import ConfigError, ToolArgumentError, ToolError, ToolPermissionError
 from plait.messages import ToolCall, ToolMessage
 
@@ -147,7 +148,20 @@ class ToolRunner:
     async def run(self, call: ToolCall, *, agent: str | None = None) -> ToolOutcome:
         """Run one call and return its outcome."""
         started = time.perf_counter()
-        kind, content, truncated = await self._attempt(call, agent)
+        with tracing.span(
+            f"execute_tool {call.name}",
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": call.name,
+                "gen_ai.tool.call.id": call.id,
+                "gen_ai.agent.name": agent,
+                "gen_ai.tool.call.arguments": tracing.content(call.arguments),
+            },
+        ) as span:
+            kind, content, truncated = await self._attempt(call, agent)
+            span.set("gen_ai.tool.call.result", tracing.content(content))
+            if kind is not None:
+                span.fail(f"{kind}: {content}")
         return ToolOutcome(
             call=call,
             content=content,

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plait import tracing
 from plait.chat import ChatRequest
 from plait.completions import StreamChunk, Usage
 from plait.errors import BudgetExceeded, ConfigError
@@ -214,19 +215,43 @@ class Router(Backend):
         usage: Usage | None = None,
         cost: float = 0.0,
     ) -> None:
-        self.decisions.append(
-            RoutingDecision(
-                router=self.name,
-                backend=backend,
-                reason=route.reason,
-                agent=request.agent,
-                tags=request.tags,
-                score=route.score,
-                threshold=route.threshold,
-                skipped=tuple(skipped),
-                outcome=outcome,
-                error=error,
-                usage=usage or Usage(),
-                cost=cost,
-            )
+        decision = RoutingDecision(
+            router=self.name,
+            backend=backend,
+            reason=route.reason,
+            agent=request.agent,
+            tags=request.tags,
+            score=route.score,
+            threshold=route.threshold,
+            skipped=tuple(skipped),
+            outcome=outcome,
+            error=error,
+            usage=usage or Usage(),
+            cost=cost,
         )
+        self.decisions.append(decision)
+        _trace_decision(decision)
+
+
+def _trace_decision(decision: RoutingDecision) -> None:
+    """Attach a decision to the model call's span (the current one), when tracing."""
+    span = tracing.current_span()
+    if span is None:
+        return
+    attributes = {
+        "plait.route.router": decision.router,
+        "plait.route.backend": decision.backend,
+        "plait.route.reason": decision.reason,
+        "plait.route.score": decision.score,
+        "plait.route.threshold": decision.threshold,
+        "plait.route.skipped": list(decision.skipped),
+        "plait.route.outcome": decision.outcome,
+        "plait.cost": decision.cost,
+    }
+    span.add_event("plait.route", attributes)
+    # The innermost decision (recorded first) names the backend that served;
+    # an outer router without prices must not overwrite the inner one's cost.
+    if "plait.route.backend" not in span.attributes:
+        span.set("plait.route.backend", decision.backend)
+    if decision.cost > 0 or "plait.cost" not in span.attributes:
+        span.set("plait.cost", decision.cost)
