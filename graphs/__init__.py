@@ -1,7 +1,8 @@
-"""Plans as DAGs and the eager executor that runs them.
+"""Plans as DAGs, the eager executor that runs them, and YAML workflows.
 
 ``LLMCompiler`` is the plan -> execute -> join -> replan loop, as a LangGraph
-graph. Coming with their issues: YAML workflows and agents as tasks.
+graph. ``load_workflow`` reads a YAML workflow file (``WorkflowSpec`` is its
+schema) into a runnable ``Workflow``.
 """
 
 from ._compiler import CompilerResult, LLMCompiler, Round, tool_runner
@@ -9,7 +10,17 @@ from ._events import RunResult, TaskEvent, TaskOutcome, TaskStatus
 from ._executor import Approver, EagerExecutor, TaskRunner
 from ._plan import Plan, Task
 from ._runners import agent_spec, task_runner
+from ._runs import RunRecord, list_runs, new_run_id, read_run
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore
+from ._workflow import (
+    Workflow,
+    WorkflowEvent,
+    WorkflowResult,
+    load_workflow,
+    validate_workflow,
+)
+from ._workflow_build import ModelCall
+from ._workflow_schema import WorkflowSpec, workflow_json_schema
 
 __all__ = [
     "Approver",
@@ -17,9 +28,11 @@ __all__ = [
     "EagerExecutor",
     "LLMCompiler",
     "MemoryResultStore",
+    "ModelCall",
     "Plan",
     "ResultStore",
     "Round",
+    "RunRecord",
     "RunResult",
     "SQLiteResultStore",
     "Task",
@@ -27,7 +40,17 @@ __all__ = [
     "TaskOutcome",
     "TaskRunner",
     "TaskStatus",
+    "Workflow",
+    "WorkflowEvent",
+    "WorkflowResult",
+    "WorkflowSpec",
     "agent_spec",
+    "list_runs",
+    "load_workflow",
+    "new_run_id",
+    "read_run",
     "task_runner",
     "tool_runner",
+    "validate_workflow",
+    "workflow_json_schema",
 ]
