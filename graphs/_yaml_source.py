@@ -202,7 +202,9 @@ def _merge(source: Source, data: dict[str, Any], reader: _Reader) -> None:
                 if name in current:
                     first = source.where((section, name), key=True)
                     reader.problem(
-                        (section, name), f"{section} entry {name!r} is already defined at {first}"
+                        (section, name),
+                        f"{section} entry {name!r} is already defined at {first}",
+                        key=True,
                     )
                     continue
                 current[name] = entry
