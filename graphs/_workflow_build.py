@@ -272,9 +272,7 @@ def _tool_entry(name: str, entry: Any, base_dir: Path, memory: Memory | None) ->
     return Toolset([dataclasses.replace(t, description=f"{t.description} {extra}") for t in tools])
 
 
-def _builtin_or_function(
-    name: str, entry: Any, base_dir: Path, memory: Memory | None
-) -> Toolset:
+def _builtin_or_function(name: str, entry: Any, base_dir: Path, memory: Memory | None) -> Toolset:
     builtin = getattr(entry, "builtin", None)
     if builtin == "calculator":
         return Toolset([calculator])

@@ -91,7 +91,8 @@ class Progress:
 
     def interrupted(self, run_id: str) -> None:
         print(
-            f"\nplait: interrupted; finished tasks are kept. Resume with: plait run --resume {run_id}",
+            "\nplait: interrupted; finished tasks are kept. "
+            f"Resume with: plait run --resume {run_id}",
             file=self.stream,
             flush=True,
         )

@@ -189,8 +189,7 @@ def test_every_problem_is_reported_at_once_with_positions_and_hints(tmp_path):
         "wf.yaml:8:14: agents.writer.backend: unknown backend 'smal' (did you mean 'small'?)",
         "wf.yaml:9:19: agents.writer.tools[1]: unknown tool 'serch'",
         "wf.yaml:10:5: agents.writer.outptu: unknown key 'outptu' (did you mean 'output'?)",
-        "wf.yaml:15:14: workflow.steps[0].agent: unknown agent 'writter' "
-        "(did you mean 'writer'?)",
+        "wf.yaml:15:14: workflow.steps[0].agent: unknown agent 'writter' (did you mean 'writer'?)",
         "wf.yaml:16:14: workflow.steps[0].input: unknown input 'topic'",
         "steps depend on each other in a cycle: a -> b -> a",
     ]
@@ -227,7 +226,9 @@ def test_env_substitution_and_secrets_never_echoed(tmp_path):
     text = "\n".join(found)
     assert "sk-hunter2" not in text and "timeout_s" in text
     found = problems(path, env={"SECRET": "1"})
-    assert any("wf.yaml:2:46: backends.remote.base_url: environment variable BASE" in f for f in found)
+    assert any(
+        "wf.yaml:2:46: backends.remote.base_url: environment variable BASE" in f for f in found
+    )
     # ${...} inside the workflow section refers to inputs and steps, not the environment.
     spec = validate_workflow(path, env={"BASE": "http://h/v1", "SECRET": "5"})
     assert spec.backends["remote"].base_url == "http://h/v1"  # type: ignore[union-attr]
@@ -257,7 +258,9 @@ def test_inputs_are_typed_and_required(tmp_path):
         f"""
         tools: {{shout: {{function: "{HELPERS}:shout"}}}}
         inputs: {{n: {{type: integer}}, text: {{}}}}
-        workflow: {{kind: steps, steps: [{{id: a, tool: shout, args: {{text: "${{inputs.text}}"}}}}]}}
+        workflow:
+          kind: steps
+          steps: [{{id: a, tool: shout, args: {{text: "${{inputs.text}}"}}}}]
         """,
     )
     wf = load_workflow(path, runs_dir=tmp_path / "runs")
@@ -294,3 +297,17 @@ def test_examples_validate():
     assert files
     for path in files:
         validate_workflow(path)
+
+
+@pytest.mark.local_model
+def test_drone_example_answers_from_both_files_in_parallel(tmp_path):
+    root = Path(__file__).resolve().parents[1] / "examples"
+    wf = load_workflow(root / "drone_qa.yaml", runs_dir=tmp_path / "runs")
+    events = []
+    result = wf.run(on_event=events.append)
+    assert result.ok
+    read = sorted(str(r) for r in result.results.values())
+    assert len(read) == 2 and "Falcon" in read[0] and "Heron" in read[1]
+    started = [e for e in events if getattr(e, "kind", "") == "started"]
+    assert len(started) == 2
+    assert "34" in result.answer and "52" in result.answer
