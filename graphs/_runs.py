@@ -53,7 +53,7 @@ class RunRecord(BaseModel):
         return target
 
 
-def runs_root(root: str | Path | None = None) -> Path:
+def runs_root(root: str | os.PathLike[str] | None = None) -> Path:
     """``root``, or ``<PLAIT_STATE_DIR>/runs``."""
     return Path(root) if root is not None else load_settings().state_dir / "runs"
 

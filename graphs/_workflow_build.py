@@ -190,7 +190,7 @@ def _backends(
                 raw[name] = _router(name, body, built, ledger)
             if not isinstance(body, RouterBackendSpec):
                 price = prices.get(name, Price())
-                ledger.prices = {**ledger.prices, raw[name].name: price}  # type: ignore[misc]
+                ledger.prices = {**ledger.prices, raw[name].name: price}
                 built[name] = _Metered(raw[name], price, listeners)
             else:
                 built[name] = raw[name]
@@ -304,7 +304,7 @@ def _function_tool(
         return function.renamed(name)
     if not callable(function):
         raise ConfigError(f"tool {name!r}: {target} is not a function")
-    return tool(function, name=name, description=description, timeout_s=timeout_s)
+    return tool(name=name, description=description, timeout_s=timeout_s)(function)
 
 
 class _RecalledNotes:
@@ -346,7 +346,7 @@ def _agent(
         limits=AgentLimits(
             max_steps=body.max_steps, max_turn_tokens=body.max_turn_tokens, timeout_s=body.timeout_s
         ),
-        tool_choice=body.tool_choice,  # type: ignore[arg-type]
+        tool_choice=body.tool_choice,
         max_tool_rounds=body.max_tool_rounds,
         temperature=body.temperature,
     )
@@ -376,7 +376,7 @@ def _output_model(agent: str, schema: dict[str, Any]) -> type[BaseModel]:
         if isinstance(body, dict) and "enum" in body:
             from typing import Literal
 
-            python = Literal[tuple(body["enum"])]  # type: ignore[valid-type]
+            python = Literal[tuple(body["enum"])]
         fields[prop] = (python, ...) if prop in required else (python | None, None)
     return create_model(f"{agent.title().replace('-', '')}Output", **fields)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 from plait.errors import ConfigError
 from plait.memory import Memory, MemoryTools
@@ -92,12 +92,13 @@ def document_tools(root: Path, *, read_only: bool) -> Toolset:
         # The files cannot change (read-only), so the path is one of a known set:
         # as an enum, even a small model's constrained plan names a real file.
         read_file.__annotations__ = {"path": Literal[tuple(names)], "return": str}
-    return Toolset([list_files, tool(read_file, tags=("files",)), search_files])
+    return Toolset([list_files, tool(tags=("files",))(read_file), search_files])
 
 
 def memory_tools(memory: Memory, *, agent: str = "workflow", k: int = 3) -> Toolset:
     """``memory_search`` and ``memory_remember`` over ``memory``."""
-    helper = MemoryTools(memory, agent=agent, k=k)
+    # Memory has keyword-only options where MemoryTools' protocol says **kwargs.
+    helper = MemoryTools(cast(Any, memory), agent=agent, k=k)
 
     @tool(tags=("memory",))
     async def memory_search(query: str) -> str:

@@ -70,7 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=schema_command)
 
     runs = commands.add_parser("runs", help="past runs under .plait/runs")
-    runs.set_defaults(handler=lambda _a: (runs.print_help(), 2)[1])
+
+    def runs_help(_args: argparse.Namespace) -> int:
+        runs.print_help()
+        return 2
+
+    runs.set_defaults(handler=runs_help)
     runs_commands = runs.add_subparsers(title="runs commands", metavar="COMMAND")
     runs_list = runs_commands.add_parser("list", help="recent runs, newest first")
     runs_list.add_argument("--limit", type=int, default=20)
