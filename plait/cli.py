@@ -1,4 +1,4 @@
-"""The ``plait`` command line.
+"""The ``plait`` command line: parser wiring only; command bodies live in ``_cli_*`` modules.
 
 Exit codes: 0 success, 1 the work failed, 2 invalid input, 130 interrupted.
 """
@@ -6,18 +6,13 @@ Exit codes: 0 success, 1 the work failed, 2 invalid input, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import platform
 import sys
-import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-from plait._version import __version__
-from plait.chat import ChatRequest
+from plait._cli_model import ask_command, doctor_command, version_command
+from plait._cli_runs import runs_list_command, runs_show_command
+from plait._cli_workflow import graph_command, run_command, schema_command, validate_command
 from plait.errors import ConfigError, ModelLoadError, PlaitError
 
 __all__ = ["main"]
@@ -36,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"plait: failed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nplait: interrupted", file=sys.stderr)
+        print("plait: interrupted", file=sys.stderr)
         return 130
 
 
@@ -50,12 +45,53 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=show_help)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
+    run = commands.add_parser("run", help="run a YAML workflow (progress on stderr)")
+    run.add_argument("file", nargs="?", help="the workflow file")
+    run.add_argument(
+        "--input", "-i", action="append", metavar="NAME=VALUE", help="a workflow input (repeat)"
+    )
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted or failed run")
+    run.add_argument("--quiet", "-q", action="store_true", help="only the summary on stderr")
+    run.set_defaults(handler=run_command)
+
+    validate = commands.add_parser("validate", help="check a workflow file, every problem at once")
+    validate.add_argument("file")
+    validate.set_defaults(handler=validate_command)
+
+    graph = commands.add_parser("graph", help="a workflow as a Mermaid flowchart")
+    graph.add_argument("file")
+    graph.add_argument(
+        "--output", "-o", type=Path, help="write .mmd, or .svg/.png when mermaid-cli is installed"
+    )
+    graph.set_defaults(handler=graph_command)
+
+    schema = commands.add_parser("schema", help="JSON Schema of workflow files (for editors)")
+    schema.set_defaults(handler=schema_command)
+
+    runs = commands.add_parser("runs", help="past runs under .plait/runs")
+
+    def runs_help(_args: argparse.Namespace) -> int:
+        runs.print_help()
+        return 2
+
+    runs.set_defaults(handler=runs_help)
+    runs_commands = runs.add_subparsers(title="runs commands", metavar="COMMAND")
+    runs_list = runs_commands.add_parser("list", help="recent runs, newest first")
+    runs_list.add_argument("--limit", type=int, default=20)
+    runs_list.add_argument("--json", action="store_true")
+    runs_list.set_defaults(handler=runs_list_command)
+    runs_show = runs_commands.add_parser("show", help="one run's record")
+    runs_show.add_argument("run_id")
+    runs_show.add_argument("--json", action="store_true")
+    runs_show.set_defaults(handler=runs_show_command)
+
     version = commands.add_parser("version", help="print versions")
-    version.set_defaults(handler=_version)
+    version.set_defaults(handler=version_command)
 
     doctor = commands.add_parser("doctor", help="check the model file, llama.cpp and a model load")
     doctor.add_argument("--model", type=Path, help="GGUF file to check (default: embedded model)")
-    doctor.set_defaults(handler=_doctor)
+    doctor.set_defaults(handler=doctor_command)
 
     ask = commands.add_parser("ask", help="one prompt through a local model, streamed")
     ask.add_argument("prompt")
@@ -66,101 +102,5 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--temperature", type=float)
     ask.add_argument("--seed", type=int)
     ask.add_argument("--json", action="store_true", help="print the completion as JSON")
-    ask.set_defaults(handler=_ask)
+    ask.set_defaults(handler=ask_command)
     return parser
-
-
-def _version(_args: argparse.Namespace) -> int:
-    print(f"plait {__version__}")
-    print(f"llama-cpp-python {_dist_version('llama-cpp-python')}")
-    print(f"python {platform.python_version()}")
-    return 0
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _doctor(args: argparse.Namespace) -> int:
-    from plait.backends import LocalBackend
-
-    _version(args)
-    backend = LocalBackend(args.model)
-    try:
-        path = backend.model_path
-        print(f"model file: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
-    except (PlaitError, OSError) as e:
-        print(f"model file: PROBLEM: {e}")
-        return 1
-    import llama_cpp
-
-    info = llama_cpp.llama_print_system_info().decode().strip()
-    print(f"llama.cpp: {info}")
-    started = time.perf_counter()
-    try:
-        model = backend.load()
-    except PlaitError as e:
-        print(f"model load: PROBLEM: {e}")
-        return 1
-    print(f"model load: ok in {time.perf_counter() - started:.2f}s (context {model.n_ctx} tokens)")
-    request = ChatRequest.from_prompt("Say hello.", max_tokens=16, temperature=0.0)
-    completion = backend.complete_sync(request)
-    timings, usage = completion.timings, completion.usage
-    rate = usage.completion_tokens / timings.decode_s if timings.decode_s else 0.0
-    print(
-        f"generation: ok, {usage.prompt_tokens} prompt tokens, {usage.completion_tokens} generated"
-        f" ({rate:.1f} tokens/s): {completion.text.strip()!r}"
-    )
-    return 0
-
-
-def _ask(args: argparse.Namespace) -> int:
-    return asyncio.run(_ask_async(args))
-
-
-async def _ask_async(args: argparse.Namespace) -> int:
-    from plait.backends import LocalBackend
-
-    schema: dict[str, Any] | None = None
-    if args.schema:
-        schema = _read_json(args.schema)
-    request = ChatRequest.from_prompt(
-        args.prompt,
-        system=args.system,
-        response_schema=schema,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        seed=args.seed,
-    )
-    backend = LocalBackend(args.model)
-    async for chunk in backend.stream(request):
-        if chunk.completion is not None:
-            completion = chunk.completion
-        elif not args.json:
-            print(chunk.delta, end="", flush=True)
-    if args.json:
-        print(completion.model_dump_json(indent=2))
-        return 0
-    usage, timings = completion.usage, completion.timings
-    print(
-        f"\n[{completion.model}: {usage.prompt_tokens} prompt tokens "
-        f"({usage.cached_prompt_tokens} cached), {usage.completion_tokens} generated, "
-        f"{timings.total_s:.2f}s, finish: {completion.finish_reason}]",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
-    except json.JSONDecodeError as e:
-        raise ConfigError(e.msg, location=f"{path}:{e.lineno}:{e.colno}") from e
-    if not isinstance(value, dict):
-        raise ConfigError("a JSON Schema must be a JSON object", location=str(path))
-    return value

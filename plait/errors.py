@@ -3,6 +3,7 @@
 ```
 PlaitError
 ├── ConfigError            bad YAML, settings or arguments (file:line:col when known)
+│   └── WorkflowValidationError  a workflow file has problems (every one, with positions)
 ├── PlanError              plan cycle, unknown tool or agent, bad reference
 ├── BackendError           a model backend failed
 │   ├── ModelLoadError         a model file is missing, unreadable or not a model
@@ -28,6 +29,9 @@ print them as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "BackendError",
     "BackendHTTPError",
@@ -48,6 +52,7 @@ __all__ = [
     "ToolError",
     "ToolPermissionError",
     "ToolTimeout",
+    "WorkflowValidationError",
 ]
 
 
@@ -65,6 +70,24 @@ class ConfigError(PlaitError):
     def __init__(self, message: str, *, location: str | None = None) -> None:
         self.location = location
         super().__init__(f"{location}: {message}" if location else message)
+
+
+class WorkflowValidationError(ConfigError):
+    """A workflow file is invalid; every problem found is listed, each with its position.
+
+    Attributes:
+        file: the workflow file.
+        problems: one entry per problem; ``str(problem)`` reads
+            ``file:line:column: key: message (hint)``.
+    """
+
+    def __init__(self, file: str, problems: Sequence[Any]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        listed = "\n".join(f"  {p}" for p in self.problems)
+        noun = "problem" if count == 1 else "problems"
+        ConfigError.__init__(self, f"{file} has {count} {noun}:\n{listed}")
 
 
 class PlanError(PlaitError):

@@ -17,7 +17,7 @@ def quick_start_commands() -> list[str]:
 def test_readme_has_exactly_two_quick_start_commands():
     commands = quick_start_commands()
     assert len(commands) == 2
-    assert "plait ask" in commands[0] and "pytest" in commands[1]
+    assert "plait run examples/" in commands[0] and "pytest" in commands[1]
 
 
 def test_ci_runs_both_readme_commands_verbatim():

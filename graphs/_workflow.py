@@ -1,0 +1,420 @@
+"""``load_workflow`` and ``Workflow``: a YAML file made runnable.
+
+Each run owns ``.plait/runs/<run_id>/``: ``run.json`` (the record, written when
+the run starts and when it ends — also on Ctrl-C) and ``results.sqlite`` (every
+finished task's result, stored before its dependants start). Running again with
+the same ``run_id`` reuses the stored results, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.agents import Agent
+from plait.backends import Backend
+from plait.completions import Usage
+from plait.errors import ConfigError, PlaitError, WorkflowValidationError
+from plait.memory import Memory
+from plait.tools import Toolset
+
+from ._compiler import LLMCompiler
+from ._events import TaskEvent
+from ._executor import EagerExecutor
+from ._plan import Plan, Task
+from ._references import substitute
+from ._runners import task_runner
+from ._runs import RunRecord, new_run_id, runs_root
+from ._store import SQLiteResultStore
+from ._workflow_build import ModelCall, backend_named, build, close_backends, select_tools
+from ._workflow_checks import check
+from ._workflow_schema import InputSpec, PlannerWorkflow, StepsWorkflow, WorkflowSpec
+from ._yaml_source import read_source
+
+__all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
+
+WorkflowEvent = TaskEvent | ModelCall
+"""What ``on_event`` receives: task events from the executor, and each model call's usage."""
+
+
+class WorkflowResult(BaseModel):
+    """How a workflow run ended.
+
+    Attributes:
+        run_id: the run's id (``plait runs show ID``, ``plait run --resume ID``).
+        ok: the run finished and every step succeeded.
+        answer: the workflow's answer (``None`` when it failed early).
+        status: ``done``, ``failed`` or ``interrupted``.
+        error: why it failed.
+        results: step/task id -> result, for the tasks that finished.
+        usage: tokens over every model call.
+        cost: cost over every priced model call.
+        run_dir: the run's folder.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    ok: bool
+    answer: Any = None
+    status: str = "done"
+    error: str | None = None
+    results: dict[str, Any] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    cost: float = 0.0
+    run_dir: str = ""
+
+
+def validate_workflow(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> WorkflowSpec:
+    """Read and validate a workflow file without building anything.
+
+    Raises:
+        WorkflowValidationError: every problem found, each with ``file:line:column``.
+    """
+    source = read_source(path, env)
+    spec = check(source) if not source.problems or source.data else None
+    if source.problems or spec is None:
+        raise WorkflowValidationError(str(path), source.problems)
+    return spec
+
+
+def load_workflow(
+    path: str | os.PathLike[str],
+    *,
+    backends: Mapping[str, Backend] | None = None,
+    env: Mapping[str, str] | None = None,
+    runs_dir: str | os.PathLike[str] | None = None,
+) -> Workflow:
+    """Validate a workflow file and build its backends, tools, memory and agents.
+
+    Args:
+        path: the YAML file.
+        backends: backends to use instead of the file's entries of the same name
+            (tests pass :class:`~plait.backends.testing.ScriptedBackend` here).
+        env: the environment for ``${NAME}`` (default: ``os.environ``).
+        runs_dir: where run folders go (default ``<PLAIT_STATE_DIR>/runs``).
+
+    Raises:
+        WorkflowValidationError: the file is invalid (every problem listed).
+        ConfigError: something it names cannot be built (an import, a folder).
+    """
+    spec = validate_workflow(path, env)
+    return Workflow(spec, Path(path), backends=backends, runs_dir=runs_dir)
+
+
+@dataclass
+class _Meter:
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+
+    def add(self, call: ModelCall) -> None:
+        self.usage = self.usage + call.usage
+        self.cost += call.cost
+
+
+class Workflow:
+    """A validated workflow with its parts built (models load on first use).
+
+    Attributes:
+        spec: the validated file (:class:`WorkflowSpec`).
+        path: the file.
+        agents, tools, backends, memory: what the file declares, built.
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        path: Path,
+        *,
+        backends: Mapping[str, Backend] | None = None,
+        runs_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.path = path
+        self._built = build(spec, path.parent, backends)
+        self.agents: dict[str, Agent[Any]] = self._built.agents
+        self.tools: Toolset = self._built.tools
+        self.backends: dict[str, Backend] = self._built.backends
+        self.memory: Memory | None = self._built.memory
+        self.runs_dir = runs_root(runs_dir)
+
+    @property
+    def kind(self) -> str:
+        return self.spec.workflow.kind
+
+    def resolve_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Inputs with defaults applied and values converted to their declared types.
+
+        Raises:
+            ConfigError: an unknown input, a missing required one, or a bad value.
+        """
+        declared = self.spec.inputs
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ConfigError(
+                f"unknown input(s) {', '.join(unknown)}; this workflow takes: {known}"
+            )
+        values: dict[str, Any] = {}
+        for name, spec in declared.items():
+            if name in given:
+                values[name] = _convert(name, given[name], spec)
+            elif spec.default is not None:
+                values[name] = spec.default
+            else:
+                raise ConfigError(f"input {name!r} is required (pass --input {name}=...)")
+        return values
+
+    async def arun(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        on_event: Callable[[WorkflowEvent], None] | None = None,
+    ) -> WorkflowResult:
+        """Run the workflow; a run id that exists already resumes that run.
+
+        Raises:
+            ConfigError: bad inputs (nothing has run).
+            asyncio.CancelledError, KeyboardInterrupt: after recording the run as
+                ``interrupted`` (its finished results stay stored for a resume).
+        """
+        values = self.resolve_inputs(inputs or {})
+        run_id = run_id or new_run_id()
+        folder = self.runs_dir / run_id
+        meter = _Meter()
+
+        def on_call(call: ModelCall) -> None:
+            meter.add(call)
+            if on_event is not None:
+                on_event(call)
+
+        record = RunRecord(
+            run_id=run_id,
+            workflow=str(self.path),
+            kind=self.kind,
+            status="running",
+            inputs=values,
+            started_at=time.time(),
+        )
+        record.write(self.runs_dir)
+        store = SQLiteResultStore(folder / "results.sqlite")
+        outcome: dict[str, Any] = {}
+        self._built.listeners.append(on_call)
+        try:
+            runner = _RUNNERS[self.kind]
+            answer, ok, results, steps = await runner(self, values, run_id, store, on_event)
+            outcome = dict(status="done" if ok else "failed", answer=answer, steps=steps)
+            if not ok:
+                outcome["error"] = "; ".join(
+                    f"{k}: {v}" for k, v in steps.items() if v not in ("done",)
+                )
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            outcome = dict(status="interrupted", error="interrupted")
+            raise
+        except PlaitError as e:
+            outcome = dict(status="failed", error=str(e))
+            results = {}
+        finally:
+            self._built.listeners.remove(on_call)
+            store.close()
+            record = record.model_copy(
+                update=dict(outcome, finished_at=time.time(), usage=meter.usage, cost=meter.cost)
+            )
+            record.write(self.runs_dir)
+        return WorkflowResult(
+            run_id=run_id,
+            ok=record.status == "done",
+            answer=record.answer,
+            status=record.status,
+            error=record.error,
+            results=results,
+            usage=meter.usage,
+            cost=meter.cost,
+            run_dir=str(folder),
+        )
+
+    def run(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        on_event: Callable[[WorkflowEvent], None] | None = None,
+    ) -> WorkflowResult:
+        """Blocking :meth:`arun`."""
+        return asyncio.run(self.arun(inputs, run_id=run_id, on_event=on_event))
+
+    def plan(self, inputs: Mapping[str, Any] | None = None) -> Plan:
+        """The static DAG of a ``steps`` workflow (inputs substituted where given).
+
+        Raises:
+            ConfigError: the workflow is not of kind ``steps``.
+        """
+        body = self.spec.workflow
+        if not isinstance(body, StepsWorkflow):
+            raise ConfigError(
+                f"a {self.kind!r} workflow has no static plan; its planner writes one"
+            )
+        values = {n: s.default for n, s in self.spec.inputs.items()} | dict(inputs or {})
+        return _steps_plan(body, values)
+
+    async def aclose(self) -> None:
+        """Release backends (engines, connections)."""
+        await close_backends(self.backends)
+
+
+def _convert(name: str, value: Any, spec: InputSpec) -> Any:
+    if spec.type == "string":
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if spec.type == "integer":
+                return int(text)
+            if spec.type == "number":
+                return float(text)
+        except ValueError as e:
+            raise ConfigError(f"input {name!r} must be a {spec.type}, got {value!r}") from e
+        if text.lower() in ("true", "yes", "1"):
+            return True
+        if text.lower() in ("false", "no", "0"):
+            return False
+        raise ConfigError(f"input {name!r} must be true or false, got {value!r}")
+    return value
+
+
+def _with_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
+    """Replace ``${inputs.NAME}``; step references are left for the executor."""
+    from ._workflow_checks import input_references
+
+    names = input_references(value)
+    if not names:
+        return value
+    return _partial(value, {f"inputs.{n}": inputs.get(n, "") for n in names})
+
+
+def _partial(value: Any, known: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        from ._references import find_references
+
+        if not find_references(value) <= set(known):
+            # Mixed text: substitute input references one by one, keep the others.
+            for ref, result in known.items():
+                text = result if isinstance(result, str) else str(result)
+                value = value.replace("${" + ref + "}", text)
+            return value
+        return substitute(value, known)
+    if isinstance(value, Mapping):
+        return {k: _partial(v, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_partial(v, known) for v in value]
+    return value
+
+
+def _steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
+    tasks = []
+    for step in body.steps:
+        if step.agent is not None:
+            tool, args = step.agent, {"task": _with_inputs(step.input or "", inputs)}
+        else:
+            tool, args = str(step.tool), _with_inputs(step.args, inputs)
+        tasks.append(
+            Task(
+                id=step.id,
+                tool=tool,
+                args=args,
+                depends_on=tuple(step.depends_on),
+                timeout_s=step.timeout_s,
+                retries=step.retries,
+                continue_on_error=step.continue_on_error,
+            )
+        )
+    return Plan(tasks=tuple(tasks))
+
+
+_Outcome = tuple[Any, bool, dict[str, Any], dict[str, str]]
+
+
+async def _run_steps(
+    wf: Workflow,
+    inputs: dict[str, Any],
+    run_id: str,
+    store: SQLiteResultStore,
+    on_event: Callable[[WorkflowEvent], None] | None,
+) -> _Outcome:
+    body = wf.spec.workflow
+    assert isinstance(body, StepsWorkflow)
+    plan = _steps_plan(body, inputs)
+    _, runner = task_runner(wf.tools, wf.agents.values())
+    executor = EagerExecutor(
+        runner, max_concurrency=body.max_concurrency, store=store, on_event=on_event
+    )
+    run = await executor.run(plan, run_id=run_id)
+    results = run.results
+    if body.output is not None:
+        template = _with_inputs(body.output, inputs)
+        try:
+            answer = substitute(template, results)
+        except KeyError:
+            answer = None  # a step it names did not finish
+    else:
+        answer = results.get(body.steps[-1].id)
+    steps = {
+        i: o.status if o.status == "done" else f"{o.status} ({o.error})"
+        for i, o in run.outcomes.items()
+    }
+    return answer, run.ok, results, steps
+
+
+async def _run_planner(
+    wf: Workflow,
+    inputs: dict[str, Any],
+    run_id: str,
+    store: SQLiteResultStore,
+    on_event: Callable[[WorkflowEvent], None] | None,
+) -> _Outcome:
+    body = wf.spec.workflow
+    assert isinstance(body, PlannerWorkflow)
+    tools = Toolset([select_tools(wf._built.entries, name) for name in body.tools])
+    specs, runner = task_runner(tools, [wf.agents[name] for name in body.agents])
+    compiler = LLMCompiler(
+        backend_named(wf.backends, body.backend),
+        specs,
+        runner,
+        joiner=backend_named(wf.backends, body.joiner) if body.joiner else None,
+        plan_format=body.plan_format,
+        max_replans=body.max_replans,
+        max_tasks=body.max_tasks,
+        executor=EagerExecutor(runner, store=store, on_event=on_event),
+    )
+    question = str(_with_inputs(body.question, inputs))
+    result = await compiler.arun(question, run_id=run_id)
+    results: dict[str, Any] = {}
+    steps: dict[str, str] = {}
+    for number, round_ in enumerate(result.rounds, 1):
+        for task_id, outcome in round_.run.outcomes.items():
+            key = f"{number}.{task_id}"
+            steps[key] = outcome.status
+            if outcome.status == "done":
+                results[key] = outcome.result
+    return result.answer, True, results, steps
+
+
+# The extension point for new workflow kinds (the supervisor of issue 8): one
+# coroutine per kind, returning (answer, ok, results, step statuses).
+_RUNNERS: dict[
+    str,
+    Callable[
+        [Workflow, dict[str, Any], str, SQLiteResultStore, Callable[[WorkflowEvent], None] | None],
+        Awaitable[_Outcome],
+    ],
+] = {"steps": _run_steps, "planner": _run_planner}

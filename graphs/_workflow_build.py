@@ -1,0 +1,386 @@
+"""Turning a validated :class:`WorkflowSpec` into backends, tools, memory and agents.
+
+Nothing here touches a model: backends load lazily on their first request, and
+the memory store opens on its first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from plait.agents import Agent, AgentLimits
+from plait.backends import Backend, LocalBackend, OpenAIBackend, RetryPolicy
+from plait.backends.routing import (
+    CostLedger,
+    FallbackRouter,
+    Price,
+    Rule,
+    RuleRouter,
+    ThresholdRouter,
+)
+from plait.chat import ChatRequest
+from plait.completions import StreamChunk, Usage
+from plait.errors import ConfigError
+from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
+from plait.tools import Tool, Toolset, calculator, http_tools, tool
+
+from ._workflow_schema import (
+    AgentSpec,
+    LocalBackendSpec,
+    MemorySpec,
+    OpenAIBackendSpec,
+    RouterBackendSpec,
+    WorkflowSpec,
+)
+from ._workflow_tools import document_tools, memory_tools
+
+__all__ = ["Built", "ModelCall", "build"]
+
+
+class ModelCall(BaseModel):
+    """One model request of a workflow run, for progress and cost accounting."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    agent: str | None
+    usage: Usage
+    cost: float
+
+
+@dataclass
+class Built:
+    """What a workflow file builds: named backends, tools, memory and agents."""
+
+    backends: dict[str, Backend]
+    tools: Toolset
+    entries: dict[str, Toolset]
+    memory: Memory | None
+    agents: dict[str, Agent[Any]]
+    ledger: CostLedger
+    listeners: list[Callable[[ModelCall], None]] = field(default_factory=list)
+
+
+class _Metered(Backend):
+    """Reports every finished request's usage and cost to the workflow's listeners."""
+
+    def __init__(self, inner: Backend, price: Price, listeners: list[Callable[[ModelCall], None]]):
+        self.inner = inner
+        self.name = inner.name
+        self.capabilities = inner.capabilities
+        self._price = price
+        self._listeners = listeners
+
+    def __getattr__(self, name: str) -> Any:  # pin, stats, model_path... of the inner backend
+        return getattr(self.inner, name)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        async for chunk in self.inner.stream(request):
+            if chunk.completion is not None:
+                call = ModelCall(
+                    backend=self.name,
+                    agent=request.agent,
+                    usage=chunk.completion.usage,
+                    cost=self._price.cost(chunk.completion.usage),
+                )
+                for listener in list(self._listeners):
+                    listener(call)
+            yield chunk
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.inner.embed(texts)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def build(
+    spec: WorkflowSpec, base_dir: Path, overrides: Mapping[str, Backend] | None = None
+) -> Built:
+    """Build everything ``spec`` declares; ``overrides`` replace backends by name (tests).
+
+    Raises:
+        ConfigError: a function tool cannot be imported, a folder does not exist...
+    """
+    listeners: list[Callable[[ModelCall], None]] = []
+    prices = {
+        n: Price(**b.price.model_dump())
+        for n, b in spec.backends.items()
+        if isinstance(b, OpenAIBackendSpec) and b.price is not None
+    }
+    budgets = [b for b in spec.backends.values() if isinstance(b, RouterBackendSpec)]
+    ledger = CostLedger(
+        prices={},  # filled below with backend names (known once built)
+        budget=min((b.budget for b in budgets if b.budget is not None), default=None),
+        agent_budgets={k: v for b in budgets for k, v in b.agent_budgets.items()},
+    )
+    backends = _backends(spec, base_dir, overrides or {}, prices, ledger, listeners)
+    memory = _memory(spec.memory, backends) if spec.memory else None
+    entries = {
+        name: _tool_entry(name, entry, base_dir, memory) for name, entry in spec.tools.items()
+    }
+    tools = Toolset(list(entries.values()))
+    agents = {
+        name: _agent(name, agent, backends, entries, memory, spec.memory)
+        for name, agent in spec.agents.items()
+    }
+    return Built(backends, tools, entries, memory, agents, ledger, listeners)
+
+
+def select_tools(entries: Mapping[str, Toolset], name: str) -> Toolset:
+    """A tools entry by name, or the one tool of that name from any entry."""
+    if name in entries:
+        return entries[name]
+    for toolset in entries.values():
+        if name in toolset:
+            return Toolset([toolset[name]])
+    raise ConfigError(f"unknown tool {name!r}")
+
+
+def backend_named(backends: Mapping[str, Backend], name: str | None) -> Backend:
+    """The backend called ``name`` (``None``: the ``default`` entry, else the embedded model)."""
+    return backends[name or "default"]
+
+
+def _backends(
+    spec: WorkflowSpec,
+    base_dir: Path,
+    overrides: Mapping[str, Backend],
+    prices: dict[str, Price],
+    ledger: CostLedger,
+    listeners: list[Callable[[ModelCall], None]],
+) -> dict[str, Backend]:
+    built: dict[str, Backend] = {}
+    raw: dict[str, Backend] = {}
+    # Leaves first (routers refer to them); routers in an order where members exist.
+    pending = dict(spec.backends)
+    for name in list(overrides):
+        raw[name] = overrides[name]
+    while pending:
+        progressed = False
+        for name, body in list(pending.items()):
+            if name in raw:
+                del pending[name]
+                progressed = True
+                continue
+            if isinstance(body, LocalBackendSpec):
+                raw[name] = _local(body, base_dir)
+            elif isinstance(body, OpenAIBackendSpec):
+                raw[name] = OpenAIBackend(
+                    body.model,
+                    base_url=body.base_url,
+                    api_key_env=body.api_key_env,
+                    headers=body.headers or None,
+                    timeout=body.timeout_s,
+                    retry=RetryPolicy(max_attempts=body.max_attempts),
+                    name=name,
+                )
+            else:
+                members = _router_members(body)
+                if not all(m in built for m in members):
+                    continue
+                raw[name] = _router(name, body, built, ledger)
+            if not isinstance(body, RouterBackendSpec):
+                price = prices.get(name, Price())
+                ledger.prices = {**ledger.prices, raw[name].name: price}
+                built[name] = _Metered(raw[name], price, listeners)
+            else:
+                built[name] = raw[name]
+            del pending[name]
+            progressed = True
+        if not progressed:
+            raise ConfigError(f"routers refer to each other in a cycle: {', '.join(pending)}")
+    for name, backend in overrides.items():
+        if name not in built:
+            built[name] = _Metered(backend, Price(), listeners)
+    if "default" not in built:
+        built["default"] = _Metered(LocalBackend(), Price(), listeners)
+    return built
+
+
+def _local(body: LocalBackendSpec, base_dir: Path) -> Backend:
+    model = None
+    if body.model is not None:
+        model = Path(body.model) if Path(body.model).is_absolute() else base_dir / body.model
+    return LocalBackend(
+        model,
+        n_ctx=body.n_ctx,
+        n_threads=body.n_threads,
+        temperature=body.temperature,
+        n_seq_max=body.n_seq_max,
+        type_k=body.kv_type_k,
+        type_v=body.kv_type_v,
+        prefix_cache=body.prefix_cache,
+    )
+
+
+def _router_members(body: RouterBackendSpec) -> list[str]:
+    members = [*body.chain, *(r.backend for r in body.rules)]
+    members += [m for m in (body.default, body.cheap, body.strong) if m is not None]
+    return members
+
+
+def _router(
+    name: str, body: RouterBackendSpec, built: Mapping[str, Backend], ledger: CostLedger
+) -> Backend:
+    if body.policy == "fallback":
+        return FallbackRouter([built[m] for m in body.chain], name=name, ledger=ledger)
+    if body.policy == "rules":
+        assert body.default is not None  # checked by validation
+        rules = [
+            Rule(
+                built[r.backend], agent=r.agent, tags=tuple(r.tags), pattern=r.pattern, name=str(i)
+            )
+            for i, r in enumerate(body.rules, 1)
+        ]
+        return RuleRouter(rules, built[body.default], name=name, ledger=ledger)
+    assert body.cheap is not None and body.strong is not None  # checked by validation
+    return ThresholdRouter(
+        built[body.cheap], built[body.strong], threshold=body.threshold, name=name, ledger=ledger
+    )
+
+
+def _memory(body: MemorySpec, backends: Mapping[str, Backend]) -> Memory:
+    store = ChromaStore(host=body.host, port=body.port) if body.host else ChromaStore(body.path)
+    embedder = None if body.embedder == "default" else BackendEmbedder(backends[body.embedder])
+    guard = None
+    if body.guard is not None:
+        quarantine = frozenset(SourceKind(s) for s in body.guard.quarantine)
+        judge = backends[body.guard.judge] if body.guard.judge else None
+        guard = MemoryGuard(
+            judge,
+            embedder=embedder,
+            policy=WritePolicy(quarantine_sources=quarantine),
+            strict=body.guard.strict,
+        )
+    return Memory(body.namespace, store=store, embedder=embedder, guard=guard)
+
+
+def _tool_entry(name: str, entry: Any, base_dir: Path, memory: Memory | None) -> Toolset:
+    tools = _builtin_or_function(name, entry, base_dir, memory)
+    extra = getattr(entry, "builtin", None) and entry.description
+    if not extra:
+        return tools
+    return Toolset([dataclasses.replace(t, description=f"{t.description} {extra}") for t in tools])
+
+
+def _builtin_or_function(name: str, entry: Any, base_dir: Path, memory: Memory | None) -> Toolset:
+    builtin = getattr(entry, "builtin", None)
+    if builtin == "calculator":
+        return Toolset([calculator])
+    if builtin == "files":
+        root = Path(entry.root or ".")
+        return document_tools(
+            root if root.is_absolute() else base_dir / root, read_only=entry.read_only
+        )
+    if builtin == "http":
+        return http_tools(entry.allowed_hosts, timeout_s=entry.timeout_s or 10.0)
+    if builtin == "memory":
+        assert memory is not None  # checked by validation
+        return memory_tools(memory)
+    return Toolset([_function_tool(name, entry.function, entry.description, entry.timeout_s)])
+
+
+def _function_tool(
+    name: str, target: str, description: str | None, timeout_s: float | None
+) -> Tool:
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"tool {name!r}: cannot import module {module_name!r} ({e})") from e
+    function = getattr(module, attribute, None)
+    if function is None:
+        raise ConfigError(f"tool {name!r}: module {module_name!r} has no {attribute!r}")
+    if isinstance(function, Tool):
+        return function.renamed(name)
+    if not callable(function):
+        raise ConfigError(f"tool {name!r}: {target} is not a function")
+    return tool(name=name, description=description, timeout_s=timeout_s)(function)
+
+
+class _RecalledNotes:
+    """An agent's view of a workflow :class:`Memory` (the ``AgentMemory`` protocol)."""
+
+    def __init__(self, memory: Memory, agent: str, k: int) -> None:
+        self.memory = memory
+        self.agent = agent
+        self.k = k
+
+    async def recall(self, query: str) -> Sequence[str]:
+        result = await self.memory.recall(query, k=self.k)
+        return [m.text for m in result.memories]
+
+    async def remember(self, text: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        await self.memory.remember(text, source="agent", writer=self.agent, metadata=metadata)
+
+
+def _agent(
+    name: str,
+    body: AgentSpec,
+    backends: dict[str, Backend],
+    entries: Mapping[str, Toolset],
+    memory: Memory | None,
+    memory_spec: MemorySpec | None,
+) -> Agent[Any]:
+    output_type = _output_model(name, body.output) if body.output is not None else None
+    notes = None
+    if body.memory and memory is not None and memory_spec is not None:
+        notes = _RecalledNotes(memory, name, memory_spec.recall_k)
+    return Agent(
+        name,
+        body.instructions,
+        backend_named(backends, body.backend),
+        tools=[select_tools(entries, t) for t in body.tools],
+        output_type=output_type,
+        memory=notes,
+        shared_context=body.shared_context,
+        limits=AgentLimits(
+            max_steps=body.max_steps, max_turn_tokens=body.max_turn_tokens, timeout_s=body.timeout_s
+        ),
+        tool_choice=body.tool_choice,
+        max_tool_rounds=body.max_tool_rounds,
+        temperature=body.temperature,
+    )
+
+
+_JSON_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+
+
+def _output_model(agent: str, schema: dict[str, Any]) -> type[BaseModel]:
+    """A pydantic model for an object JSON Schema (flat properties; nested values stay JSON)."""
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise ConfigError(
+            f"agent {agent!r}: output must be a JSON Schema of type 'object' with 'properties'"
+        )
+    required = set(schema.get("required", schema["properties"]))
+    fields: dict[str, Any] = {}
+    for prop, body in schema["properties"].items():
+        kind = body.get("type", "string") if isinstance(body, dict) else "string"
+        python = _JSON_TYPES.get(kind, Any)
+        if isinstance(body, dict) and "enum" in body:
+            from typing import Literal
+
+            python = Literal[tuple(body["enum"])]
+        fields[prop] = (python, ...) if prop in required else (python | None, None)
+    return create_model(f"{agent.title().replace('-', '')}Output", **fields)
+
+
+async def close_backends(backends: Mapping[str, Backend]) -> None:
+    """Close every backend (connections, engines)."""
+    await asyncio.gather(*(b.aclose() for b in backends.values()), return_exceptions=True)

@@ -1,0 +1,320 @@
+"""Validation of a workflow file: schema errors and cross-section references, all at once.
+
+Schema problems come from pydantic; references (agents -> backends and tools,
+steps -> agents, tools, inputs and other steps, routers -> backends) are checked
+on the raw data so that they are reported even when other parts of the file are
+invalid. Every problem carries the ``file:line:column`` of the offending key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from ._references import find_references
+from ._workflow_schema import BuiltinToolSpec, WorkflowSpec, builtin_tool_names
+from ._yaml_source import Source
+
+__all__ = ["check", "input_references"]
+
+
+def check(source: Source) -> WorkflowSpec | None:
+    """Validate ``source.data``; append every problem to ``source.problems``.
+
+    Returns the spec when the schema validated (references may still be wrong).
+    """
+    spec: WorkflowSpec | None = None
+    if "workflow" not in source.data and not source.problems:
+        source.add((), "the file has no 'workflow' section", "add 'workflow: {kind: steps, ...}'")
+    try:
+        spec = WorkflowSpec.model_validate(source.data)
+    except ValidationError as e:
+        _schema_problems(source, e)
+    _references(source)
+    source.problems.sort(key=lambda p: (p.position.file, p.position.line, p.position.column))
+    return spec
+
+
+def _schema_problems(source: Source, error: ValidationError) -> None:
+    for item in error.errors(include_input=False, include_url=False):
+        loc = _clean_loc(item["loc"])
+        kind = item["type"]
+        if kind == "missing" and loc[-1:] == ("workflow",) and "workflow" not in source.data:
+            continue  # reported once above
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            allowed = _allowed_keys(loc[:-1], source)
+            source.add(loc, f"unknown key {name!r}", _did_you_mean(name, allowed), key=True)
+        elif kind == "missing":
+            source.add(loc[:-1], f"missing required key {loc[-1]!r}", key=True)
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            expected = item.get("ctx", {}).get("expected_tags", "")
+            hint = f"kind must be one of {expected}" if expected else ""
+            source.add((*loc, "kind"), "missing or unknown 'kind'", hint)
+        else:
+            source.add(loc, item["msg"])
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """pydantic's location without the union branch tags it inserts."""
+    parts = list(loc)
+    # Tags sit right after the entry: backends.NAME.<kind>, tools.NAME.<tag>, workflow.<kind>.
+    tagged = {"backends": 2, "tools": 2, "workflow": 1}
+    index = tagged.get(parts[0]) if parts and isinstance(parts[0], str) else None
+    if index is not None and len(parts) > index:
+        del parts[index]
+    return tuple(p for p in parts if p != "[key]")
+
+
+def _allowed_keys(loc: tuple[str | int, ...], source: Source) -> list[str]:
+    from . import _workflow_schema as schema
+
+    section = loc[0] if loc else None
+    models: dict[Any, Any] = {
+        None: schema.WorkflowSpec,
+        "memory": schema.MemorySpec,
+        "agents": schema.AgentSpec,
+        "inputs": schema.InputSpec,
+    }
+    if section == "workflow":
+        if len(loc) >= 3 and loc[1] == "steps":
+            model: Any = schema.StepSpec
+        else:
+            kind = _get(source.data, ("workflow", "kind"))
+            model = schema.PlannerWorkflow if kind == "planner" else schema.StepsWorkflow
+    elif section == "backends":
+        kind = _get(source.data, (*loc, "kind"))
+        model = {
+            "local": schema.LocalBackendSpec,
+            "openai": schema.OpenAIBackendSpec,
+            "router": schema.RouterBackendSpec,
+        }.get(kind, schema.LocalBackendSpec)
+    elif section == "tools":
+        entry = _get(source.data, loc)
+        is_function = isinstance(entry, dict) and "function" in entry
+        model = schema.FunctionToolSpec if is_function else schema.BuiltinToolSpec
+    elif section == "memory" and "guard" in loc:
+        model = schema.GuardSpec
+    else:
+        model = models.get(section, schema.WorkflowSpec)
+    return list(model.model_fields)
+
+
+def _get(data: Any, path: Iterable[str | int]) -> Any:
+    for part in path:
+        if isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else ""
+
+
+def _ref(source: Source, path: tuple[str | int, ...], what: str, name: Any, known: Any) -> None:
+    """Report ``name`` unless it is one of ``known``."""
+    if not isinstance(name, str) or name in known:
+        return
+    hint = _did_you_mean(name, known)
+    if not hint:
+        hint = f"known: {', '.join(sorted(known))}" if known else f"no {what}s are defined"
+    source.add(path, f"unknown {what} {name!r}", hint)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _tool_names(tools: dict[str, Any]) -> dict[str, str]:
+    """Callable tool name -> the tools entry providing it."""
+    names: dict[str, str] = {}
+    for entry, body in tools.items():
+        if isinstance(body, dict) and "builtin" in body:
+            try:
+                spec = BuiltinToolSpec.model_validate(body)
+            except ValidationError:
+                continue
+            for name in builtin_tool_names(spec):
+                names[name] = entry
+        else:
+            names[entry] = entry
+    return names
+
+
+def _references(source: Source) -> None:
+    data = source.data
+    backends = _mapping(data.get("backends"))
+    tools = _mapping(data.get("tools"))
+    agents = _mapping(data.get("agents"))
+    inputs = _mapping(data.get("inputs"))
+    memory = data.get("memory")
+    known_backends = set(backends) | {"default"}
+    # A tools list may name an entry (all its tools) or one tool of an entry.
+    offered = set(tools) | set(_tool_names(tools))
+
+    router_graph = nx.DiGraph()
+    for name, body in backends.items():
+        body = _mapping(body)
+        if body.get("kind") != "router":
+            continue
+        targets: list[tuple[tuple[str | int, ...], Any]] = []
+        for i, member in enumerate(body.get("chain") or []):
+            targets.append((("backends", name, "chain", i), member))
+        for i, rule in enumerate(body.get("rules") or []):
+            targets.append(
+                (("backends", name, "rules", i, "backend"), _mapping(rule).get("backend"))
+            )
+        for key in ("default", "cheap", "strong"):
+            if body.get(key) is not None:
+                targets.append((("backends", name, key), body.get(key)))
+        for path, target in targets:
+            _ref(source, path, "backend", target, known_backends)
+            if isinstance(target, str):
+                router_graph.add_edge(name, target)
+        policy = body.get("policy")
+        if policy == "fallback" and not body.get("chain"):
+            source.add(("backends", name), "a fallback router needs a non-empty 'chain'")
+        if policy == "rules" and not body.get("default"):
+            source.add(("backends", name), "a rules router needs a 'default' backend")
+        if policy == "threshold" and not (body.get("cheap") and body.get("strong")):
+            source.add(("backends", name), "a threshold router needs 'cheap' and 'strong'")
+    _cycles(source, router_graph, "backends", "routers refer to each other in a cycle")
+
+    for name, body in agents.items():
+        body = _mapping(body)
+        if "backend" in body:
+            _ref(source, ("agents", name, "backend"), "backend", body["backend"], known_backends)
+        for i, tool in enumerate(body.get("tools") or []):
+            _ref(source, ("agents", name, "tools", i), "tool", tool, offered)
+        if body.get("memory") is True and not isinstance(memory, dict):
+            source.add(
+                ("agents", name, "memory"), "the agent uses memory but there is no 'memory' section"
+            )
+    if isinstance(memory, dict):
+        guard = _mapping(memory.get("guard"))
+        if guard.get("judge") is not None:
+            _ref(source, ("memory", "guard", "judge"), "backend", guard["judge"], set(backends))
+        embedder = memory.get("embedder")
+        if embedder not in (None, "default"):
+            _ref(source, ("memory", "embedder"), "backend", embedder, set(backends))
+    for name, body in tools.items():
+        if _mapping(body).get("builtin") == "memory" and not isinstance(memory, dict):
+            source.add(("tools", name), "the memory tools need a 'memory' section")
+
+    workflow = _mapping(data.get("workflow"))
+    kind = workflow.get("kind")
+    if kind == "planner":
+        for key in ("backend", "joiner"):
+            if workflow.get(key) is not None:
+                _ref(source, ("workflow", key), "backend", workflow[key], known_backends)
+        for i, tool in enumerate(workflow.get("tools") or []):
+            _ref(source, ("workflow", "tools", i), "tool", tool, offered)
+        for i, agent in enumerate(workflow.get("agents") or []):
+            _ref(source, ("workflow", "agents", i), "agent", agent, set(agents))
+        _inputs_used(source, ("workflow", "question"), workflow.get("question"), inputs)
+    elif kind == "steps":
+        _steps(source, workflow, agents, _tool_names(tools), inputs)
+
+
+def input_references(value: Any) -> set[str]:
+    """Input names referenced as ``${inputs.NAME}`` anywhere in ``value``."""
+    return {r.split(".", 1)[1] for r in find_references(value) if r.startswith("inputs.")}
+
+
+def _inputs_used(
+    source: Source, path: tuple[str | int, ...], value: Any, inputs: dict[str, Any]
+) -> None:
+    for name in sorted(input_references(value)):
+        _ref(source, path, "input", name, set(inputs))
+
+
+def _steps(
+    source: Source,
+    workflow: dict[str, Any],
+    agents: dict[str, Any],
+    tool_names: dict[str, str],
+    inputs: dict[str, Any],
+) -> None:
+    steps = [s for s in workflow.get("steps") or [] if isinstance(s, dict)]
+    ids = [s.get("id") for s in steps]
+    graph = nx.DiGraph()
+    seen: set[Any] = set()
+    for i, step in enumerate(workflow.get("steps") or []):
+        if not isinstance(step, dict):
+            continue
+        where: tuple[str | int, ...] = ("workflow", "steps", i)
+        sid = step.get("id")
+        if sid in seen:
+            source.add((*where, "id"), f"step id {sid!r} is used twice")
+        seen.add(sid)
+        graph.add_node(sid)
+        has_agent, has_tool = "agent" in step, "tool" in step
+        if has_agent == has_tool:
+            source.add(where, "a step needs exactly one of 'agent' or 'tool'")
+        if has_agent:
+            _ref(source, (*where, "agent"), "agent", step["agent"], set(agents))
+            if "args" in step:
+                source.add((*where, "args"), "an agent step takes 'input', not 'args'", key=True)
+        if has_tool:
+            _ref(source, (*where, "tool"), "tool", step["tool"], set(tool_names))
+            if "input" in step:
+                source.add((*where, "input"), "a tool step takes 'args', not 'input'", key=True)
+        refs: set[str] = set()
+        for part in ("input", "args"):
+            if part not in step:
+                continue
+            _inputs_used(source, (*where, part), step[part], inputs)
+            named = {r for r in find_references(step[part]) if not r.startswith("inputs.")}
+            for ref in sorted(named):
+                _ref(source, (*where, part), "step", ref, {x for x in ids if isinstance(x, str)})
+            refs |= named
+        for j, dep in enumerate(step.get("depends_on") or []):
+            _ref(
+                source,
+                (*where, "depends_on", j),
+                "step",
+                dep,
+                {x for x in ids if isinstance(x, str)},
+            )
+        for dep in refs | set(step.get("depends_on") or []):
+            if isinstance(dep, str) and dep in ids:
+                graph.add_edge(dep, sid)
+    output = workflow.get("output")
+    if output is not None:
+        _inputs_used(source, ("workflow", "output"), output, inputs)
+        for ref in sorted(r for r in find_references(output) if not r.startswith("inputs.")):
+            _ref(
+                source, ("workflow", "output"), "step", ref, {x for x in ids if isinstance(x, str)}
+            )
+    _cycles(source, graph, "workflow.steps", "steps depend on each other in a cycle")
+
+
+def _cycles(source: Source, graph: nx.DiGraph, section: str, message: str) -> None:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    path = " -> ".join([str(a) for a, _ in cycle] + [str(cycle[0][0])])
+    first = cycle[0][0]
+    if section == "backends":
+        where: tuple[str | int, ...] = ("backends", first)
+    else:
+        index = next(
+            (
+                i
+                for i, s in enumerate(_get(source.data, ("workflow", "steps")) or [])
+                if isinstance(s, dict) and s.get("id") == first
+            ),
+            0,
+        )
+        where = ("workflow", "steps", index)
+    source.add(where, f"{message}: {path}", "remove one of these dependencies")

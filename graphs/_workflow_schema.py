@@ -1,0 +1,299 @@
+"""The workflow file format, as pydantic models: the single source of truth.
+
+``plait schema`` prints :func:`workflow_json_schema` for editor completion; the
+loader validates files against :class:`WorkflowSpec`. A file has these sections::
+
+    include: [agents.yaml]          # backends/tools/memory/agents from other files
+    backends: {name: backend}       # local GGUF, openai-compatible, router
+    tools: {name: tool}             # builtin (calculator, files, http, memory) or module:function
+    memory: {...}                   # store, namespace, guard
+    agents: {name: agent}
+    inputs: {name: input}
+    workflow: {kind: steps | planner, ...}
+
+Adding a workflow kind (the supervisor of issue 8): define its model with
+``kind: Literal["supervisor"]``, add it to :data:`WorkflowBody`, check its
+references in ``_workflow_checks`` and run it in ``_workflow`` (``_RUNNERS``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+__all__ = [
+    "AgentSpec",
+    "BackendSpec",
+    "BuiltinToolSpec",
+    "FunctionToolSpec",
+    "GuardSpec",
+    "InputSpec",
+    "LocalBackendSpec",
+    "MemorySpec",
+    "OpenAIBackendSpec",
+    "PlannerWorkflow",
+    "PriceSpec",
+    "RouterBackendSpec",
+    "RuleSpec",
+    "StepSpec",
+    "StepsWorkflow",
+    "ToolEntry",
+    "WorkflowBody",
+    "WorkflowSpec",
+    "builtin_tool_names",
+    "workflow_json_schema",
+]
+
+_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceSpec(_Spec):
+    """What a backend charges per 1,000 tokens (local models: nothing)."""
+
+    prompt_per_1k: float = Field(default=0.0, ge=0)
+    completion_per_1k: float = Field(default=0.0, ge=0)
+    cached_prompt_per_1k: float | None = Field(default=None, ge=0)
+
+
+class LocalBackendSpec(_Spec):
+    """A GGUF model on the local llama.cpp engine (``model`` omitted: the embedded default)."""
+
+    kind: Literal["local"]
+    model: str | None = Field(default=None, description="GGUF file; relative to the workflow file")
+    n_ctx: int | None = Field(default=None, ge=64)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_seq_max: int | None = Field(default=None, ge=1, le=256)
+    temperature: float = Field(default=0.2, ge=0)
+    kv_type_k: str | None = None
+    kv_type_v: str | None = None
+    prefix_cache: bool | None = None
+
+
+class OpenAIBackendSpec(_Spec):
+    """Any OpenAI-compatible server (OpenAI, vLLM, SGLang, llama.cpp server, Ollama)."""
+
+    kind: Literal["openai"]
+    model: str
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str | None = Field(
+        default="OPENAI_API_KEY", description="environment variable holding the API key"
+    )
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    price: PriceSpec | None = None
+
+
+class RuleSpec(_Spec):
+    """One rule of a ``rules`` router: every condition given must hold."""
+
+    backend: str
+    agent: str | None = Field(default=None, description="glob on the calling agent's name")
+    tags: list[str] = Field(default_factory=list)
+    pattern: str | None = Field(default=None, description="regex searched in the last message")
+
+
+class RouterBackendSpec(_Spec):
+    """A router: a backend that picks one of the other backends per request.
+
+    ``policy: fallback`` tries ``chain`` in order; ``rules`` sends a request to
+    the first matching rule's backend, else ``default``; ``threshold`` sends
+    requests scoring at least ``threshold`` to ``strong``, the rest to ``cheap``.
+    ``budget`` caps the cost of the run (prices come from the backends).
+    """
+
+    kind: Literal["router"]
+    policy: Literal["fallback", "rules", "threshold"]
+    chain: list[str] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    default: str | None = None
+    cheap: str | None = None
+    strong: str | None = None
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    budget: float | None = Field(default=None, ge=0)
+    agent_budgets: dict[str, float] = Field(default_factory=dict)
+
+
+BackendSpec = Annotated[
+    LocalBackendSpec | OpenAIBackendSpec | RouterBackendSpec, Field(discriminator="kind")
+]
+
+
+class BuiltinToolSpec(_Spec):
+    """A built-in tool set.
+
+    ``calculator``: arithmetic. ``files``: ``read_file``/``write_file`` inside
+    ``root`` (relative to the workflow file), plus ``list_files`` and
+    ``search_files``. ``http``: ``http_get``/``http_post`` to ``allowed_hosts``
+    only. ``memory``: ``memory_search``/``memory_remember`` on the workflow memory.
+    """
+
+    builtin: Literal["calculator", "files", "http", "memory"]
+    description: str | None = Field(
+        default=None, description="added to each tool's description (what the files are...)"
+    )
+    root: str | None = None
+    read_only: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class FunctionToolSpec(_Spec):
+    """A Python function as a tool, imported as ``module:function`` (named after the entry)."""
+
+    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    description: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+def _tool_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "function" if "function" in value else "builtin"
+    return "function" if isinstance(value, FunctionToolSpec) else "builtin"
+
+
+ToolEntry = Annotated[
+    Annotated[BuiltinToolSpec, Tag("builtin")] | Annotated[FunctionToolSpec, Tag("function")],
+    Discriminator(_tool_kind),
+]
+
+
+def builtin_tool_names(spec: BuiltinToolSpec) -> list[str]:
+    """The names of the tools a built-in entry provides (as plans and steps call them)."""
+    if spec.builtin == "calculator":
+        return ["calculator"]
+    if spec.builtin == "files":
+        names = ["list_files", "read_file", "search_files"]
+        return names if spec.read_only else [*names, "write_file"]
+    if spec.builtin == "http":
+        return ["http_get", "http_post"]
+    return ["memory_remember", "memory_search"]
+
+
+class GuardSpec(_Spec):
+    """MemoryGuard settings: ``judge`` names a backend (omitted: compare texts only)."""
+
+    judge: str | None = None
+    strict: bool = False
+    quarantine: list[Literal["tool", "web", "external", "agent"]] = Field(
+        default_factory=list, description="sources stored quarantined"
+    )
+
+
+class MemorySpec(_Spec):
+    """The workflow's long-term memory (chromadb, offline embedder)."""
+
+    namespace: str = "default"
+    path: str | None = Field(
+        default=None, description="store folder, relative to the working directory"
+    )
+    host: str | None = Field(default=None, description="a Chroma server instead of a folder")
+    port: int = 8000
+    embedder: Literal["default"] | str = Field(
+        default="default", description="'default' (offline e5) or a backend name"
+    )
+    guard: GuardSpec | None = None
+    recall_k: int = Field(default=3, ge=1)
+
+
+class AgentSpec(_Spec):
+    """An agent: instructions, a backend, tools, an output type, memory."""
+
+    instructions: str
+    backend: str | None = Field(default=None, description="a backends entry (omitted: default)")
+    tools: list[str] = Field(default_factory=list, description="tools entries")
+    output: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema the answer must match"
+    )
+    memory: bool = False
+    temperature: float | None = Field(default=None, ge=0)
+    tool_choice: str = "auto"
+    max_tool_rounds: int | None = Field(default=None, ge=0)
+    max_steps: int = Field(default=8, ge=1)
+    max_turn_tokens: int = Field(default=512, ge=1)
+    timeout_s: float | None = Field(default=120.0, gt=0)
+    shared_context: str = ""
+
+
+class InputSpec(_Spec):
+    """A workflow input (``--input name=value``); without a default it is required."""
+
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    default: Any = None
+    description: str = ""
+
+
+class StepSpec(_Spec):
+    """One step: run an agent on ``input``, or call a tool with ``args``.
+
+    Values may refer to inputs (``${inputs.question}``) and to the results of
+    earlier steps (``${research}``); referenced steps become dependencies.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    agent: str | None = None
+    tool: str | None = None
+    input: str | None = Field(default=None, description="the agent's task")
+    args: dict[str, Any] = Field(default_factory=dict, description="the tool's arguments")
+    depends_on: list[str] = Field(default_factory=list)
+    timeout_s: float | None = Field(default=None, gt=0)
+    retries: int | None = Field(default=None, ge=0)
+    continue_on_error: bool = False
+
+
+class StepsWorkflow(_Spec):
+    """A static DAG of steps, run by the eager executor (parallel where possible)."""
+
+    kind: Literal["steps"]
+    steps: list[StepSpec] = Field(min_length=1)
+    output: str | None = Field(
+        default=None, description="the answer, e.g. '${summary}' (default: the last step)"
+    )
+    max_concurrency: int = Field(default=8, ge=1)
+
+
+class PlannerWorkflow(_Spec):
+    """LLMCompiler: a planner writes a DAG of calls to the tools and agents listed."""
+
+    kind: Literal["planner"]
+    question: str = Field(description="usually '${inputs.question}'")
+    backend: str | None = Field(default=None, description="planner backend (omitted: default)")
+    joiner: str | None = None
+    tools: list[str] = Field(default_factory=list, description="tools entries offered to plans")
+    agents: list[str] = Field(default_factory=list, description="agents offered to plans")
+    plan_format: Literal["json", "text"] = "json"
+    max_replans: int = Field(default=1, ge=0)
+    max_tasks: int = Field(default=8, ge=1)
+
+
+WorkflowBody = Annotated[StepsWorkflow | PlannerWorkflow, Field(discriminator="kind")]
+
+
+class WorkflowSpec(_Spec):
+    """A whole workflow file."""
+
+    version: Literal[1] = 1
+    name: str | None = None
+    description: str = ""
+    include: list[str] = Field(default_factory=list, description="files with more definitions")
+    backends: dict[Annotated[str, Field(pattern=_NAME)], BackendSpec] = Field(default_factory=dict)
+    tools: dict[Annotated[str, Field(pattern=_NAME)], ToolEntry] = Field(default_factory=dict)
+    memory: MemorySpec | None = None
+    agents: dict[Annotated[str, Field(pattern=_NAME)], AgentSpec] = Field(default_factory=dict)
+    inputs: dict[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")], InputSpec] = Field(
+        default_factory=dict
+    )
+    workflow: WorkflowBody
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    """JSON Schema of workflow files (for editors: yaml-language-server and the like)."""
+    schema = WorkflowSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "plait workflow"
+    return schema

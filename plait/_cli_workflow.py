@@ -1,0 +1,151 @@
+"""``plait run``, ``validate``, ``graph`` and ``schema``: the workflow commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from plait._cli_progress import Progress
+from plait.errors import ConfigError
+
+__all__ = ["graph_command", "run_command", "schema_command", "validate_command"]
+
+
+def _inputs(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--input takes NAME=VALUE, got {pair!r}")
+        values[name.strip()] = value
+    return values
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a workflow file (or resume a run); print the answer on stdout."""
+    from plait.graphs import load_workflow, new_run_id, read_run
+
+    inputs: dict[str, Any] = _inputs(args.input or [])
+    if args.resume:
+        record = read_run(args.resume)
+        if args.file is not None and Path(args.file) != Path(record.workflow):
+            raise ConfigError(
+                f"run {record.run_id} ran {record.workflow}, not {args.file}; "
+                "leave FILE out to resume it"
+            )
+        file, run_id = Path(record.workflow), record.run_id
+        inputs = {**record.inputs, **inputs}
+    elif args.file is None:
+        raise ConfigError("plait run needs a workflow FILE (or --resume RUN_ID)")
+    else:
+        file, run_id = Path(args.file), new_run_id()
+    workflow = load_workflow(file)
+    progress = Progress(sys.stderr, quiet=args.quiet)
+    progress.begin(run_id, workflow.kind, str(file), resumed=bool(args.resume))
+    try:
+        result = asyncio.run(workflow.arun(inputs, run_id=run_id, on_event=progress.event))
+    except KeyboardInterrupt:
+        progress.interrupted(run_id)
+        raise
+    progress.end(result)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    elif result.answer is not None:
+        answer = result.answer
+        print(answer if isinstance(answer, str) else json.dumps(answer, indent=2, default=str))
+    if not result.ok:
+        print(f"plait: failed: run {run_id}: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    """Check a workflow file; list every problem with its position."""
+    from plait.graphs import validate_workflow
+
+    spec = validate_workflow(args.file)
+    parts = [
+        f"{len(spec.backends)} backends",
+        f"{len(spec.tools)} tools",
+        f"{len(spec.agents)} agents",
+        f"{len(spec.inputs)} inputs",
+    ]
+    print(f"{args.file}: ok ({spec.workflow.kind} workflow; {', '.join(parts)})")
+    return 0
+
+
+def graph_command(args: argparse.Namespace) -> int:
+    """Print the workflow as Mermaid, or render SVG/PNG through mermaid-cli (``mmdc``)."""
+    from plait.graphs import validate_workflow
+
+    spec = validate_workflow(args.file)
+    text = mermaid(spec)
+    if args.output is None:
+        print(text)
+        return 0
+    output = Path(args.output)
+    if output.suffix.lower() in (".mmd", ".md", ".txt"):
+        output.write_text(text + "\n")
+        return 0
+    renderer = shutil.which("mmdc")
+    if renderer is None:
+        raise ConfigError(
+            f"rendering {output.suffix or 'an image'} needs mermaid-cli ('mmdc' on PATH, "
+            "npm install -g @mermaid-js/mermaid-cli); without it, write .mmd or print Mermaid"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "graph.mmd"
+        source.write_text(text)
+        done = subprocess.run(
+            [renderer, "-i", str(source), "-o", str(output)], capture_output=True, text=True
+        )
+    if done.returncode != 0:
+        print(f"plait: failed: mmdc: {done.stderr.strip()}", file=sys.stderr)
+        return 1
+    print(f"wrote {output}")
+    return 0
+
+
+def mermaid(spec: Any) -> str:
+    """A Mermaid flowchart of a workflow: its steps, or its planner and what it may call."""
+    body = spec.workflow
+    lines = ["flowchart TD"]
+
+    def label(text: str) -> str:
+        return text.replace('"', "'")
+
+    if body.kind == "steps":
+        from plait.graphs._references import find_references
+
+        for step in body.steps:
+            what = f"agent {step.agent}" if step.agent else f"tool {step.tool}"
+            lines.append(f'    {step.id}["{label(step.id)}: {label(what)}"]')
+        for step in body.steps:
+            refs = find_references({"input": step.input, "args": step.args})
+            deps = {r for r in refs if not r.startswith("inputs.")} | set(step.depends_on)
+            for dep in sorted(deps):
+                lines.append(f"    {dep} --> {step.id}")
+        return "\n".join(lines)
+    lines.append('    question(["question"]) --> planner["planner"]')
+    for name in [*body.tools, *body.agents]:
+        kind = "agent" if name in body.agents else "tool"
+        lines.append(f'    planner -. plans .-> {kind}_{name}["{kind} {label(name)}"]')
+        lines.append(f"    {kind}_{name} --> joiner")
+    lines.append('    joiner["joiner"] -- replan --> planner')
+    lines.append('    joiner --> answer(["answer"])')
+    return "\n".join(lines)
+
+
+def schema_command(_args: argparse.Namespace) -> int:
+    """Print the JSON Schema of workflow files."""
+    from plait.graphs import workflow_json_schema
+
+    print(json.dumps(workflow_json_schema(), indent=2))
+    return 0

@@ -1,0 +1,313 @@
+"""YAML workflows: reading, validation with positions, building, and running on test doubles."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from plait.backends.testing import ScriptedBackend
+from plait.errors import ConfigError, WorkflowValidationError
+from plait.graphs import load_workflow, read_run, validate_workflow, workflow_json_schema
+
+HELPERS = "tests.workflow_files.helpers"
+
+
+def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(WorkflowValidationError) as caught:
+        validate_workflow(path, env=env or {})
+    return [str(p) for p in caught.value.problems]
+
+
+STEPS = f"""
+    backends:
+      fake: {{kind: local}}
+    tools:
+      shout: {{function: "{HELPERS}:shout"}}
+      calc: {{builtin: calculator}}
+    agents:
+      writer:
+        instructions: You write one sentence.
+        backend: fake
+    inputs:
+      topic: {{type: string, default: bees}}
+      n: {{type: integer, default: 6}}
+    workflow:
+      kind: steps
+      steps:
+        - id: loud
+          tool: shout
+          args: {{text: "${{inputs.topic}}"}}
+        - id: math
+          tool: calculator
+          args: {{expression: "${{inputs.n}} * 7"}}
+        - id: write
+          agent: writer
+          input: "Write about ${{loud}} and ${{math}}."
+      output: "${{write}}"
+"""
+
+
+def test_steps_workflow_runs_like_the_sdk(tmp_path):
+    path = write(tmp_path, STEPS)
+    scripted = ScriptedBackend(["Bees are 42 times busy."], name="fake")
+    wf = load_workflow(path, backends={"fake": scripted}, runs_dir=tmp_path / "runs")
+    assert set(wf.agents) == {"writer"} and "calculator" in wf.tools and "shout" in wf.tools
+    events = []
+    result = wf.run({"topic": "bees"}, on_event=events.append)
+    assert result.ok and result.answer == "Bees are 42 times busy."
+    assert result.results["loud"] == "BEES" and result.results["math"] == "42"
+    # The agent got the substituted task, exactly as Agent.arun would.
+    record = read_run(result.run_id, tmp_path / "runs")
+    assert record.status == "done" and record.inputs == {"topic": "bees", "n": 6}
+    assert record.steps == {"loud": "done", "math": "done", "write": "done"}
+    assert record.usage.completion_tokens > 0
+    kinds = [getattr(e, "kind", "model") for e in events]
+    assert kinds.count("started") == 3 and "model" in kinds
+
+
+def test_steps_plan_has_dependencies_from_references(tmp_path):
+    wf = load_workflow(write(tmp_path, STEPS), backends={"fake": ScriptedBackend([])})
+    plan = wf.plan()
+    assert plan.by_id["write"].dependencies == {"loud", "math"}
+    assert plan.by_id["math"].args == {"expression": "6 * 7"}
+    assert plan.width() == 2
+
+
+def test_resume_reuses_stored_results(tmp_path):
+    path = write(tmp_path, STEPS)
+    runs = tmp_path / "runs"
+    failing = ScriptedBackend([RuntimeError("model crashed")], name="fake")
+    first = load_workflow(path, backends={"fake": failing}, runs_dir=runs).run()
+    assert not first.ok and first.status == "failed" and "write" in (first.error or "")
+    again = ScriptedBackend(["Done."], name="fake")
+    events = []
+    second = load_workflow(path, backends={"fake": again}, runs_dir=runs).run(
+        run_id=first.run_id, on_event=events.append
+    )
+    assert second.ok and second.answer == "Done."
+    restored = {e.task_id for e in events if getattr(e, "kind", "") == "restored"}
+    assert restored == {"loud", "math"}
+
+
+def test_planner_workflow_runs_the_planned_tools(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        tools:
+          calc: {builtin: calculator}
+        inputs:
+          question: {default: "What is 17 * 23?"}
+        workflow:
+          kind: planner
+          question: ${inputs.question}
+          backend: brain
+          tools: [calc]
+        backends:
+          brain: {kind: local}
+        """,
+    )
+    plan = json.dumps({"tasks": [{"tool": "calculator", "args": {"expression": "17 * 23"}}]})
+    join = json.dumps({"answer": "17 * 23 is 391.", "action": "finish"})
+    brain = ScriptedBackend([plan, join], name="brain")
+    result = load_workflow(path, backends={"brain": brain}, runs_dir=tmp_path / "r").run()
+    assert result.ok and result.answer == "17 * 23 is 391."
+    assert result.results == {"1.1": "391"}
+
+
+def test_include_brings_agents_and_reports_duplicates_with_both_places(tmp_path):
+    write(
+        tmp_path,
+        """
+        agents:
+          writer: {instructions: Shared writer.}
+        """,
+        "agents.yaml",
+    )
+    main = write(
+        tmp_path,
+        """
+        include: [agents.yaml]
+        workflow:
+          kind: steps
+          steps: [{id: a, agent: writer, input: hi}]
+        """,
+    )
+    spec = validate_workflow(main, env={})
+    assert spec.agents["writer"].instructions == "Shared writer."
+    clash = write(
+        tmp_path,
+        """
+        include: agents.yaml
+        agents:
+          writer: {instructions: Mine.}
+        workflow: {kind: steps, steps: [{id: a, agent: writer}]}
+        """,
+        "clash.yaml",
+    )
+    (found,) = problems(clash)
+    assert "agents.yaml:2:3: agents.writer: agents entry 'writer' is already defined at" in found
+    assert found.endswith("clash.yaml:3:3")
+
+
+def test_every_problem_is_reported_at_once_with_positions_and_hints(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        backends:
+          small: {kind: local, temperature: hot}
+        tools:
+          calc: {builtin: calculator}
+        agents:
+          writer:
+            instructions: Write.
+            backend: smal
+            tools: [calc, serch]
+            outptu: {}
+        workflow:
+          kind: steps
+          steps:
+            - id: a
+              agent: writter
+              input: "${b} and ${inputs.topic}"
+            - id: b
+              tool: calculator
+              args: {expression: "${a}"}
+        """,
+    )
+    found = problems(path)
+    expected = [
+        "wf.yaml:2:37: backends.small.temperature: Input should be a valid number",
+        "wf.yaml:8:14: agents.writer.backend: unknown backend 'smal' (did you mean 'small'?)",
+        "wf.yaml:9:19: agents.writer.tools[1]: unknown tool 'serch'",
+        "wf.yaml:10:5: agents.writer.outptu: unknown key 'outptu' (did you mean 'output'?)",
+        "wf.yaml:15:14: workflow.steps[0].agent: unknown agent 'writter' (did you mean 'writer'?)",
+        "wf.yaml:16:14: workflow.steps[0].input: unknown input 'topic'",
+        "steps depend on each other in a cycle: a -> b -> a",
+    ]
+    for text in expected:
+        assert any(text in f for f in found), (text, found)
+    assert len(found) == len(expected)
+
+
+def test_yaml_syntax_error_has_its_position(tmp_path):
+    path = write(tmp_path, "workflow:\n  kind: steps\n  steps: [\n")
+    (found,) = problems(path)
+    assert found.startswith("wf.yaml:4:1: invalid YAML") or "invalid YAML" in found
+
+
+def test_missing_kind_and_missing_workflow(tmp_path):
+    (found,) = problems(write(tmp_path, "workflow: {steps: []}\n"))
+    assert "wf.yaml:1:11: workflow.kind: missing or unknown 'kind'" in found
+    (found,) = problems(write(tmp_path, "agents: {}\n", "none.yaml"))
+    assert "the file has no 'workflow' section" in found
+
+
+def test_env_substitution_and_secrets_never_echoed(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        backends:
+          remote: {kind: openai, model: m, base_url: "${BASE}", timeout_s: "${SECRET}"}
+        workflow: {kind: steps, steps: [{id: a, tool: x}]}
+        tools:
+          x: {function: "tests.workflow_files.helpers:shout"}
+        """,
+    )
+    found = problems(path, env={"BASE": "http://127.0.0.1:1/v1", "SECRET": "sk-hunter2"})
+    text = "\n".join(found)
+    assert "sk-hunter2" not in text and "timeout_s" in text
+    found = problems(path, env={"SECRET": "1"})
+    assert any(
+        "wf.yaml:2:46: backends.remote.base_url: environment variable BASE" in f for f in found
+    )
+    # ${...} inside the workflow section refers to inputs and steps, not the environment.
+    spec = validate_workflow(path, env={"BASE": "http://h/v1", "SECRET": "5"})
+    assert spec.backends["remote"].base_url == "http://h/v1"  # type: ignore[union-attr]
+
+
+def test_router_references_and_cycles(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        backends:
+          local: {kind: local}
+          a: {kind: router, policy: fallback, chain: [b, local]}
+          b: {kind: router, policy: fallback, chain: [a]}
+          c: {kind: router, policy: rules, rules: [{backend: lcoal, agent: x}]}
+        workflow: {kind: planner, question: hi, backend: a}
+        """,
+    )
+    found = "\n".join(problems(path))
+    assert "routers refer to each other in a cycle: a -> b -> a" in found
+    assert "backends.c.rules[0].backend: unknown backend 'lcoal' (did you mean 'local'?)" in found
+    assert "a rules router needs a 'default' backend" in found
+
+
+def test_inputs_are_typed_and_required(tmp_path):
+    path = write(
+        tmp_path,
+        f"""
+        tools: {{shout: {{function: "{HELPERS}:shout"}}}}
+        inputs: {{n: {{type: integer}}, text: {{}}}}
+        workflow:
+          kind: steps
+          steps: [{{id: a, tool: shout, args: {{text: "${{inputs.text}}"}}}}]
+        """,
+    )
+    wf = load_workflow(path, runs_dir=tmp_path / "runs")
+    assert wf.resolve_inputs({"n": "3", "text": "x"}) == {"n": 3, "text": "x"}
+    with pytest.raises(ConfigError, match="input 'n' is required"):
+        wf.resolve_inputs({"text": "x"})
+    with pytest.raises(ConfigError, match="must be a integer"):
+        wf.resolve_inputs({"n": "three", "text": "x"})
+    with pytest.raises(ConfigError, match="unknown input"):
+        wf.resolve_inputs({"n": 1, "text": "x", "oops": 1})
+
+
+def test_function_tool_that_cannot_be_imported_is_a_config_error(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        tools: {t: {function: "no_such_module_xyz:f"}}
+        workflow: {kind: steps, steps: [{id: a, tool: t}]}
+        """,
+    )
+    with pytest.raises(ConfigError, match="cannot import module 'no_such_module_xyz'"):
+        load_workflow(path)
+
+
+def test_json_schema_describes_the_sections():
+    schema = workflow_json_schema()
+    assert set(schema["properties"]) >= {"backends", "tools", "memory", "agents", "workflow"}
+    assert "StepsWorkflow" in schema["$defs"] and "PlannerWorkflow" in schema["$defs"]
+
+
+def test_examples_validate():
+    root = Path(__file__).resolve().parents[1] / "examples"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for path in files:
+        validate_workflow(path)
+
+
+@pytest.mark.local_model
+def test_drone_example_answers_from_both_files_in_parallel(tmp_path):
+    root = Path(__file__).resolve().parents[1] / "examples"
+    wf = load_workflow(root / "drone_qa.yaml", runs_dir=tmp_path / "runs")
+    events = []
+    result = wf.run(on_event=events.append)
+    assert result.ok
+    read = sorted(str(r) for r in result.results.values())
+    assert len(read) == 2 and "Falcon" in read[0] and "Heron" in read[1]
+    started = [e for e in events if getattr(e, "kind", "") == "started"]
+    assert len(started) == 2
+    assert "34" in result.answer and "52" in result.answer
