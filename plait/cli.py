@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--seed", type=int)
     ask.add_argument("--json", action="store_true", help="print the completion as JSON")
     ask.set_defaults(handler=_ask)
+
+    repl = commands.add_parser("repl", help="interactive session with agents, tools and plans")
+    repl.add_argument("file", nargs="?", type=Path, help="workflow file (default: embedded model)")
+    repl.set_defaults(handler=_repl)
     return parser
 
 
@@ -152,6 +156,12 @@ async def _ask_async(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _repl(args: argparse.Namespace) -> int:
+    from plait.repl import default_session, load_session, run_repl
+
+    return run_repl(load_session(args.file) if args.file else default_session())
 
 
 def _read_json(path: Path) -> dict[str, Any]:
