@@ -137,7 +137,9 @@ def render_last(last: Trace | Round | None) -> str:
     ]
     calls_by_step: dict[int, list[str]] = {}
     for call in last.tool_calls:
-        outcome = f"error {call.error}: {short(call.result, 50)}" if call.error else short(call.result)
+        outcome = short(call.result)
+        if call.error:
+            outcome = f"error {call.error}: {short(call.result, 50)}"
         calls_by_step.setdefault(call.step, []).append(
             f"      tool {call.name}({short(call.arguments, 50)}) -> {outcome}"
         )

@@ -115,7 +115,7 @@ def default_session(backend: Backend | None = None) -> Session:
 
         backend = LocalBackend()
     tools = Toolset([calculator])
-    assistant = Agent("assistant", _assistant_instructions(), backend, tools=tools)
+    assistant: Agent[str] = Agent("assistant", _assistant_instructions(), backend, tools=tools)
 
     def planner() -> LLMCompiler:
         specs, runner = task_runner(tools)
