@@ -135,6 +135,12 @@ def test_plait_repl_with_a_bad_file_exits_2(tmp_path: Path):
 def test_plait_repl_on_the_embedded_model(tmp_path: Path):
     child = spawn(["-m", "plait", "repl"], tmp_path, timeout=180)
     enter(child, "Say hello.", "[assistant: ")
+    # Ctrl-C stops the real engine mid-answer and the session goes on.
+    child.send("Write a very long story about a cat.\r")
+    time.sleep(3.0)
+    child.sendintr()
+    child.expect(re.escape("[cancelled]"))
+    child.expect(PROMPT)
     enter(child, "/stats", "runs: 1", "local:default: ", "KV reuse")
     enter(child, "/backend", "LocalBackend, model ")
     assert quit_with(child, "/quit\r") == 0
