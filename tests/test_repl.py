@@ -193,10 +193,11 @@ async def test_load_replaces_the_session_and_reports_bad_files(
         loaded.append(path)
         return other
 
-    shell = Shell(default_session(backend), io.StringIO(), loader=loader)
+    printed = io.StringIO()
+    shell = Shell(default_session(backend), printed, loader=loader)
     assert await shell.handle("/load 'other.yaml'")
     assert loaded == [Path("other.yaml")] and shell.session is other
-    assert shell.out.getvalue() == "loaded other.yaml: agents writer\n"  # type: ignore[attr-defined]
+    assert printed.getvalue() == "loaded other.yaml: agents writer\n"
     # Completion follows the new session.
     completer = ReplCompleter(lambda: shell.session)
     names = [c.text for c in completer.get_completions(Document("/use w"), CompleteEvent())]
