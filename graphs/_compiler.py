@@ -267,6 +267,45 @@ class LLMCompiler:
                 state = await graph.ainvoke(payload, config)
         return _result(run_id, state)
 
+    async def aplan(self, question: str) -> tuple[Plan, Usage]:
+        """The first plan the planner writes for ``question``, validated but not run.
+
+        With :meth:`aexecute` a person can review a plan before anything runs.
+
+        Raises:
+            ModelOutputError: the planner wrote no usable plan.
+            PlanError: the plan names unknown tools or has bad arguments.
+        """
+        request = self._planner_request(question, [])
+        if self.plan_format == "json":
+            return await self._json_plan(request)
+        completion = await self.planner.complete(request)
+        names = {n: _parameter_names(t) for n, t in self.tools.items()}
+        tasks = [t async for t in parse_plan_stream(_single(completion.text), names)]
+        if not tasks:
+            raise ModelOutputError("the planner wrote no task", raw=completion.text)
+        plan = Plan(tasks=tuple(tasks)).validate_against(self.tools, check_args=self._check_args)
+        return plan, completion.usage
+
+    async def aexecute(self, question: str, plan: Plan, *, run_id: str | None = None) -> Round:
+        """Run ``plan`` (for example from :meth:`aplan`) and join: one round, no replanning.
+
+        The round's ``action`` says whether the joiner wanted another plan; its
+        ``usage`` counts the joiner only (:meth:`aplan` returns the planner's).
+        """
+        run = await self.executor.run(
+            plan, run_id=run_id or uuid.uuid4().hex[:12], known_tools=self.tools
+        )
+        join = await self.joiner.complete(self._joiner_request(question, plan, run))
+        try:
+            decision = join.parse_json()
+            action, answer = decision["action"], str(decision["answer"])
+        except (ModelOutputError, KeyError, TypeError) as e:
+            raise ModelOutputError(
+                "the joiner's reply is not a valid decision", raw=join.text
+            ) from e
+        return Round(plan=plan, run=run, action=action, answer=answer, usage=join.usage)
+
     def _next(self, state: _State) -> str:
         rounds = state["rounds"]
         wants_more = rounds[-1]["action"] == "replan"
@@ -496,6 +535,10 @@ def _plan_attributes(plan: Plan, usage: Usage) -> dict[str, Any]:
         "plait.plan.tasks": len(plan.tasks),
         "plait.plan.tools": [t.tool for t in plan.tasks],
     }
+
+
+async def _single(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 def _without_repeats(tasks: list[Task]) -> tuple[Task, ...]:

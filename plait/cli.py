@@ -103,4 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--seed", type=int)
     ask.add_argument("--json", action="store_true", help="print the completion as JSON")
     ask.set_defaults(handler=ask_command)
+
+    repl = commands.add_parser("repl", help="interactive session with agents, tools and plans")
+    repl.add_argument("file", nargs="?", type=Path, help="workflow file (default: embedded model)")
+    repl.set_defaults(handler=_repl)
     return parser
+
+
+def _repl(args: argparse.Namespace) -> int:
+    from plait.repl import default_session, load_session, run_repl
+
+    return run_repl(load_session(args.file) if args.file else default_session())
