@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plait import tracing
 from plait.agents import Agent
 from plait.backends import Backend
 from plait.completions import Usage
@@ -212,7 +213,10 @@ class Workflow:
         self._built.listeners.append(on_call)
         try:
             runner = _RUNNERS[self.kind]
-            answer, ok, results, steps = await runner(self, values, run_id, store, on_event)
+            # Every run keeps its own trace (trace.jsonl beside run.json): the
+            # HTML report (``plait runs show ID --html``) is drawn from it.
+            with tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}):
+                answer, ok, results, steps = await runner(self, values, run_id, store, on_event)
             outcome = dict(status="done" if ok else "failed", answer=answer, steps=steps)
             if not ok:
                 outcome["error"] = "; ".join(
@@ -395,6 +399,7 @@ async def _run_planner(
         max_replans=body.max_replans,
         max_tasks=body.max_tasks,
         executor=EagerExecutor(runner, store=store, on_event=on_event),
+        runs_dir=wf.runs_dir,  # the loop's checkpoints go beside run.json
     )
     question = str(_with_inputs(body.question, inputs))
     result = await compiler.arun(question, run_id=run_id)

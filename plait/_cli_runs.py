@@ -38,10 +38,17 @@ def runs_list_command(args: argparse.Namespace) -> int:
 
 
 def runs_show_command(args: argparse.Namespace) -> int:
-    """A run's record: inputs, steps, answer, usage."""
+    """A run's record (inputs, steps, answer, usage), or its HTML report."""
     from plait.graphs import read_run
 
     record = read_run(args.run_id)
+    if args.html is not None:
+        from plait.graphs import run_directory
+        from plait.report import write_html_report
+
+        written = write_html_report(run_directory(record.run_id), args.html or None)
+        print(f"wrote {written}")
+        return 0
     if args.json:
         print(record.model_dump_json(indent=2))
         return 0

@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     runs_show = runs_commands.add_parser("show", help="one run's record")
     runs_show.add_argument("run_id")
     runs_show.add_argument("--json", action="store_true")
+    runs_show.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="write a self-contained HTML report (default: the run's report.html)",
+    )
     runs_show.set_defaults(handler=runs_show_command)
 
     version = commands.add_parser("version", help="print versions")

@@ -63,6 +63,22 @@ def test_run_prints_the_answer_and_progress_then_runs_list_and_show(tmp_path, st
     assert (state / "runs" / run_id / "results.sqlite").is_file()
 
 
+def test_every_run_is_traced_and_runs_show_html_writes_its_report(tmp_path, state, capsys):
+    assert main(["run", str(write(tmp_path, STEPS)), "-q"]) == 0
+    capsys.readouterr()
+    (run_dir,) = (state / "runs").iterdir()
+    spans = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+    assert {"plait.run", "plait.task"} <= {s["name"] for s in spans}
+    assert main(["runs", "show", run_dir.name, "--html"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {run_dir / 'report.html'}"
+    html = (run_dir / "report.html").read_text()
+    assert "<svg" in html and "shout" in html
+    out = tmp_path / "elsewhere" / "r.html"
+    assert main(["runs", "show", run_dir.name, "--html", str(out)]) == 0
+    assert out.is_file()
+    assert main(["runs", "show", "no-such-run", "--html"]) == 2
+
+
 def test_run_json_result(tmp_path, state, capsys):
     assert main(["run", str(write(tmp_path, STEPS)), "--json", "-q"]) == 0
     result = json.loads(capsys.readouterr().out)

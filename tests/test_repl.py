@@ -15,7 +15,6 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-import plait.graphs
 from plait.agents import Agent, Trace
 from plait.backends import LocalBackend
 from plait.backends.routing import Price
@@ -209,9 +208,13 @@ async def test_load_replaces_the_session_and_reports_bad_files(
         load_session(tmp_path / "missing.yaml")
     workflow = tmp_path / "flow.yaml"
     workflow.write_text("agents: {}\n")
-    monkeypatch.delattr(plait.graphs, "load_workflow", raising=False)
-    with pytest.raises(ConfigError, match="no YAML workflow loader"):
+    with pytest.raises(ConfigError, match="flow.yaml:1:1"):  # no workflow section
         load_session(workflow)
+    # A real workflow file: the session offers its tools, backends and planner.
+    monkeypatch.setenv("PLAIT_STATE_DIR", str(tmp_path / "state"))
+    drone = load_session(Path(__file__).resolve().parents[1] / "examples" / "drone_qa.yaml")
+    assert "read_file" in drone.tools.names and drone.planner is not None
+    assert "small" in drone.backends and list(drone.agents) == ["assistant"]
     shell, out = shell_on(default_session(backend))
     text = await run_lines(shell, out, f"/load {tmp_path / 'missing.yaml'}")
     assert text.startswith("error: cannot load ") and text.endswith("no such file\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -14,7 +13,7 @@ from plait.backends import Backend
 from plait.backends.routing import Price
 from plait.completions import Usage
 from plait.errors import ConfigError
-from plait.graphs import LLMCompiler, Plan, Round, task_runner
+from plait.graphs import LLMCompiler, Plan, Round, load_workflow, task_runner
 from plait.memory import Memory
 from plait.tools import Toolset, calculator
 
@@ -134,23 +133,24 @@ def workflow_session(path: Path) -> Session:
     """A session over the agents, tools, backends and memory of a YAML workflow.
 
     Raises:
-        ConfigError: the workflow is invalid, or this plait cannot load workflows.
+        ConfigError: the workflow is invalid.
     """
-    # The loader lives in plait.graphs (the workflow layer); looked up by name so this
-    # module also works with a plait that has none yet.
-    load_workflow = getattr(importlib.import_module("plait.graphs"), "load_workflow", None)
-    if load_workflow is None:
-        raise ConfigError(
-            f"cannot load {path}: this version of plait has no YAML workflow loader "
-            "(plait.graphs.load_workflow)"
-        )
     workflow = load_workflow(path)
     tools: Toolset = workflow.tools
     agents: dict[str, Agent[Any]] = dict(workflow.agents)
     backends: dict[str, Backend] = dict(workflow.backends)
     if not backends:
         backends = {a.backend.name: a.backend for a in agents.values()}
-    planner_backend = next(iter(backends.values()))
+    # The workflow's own planner backend when it names one, else the first declared.
+    named = getattr(workflow.spec.workflow, "backend", None)
+    planner_backend = backends.get(named) if named else None
+    planner_backend = planner_backend or next(iter(backends.values()))
+    if not agents:
+        # A planner-only workflow declares no agents: talk to an assistant over
+        # its tools, on the first backend it declares.
+        agents["assistant"] = Agent(
+            "assistant", _assistant_instructions(), planner_backend, tools=tools
+        )
 
     def planner() -> LLMCompiler:
         specs, runner = task_runner(tools)
