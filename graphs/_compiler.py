@@ -38,12 +38,13 @@ from ._store import MemoryResultStore, SQLiteResultStore, run_directory
 __all__ = ["CompilerResult", "LLMCompiler", "Round", "tool_runner"]
 
 _REFERENCE_SCHEMA = {"type": "string", "pattern": "^[$][1-9][0-9]?$"}
+_ANSWER_MAX_CHARS = 400
 _JOIN_SCHEMA = {
     "type": "object",
     # The answer comes first: small models otherwise echo the action word into it.
     # maxLength bounds the string in the grammar, so a rambling model still closes it.
     "properties": {
-        "answer": {"type": "string", "maxLength": 400},
+        "answer": {"type": "string", "maxLength": _ANSWER_MAX_CHARS},
         "action": {"enum": ["finish", "replan"]},
     },
     "required": ["action", "answer"],
@@ -494,7 +495,9 @@ class LLMCompiler:
             messages=(SystemMessage(content=_prompt("joiner").strip()), UserMessage(content=user)),
             response_schema=_JOIN_SCHEMA,
             temperature=0.0,
-            max_tokens=300,
+            # At least one token per answer character plus the JSON around it, so
+            # the grammar can always close the object before the token limit.
+            max_tokens=_ANSWER_MAX_CHARS + 48,
             agent="joiner",
         )
 
