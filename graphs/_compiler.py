@@ -298,13 +298,7 @@ class LLMCompiler:
             plan, run_id=run_id or uuid.uuid4().hex[:12], known_tools=self.tools
         )
         join = await self.joiner.complete(self._joiner_request(question, plan, run))
-        try:
-            decision = join.parse_json()
-            action, answer = decision["action"], str(decision["answer"])
-        except (ModelOutputError, KeyError, TypeError) as e:
-            raise ModelOutputError(
-                "the joiner's reply is not a valid decision", raw=join.text
-            ) from e
+        action, answer = _decision(join)
         return Round(plan=plan, run=run, action=action, answer=answer, usage=join.usage)
 
     def _next(self, state: _State) -> str:
@@ -364,13 +358,7 @@ class LLMCompiler:
                 )
                 join_span.set_attributes(_usage_attributes(join.usage))
                 join_span.set("gen_ai.output.messages", tracing.content(join.text))
-        try:
-            decision = join.parse_json()
-            action, answer = decision["action"], str(decision["answer"])
-        except (ModelOutputError, KeyError, TypeError) as e:
-            raise ModelOutputError(
-                "the joiner's reply is not a valid decision", raw=join.text
-            ) from e
+        action, answer = _decision(join)
         record = Round(plan=plan, run=run, action=action, answer=answer, usage=usage + join.usage)
         return {"rounds": [record.model_dump(mode="json")]}
 
@@ -513,6 +501,15 @@ def _result(run_id: str, state: dict[str, Any]) -> CompilerResult:
         run_id=run_id,
         awaiting=awaiting,
     )
+
+
+def _decision(join: Completion) -> tuple[str, str]:
+    """The joiner's (action, answer)."""
+    try:
+        decision = join.parse_json()
+        return decision["action"], str(decision["answer"])
+    except (ModelOutputError, KeyError, TypeError) as e:
+        raise ModelOutputError("the joiner's reply is not a valid decision", raw=join.text) from e
 
 
 def _call_attributes(backend: Backend, agent: str) -> dict[str, Any]:
