@@ -263,8 +263,15 @@ def _team(
         if sid in seen:
             source.add((*where, "id"), f"subtask id {sid!r} is used twice")
         _inputs_used(source, (*where, "task"), sub.get("task"), inputs)
-        if sub.get("agent") is not None:
-            _ref(source, (*where, "agent"), "agent", sub["agent"], offered)
+        name = sub.get("agent")
+        if name is not None and name in agents and name not in offered:
+            source.add(
+                (*where, "agent"),
+                f"agent {name!r} is not offered to the supervisor",
+                "add it to workflow.agents",
+            )
+        elif name is not None:
+            _ref(source, (*where, "agent"), "agent", name, offered)
         elif "role" not in sub:
             source.add(where, "a subtask needs a 'role' or an 'agent' (from workflow.agents)")
         for j, need in enumerate(sub.get("needs") or []):
