@@ -458,9 +458,7 @@ async def _run_supervisor(
         agents=[wf.agents[name] for name in body.agents],
         reviewer=reviewer,
         ledger=ledger,
-        dispatch=dag_dispatch(
-            max_concurrency=body.max_concurrency, store=store, on_event=on_event
-        ),
+        dispatch=dag_dispatch(max_concurrency=body.max_concurrency, store=store, on_event=on_event),
         max_attempts=body.max_attempts,
         max_depth=body.max_depth,
         worker_limits=AgentLimits(

@@ -257,7 +257,7 @@ def test_plan_agent_must_be_offered_to_the_supervisor(tmp_path):
 def test_graph_of_a_supervisor_workflow(capsys):
     assert main(["graph", str(ROOT / "examples" / "team_greetings.yaml")]) == 0
     out = capsys.readouterr().out
-    assert 'lead -- hires --> english' in out and "spanish --> combine" in out
+    assert "lead -- hires --> english" in out and "spanish --> combine" in out
 
 
 @pytest.mark.local_model
