@@ -19,7 +19,7 @@ Every decision lands in the :class:`TeamTrace`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from plait.backends import Backend
 from plait.backends.routing import CostLedger
@@ -29,7 +29,7 @@ from ._agent import AgentLimits
 from ._runnable import Runnable
 from ._team_plan import TeamPlan
 from ._team_run import Dispatch, Reviewer, TeamRun, gather_dispatch
-from ._team_trace import TeamResult
+from ._team_trace import TeamDecision, TeamResult
 
 __all__ = ["Supervisor"]
 
@@ -55,6 +55,8 @@ class Supervisor:
         expected_turns: worker turns the cost model plans for.
         aggregate: combine results with a model call; ``False`` joins them as text.
         temperature: sampling temperature of every call of the team.
+        on_decision: called with each decision as it is taken (live progress);
+            every decision is in the result's trace either way.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Supervisor:
         aggregate: bool = True,
         temperature: float | None = None,
         instructions: str = "",
+        on_decision: Callable[[TeamDecision], None] | None = None,
     ) -> None:
         if not name:
             raise ConfigError("a supervisor needs a non-empty name")
@@ -103,6 +106,7 @@ class Supervisor:
         self.expected_turns = expected_turns
         self.aggregate = aggregate
         self.temperature = temperature
+        self.on_decision = on_decision
 
     def __repr__(self) -> str:
         tiers = [b.name for b in self.workers]

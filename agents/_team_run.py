@@ -94,9 +94,10 @@ class TeamRun:
         self.started = time.perf_counter()
 
     def decide(self, kind: DecisionKind, subject: str = "", detail: str = "", **kw: Any) -> None:
-        self.trace.decisions.append(
-            TeamDecision(kind=kind, by=self.sup.name, subject=subject, detail=detail, **kw)
-        )
+        decision = TeamDecision(kind=kind, by=self.sup.name, subject=subject, detail=detail, **kw)
+        self.trace.decisions.append(decision)
+        if self.sup.on_decision is not None:
+            self.sup.on_decision(decision)
 
     def stop_short(self, stop: TeamStop, reason: str) -> None:
         if self.stop == "done":  # the first reason is the one that matters

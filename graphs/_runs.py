@@ -41,6 +41,9 @@ class RunRecord(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
     steps: dict[str, str] = Field(default_factory=dict, description="task id -> status")
+    team: dict[str, Any] | None = Field(
+        default=None, description="a supervisor run's team trace: every decision, each worker"
+    )
 
     def write(self, root: Path) -> Path:
         """Write ``run.json`` atomically (a reader never sees half a file)."""

@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait import tracing
-from plait.agents import Agent
+from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
 from plait.backends import Backend
+from plait.backends.routing import CostLedger
 from plait.completions import Usage
 from plait.errors import ConfigError, PlaitError, WorkflowValidationError
 from plait.memory import Memory
@@ -34,15 +35,23 @@ from ._references import substitute
 from ._runners import task_runner
 from ._runs import RunRecord, new_run_id, runs_root
 from ._store import SQLiteResultStore
+from ._team import dag_dispatch
 from ._workflow_build import ModelCall, backend_named, build, close_backends, select_tools
 from ._workflow_checks import check
-from ._workflow_schema import InputSpec, PlannerWorkflow, StepsWorkflow, WorkflowSpec
+from ._workflow_schema import (
+    InputSpec,
+    PlannerWorkflow,
+    StepsWorkflow,
+    SupervisorWorkflow,
+    WorkflowSpec,
+)
 from ._yaml_source import read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
 
-WorkflowEvent = TaskEvent | ModelCall
-"""What ``on_event`` receives: task events from the executor, and each model call's usage."""
+WorkflowEvent = TaskEvent | ModelCall | TeamDecision
+"""What ``on_event`` receives: task events from the executor, each model call's usage,
+and (supervisor workflows) each team decision as it is taken."""
 
 
 class WorkflowResult(BaseModel):
@@ -58,6 +67,7 @@ class WorkflowResult(BaseModel):
         usage: tokens over every model call.
         cost: cost over every priced model call.
         run_dir: the run's folder.
+        team: a supervisor run's team trace (every decision, each worker's report).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -71,6 +81,7 @@ class WorkflowResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
     run_dir: str = ""
+    team: TeamTrace | None = None
 
 
 def validate_workflow(
@@ -210,17 +221,24 @@ class Workflow:
         record.write(self.runs_dir)
         store = SQLiteResultStore(folder / "results.sqlite")
         outcome: dict[str, Any] = {}
+        team: TeamTrace | None = None
         self._built.listeners.append(on_call)
         try:
             runner = _RUNNERS[self.kind]
             # Every run keeps its own trace (trace.jsonl beside run.json): the
             # HTML report (``plait runs show ID --html``) is drawn from it.
             with tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}):
-                answer, ok, results, steps = await runner(self, values, run_id, store, on_event)
-            outcome = dict(status="done" if ok else "failed", answer=answer, steps=steps)
-            if not ok:
-                outcome["error"] = "; ".join(
-                    f"{k}: {v}" for k, v in steps.items() if v not in ("done",)
+                done = await runner(self, values, run_id, store, on_event)
+            results = done.results
+            outcome = dict(
+                status="done" if done.ok else "failed", answer=done.answer, steps=done.steps
+            )
+            if done.team is not None:
+                team = done.team
+                outcome["team"] = team.model_dump(mode="json")
+            if not done.ok:
+                outcome["error"] = done.error or "; ".join(
+                    f"{k}: {v}" for k, v in done.steps.items() if v not in ("done",)
                 )
         except (asyncio.CancelledError, KeyboardInterrupt):
             outcome = dict(status="interrupted", error="interrupted")
@@ -245,6 +263,7 @@ class Workflow:
             usage=meter.usage,
             cost=meter.cost,
             run_dir=str(folder),
+            team=team,
         )
 
     def run(
@@ -345,7 +364,16 @@ def _steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
     return Plan(tasks=tuple(tasks))
 
 
-_Outcome = tuple[Any, bool, dict[str, Any], dict[str, str]]
+@dataclass
+class _Outcome:
+    """What a workflow kind's runner reports: the answer, success, per-step detail."""
+
+    answer: Any
+    ok: bool
+    results: dict[str, Any]
+    steps: dict[str, str]
+    error: str | None = None
+    team: TeamTrace | None = None
 
 
 async def _run_steps(
@@ -376,7 +404,7 @@ async def _run_steps(
         i: o.status if o.status == "done" else f"{o.status} ({o.error})"
         for i, o in run.outcomes.items()
     }
-    return answer, run.ok, results, steps
+    return _Outcome(answer, run.ok, results, steps)
 
 
 async def _run_planner(
@@ -411,15 +439,75 @@ async def _run_planner(
             steps[key] = outcome.status
             if outcome.status == "done":
                 results[key] = outcome.result
-    return result.answer, True, results, steps
+    return _Outcome(result.answer, True, results, steps)
 
 
-# The extension point for new workflow kinds (the supervisor of issue 8): one
-# coroutine per kind, returning (answer, ok, results, step statuses).
+async def _run_supervisor(
+    wf: Workflow,
+    inputs: dict[str, Any],
+    run_id: str,
+    store: SQLiteResultStore,
+    on_event: Callable[[WorkflowEvent], None] | None,
+) -> _Outcome:
+    body = wf.spec.workflow
+    assert isinstance(body, SupervisorWorkflow)
+    # The team's own ledger: the file's prices, capped by this workflow's budget.
+    ledger = CostLedger(prices=dict(wf._built.ledger.prices), budget=body.budget)
+    reviewer = backend_named(wf.backends, body.reviewer) if body.reviewer else None
+    limits = body.worker_limits
+    team = Supervisor(
+        body.name,
+        backend_named(wf.backends, body.backend),
+        workers=[backend_named(wf.backends, w) for w in body.workers],
+        brief=str(_with_inputs(body.brief, inputs)),
+        agents=[wf.agents[name] for name in body.agents],
+        reviewer=reviewer,
+        ledger=ledger,
+        dispatch=dag_dispatch(max_concurrency=body.max_concurrency, store=store, on_event=on_event),
+        max_attempts=body.max_attempts,
+        max_depth=body.max_depth,
+        worker_limits=AgentLimits(
+            max_steps=limits.max_steps,
+            max_turn_tokens=limits.max_turn_tokens,
+            timeout_s=limits.timeout_s,
+        ),
+        aggregate=body.aggregate,
+        temperature=body.temperature,
+        on_decision=on_event,
+    )
+    plan = _team_plan(body, inputs) if body.plan is not None else None
+    result = await team.arun(str(_with_inputs(body.goal, inputs)), plan=plan)
+    steps = {
+        w.subtask: w.status if w.status == "accepted" else f"{w.status} ({w.output[:200]})"
+        for w in result.trace.workers
+    }
+    error = f"{result.stop_reason}: {result.reason}" if not result.ok else None
+    return _Outcome(
+        result.output, result.ok, result.results(), steps, error=error, team=result.trace
+    )
+
+
+def _team_plan(body: SupervisorWorkflow, inputs: Mapping[str, Any]) -> TeamPlan:
+    """The file's fixed plan with inputs substituted, as the Supervisor's TeamPlan."""
+    try:
+        return TeamPlan.model_validate(
+            {
+                "subtasks": [
+                    dict(s.model_dump(), task=str(_with_inputs(s.task, inputs)))
+                    for s in body.plan or ()
+                ]
+            }
+        )
+    except ValueError as e:  # pydantic's ValidationError; checks catch most of it earlier
+        raise ConfigError(f"the supervisor's plan is not a valid team plan: {e}") from e
+
+
+# The extension point for new workflow kinds: one coroutine per kind, returning
+# an _Outcome (answer, ok, results, step statuses, and optional detail).
 _RUNNERS: dict[
     str,
     Callable[
         [Workflow, dict[str, Any], str, SQLiteResultStore, Callable[[WorkflowEvent], None] | None],
         Awaitable[_Outcome],
     ],
-] = {"steps": _run_steps, "planner": _run_planner}
+] = {"steps": _run_steps, "planner": _run_planner, "supervisor": _run_supervisor}

@@ -200,7 +200,10 @@ def _backends(
             raise ConfigError(f"routers refer to each other in a cycle: {', '.join(pending)}")
     for name, backend in overrides.items():
         if name not in built:
-            built[name] = _Metered(backend, Price(), listeners)
+            # A stand-in keeps the price its entry declares (budget tests rely on it).
+            price = prices.get(name, Price())
+            ledger.prices = {**ledger.prices, backend.name: price}
+            built[name] = _Metered(backend, price, listeners)
     if "default" not in built:
         built["default"] = _Metered(LocalBackend(), Price(), listeners)
     return built

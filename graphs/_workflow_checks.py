@@ -85,7 +85,16 @@ def _allowed_keys(loc: tuple[str | int, ...], source: Source) -> list[str]:
             model: Any = schema.StepSpec
         else:
             kind = _get(source.data, ("workflow", "kind"))
-            model = schema.PlannerWorkflow if kind == "planner" else schema.StepsWorkflow
+            model = {
+                "planner": schema.PlannerWorkflow,
+                "supervisor": schema.SupervisorWorkflow,
+            }.get(kind, schema.StepsWorkflow)
+            if kind == "supervisor" and len(loc) >= 2:
+                if loc[1] == "worker_limits":
+                    model = schema.WorkerLimitsSpec
+                elif loc[1] == "plan" and len(loc) >= 3:
+                    nested = len(loc) >= 4 and loc[3] == "role"
+                    model = schema.TeamRoleSpec if nested else schema.TeamSubtaskSpec
     elif section == "backends":
         kind = _get(source.data, (*loc, "kind"))
         model = {
@@ -223,6 +232,58 @@ def _references(source: Source) -> None:
         _inputs_used(source, ("workflow", "question"), workflow.get("question"), inputs)
     elif kind == "steps":
         _steps(source, workflow, agents, _tool_names(tools), inputs)
+    elif kind == "supervisor":
+        _team(source, workflow, known_backends, set(agents), inputs)
+
+
+def _team(
+    source: Source,
+    workflow: dict[str, Any],
+    backends: set[str],
+    agents: set[str],
+    inputs: dict[str, Any],
+) -> None:
+    for key in ("backend", "reviewer"):
+        if workflow.get(key) is not None:
+            _ref(source, ("workflow", key), "backend", workflow[key], backends)
+    for i, tier in enumerate(workflow.get("workers") or []):
+        _ref(source, ("workflow", "workers", i), "backend", tier, backends)
+    for i, agent in enumerate(workflow.get("agents") or []):
+        _ref(source, ("workflow", "agents", i), "agent", agent, agents)
+    for key in ("goal", "brief"):
+        _inputs_used(source, ("workflow", key), workflow.get(key), inputs)
+    plan = workflow.get("plan")
+    offered = {a for a in workflow.get("agents") or [] if isinstance(a, str)}
+    seen: set[str] = set()
+    for i, sub in enumerate(plan if isinstance(plan, list) else []):
+        if not isinstance(sub, dict):
+            continue
+        where: tuple[str | int, ...] = ("workflow", "plan", i)
+        sid = sub.get("id")
+        if sid in seen:
+            source.add((*where, "id"), f"subtask id {sid!r} is used twice")
+        _inputs_used(source, (*where, "task"), sub.get("task"), inputs)
+        name = sub.get("agent")
+        if name is not None and name in agents and name not in offered:
+            source.add(
+                (*where, "agent"),
+                f"agent {name!r} is not offered to the supervisor",
+                "add it to workflow.agents",
+            )
+        elif name is not None:
+            _ref(source, (*where, "agent"), "agent", name, offered)
+        elif "role" not in sub:
+            source.add(where, "a subtask needs a 'role' or an 'agent' (from workflow.agents)")
+        for j, need in enumerate(sub.get("needs") or []):
+            if isinstance(need, str) and need not in seen:
+                hint = _did_you_mean(need, seen) or (
+                    f"earlier subtasks: {', '.join(sorted(seen))}" if seen else "it is the first"
+                )
+                source.add(
+                    (*where, "needs", j), f"subtask {need!r} is not an earlier subtask", hint
+                )
+        if isinstance(sid, str):
+            seen.add(sid)
 
 
 def input_references(value: Any) -> set[str]:

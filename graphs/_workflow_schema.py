@@ -9,10 +9,10 @@ loader validates files against :class:`WorkflowSpec`. A file has these sections:
     memory: {...}                   # store, namespace, guard
     agents: {name: agent}
     inputs: {name: input}
-    workflow: {kind: steps | planner, ...}
+    workflow: {kind: steps | planner | supervisor, ...}
 
-Adding a workflow kind (the supervisor of issue 8): define its model with
-``kind: Literal["supervisor"]``, add it to :data:`WorkflowBody`, check its
+Adding a workflow kind: define its model with ``kind: Literal[...]`` (as
+:class:`SupervisorWorkflow` does), add it to :data:`WorkflowBody`, check its
 references in ``_workflow_checks`` and run it in ``_workflow`` (``_RUNNERS``).
 """
 
@@ -38,9 +38,13 @@ __all__ = [
     "RuleSpec",
     "StepSpec",
     "StepsWorkflow",
+    "SupervisorWorkflow",
+    "TeamRoleSpec",
+    "TeamSubtaskSpec",
     "ToolEntry",
     "WorkflowBody",
     "WorkflowSpec",
+    "WorkerLimitsSpec",
     "builtin_tool_names",
     "workflow_json_schema",
 ]
@@ -271,7 +275,67 @@ class PlannerWorkflow(_Spec):
     max_tasks: int = Field(default=8, ge=1)
 
 
-WorkflowBody = Annotated[StepsWorkflow | PlannerWorkflow, Field(discriminator="kind")]
+class WorkerLimitsSpec(_Spec):
+    """Limits of each worker a supervisor hires."""
+
+    max_steps: int = Field(default=4, ge=1)
+    max_turn_tokens: int = Field(default=512, ge=1)
+    timeout_s: float | None = Field(default=120.0, gt=0)
+
+
+class TeamRoleSpec(_Spec):
+    """A worker role of a fixed team plan."""
+
+    name: str = Field(pattern=_NAME)
+    instructions: str = Field(min_length=1, max_length=600)
+
+
+class TeamSubtaskSpec(_Spec):
+    """One subtask of a fixed team plan (``needs``: earlier subtask ids whose results it reads)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    task: str = Field(min_length=1, description="may use ${inputs.NAME}")
+    role: TeamRoleSpec | None = None
+    agent: str | None = Field(default=None, description="an agents entry to delegate to")
+    hard: bool = Field(default=False, description="start on the second worker tier")
+    needs: list[str] = Field(default_factory=list)
+
+
+class SupervisorWorkflow(_Spec):
+    """A supervisor team (:class:`plait.agents.Supervisor` on the DAG executor).
+
+    The lead plans (unless ``plan`` fixes the subtasks), hires each worker on the
+    cheapest ``workers`` tier that fits ``budget``, reviews and aggregates. The
+    ``brief`` comes first in every prompt of the team: one pinned KV prefix.
+    """
+
+    kind: Literal["supervisor"]
+    goal: str = Field(description="usually '${inputs.task}'")
+    name: str = Field(default="lead", pattern=_NAME, description="the supervisor's name")
+    backend: str | None = Field(default=None, description="the lead's backend (omitted: default)")
+    workers: list[str] = Field(
+        default_factory=list, description="worker backend tiers, cheapest first (omitted: backend)"
+    )
+    brief: str = Field(default="", description="the team brief, first in every team prompt")
+    agents: list[str] = Field(default_factory=list, description="agents the plan may delegate to")
+    reviewer: str | None = Field(
+        default=None, description="a backend that reviews each result (omitted: accept all)"
+    )
+    plan: list[TeamSubtaskSpec] | None = Field(
+        default=None, min_length=1, max_length=12, description="fixed subtasks (no planning call)"
+    )
+    budget: float | None = Field(default=None, ge=0, description="cap on the team's cost")
+    max_depth: int = Field(default=2, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+    aggregate: bool = Field(default=True, description="combine with a model call; false: join")
+    temperature: float | None = Field(default=None, ge=0)
+    worker_limits: WorkerLimitsSpec = Field(default_factory=WorkerLimitsSpec)
+    max_concurrency: int = Field(default=8, ge=1)
+
+
+WorkflowBody = Annotated[
+    StepsWorkflow | PlannerWorkflow | SupervisorWorkflow, Field(discriminator="kind")
+]
 
 
 class WorkflowSpec(_Spec):

@@ -38,6 +38,7 @@ class Progress:
 
     def event(self, event: Any) -> None:
         """``on_event`` of :meth:`plait.graphs.Workflow.arun`."""
+        from plait.agents import TeamDecision
         from plait.graphs import ModelCall
 
         if isinstance(event, ModelCall):
@@ -52,6 +53,11 @@ class Progress:
                 f"({usage.cached_prompt_tokens} cached), {usage.completion_tokens} generated"
                 + (f", cost {event.cost:.6f}" if event.cost else "")
             )
+            return
+        if isinstance(event, TeamDecision):
+            on = f" on {event.backend}" if event.backend else ""
+            detail = event.detail if len(event.detail) <= 100 else event.detail[:97] + "..."
+            self._say(f"  * [{event.by}] {event.kind} {event.subject}{on}: {detail}")
             return
         name = f"{event.task_id} {event.tool}"
         if event.kind == "started":

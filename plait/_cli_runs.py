@@ -63,6 +63,12 @@ def runs_show_command(args: argparse.Namespace) -> int:
     ]
     for step, status in record.steps.items():
         lines.append(f"  step {step}: {status}")
+    if record.team is not None:
+        decisions = record.team.get("decisions") or []
+        lines.append(
+            f"  team:     {record.team.get('team')} stopped {record.team.get('stop_reason')};"
+            f" {len(decisions)} decisions (--json lists them)"
+        )
     if record.error:
         lines.append(f"  error:    {record.error}")
     answer = record.answer

@@ -133,6 +133,8 @@ def mermaid(spec: Any) -> str:
             for dep in sorted(deps):
                 lines.append(f"    {dep} --> {step.id}")
         return "\n".join(lines)
+    if body.kind == "supervisor":
+        return "\n".join(lines + _team_lines(body, label))
     lines.append('    question(["question"]) --> planner["planner"]')
     for name in [*body.tools, *body.agents]:
         kind = "agent" if name in body.agents else "tool"
@@ -141,6 +143,29 @@ def mermaid(spec: Any) -> str:
     lines.append('    joiner["joiner"] -- replan --> planner')
     lines.append('    joiner --> answer(["answer"])')
     return "\n".join(lines)
+
+
+def _team_lines(body: Any, label: Any) -> list[str]:
+    """A supervisor: the lead, its fixed subtasks (with needs) or what it may hire."""
+    lines = [f'    goal(["goal"]) --> lead["supervisor {label(body.name)}"]']
+    if body.plan:
+        for sub in body.plan:
+            who = f"agent {sub.agent}" if sub.agent else (sub.role.name if sub.role else "worker")
+            lines.append(f'    {sub.id}["{label(sub.id)}: {label(who)}"]')
+            for need in sub.needs:
+                lines.append(f"    {need} --> {sub.id}")
+            if not sub.needs:
+                lines.append(f"    lead -- hires --> {sub.id}")
+            lines.append(f"    {sub.id} --> combine")
+    else:
+        tiers = ", ".join(body.workers) or "lead's backend"
+        lines.append(f'    lead -. plans, hires .-> workers["workers on {label(tiers)}"]')
+        lines.append("    workers --> combine")
+        for name in body.agents:
+            lines.append(f'    lead -. delegates .-> agent_{name}["agent {label(name)}"]')
+            lines.append(f"    agent_{name} --> combine")
+    lines.append('    combine["review, aggregate"] --> answer(["answer"])')
+    return lines
 
 
 def schema_command(_args: argparse.Namespace) -> int:
