@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from plait._sync import run_sync
 from plait.backends import Backend
 from plait.backends.routing import CostLedger, Price
 from plait.chat import ToolChoice
@@ -194,8 +194,4 @@ class Agent(Generic[OutputT]):
 
     def run(self, task: str) -> AgentResult[OutputT]:
         """Blocking :meth:`arun`, for code that has no event loop running."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(task))
-        raise ConfigError("Agent.run() was called inside a running event loop; use 'await arun()'")
+        return run_sync(self.arun(task), name="Agent.run()", instead="await agent.arun()")

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plait._sync import run_sync
 from plait.backends import Backend
 from plait.errors import ConfigError, PlaitError
 
@@ -121,11 +122,8 @@ class Ensemble(ABC):
 
     def run(self, task: str) -> EnsembleResult:
         """Blocking :meth:`arun`, for code that has no event loop running."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(task))
-        raise ConfigError(f"{type(self).__name__}.run() inside a running event loop; use arun()")
+        name = type(self).__name__
+        return run_sync(self.arun(task), name=f"{name}.run()", instead="await ensemble.arun()")
 
     def _log(self) -> _Log:
         return _Log(self.name)

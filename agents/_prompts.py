@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
+from plait.prompts import load_prompt
 
 __all__ = ["render", "system_prompt"]
 
 
-@cache
 def _template(name: str) -> str:
-    return resources.files(__package__).joinpath(f"prompts/{name}.txt").read_text().strip()
+    return load_prompt(__package__ or __name__, name)
 
 
 def render(template: str, /, **values: str) -> str:

@@ -8,7 +8,6 @@ is kept in the result and in ``RouterAgent.decisions``.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from plait._sync import run_sync
 from plait.backends import Backend
 from plait.errors import ConfigError
 
@@ -140,8 +140,4 @@ class RouterAgent:
 
     def run(self, task: str) -> RoutedResult:
         """Blocking :meth:`arun`, for code that has no event loop running."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(task))
-        raise ConfigError("RouterAgent.run() was called inside a running event loop; use arun()")
+        return run_sync(self.arun(task), name="RouterAgent.run()", instead="await router.arun()")

@@ -18,9 +18,9 @@ Every decision lands in the :class:`TeamTrace`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 
+from plait._sync import run_sync
 from plait.backends import Backend
 from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
@@ -118,8 +118,6 @@ class Supervisor:
 
     def run(self, task: str, *, plan: TeamPlan | None = None) -> TeamResult:
         """Blocking :meth:`arun`, for code that has no event loop running."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(task, plan=plan))
-        raise ConfigError("Supervisor.run() was called inside a running event loop; use arun()")
+        return run_sync(
+            self.arun(task, plan=plan), name="Supervisor.run()", instead="await supervisor.arun()"
+        )

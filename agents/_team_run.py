@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.backends import Backend
 from plait.completions import Usage
-from plait.errors import BudgetExceeded, PlaitError
+from plait.errors import BudgetExceeded, PlaitError, WorkerFailed
 
 from ._agent import Agent
 from ._hiring import Hire, Hiring, Metered, TeamPrefix
@@ -25,7 +25,7 @@ from ._team_trace import DecisionKind, TeamDecision, TeamResult, TeamStop, TeamT
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
 
-__all__ = ["Dispatch", "Reviewer", "TeamRun", "WorkFn", "WorkerFailed", "gather_dispatch"]
+__all__ = ["Dispatch", "Reviewer", "TeamRun", "WorkFn", "gather_dispatch"]
 
 WorkFn = Callable[[Subtask, Mapping[str, str]], Awaitable[str]]
 """Runs one subtask's worker (with review) given the results it needs.
@@ -45,10 +45,6 @@ agent reviewer when given a backend)."""
 _DEPTH: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "plait_team_depth", default=None
 )
-
-
-class WorkerFailed(PlaitError):
-    """A worker's subtask ended without an accepted result (the reason is the message)."""
 
 
 async def gather_dispatch(subtasks: Sequence[Subtask], work: WorkFn) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
+from plait._sync import iterate_sync, run_sync
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk
-from plait.errors import BackendError, ConfigError
+from plait.errors import BackendError
 
 __all__ = ["Backend", "Capabilities"]
 
@@ -72,30 +72,12 @@ class Backend(ABC):
 
     def complete_sync(self, request: ChatRequest) -> Completion:
         """Blocking :meth:`complete`, for code that has no event loop running."""
-        _refuse_inside_loop("complete_sync", "complete")
-        return asyncio.run(self.complete(request))
+        return run_sync(
+            self.complete(request), name="complete_sync()", instead="await backend.complete()"
+        )
 
     def stream_sync(self, request: ChatRequest) -> Iterator[StreamChunk]:
         """Blocking :meth:`stream`, for code that has no event loop running."""
-        _refuse_inside_loop("stream_sync", "stream")
-        loop = asyncio.new_event_loop()
-        chunks = self.stream(request)
-        try:
-            while True:
-                try:
-                    yield loop.run_until_complete(anext(chunks))
-                except StopAsyncIteration:
-                    return
-        finally:
-            loop.run_until_complete(chunks.aclose())  # type: ignore[attr-defined]
-            loop.close()
-
-
-def _refuse_inside_loop(sync_name: str, async_name: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise ConfigError(
-        f"{sync_name}() was called inside a running event loop; use 'await {async_name}()' there"
-    )
+        return iterate_sync(
+            self.stream(request), name="stream_sync()", instead="async for ... in backend.stream()"
+        )

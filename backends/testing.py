@@ -21,6 +21,7 @@ from typing import TypeAlias
 
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Usage
+from plait.errors import ScriptExhausted
 from plait.messages import ToolCall
 
 from ._base import Backend, Capabilities
@@ -33,10 +34,6 @@ Reply: TypeAlias = str | Completion | ToolCall | Sequence[ToolCall] | BaseExcept
 _ALL_CAPABILITIES = Capabilities(
     native_tool_calls=True, json_schema_output=True, embeddings=False, prefix_cache=False
 )
-
-
-class ScriptExhausted(AssertionError):
-    """A scripted backend was asked more often than its script allows."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Annotated, Any, TypedDict
 from plait.backends.testing import ScriptedBackend
 from plait.chat import ChatRequest
 from plait.graphs import EagerExecutor, Plan, Task
-from plait.graphs._plan_parser import parse_plan_stream
+from plait.graphs.dag import parse_plan_stream
 from plait.messages import ToolCall, ToolMessage
 
 

@@ -5,28 +5,51 @@ graph (checkpointed, with approval interrupts); ``run_static`` runs a fixed
 plan (steps with ``depends_on``) on the same executor. ``load_workflow``
 reads a YAML workflow file (``WorkflowSpec`` is its schema) into a runnable
 ``Workflow``.
+
+Four rooms, each importing only the ones below it: ``dag`` (plans, references,
+events, stores, the eager and Ray executors, static runs: plait core only),
+``compiler`` (the LLMCompiler loop and approval, on ``dag``), ``adapters``
+(agents and teams as DAG tasks, on ``dag``) and ``workflows`` (YAML files, on
+all three).
 """
 
-from ._approval import ApprovalGate
-from ._compiler import CompilerResult, LLMCompiler, Round, tool_runner
-from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
-from ._executor import Approver, EagerExecutor, IdempotencyKey, TaskRunner
-from ._plan import Plan, Task
-from ._ray import RayExecutor, RayTaskRunner
-from ._runners import agent_spec, idempotency_keys, task_runner
-from ._runs import RunRecord, list_runs, new_run_id, read_run
-from ._static import run_static
-from ._store import MemoryResultStore, ResultStore, SQLiteResultStore, run_directory
-from ._team import dag_dispatch
-from ._workflow import (
+from .adapters import agent_spec, dag_dispatch, idempotency_keys, task_runner
+from .compiler import ApprovalGate, CompilerResult, LLMCompiler, Round
+from .dag import (
+    Approval,
+    Approver,
+    EagerExecutor,
+    IdempotencyKey,
+    MemoryResultStore,
+    Plan,
+    RayExecutor,
+    RayTaskRunner,
+    ResultStore,
+    RunResult,
+    SQLiteResultStore,
+    Task,
+    TaskEvent,
+    TaskOutcome,
+    TaskRunner,
+    TaskStatus,
+    run_directory,
+    run_static,
+    tool_runner,
+)
+from .workflows import (
+    ModelCall,
+    RunRecord,
     Workflow,
     WorkflowEvent,
     WorkflowResult,
+    WorkflowSpec,
+    list_runs,
     load_workflow,
+    new_run_id,
+    read_run,
     validate_workflow,
+    workflow_json_schema,
 )
-from ._workflow_build import ModelCall
-from ._workflow_schema import WorkflowSpec, workflow_json_schema
 
 __all__ = [
     "Approval",

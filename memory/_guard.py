@@ -16,13 +16,13 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
 from plait import tracing
 from plait.backends import Backend
 from plait.chat import ChatRequest
 from plait.errors import BackendError, ConfigError, MemoryGuardRejected
+from plait.prompts import load_prompt
 
 from ._embedders import Embedder, default_embedder
 from ._records import MemoryKind, MemoryRecord, Provenance, RecalledMemory, SourceKind, Trust
@@ -135,7 +135,6 @@ class MemoryGuard:
         self.rejections: list[Rejection] = []
         self._store: ChromaStore | None = None
         self.judge_calls = 0
-        self._prompt = resources.files(__package__).joinpath("prompts/derive_action.txt")
 
     @property
     def lessons(self) -> Memory:
@@ -218,7 +217,9 @@ class MemoryGuard:
         """What following ``record`` would make an agent do for ``query``."""
         if self.judge is None:
             return record.text
-        prompt = self._prompt.read_text().format(query=query, memory=record.text)
+        prompt = load_prompt(__package__ or __name__, "derive_action").format(
+            query=query, memory=record.text
+        )
         self.judge_calls += 1
         try:
             completion = await self.judge.complete(

@@ -2,26 +2,37 @@
 
 ```
 PlaitError
-├── ConfigError            bad YAML, settings or arguments (file:line:col when known)
-│   └── WorkflowValidationError  a workflow file has problems (every one, with positions)
-├── PlanError              plan cycle, unknown tool or agent, bad reference
-├── BackendError           a model backend failed
-│   ├── ModelLoadError         a model file is missing, unreadable or not a model
-│   ├── ContextLengthExceeded  a request does not fit the model's context
-│   ├── BackendHTTPError       an HTTP backend answered with an error status
-│   ├── BackendTimeout         a backend did not answer in time
-│   ├── BackendUnavailable     a backend could not be reached (or every fallback failed)
-│   ├── BackendProtocolError   a server answered with something that breaks the protocol
-│   └── ModelOutputError       the model produced output that cannot be used
-├── ToolError              a tool failed or was called with bad arguments
-│   ├── ToolArgumentError      arguments do not match the tool's schema
-│   ├── ToolPermissionError    the agent may not use this tool (or that host/path)
-│   └── ToolTimeout            a tool did not finish within its time limit
-├── BudgetExceeded         a run or router budget would be exceeded
-├── MemoryGuardRejected    MemoryGuard refused a memory read or write
-├── MemoryStoreError       a memory store cannot be opened, read or written
-└── MemoryAccessDenied     an agent lacks read/write permission on a shared memory
+├── ConfigError            usage: bad YAML, settings, constructor or CLI arguments
+│   ├── WorkflowValidationError  a workflow file has problems (every one, with positions)
+│   └── ModelLoadError         a model file is missing, unreadable or not a model
+├── PlanError              usage: a plan given by the caller is invalid (cycle, unknown
+│                          tool or agent, bad reference)
+├── ScriptExhausted        a test double was asked more often than its script allows
+└── RunError               a failure during a run; a run may catch these and go on
+    ├── BackendError           a model backend could not serve a request
+    │   ├── ContextLengthExceeded  a request does not fit the model's context
+    │   ├── BackendHTTPError       an HTTP backend answered with an error status
+    │   ├── BackendTimeout         a backend did not answer in time
+    │   ├── BackendUnavailable     a backend could not be reached (or every fallback failed)
+    │   └── BackendProtocolError   a server answered with something that breaks the protocol
+    ├── ModelOutputError       the model's output cannot be used (the raw text is kept)
+    ├── ToolError              a tool failed or was called with bad arguments
+    │   ├── ToolArgumentError      arguments do not match the tool's schema
+    │   ├── ToolPermissionError    the agent may not use this tool (or that host/path)
+    │   └── ToolTimeout            a tool did not finish within its time limit
+    ├── BudgetExceeded         a run or router budget would be exceeded
+    ├── WorkerFailed           a team worker's subtask ended without an accepted result
+    ├── MemoryGuardRejected    MemoryGuard refused a memory read or write
+    ├── MemoryStoreError       a memory store cannot be opened, read or written
+    └── MemoryAccessDenied     an agent lacks read/write permission on a shared memory
 ```
+
+Usage errors sit outside ``RunError`` on purpose (as httpx keeps misuse outside
+``HTTPError``): code that lets a run go on after a failure catches ``RunError``
+only, so a misconfiguration surfaces at once instead of becoming "the step
+failed". Control flow is not an error at all: :func:`is_control_flow` names the
+exceptions (cancellation, LangGraph's interrupts and commands) that every broad
+``except`` re-raises first.
 
 Messages are one paragraph that say what was wrong and where, so the CLI can
 print them as they are.
@@ -29,6 +40,7 @@ print them as they are.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,11 +60,15 @@ __all__ = [
     "ModelOutputError",
     "PlaitError",
     "PlanError",
+    "RunError",
+    "ScriptExhausted",
     "ToolArgumentError",
     "ToolError",
     "ToolPermissionError",
     "ToolTimeout",
+    "WorkerFailed",
     "WorkflowValidationError",
+    "is_control_flow",
 ]
 
 
@@ -102,11 +118,23 @@ class PlanError(PlaitError):
         super().__init__(f"task {task_id}: {message}" if task_id else message)
 
 
-class BackendError(PlaitError):
+class ScriptExhausted(PlaitError, AssertionError):
+    """A scripted test backend was asked more often than its script allows.
+
+    An ``AssertionError`` too, so a test runner reports it as a failed expectation.
+    """
+
+
+class RunError(PlaitError):
+    """A failure during a run: a backend, the model's output, a tool, a budget, a worker
+    or a memory. A run that should go on after a failure catches this group only."""
+
+
+class BackendError(RunError):
     """A model backend could not serve a request."""
 
 
-class ModelLoadError(BackendError):
+class ModelLoadError(ConfigError):
     """A model could not be loaded.
 
     Attributes:
@@ -167,7 +195,7 @@ class BackendProtocolError(BackendError):
     or a response missing the fields the protocol requires."""
 
 
-class ModelOutputError(BackendError):
+class ModelOutputError(RunError):
     """The model produced output plait cannot use (for example invalid JSON).
 
     Attributes:
@@ -180,7 +208,7 @@ class ModelOutputError(BackendError):
         super().__init__(f"{message}; model output was: {shown!r}")
 
 
-class ToolError(PlaitError):
+class ToolError(RunError):
     """A tool failed, timed out, or was called with arguments it cannot take."""
 
 
@@ -216,15 +244,19 @@ class ToolTimeout(ToolError):
         super().__init__(f"tool {tool!r} did not finish within {timeout_s:g} s and was abandoned")
 
 
-class BudgetExceeded(PlaitError):
+class BudgetExceeded(RunError):
     """Going on would exceed a configured budget (tokens, cost or calls)."""
 
 
-class MemoryGuardRejected(PlaitError):
+class WorkerFailed(RunError):
+    """A team worker's subtask ended without an accepted result (the reason is the message)."""
+
+
+class MemoryGuardRejected(RunError):
     """MemoryGuard refused to store or return a memory record."""
 
 
-class MemoryStoreError(PlaitError):
+class MemoryStoreError(RunError):
     """A memory store could not be opened, read or written (bad path, corrupt files, server down).
 
     Attributes:
@@ -236,5 +268,22 @@ class MemoryStoreError(PlaitError):
         super().__init__(f"memory store {location}: {message}")
 
 
-class MemoryAccessDenied(PlaitError):
+class MemoryAccessDenied(RunError):
     """An agent tried to read or write a shared memory it has no permission for."""
+
+
+def is_control_flow(error: BaseException) -> bool:
+    """Whether ``error`` steers a run instead of reporting a failure.
+
+    True for cancellation, ``KeyboardInterrupt``/``SystemExit``, and LangGraph's
+    bubble-up exceptions (``GraphInterrupt``, ``ParentCommand``, ...), which a
+    graph raises through user code on purpose. Every broad ``except`` re-raises
+    these before treating anything as a failure. LangGraph is recognised by its
+    base class's name, so the core (and the DAG executor) never import it.
+    """
+    if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)):
+        return True
+    return any(
+        cls.__name__ == "GraphBubbleUp" and cls.__module__.startswith("langgraph.")
+        for cls in type(error).__mro__
+    )

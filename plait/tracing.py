@@ -11,7 +11,7 @@ values and returns a shared no-op. Two kinds of sink turn it on:
   nothing of OpenTelemetry is imported until then.
 - **JSONL files** (:func:`record_to`, :func:`record_run`): every finished span
   becomes one JSON line, e.g. ``.plait/runs/<run_id>/trace.jsonl``; works
-  without OpenTelemetry and feeds :mod:`plait.report`.
+  without OpenTelemetry and feeds :mod:`plait.cli.report`.
 
 Spans nest through a context variable: a tool call's span is the child of the
 agent step that made it, which is the child of the task that ran the agent.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from plait.backends.testing import FunctionBackend, Reply
 from plait.chat import ChatRequest
+from plait.cli.repl import Session, default_session, run_repl
 from plait.messages import ToolCall
-from plait.repl import Session, default_session, run_repl
 
 
 async def answer(request: ChatRequest) -> Reply:

@@ -90,8 +90,10 @@ def test_sync_helpers_work_without_a_loop():
 
 async def test_sync_helpers_refuse_to_run_inside_a_loop():
     backend = ScriptedBackend(["x"])
-    with pytest.raises(ConfigError, match="use 'await complete\\(\\)'"):
+    with pytest.raises(ConfigError, match="use 'await backend.complete\\(\\)'"):
         backend.complete_sync(ask("x"))
+    with pytest.raises(ConfigError, match="stream_sync\\(\\) was called inside"):
+        next(backend.stream_sync(ask("x")))
 
 
 def test_default_complete_reports_a_stream_without_completion():

@@ -7,6 +7,7 @@ from plait import ToolSpec
 from plait.backends.testing import ScriptedBackend, Step
 from plait.errors import ModelOutputError, PlanError
 from plait.graphs import LLMCompiler, tool_runner
+from plait.graphs.compiler._prompts import plan_schema
 
 ADD = ToolSpec(
     name="add",
@@ -134,7 +135,7 @@ async def test_malformed_planner_and_joiner_output_are_model_output_errors():
 
 def test_plan_schema_allows_references_in_typed_arguments():
     compiler = LLMCompiler(ScriptedBackend([]), [ADD], functions([]))
-    item = compiler._plan_schema()["properties"]["tasks"]["items"]
+    item = plan_schema(compiler.tools, compiler.max_tasks)["properties"]["tasks"]["items"]
     a_schema = item["properties"]["args"]["properties"]["a"]
     assert a_schema["anyOf"][0] == {"type": "number"}
     assert a_schema["anyOf"][1]["pattern"] == "^[$][1-9][0-9]?$"

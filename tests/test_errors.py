@@ -1,3 +1,7 @@
+import ast
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from plait import errors
@@ -5,7 +9,88 @@ from plait import errors
 
 def test_every_error_is_a_plait_error_and_exported():
     for name in errors.__all__:
-        assert issubclass(getattr(errors, name), errors.PlaitError)
+        if name != "is_control_flow":
+            assert issubclass(getattr(errors, name), errors.PlaitError)
+
+
+USAGE = (
+    errors.ConfigError,
+    errors.WorkflowValidationError,
+    errors.ModelLoadError,
+    errors.PlanError,
+    errors.ScriptExhausted,
+)
+RUN_TIME = (
+    errors.BackendError,
+    errors.ContextLengthExceeded,
+    errors.BackendHTTPError,
+    errors.BackendTimeout,
+    errors.BackendUnavailable,
+    errors.BackendProtocolError,
+    errors.ModelOutputError,
+    errors.ToolError,
+    errors.ToolArgumentError,
+    errors.ToolPermissionError,
+    errors.ToolTimeout,
+    errors.BudgetExceeded,
+    errors.WorkerFailed,
+    errors.MemoryGuardRejected,
+    errors.MemoryStoreError,
+    errors.MemoryAccessDenied,
+)
+
+
+def test_usage_errors_are_outside_the_run_time_group():
+    for cls in USAGE:
+        assert not issubclass(cls, errors.RunError), cls
+    for cls in RUN_TIME:
+        assert issubclass(cls, errors.RunError), cls
+    exported = {getattr(errors, n) for n in errors.__all__ if n != "is_control_flow"}
+    assert exported == {errors.PlaitError, errors.RunError, *USAGE, *RUN_TIME}
+
+
+def test_model_output_error_is_not_a_backend_error():
+    # Agents raise it for answers that fail validation, whatever backend wrote them.
+    assert not issubclass(errors.ModelOutputError, errors.BackendError)
+
+
+def test_the_tree_in_the_docstring_names_every_error():
+    for name in errors.__all__:
+        if name != "is_control_flow":
+            assert name in errors.__doc__, name
+
+
+def test_control_flow_is_cancellation_and_langgraph_bubble_ups():
+    from langgraph.errors import GraphInterrupt, ParentCommand
+    from langgraph.types import Command
+
+    assert errors.is_control_flow(asyncio.CancelledError())
+    assert errors.is_control_flow(KeyboardInterrupt())
+    assert errors.is_control_flow(GraphInterrupt(()))
+    assert errors.is_control_flow(ParentCommand(Command()))
+    assert not errors.is_control_flow(ValueError("x"))
+    assert not errors.is_control_flow(errors.ToolError("x"))
+
+
+def test_every_exception_class_is_defined_in_errors_py():
+    """Classes deriving from an exception live in plait/errors.py (private signals aside)."""
+    known = {"Exception", "BaseException", "AssertionError", "RuntimeError", "ValueError"}
+    known |= set(errors.__all__)
+    root = Path(__file__).resolve().parents[1]
+    strays = []
+    for folder in ("plait", "agents", "backends", "graphs", "memory", "tools"):
+        for path in (root / folder).rglob("*.py"):
+            if path == root / "plait" / "errors.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                    bases = {
+                        b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
+                        for b in node.bases
+                    }
+                    if bases & known:
+                        strays.append(f"{path.relative_to(root)}: {node.name}")
+    assert strays == []
 
 
 @pytest.mark.parametrize(
@@ -24,11 +109,11 @@ def test_messages_say_what_and_where(error, text):
 
 def test_backend_errors_share_a_base():
     for cls in (
-        errors.ModelLoadError,
         errors.ContextLengthExceeded,
         errors.BackendHTTPError,
         errors.BackendTimeout,
-        errors.ModelOutputError,
+        errors.BackendUnavailable,
+        errors.BackendProtocolError,
     ):
         assert issubclass(cls, errors.BackendError)
 

@@ -4,7 +4,7 @@ import pytest
 
 from plait.errors import PlanError
 from plait.graphs import EagerExecutor, MemoryResultStore, Plan, SQLiteResultStore, Task
-from plait.graphs._plan_parser import parse_plan_stream
+from plait.graphs.dag import parse_plan_stream
 
 
 class Tools:

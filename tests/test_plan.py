@@ -3,8 +3,7 @@ from pydantic import ValidationError
 
 from plait.errors import PlanError
 from plait.graphs import Plan, Task
-from plait.graphs._plan_parser import StreamingPlanParser
-from plait.graphs._references import find_references, substitute
+from plait.graphs.dag import StreamingPlanParser, find_references, substitute
 
 
 def plan(*tasks: Task) -> Plan:

@@ -19,11 +19,11 @@ from plait.agents import Agent, Trace
 from plait.backends import LocalBackend
 from plait.backends.routing import Price
 from plait.backends.testing import FunctionBackend, ScriptedBackend
+from plait.cli.repl import ReplCompleter, Session, Shell, candidates, default_session, load_session
 from plait.errors import BackendError, ConfigError, PlanError
 from plait.graphs import LLMCompiler, Round, task_runner
 from plait.memory import ChromaStore, E5Embedder, Memory
 from plait.messages import ToolCall
-from plait.repl import ReplCompleter, Session, Shell, candidates, default_session, load_session
 from plait.tools import calculator
 
 

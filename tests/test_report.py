@@ -17,10 +17,10 @@ from plait import tracing
 from plait.agents import Agent
 from plait.backends.routing import CostLedger, Price, RuleRouter
 from plait.backends.testing import ScriptedBackend
+from plait.cli.report import STATE_COLORS, build_html_report, write_html_report
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError
 from plait.graphs import EagerExecutor, Plan, Task, task_runner
-from plait.report import STATE_COLORS, build_html_report, write_html_report
 from plait.tools import tool
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -13,7 +13,6 @@ call the model emits names a real tool with well-formed arguments.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import Any
 
 from plait.chat import ChatRequest, ToolSpec
@@ -27,6 +26,7 @@ from plait.messages import (
     ToolMessage,
     UserMessage,
 )
+from plait.prompts import load_prompt
 
 __all__ = ["envelope_schema", "parse_envelope", "tool_prompt", "uses_envelope", "plain_messages"]
 
@@ -87,7 +87,7 @@ def envelope_schema(request: ChatRequest) -> dict[str, Any]:
 
 def tool_prompt(request: ChatRequest) -> str:
     """The system-prompt section that describes the tools and the reply forms."""
-    template = resources.files(__package__).joinpath("prompts/tool_calling.txt").read_text()
+    template = load_prompt(__package__ or __name__, "tool_calling")
     tools = "\n".join(
         f"- {t.name}: {t.description or '(no description)'} "
         f"Arguments: {json.dumps(t.parameters.get('properties', {}))}"

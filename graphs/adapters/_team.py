@@ -14,10 +14,7 @@ from typing import Any
 
 from plait.agents import Dispatch, Subtask
 
-from ._events import TaskEvent
-from ._executor import EagerExecutor
-from ._plan import Plan, Task
-from ._store import ResultStore
+from ..dag import EagerExecutor, Plan, ResultStore, Task, TaskEvent
 
 __all__ = ["dag_dispatch"]
 

@@ -16,9 +16,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from plait._report_svg import STATE_COLORS, dag_svg, gantt_svg
 from plait.errors import ConfigError
 from plait.tracing import read_trace
+
+from ._svg import STATE_COLORS, dag_svg, gantt_svg
 
 __all__ = ["STATE_COLORS", "build_html_report", "write_html_report"]
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait import tracing
+from plait._sync import run_sync
 from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
 from plait.backends import Backend
 from plait.backends.routing import CostLedger
@@ -27,25 +28,20 @@ from plait.errors import ConfigError, PlaitError, WorkflowValidationError
 from plait.memory import Memory
 from plait.tools import Toolset
 
-from ._compiler import LLMCompiler
-from ._events import TaskEvent
-from ._executor import EagerExecutor
-from ._plan import Plan, Task
-from ._references import substitute
-from ._runners import task_runner
+from ..adapters import dag_dispatch, task_runner
+from ..compiler import LLMCompiler
+from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
+from ._build import ModelCall, backend_named, build, close_backends, select_tools
+from ._checks import check
 from ._runs import RunRecord, new_run_id, runs_root
-from ._store import SQLiteResultStore
-from ._team import dag_dispatch
-from ._workflow_build import ModelCall, backend_named, build, close_backends, select_tools
-from ._workflow_checks import check
-from ._workflow_schema import (
+from ._schema import (
     InputSpec,
     PlannerWorkflow,
     StepsWorkflow,
     SupervisorWorkflow,
     WorkflowSpec,
 )
-from ._yaml_source import read_source
+from ._source import read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
 
@@ -274,7 +270,11 @@ class Workflow:
         on_event: Callable[[WorkflowEvent], None] | None = None,
     ) -> WorkflowResult:
         """Blocking :meth:`arun`."""
-        return asyncio.run(self.arun(inputs, run_id=run_id, on_event=on_event))
+        return run_sync(
+            self.arun(inputs, run_id=run_id, on_event=on_event),
+            name="Workflow.run()",
+            instead="await workflow.arun()",
+        )
 
     def plan(self, inputs: Mapping[str, Any] | None = None) -> Plan:
         """The static DAG of a ``steps`` workflow (inputs substituted where given).
@@ -317,7 +317,7 @@ def _convert(name: str, value: Any, spec: InputSpec) -> Any:
 
 def _with_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
     """Replace ``${inputs.NAME}``; step references are left for the executor."""
-    from ._workflow_checks import input_references
+    from ._checks import input_references
 
     names = input_references(value)
     if not names:
@@ -327,7 +327,7 @@ def _with_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
 
 def _partial(value: Any, known: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
-        from ._references import find_references
+        from ..dag import find_references
 
         if not find_references(value) <= set(known):
             # Mixed text: substitute input references one by one, keep the others.

@@ -32,7 +32,7 @@ from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
 from plait.tools import Tool, Toolset, calculator, http_tools, tool
 
-from ._workflow_schema import (
+from ._schema import (
     AgentSpec,
     LocalBackendSpec,
     MemorySpec,
@@ -40,7 +40,7 @@ from ._workflow_schema import (
     RouterBackendSpec,
     WorkflowSpec,
 )
-from ._workflow_tools import document_tools, memory_tools
+from ._tools import document_tools, memory_tools
 
 __all__ = ["Built", "ModelCall", "build"]
 

@@ -1,7 +1,7 @@
 """The interactive REPL (``plait repl [FILE]``): talk to agents, plan, inspect runs.
 
 ```python
-from plait.repl import default_session, run_repl
+from plait.cli.repl import default_session, run_repl
 
 run_repl(default_session())  # the embedded model, an assistant with a calculator
 ```

@@ -1,4 +1,4 @@
-"""The ``plait`` command line: parser wiring only; command bodies live in ``_cli_*`` modules.
+"""The ``plait`` command line: parser wiring only; command bodies live in sibling modules.
 
 Exit codes: 0 success, 1 the work failed, 2 invalid input, 130 interrupted.
 """
@@ -10,10 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from plait._cli_model import ask_command, doctor_command, version_command
-from plait._cli_runs import runs_list_command, runs_show_command
-from plait._cli_workflow import graph_command, run_command, schema_command, validate_command
 from plait.errors import ConfigError, ModelLoadError, PlaitError
+
+from ._model import ask_command, doctor_command, version_command
+from ._runs import runs_list_command, runs_show_command
+from ._workflow import graph_command, run_command, schema_command, validate_command
 
 __all__ = ["main"]
 
@@ -118,6 +119,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _repl(args: argparse.Namespace) -> int:
-    from plait.repl import default_session, load_session, run_repl
+    from .repl import default_session, load_session, run_repl
 
     return run_repl(load_session(args.file) if args.file else default_session())

@@ -21,9 +21,7 @@ from pydantic import ValidationError
 
 from plait.errors import PlanError
 
-from ._events import Approval, RunResult
-from ._executor import EagerExecutor
-from ._plan import Plan, Task
+from ..dag import Approval, EagerExecutor, Plan, RunResult, Task
 
 __all__ = ["ApprovalGate", "parse_answer"]
 

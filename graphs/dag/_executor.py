@@ -15,10 +15,9 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Any
 
-from langgraph.errors import GraphBubbleUp
 
 from plait import tracing
-from plait.errors import PlanError
+from plait.errors import PlanError, is_control_flow
 
 from ._events import Approval, RunResult, TaskEvent, TaskOutcome
 from ._plan import Plan, Task
@@ -161,7 +160,7 @@ class _Run:
         self.scope = scope
         self.awaiting: dict[str, dict[str, Any]] = {}
         self.key_locks: dict[str, asyncio.Lock] = {}
-        self.bubbles: list[GraphBubbleUp] = []
+        self.bubbles: list[Exception] = []  # LangGraph interrupts raised inside tasks
         self.known_tools = None if known_tools is None else set(known_tools)
         self.nodes: dict[str, _Node] = {}
         self.events: list[TaskEvent] = []
@@ -377,7 +376,9 @@ class _Run:
                 self.task_span(task)
                 with tracing.use_span(self.task_spans.get(task.id)):
                     return await self.attempts(task, args)
-            except GraphBubbleUp as bubble:
+            except Exception as bubble:
+                if not is_control_flow(bubble):
+                    raise
                 self.bubbles.append(bubble)
                 span = self.task_spans.pop(task.id, None)
                 if span is not None:
@@ -437,9 +438,9 @@ class _Run:
                     result = await self.ex._runner(task, args)
             except TimeoutError:
                 error = f"timed out after {timeout:g}s"
-            except GraphBubbleUp:
-                raise  # a LangGraph interrupt from inside a task: not a failure
             except Exception as e:  # a task failure is data for the plan, not a crash
+                if is_control_flow(e):
+                    raise  # a LangGraph interrupt from inside a task: not a failure
                 error = f"{type(e).__name__}: {e}"
             else:
                 ended = self.now()
@@ -458,9 +459,9 @@ class _Run:
         )
 
 
-def _first_bubble(group: BaseExceptionGroup[Any]) -> GraphBubbleUp | None:
+def _first_bubble(group: BaseExceptionGroup[Any]) -> BaseException | None:
     for error in group.exceptions:
-        if isinstance(error, GraphBubbleUp):
+        if not isinstance(error, BaseExceptionGroup) and is_control_flow(error):
             return error
         if isinstance(error, BaseExceptionGroup):
             found = _first_bubble(error)

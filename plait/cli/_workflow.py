@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from plait._cli_progress import Progress
 from plait.errors import ConfigError
+
+from ._progress import Progress
 
 __all__ = ["graph_command", "run_command", "schema_command", "validate_command"]
 
@@ -122,7 +123,7 @@ def mermaid(spec: Any) -> str:
         return text.replace('"', "'")
 
     if body.kind == "steps":
-        from plait.graphs._references import find_references
+        from plait.graphs.dag import find_references
 
         for step in body.steps:
             what = f"agent {step.agent}" if step.agent else f"tool {step.tool}"

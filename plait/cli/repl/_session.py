@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from plait.completions import Usage
 from plait.errors import ConfigError
 from plait.graphs import LLMCompiler, Plan, Round, load_workflow, task_runner
 from plait.memory import Memory
+from plait.prompts import load_prompt
 from plait.tools import Toolset, calculator
 
 __all__ = ["PendingPlan", "Session", "default_session", "load_session", "workflow_session"]
@@ -100,7 +100,7 @@ class Session:
 
 
 def _assistant_instructions() -> str:
-    return resources.files(__package__).joinpath("prompts/assistant.txt").read_text().strip()
+    return load_prompt(__package__ or __name__, "assistant")
 
 
 def default_session(backend: Backend | None = None) -> Session:

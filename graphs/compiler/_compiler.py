@@ -7,53 +7,39 @@ inside a round is the eager executor's, never LangGraph's supersteps.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import operator
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
 from plait import tracing
+from plait._sync import run_sync
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError, ModelOutputError, PlanError
-from plait.messages import SystemMessage, UserMessage
 
+from ..dag import (
+    Approval,
+    EagerExecutor,
+    MemoryResultStore,
+    Plan,
+    RayExecutor,
+    RunResult,
+    SQLiteResultStore,
+    Task,
+    TaskRunner,
+    parse_plan_stream,
+    run_directory,
+)
 from ._approval import ApprovalGate
-from ._events import Approval, RunResult
-from ._executor import EagerExecutor, TaskRunner
-from ._plan import Plan, Task
-from ._plan_parser import parse_plan_stream
-from ._ray import RayExecutor
-from ._references import substitute
-from ._store import MemoryResultStore, SQLiteResultStore, run_directory
+from ._prompts import decision, joiner_request, parameter_names, planner_request, without_repeats
 
-__all__ = ["CompilerResult", "LLMCompiler", "Round", "tool_runner"]
-
-_REFERENCE_SCHEMA = {"type": "string", "pattern": "^[$][1-9][0-9]?$"}
-_ANSWER_MAX_CHARS = 400
-_JOIN_SCHEMA = {
-    "type": "object",
-    # The answer comes first: small models otherwise echo the action word into it.
-    # maxLength bounds the string in the grammar, so a rambling model still closes it.
-    "properties": {
-        "answer": {"type": "string", "maxLength": _ANSWER_MAX_CHARS},
-        "action": {"enum": ["finish", "replan"]},
-    },
-    "required": ["action", "answer"],
-    "additionalProperties": False,
-}
-
-
-def _prompt(name: str) -> str:
-    return resources.files(__package__).joinpath(f"prompts/{name}.txt").read_text()
+__all__ = ["CompilerResult", "LLMCompiler", "Round"]
 
 
 class Round(BaseModel):
@@ -226,11 +212,19 @@ class LLMCompiler:
 
     def run(self, question: str, *, run_id: str | None = None) -> CompilerResult:
         """Blocking :meth:`arun`."""
-        return asyncio.run(self.arun(question, run_id=run_id))
+        return run_sync(
+            self.arun(question, run_id=run_id),
+            name="LLMCompiler.run()",
+            instead="await compiler.arun()",
+        )
 
     def resume(self, run_id: str, answer: Any) -> CompilerResult:
         """Blocking :meth:`aresume`."""
-        return asyncio.run(self.aresume(run_id, answer))
+        return run_sync(
+            self.aresume(run_id, answer),
+            name="LLMCompiler.resume()",
+            instead="await compiler.aresume()",
+        )
 
     async def _invoke(self, run_id: str, payload: Any, *, durable: bool) -> CompilerResult:
         from langgraph.checkpoint.memory import InMemorySaver
@@ -277,11 +271,13 @@ class LLMCompiler:
             ModelOutputError: the planner wrote no usable plan.
             PlanError: the plan names unknown tools or has bad arguments.
         """
-        request = self._planner_request(question, [])
+        request = planner_request(
+            self.tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
+        )
         if self.plan_format == "json":
             return await self._json_plan(request)
         completion = await self.planner.complete(request)
-        names = {n: _parameter_names(t) for n, t in self.tools.items()}
+        names = {n: parameter_names(t) for n, t in self.tools.items()}
         tasks = [t async for t in parse_plan_stream(_single(completion.text), names)]
         if not tasks:
             raise ModelOutputError("the planner wrote no task", raw=completion.text)
@@ -297,8 +293,8 @@ class LLMCompiler:
         run = await self.executor.run(
             plan, run_id=run_id or uuid.uuid4().hex[:12], known_tools=self.tools
         )
-        join = await self.joiner.complete(self._joiner_request(question, plan, run))
-        action, answer = _decision(join)
+        join = await self.joiner.complete(joiner_request(question, plan, run))
+        action, answer = decision(join)
         return Round(plan=plan, run=run, action=action, answer=answer, usage=join.usage)
 
     def _next(self, state: _State) -> str:
@@ -324,7 +320,13 @@ class LLMCompiler:
                 usage = Usage.model_validate(saved["usage"])
                 gate.exec_id = saved["exec_id"]
             else:
-                request = self._planner_request(state["question"], previous)
+                request = planner_request(
+                    self.tools,
+                    state["question"],
+                    [(r.plan, r.run, r.answer) for r in previous],
+                    plan_format=self.plan_format,
+                    max_tasks=self.max_tasks,
+                )
                 if self.plan_format == "json":
                     attributes = _call_attributes(self.planner, "planner")
                     with tracing.span("plait.plan", attributes) as plan_span:
@@ -353,63 +355,18 @@ class LLMCompiler:
                 )
             run = await gate.run(plan, known_tools=self.tools, scope=outer_id, first=run)
             with tracing.span("plait.join", _call_attributes(self.joiner, "joiner")) as join_span:
-                join = await self.joiner.complete(
-                    self._joiner_request(state["question"], plan, run)
-                )
+                join = await self.joiner.complete(joiner_request(state["question"], plan, run))
                 join_span.set_attributes(_usage_attributes(join.usage))
                 join_span.set("gen_ai.output.messages", tracing.content(join.text))
-        action, answer = _decision(join)
+        action, answer = decision(join)
         record = Round(plan=plan, run=run, action=action, answer=answer, usage=usage + join.usage)
         return {"rounds": [record.model_dump(mode="json")]}
-
-    def _planner_request(self, question: str, previous: list[Round]) -> ChatRequest:
-        tools = "\n".join(
-            f"- {t.name}({', '.join(_parameter_names(t))}): {t.description}"
-            for t in self.tools.values()
-        )
-        system = _prompt(f"planner_{self.plan_format}").format(tools=tools).strip()
-        user = question
-        if previous:
-            history = "\n\n".join(
-                _observations(r.plan, r.run) + f"\nJoiner: {r.answer}" for r in previous
-            )
-            user = f"{question}\n\n" + _prompt("replan_context").format(history=history)
-        fields: dict[str, Any] = {"temperature": 0.0, "max_tokens": 400, "agent": "planner"}
-        if self.plan_format == "json":
-            fields["response_schema"] = self._plan_schema()
-        return ChatRequest(
-            messages=(SystemMessage(content=system), UserMessage(content=user)), **fields
-        )
-
-    def _plan_schema(self) -> dict[str, Any]:
-        items = [
-            {
-                "type": "object",
-                "properties": {"tool": {"const": t.name}, "args": _args_with_references(t)},
-                "required": ["tool", "args"],
-                "additionalProperties": False,
-            }
-            for t in self.tools.values()
-        ]
-        return {
-            "type": "object",
-            "properties": {
-                "tasks": {
-                    "type": "array",
-                    "items": items[0] if len(items) == 1 else {"anyOf": items},
-                    "minItems": 1,
-                    "maxItems": self.max_tasks,
-                }
-            },
-            "required": ["tasks"],
-            "additionalProperties": False,
-        }
 
     async def _json_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:
         completion = await self.planner.complete(request)
         try:
             raw = completion.parse_json()["tasks"]
-            tasks = _without_repeats(
+            tasks = without_repeats(
                 [
                     self._flag(Task(id=str(i), tool=t["tool"], args=t.get("args", {})))
                     for i, t in enumerate(raw, start=1)
@@ -441,7 +398,7 @@ class LLMCompiler:
                     yield chunk.delta
 
         async def tasks() -> AsyncIterator[Task]:
-            names = {n: _parameter_names(t) for n, t in self.tools.items()}
+            names = {n: parameter_names(t) for n, t in self.tools.items()}
             async for parsed in parse_plan_stream(text(), names):
                 task = self._flag(parsed)
                 problem = self._check_args(task)
@@ -477,18 +434,6 @@ class LLMCompiler:
             return f"missing required argument(s) {', '.join(missing)}"
         return None
 
-    def _joiner_request(self, question: str, plan: Plan, run: RunResult) -> ChatRequest:
-        user = f"Question: {question}\n\nTool results:\n{_observations(plan, run)}"
-        return ChatRequest(
-            messages=(SystemMessage(content=_prompt("joiner").strip()), UserMessage(content=user)),
-            response_schema=_JOIN_SCHEMA,
-            temperature=0.0,
-            # At least one token per answer character plus the JSON around it, so
-            # the grammar can always close the object before the token limit.
-            max_tokens=_ANSWER_MAX_CHARS + 48,
-            agent="joiner",
-        )
-
 
 def _result(run_id: str, state: dict[str, Any]) -> CompilerResult:
     rounds = tuple(Round.model_validate(r) for r in state.get("rounds", []))
@@ -501,15 +446,6 @@ def _result(run_id: str, state: dict[str, Any]) -> CompilerResult:
         run_id=run_id,
         awaiting=awaiting,
     )
-
-
-def _decision(join: Completion) -> tuple[str, str]:
-    """The joiner's (action, answer)."""
-    try:
-        decision = join.parse_json()
-        return decision["action"], str(decision["answer"])
-    except (ModelOutputError, KeyError, TypeError) as e:
-        raise ModelOutputError("the joiner's reply is not a valid decision", raw=join.text) from e
 
 
 def _call_attributes(backend: Backend, agent: str) -> dict[str, Any]:
@@ -539,78 +475,3 @@ def _plan_attributes(plan: Plan, usage: Usage) -> dict[str, Any]:
 
 async def _single(text: str) -> AsyncIterator[str]:
     yield text
-
-
-def _without_repeats(tasks: list[Task]) -> tuple[Task, ...]:
-    """Drop tasks that repeat an earlier one verbatim; references follow the kept one.
-
-    Small models often write the same call several times; running it again adds
-    nothing.
-    """
-    kept: list[Task] = []
-    first_of: dict[str, str] = {}
-    alias: dict[str, str] = {}
-    for task in tasks:
-        args = (
-            substitute(task.args, {old: f"${new}" for old, new in alias.items()})
-            if alias
-            else task.args
-        )
-        key = json.dumps([task.tool, args], sort_keys=True)
-        if key in first_of:
-            alias[task.id] = first_of[key]
-            continue
-        first_of[key] = task.id
-        kept.append(task.model_copy(update={"args": args}))
-    return tuple(kept)
-
-
-def _parameter_names(tool: ToolSpec) -> list[str]:
-    return list(tool.parameters.get("properties", {}))
-
-
-def _args_with_references(tool: ToolSpec) -> dict[str, Any]:
-    """The tool's argument schema, where any argument may also be a ``$N`` reference."""
-    properties = {
-        name: {"anyOf": [schema, _REFERENCE_SCHEMA]}
-        for name, schema in tool.parameters.get("properties", {}).items()
-    }
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    if tool.parameters.get("required"):
-        schema["required"] = list(tool.parameters["required"])
-    return schema
-
-
-def _observations(plan: Plan, run: RunResult) -> str:
-    lines = []
-    for task in plan.tasks:
-        outcome = run.outcomes.get(task.id)
-        call = f"{task.id}. {task.tool}({json.dumps(task.args, ensure_ascii=False)})"
-        if outcome is None:
-            lines.append(f"{call} -> not run")
-        elif outcome.status == "done":
-            lines.append(f"{call} -> {_short(outcome.result)}")
-        else:
-            lines.append(f"{call} -> {outcome.status.upper()}: {outcome.error}")
-    return "\n".join(lines)
-
-
-def _short(value: Any, limit: int = 500) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[:limit] + " ...[truncated]"
-
-
-def tool_runner(functions: Mapping[str, Any]) -> TaskRunner:
-    """A runner calling plain (sync or async) functions by tool name, with keyword args."""
-
-    async def run(task: Task, args: dict[str, Any]) -> Any:
-        result = functions[task.tool](**args)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result
-
-    return run

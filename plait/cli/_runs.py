@@ -44,7 +44,8 @@ def runs_show_command(args: argparse.Namespace) -> int:
     record = read_run(args.run_id)
     if args.html is not None:
         from plait.graphs import run_directory
-        from plait.report import write_html_report
+
+        from .report import write_html_report
 
         written = write_html_report(run_directory(record.run_id), args.html or None)
         print(f"wrote {written}")

@@ -15,9 +15,9 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
-from ._references import find_references
-from ._workflow_schema import BuiltinToolSpec, WorkflowSpec, builtin_tool_names
-from ._yaml_source import Source
+from ..dag import find_references
+from ._schema import BuiltinToolSpec, WorkflowSpec, builtin_tool_names
+from ._source import Source
 
 __all__ = ["check", "input_references"]
 
@@ -71,7 +71,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 
 
 def _allowed_keys(loc: tuple[str | int, ...], source: Source) -> list[str]:
-    from . import _workflow_schema as schema
+    from . import _schema as schema
 
     section = loc[0] if loc else None
     models: dict[Any, Any] = {

@@ -17,8 +17,7 @@ from plait.chat import ToolSpec
 from plait.errors import PlanError, ToolError
 from plait.tools import Tool, Toolset
 
-from ._executor import IdempotencyKey, TaskRunner
-from ._plan import Task
+from ..dag import IdempotencyKey, Task, TaskRunner
 
 __all__ = ["agent_spec", "idempotency_keys", "task_runner"]
 

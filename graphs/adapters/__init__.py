@@ -1,0 +1,11 @@
+"""Where agents and tools meet the DAG: task runners and the team dispatch.
+
+``task_runner`` turns tools and agents into a runner for plans; ``dag_dispatch``
+runs a supervisor's workers as tasks of the eager executor (agents may not
+import graphs, so the bridge lives here).
+"""
+
+from ._runners import agent_spec, idempotency_keys, task_runner
+from ._team import dag_dispatch
+
+__all__ = ["agent_spec", "dag_dispatch", "idempotency_keys", "task_runner"]

@@ -1,0 +1,43 @@
+"""Plans as DAGs and the executors that run them.
+
+The bottom room of ``plait.graphs``: plans and their parser, ``$n`` references,
+task events and outcomes, result stores, the eager executor (each task starts
+the moment its inputs are ready), the Ray executor and static runs. It imports
+only the plait core (and networkx); agents, tools and LangGraph live above it.
+"""
+
+from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
+from ._executor import Approver, EagerExecutor, IdempotencyKey, TaskRunner
+from ._functions import tool_runner
+from ._plan import Plan, Task
+from ._plan_parser import StreamingPlanParser, parse_plan_stream
+from ._ray import RayExecutor, RayTaskRunner
+from ._references import find_references, substitute
+from ._static import run_static
+from ._store import MemoryResultStore, ResultStore, SQLiteResultStore, run_directory
+
+__all__ = [
+    "Approval",
+    "Approver",
+    "EagerExecutor",
+    "IdempotencyKey",
+    "MemoryResultStore",
+    "Plan",
+    "RayExecutor",
+    "RayTaskRunner",
+    "ResultStore",
+    "RunResult",
+    "SQLiteResultStore",
+    "StreamingPlanParser",
+    "Task",
+    "TaskEvent",
+    "TaskOutcome",
+    "TaskRunner",
+    "TaskStatus",
+    "find_references",
+    "parse_plan_stream",
+    "run_directory",
+    "run_static",
+    "substitute",
+    "tool_runner",
+]
