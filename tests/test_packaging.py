@@ -1,7 +1,9 @@
 """The install gives one import tree, `plait.*`, and nothing generic at top level."""
 
+import json
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -9,6 +11,40 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ("agents", "backends", "graphs", "memory", "tools")
+# Every package with an __all__ of its own (rooms included), for the sorted-__all__ check.
+PACKAGES = (
+    "plait",
+    "plait.agents",
+    "plait.backends",
+    "plait.backends.local",
+    "plait.backends.openai",
+    "plait.backends.routing",
+    "plait.cli",
+    "plait.cli.repl",
+    "plait.cli.report",
+    "plait.graphs",
+    "plait.graphs.adapters",
+    "plait.graphs.compiler",
+    "plait.graphs.dag",
+    "plait.graphs.workflows",
+    "plait.memory",
+    "plait.tools",
+)
+
+
+def _source_modules() -> dict[str, str]:
+    """Module name -> source file (relative), as the package-dir mapping lays the tree out."""
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    modules: dict[str, str] = {}
+    for package, folder in mapping["package-dir"].items():
+        for path in (ROOT / folder).rglob("*.py"):
+            relative = path.relative_to(ROOT / folder)
+            parts = [p for p in relative.with_suffix("").parts if p != "__init__"]
+            name = ".".join([package, *parts])
+            if package == "plait" and len(parts) and parts[0] in SUBPACKAGES:
+                continue  # a mapped folder, not part of plait/
+            modules[name] = path.relative_to(ROOT).as_posix()
+    return modules
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +90,48 @@ def test_wheel_declares_the_console_script(wheel):
 
 def test_every_folder_with_python_code_is_packaged(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for sub in SUBPACKAGES:
-        for init in (ROOT / sub).rglob("__init__.py"):
+    for folder in ("plait", *SUBPACKAGES):
+        for init in (ROOT / folder).rglob("__init__.py"):
             relative = init.relative_to(ROOT).as_posix()
-            assert f"plait/{relative}" in names, f"{relative} is not in the wheel"
+            if folder != "plait":
+                relative = f"plait/{relative}"
+            assert relative in names, f"{relative} is not in the wheel"
+
+
+def test_wheel_and_source_tree_hold_the_same_modules(wheel):
+    in_wheel = {
+        n.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for n in zipfile.ZipFile(wheel).namelist()
+        if n.endswith(".py")
+    }
+    assert in_wheel == set(_source_modules())
+
+
+def test_every_prompt_file_is_packaged(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in ("plait", *SUBPACKAGES):
+        for prompt in (ROOT / folder).rglob("prompts/*.txt"):
+            relative = prompt.relative_to(ROOT).as_posix()
+            if folder != "plait":
+                relative = f"plait/{relative}"
+            assert relative in names, f"{relative} is not in the wheel"
+
+
+def test_the_installed_tree_imports_every_module_from_its_source_file():
+    """What `pip install -e .` (the test environment) imports matches the wheel's layout."""
+    modules = _source_modules()
+    code = (
+        "import importlib.util, json\n"
+        f"names = {sorted(modules)!r}\n"
+        # find_spec imports a module's parents, not the module (plait.__main__ would run).
+        "print(json.dumps({n: importlib.util.find_spec(n).origin for n in names}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    )
+    files = json.loads(result.stdout)
+    for name, source in modules.items():
+        assert Path(files[name]).resolve() == (ROOT / source).resolve(), name
 
 
 def test_installed_tree_has_no_generic_top_level_modules():
@@ -73,7 +147,7 @@ def test_installed_tree_has_no_generic_top_level_modules():
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("package", ["plait", *(f"plait.{s}" for s in SUBPACKAGES)])
+@pytest.mark.parametrize("package", PACKAGES)
 def test_subpackages_declare_a_sorted_all(package):
     module = __import__(package, fromlist=["__all__"])
     assert list(module.__all__) == sorted(module.__all__)
