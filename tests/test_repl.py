@@ -17,6 +17,7 @@ from prompt_toolkit.document import Document
 
 from plait.agents import Agent, Trace
 from plait.backends import LocalBackend
+from plait.backends.local import EngineStats
 from plait.backends.routing import Price
 from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.cli.repl import ReplCompleter, Session, Shell, candidates, default_session, load_session
@@ -320,3 +321,25 @@ async def test_compiler_review_with_text_plans_and_bad_plans():
     wrong = LLMCompiler(ScriptedBackend([plan_json(("calculator", {"x": "1"}))]), specs, runner)
     with pytest.raises(PlanError, match="unknown argument"):
         await wrong.aplan("?")
+
+
+class _CountedBackend(ScriptedBackend):
+    """A scripted backend with engine counters, like the local one."""
+
+    def __init__(self, stats: EngineStats) -> None:
+        super().__init__([])
+        self._stats = stats
+
+    def stats(self) -> EngineStats:
+        return self._stats
+
+
+async def test_stats_reads_the_engine_counters_even_when_no_run_finished():
+    # A cancelled answer or a failed turn used the engine though no run finished.
+    used = EngineStats(requests=2, prompt_tokens=40, reused_tokens=10, decode_tokens=7)
+    shell, out = shell_on(default_session(_CountedBackend(used)))
+    stats = await run_lines(shell, out, "/stats")
+    assert "runs: 0" in stats
+    assert "scripted: 2 requests, KV reuse 10/40 prompt tokens (25%)" in stats
+    shell, out = shell_on(default_session(_CountedBackend(EngineStats())))
+    assert "scripted: engine not used yet" in await run_lines(shell, out, "/stats")

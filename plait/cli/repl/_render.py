@@ -176,10 +176,13 @@ def render_stats(session: Session) -> str:
         stats_of = getattr(backend, "stats", None)
         if stats_of is None:
             lines.append(f"{name}: no engine counters (not a local backend)")
-        elif session.runs == 0:
+            continue
+        # The engine's own counters say whether it was used: a cancelled answer or a
+        # failed turn used it too, though neither counts as a finished run.
+        s = stats_of()
+        if s.requests == 0:
             lines.append(f"{name}: engine not used yet")
         else:
-            s = stats_of()
             reuse = s.reused_tokens / s.prompt_tokens if s.prompt_tokens else 0.0
             lines.append(
                 f"{name}: {s.requests} requests, KV reuse {s.reused_tokens}/{s.prompt_tokens} "
