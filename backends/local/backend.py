@@ -17,7 +17,7 @@ from plait.chat import ChatRequest
 from plait.completions import Completion, FinishReason, StreamChunk, Timings, Usage
 from plait.errors import ConfigError, ContextLengthExceeded
 from plait.messages import Message, SystemMessage
-from plait.settings import Settings, load_settings
+from plait.settings import Settings, available_cpus, load_settings
 
 from .._base import Backend, Capabilities
 from ._engine import EngineOptions, Job, Outcome
@@ -76,7 +76,8 @@ class LocalBackend(Backend):
     Args:
         model_path: a GGUF file.
         n_ctx: context length in tokens, shared by all sequences (default from settings).
-        n_threads: CPU threads (default: llama.cpp's choice).
+        n_threads: CPU threads for prefill and decode (default: ``PLAIT_N_THREADS``, else
+            the CPUs this process may run on).
         temperature: sampling temperature used when a request sets none.
         n_seq_max: sequences in the KV cache (concurrent requests plus cached prefixes).
         type_k: storage type of cached keys, e.g. "q8_0" (default from settings).
@@ -108,7 +109,7 @@ class LocalBackend(Backend):
             n_ctx=n_ctx or settings.n_ctx,
             n_seq_max=n_seq_max or settings.n_seq_max,
             n_batch=settings.n_batch,
-            n_threads=n_threads or settings.n_threads,
+            n_threads=n_threads or settings.n_threads or available_cpus(),
             type_k=_kv_type(type_k or settings.kv_type_k, "type_k"),
             type_v=_kv_type(type_v or settings.kv_type_v, "type_v"),
         )
@@ -120,6 +121,11 @@ class LocalBackend(Backend):
         self._prefix_cache = settings.prefix_cache if prefix_cache is None else prefix_cache
         self._temperature = temperature
         self.name = f"local:{self._model_path.stem}" if self._model_path else "local:default"
+
+    @property
+    def n_threads(self) -> int | None:
+        """The CPU threads the engine uses for prefill and decode."""
+        return self._options.n_threads
 
     @property
     def model_path(self) -> Path:

@@ -48,6 +48,7 @@ def doctor_command(args: argparse.Namespace) -> int:
 
     info = llama_cpp.llama_print_system_info().decode().strip()
     print(f"llama.cpp: {info}")
+    print(f"threads: {backend.n_threads} (PLAIT_N_THREADS, else the CPUs this process may use)")
     started = time.perf_counter()
     try:
         model = backend.load()
