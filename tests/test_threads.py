@@ -1,4 +1,4 @@
-"""The local engine's threads follow the CPUs this process may use, not llama.cpp's fixed default."""
+"""The local engine's threads follow the CPUs this process may use, not a fixed default."""
 
 import os
 

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from plait import tracing
 from plait.errors import PlanError, is_control_flow
 
