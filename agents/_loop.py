@@ -194,7 +194,8 @@ class Run:
                     extra = [UserMessage(content=render("summarizer"))]
             if not may_call:
                 choice = "none" if tools else "auto"
-            request = self._request(tools, choice, extra)
+            schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
+            request = self._request(extra, tools=tools, choice=choice, schema=schema)
             completion: Completion | None = None
             async for item in self._model_turn(backend, request, role):
                 if isinstance(item, Completion):
@@ -214,12 +215,17 @@ class Run:
     # -- model turns -----------------------------------------------------------
 
     def _request(
-        self, tools: Toolset, choice: ToolChoice, extra: Sequence[Message] = ()
+        self,
+        extra: Sequence[Message],
+        *,
+        tools: Toolset | None = None,
+        choice: ToolChoice = "auto",
+        schema: dict[str, Any] | None = None,
     ) -> ChatRequest:
-        schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
+        """The next request of this run: its messages so far, then ``extra``."""
         return ChatRequest(
             messages=(*self.messages, *extra),
-            tools=tools.specs,
+            tools=tools.specs if tools is not None else (),
             tool_choice=choice,
             response_schema=schema,
             max_tokens=self.limits.max_turn_tokens,
@@ -284,13 +290,7 @@ class Run:
     async def _plan(self, planner: Backend) -> bool:
         """Ask the planner whether to call a tool next; remember its plan."""
         schema = _PLAN_SCHEMA if planner.capabilities.json_schema_output else None
-        request = ChatRequest(
-            messages=(*self.messages, UserMessage(content=render("planner"))),
-            response_schema=schema,
-            max_tokens=self.limits.max_turn_tokens,
-            temperature=self.agent.temperature,
-            agent=self.agent.name,
-        )
+        request = self._request([UserMessage(content=render("planner"))], schema=schema)
         # The planner's deltas are not part of the answer: only its completion counts.
         text = ""
         async for item in self._model_turn(planner, request, "planner"):
