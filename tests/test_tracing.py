@@ -16,10 +16,9 @@ from plait import tracing
 from plait.agents import Agent
 from plait.backends.routing import CostLedger, Price, RuleRouter
 from plait.backends.testing import ScriptedBackend
-from plait.chat import ToolSpec
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError
-from plait.graphs import EagerExecutor, LLMCompiler, Plan, Task, task_runner, tool_runner
+from plait.graphs import EagerExecutor, LLMCompiler, Plan, Task, task_runner
 from plait.messages import ToolCall
 from plait.tools import tool
 
@@ -151,15 +150,6 @@ async def test_compiler_model_calls_carry_the_same_chat_attributes_as_an_agents(
 ) -> None:
     # Every layer builds chat spans from one set of attributes, so a report reads
     # the planner and the joiner exactly as it reads an agent's model turns.
-    spec = ToolSpec(
-        name="add",
-        description="Add two numbers.",
-        parameters={
-            "type": "object",
-            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-            "required": ["a", "b"],
-        },
-    )
     plan = json.dumps({"tasks": [{"tool": "add", "args": {"a": 1, "b": 2}}]})
     join = Completion(
         text=json.dumps({"action": "finish", "answer": "3"}),
@@ -167,7 +157,8 @@ async def test_compiler_model_calls_carry_the_same_chat_attributes_as_an_agents(
         model="joiner-1",
     )
     model = ScriptedBackend([plan, join], name="m")
-    compiler = LLMCompiler(model, [spec], tool_runner({"add": lambda a, b: a + b}))
+    specs, runner = task_runner([add])
+    compiler = LLMCompiler(model, specs, runner)
     assert (await compiler.arun("What is 1 + 2?")).answer == "3"
     await Agent("adder", "Add.", ScriptedBackend(["3"], name="m"), temperature=0.2).arun("1 + 2?")
 
