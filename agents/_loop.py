@@ -248,6 +248,7 @@ class Run:
             "plait.agent.step": step,
             "plait.agent.role": role,
         }
+        timed_out = False
         with tracing.span(f"chat {backend.name}", attributes) as span:
             chunks = backend.stream(request)
             try:
@@ -256,18 +257,28 @@ class Run:
                         chunk = await asyncio.wait_for(anext(chunks), self._remaining())
                     except StopAsyncIteration:
                         break
-                    except TimeoutError:
-                        raise _Stop("timeout") from None
+                    except (TimeoutError, _Stop):
+                        timed_out = True
+                        break
                     if chunk.delta:
                         yield TextDelta(step=step, delta=chunk.delta)
                     completion = chunk.completion
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
-            if completion is None:
+            if timed_out:
+                # Recorded here, not by the stop signal passing through the span:
+                # the trace names the limit, never the loop's private exception.
+                span.set("error.type", "timeout")
+                span.fail(f"timeout: agent {self.agent.name!r} reached its time limit mid-turn")
+            elif completion is None:
                 raise ModelOutputError(
                     f"backend {backend.name!r} ended its stream without a completion", raw=""
                 )
-            span.set_attributes(response_attributes(completion))
+            else:
+                span.set_attributes(response_attributes(completion))
+        if timed_out:
+            raise _Stop("timeout")
+        assert completion is not None  # a stream without one raised ModelOutputError above
         cost = self.agent.cost_of(backend, completion.usage)
         self.trace.usage = self.trace.usage + completion.usage
         self.trace.cost += cost

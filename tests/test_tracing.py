@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from plait import tracing
-from plait.agents import Agent
+from plait.agents import Agent, AgentLimits
 from plait.backends.routing import CostLedger, Price, RuleRouter
-from plait.backends.testing import ScriptedBackend
+from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError
 from plait.graphs import EagerExecutor, LLMCompiler, Plan, Task, task_runner
@@ -194,6 +194,25 @@ async def test_compiler_model_calls_carry_the_same_chat_attributes_as_an_agents(
     assert join_span.attributes["gen_ai.usage.input_tokens"] == 50
     assert join_span.attributes["plait.usage.cached_input_tokens"] == 20
     assert join_span.attributes["gen_ai.request.temperature"] == 0.0
+
+
+async def test_a_timeout_mid_turn_is_recorded_as_a_timeout(tmp_path: Any) -> None:
+    # The run's stop signal is private to the agent loop: a model call cut off by
+    # the time limit says "timeout" in the trace, never the signal's class name.
+    async def slow(request: Any) -> str:
+        await asyncio.sleep(5)
+        return "too late"
+
+    agent = Agent("s", "Think.", FunctionBackend(slow), limits=AgentLimits(timeout_s=0.05))
+    with tracing.record_run(tmp_path, "t1"):
+        result = await agent.arun("Anything?")
+    assert result.stop_reason == "timeout"
+    records = {r["name"]: r for r in tracing.read_trace(tmp_path / "trace.jsonl")}
+    chat = records["chat function"]
+    assert chat["status"] == "error" and chat["attributes"]["error.type"] == "timeout"
+    assert "time limit" in chat["error"]
+    assert records["invoke_agent s"]["attributes"]["plait.agent.stop_reason"] == "timeout"
+    assert "_Stop" not in (tmp_path / "trace.jsonl").read_text()
 
 
 async def test_agent_task_in_a_plan_nests_under_its_task(
