@@ -68,7 +68,11 @@ class _Stop(Exception):
 
 
 class Run:
-    """The state of one run; :meth:`events` drives it."""
+    """The state of one run; :meth:`events` drives it.
+
+    Every ``Agent.arun`` and ``Agent.stream`` call makes its own, so concurrent
+    runs of one agent share its configuration (and memory), never run state.
+    """
 
     def __init__(self, agent: Agent[Any], task: str, runner: ToolRunner) -> None:
         self.agent = agent
@@ -85,7 +89,6 @@ class Run:
         self.adapter = TypeAdapter(agent.output_type) if agent.output_type is not None else None
         self.schema = json_schema_of(agent.output_type) if agent.output_type is not None else None
         self._deadline: float | None = None
-        self._plan_text = ""
 
     # -- driving -------------------------------------------------------------
 
@@ -185,10 +188,12 @@ class Run:
             extra: list[Message] = []
             roles = self.agent.roles
             if roles is not None:
-                wants_tool = may_call and await self._plan(roles.planner or backend)
+                wants_tool, plan = False, ""
+                if may_call:
+                    wants_tool, plan = await self._plan(roles.planner or backend)
                 if wants_tool:
                     role, backend, choice = "caller", roles.caller or backend, "required"
-                    extra = [UserMessage(content=render("caller", plan=self._plan_text))]
+                    extra = [UserMessage(content=render("caller", plan=plan))]
                 else:
                     role, backend, may_call = "summarizer", roles.summarizer or backend, False
                     extra = [UserMessage(content=render("summarizer"))]
@@ -298,8 +303,11 @@ class Run:
         )
         yield completion
 
-    async def _plan(self, planner: Backend) -> bool:
-        """Ask the planner whether to call a tool next; remember its plan."""
+    async def _plan(self, planner: Backend) -> tuple[bool, str]:
+        """Ask the planner whether to call a tool next; return that and its plan.
+
+        The plan also joins the run's messages, for the turns that follow.
+        """
         schema = _PLAN_SCHEMA if planner.capabilities.json_schema_output else None
         request = self._request([UserMessage(content=render("planner"))], schema=schema)
         # The planner's deltas are not part of the answer: only its completion counts.
@@ -310,15 +318,15 @@ class Run:
         try:
             decision = json.loads(text)
             wants_tool = decision.get("next") == "call_tool"
-            self._plan_text = str(decision.get("plan", ""))
+            plan = str(decision.get("plan", ""))
         except (json.JSONDecodeError, AttributeError):
             # A planner without JSON output: its text is the plan; go on with tools
             # only until the first results are in.
             wants_tool = self.tool_rounds == 0
-            self._plan_text = text
-        if self._plan_text:
-            self.messages.append(AssistantMessage(content=f"Plan: {self._plan_text}"))
-        return wants_tool
+            plan = text
+        if plan:
+            self.messages.append(AssistantMessage(content=f"Plan: {plan}"))
+        return wants_tool, plan
 
     # -- tools -----------------------------------------------------------------
 
