@@ -36,21 +36,12 @@ def agent_attributes(agent: str, task: str) -> dict[str, Any]:
     }
 
 
-def chat_attributes(
-    backend_name: str, request: ChatRequest, *, agent: str | None = None
-) -> dict[str, Any]:
-    """Attributes of a ``chat`` span (one model call), as it starts.
-
-    Args:
-        backend_name: the backend that gets the request.
-        request: the request.
-        agent: who is calling, when the request does not say (``request.agent``
-            wins when set).
-    """
+def chat_attributes(backend_name: str, request: ChatRequest) -> dict[str, Any]:
+    """Attributes of a ``chat`` span (one model call to ``backend_name``), as it starts."""
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": backend_name,
-        "gen_ai.agent.name": request.agent or agent,
+        "gen_ai.agent.name": request.agent,
         "gen_ai.request.max_tokens": request.max_tokens,
         "gen_ai.request.temperature": request.temperature,
         "plait.backend": backend_name,
