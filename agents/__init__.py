@@ -1,11 +1,14 @@
 """Agents: the ``Agent`` runtime (tool loop, structured output, limits, traces),
 the ``Supervisor`` (hierarchical teams hired under a budget), ensembles and the
 router agent. Every one of them is a :class:`Runnable`.
+
+Only the names below are public. Hiring under a budget, the run loops and the
+structured answers of judge and planning calls are internals of their modules;
+the errors a run raises live in :mod:`plait.errors`.
 """
 
 from ._agent import Agent, AgentLimits, Roles
 from ._ensembles import (
-    Critique,
     CritiqueRevise,
     Ensemble,
     EnsembleResult,
@@ -13,18 +16,15 @@ from ._ensembles import (
     Fuse,
     GenerateRank,
     MajorityVote,
-    Ranking,
-    Verdict,
     Verifier,
     VerifyBeforeAccept,
 )
-from ._hiring import Hire, Hiring, Metered, TeamPrefix
 from ._memory import AgentMemory, MemoryBinding
 from ._router_agent import AgentChoice, RoutedResult, RouterAgent
 from ._runnable import Runnable, RunnableResult
 from ._supervisor import Supervisor
-from ._team_plan import DraftPlan, Review, RoleSpec, Subtask, TeamPlan
-from ._team_run import Dispatch, Reviewer, WorkerFailed, gather_dispatch
+from ._team_plan import Review, RoleSpec, Subtask, TeamPlan
+from ._team_run import Dispatch, Reviewer, gather_dispatch
 from ._team_trace import (
     DecisionKind,
     TeamDecision,
@@ -56,24 +56,18 @@ __all__ = [
     "AgentLimits",
     "AgentMemory",
     "AgentResult",
-    "Critique",
     "CritiqueRevise",
     "DecisionKind",
     "Dispatch",
-    "DraftPlan",
     "Ensemble",
     "EnsembleResult",
     "EnsembleStop",
     "Fuse",
     "GenerateRank",
-    "Hire",
-    "Hiring",
     "MajorityVote",
     "MemoryBinding",
     "MemoryRecall",
-    "Metered",
     "ModelTurn",
-    "Ranking",
     "RecalledNote",
     "RejectedNote",
     "Review",
@@ -90,7 +84,6 @@ __all__ = [
     "Supervisor",
     "TeamDecision",
     "TeamPlan",
-    "TeamPrefix",
     "TeamResult",
     "TeamStop",
     "TeamTrace",
@@ -99,10 +92,8 @@ __all__ = [
     "ToolRecord",
     "ToolStarted",
     "Trace",
-    "Verdict",
     "Verifier",
     "VerifyBeforeAccept",
-    "WorkerFailed",
     "WorkerReport",
     "gather_dispatch",
 ]

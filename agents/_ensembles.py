@@ -314,7 +314,7 @@ class VerifyBeforeAccept(Ensemble):
     Args:
         name: the ensemble's name.
         solver: the runnable that answers.
-        verifier: a model that judges (structured :class:`Verdict`), or a
+        verifier: a model that judges (a structured ``valid`` and ``reason``), or a
             deterministic :data:`Verifier` function (run the code, recompute...).
         attempts: answers tried before giving up with ``rejected``.
     """

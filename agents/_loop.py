@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from plait import tracing
+from plait._span_attributes import (
+    agent_attributes,
+    chat_attributes,
+    response_attributes,
+    usage_attributes,
+)
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
@@ -49,7 +55,12 @@ _PLAN_SCHEMA: dict[str, Any] = {
 
 
 class _Stop(Exception):
-    """A limit was reached; the run ends with a result naming it."""
+    """A limit was reached; the run ends with a result naming it.
+
+    Limits are checked deep inside the run (every bounded await checks the
+    deadline), so an exception is what carries the news up to :meth:`Run.events`,
+    which catches it: it never leaves this module.
+    """
 
     def __init__(self, reason: StopReason) -> None:
         self.reason = reason
@@ -57,7 +68,11 @@ class _Stop(Exception):
 
 
 class Run:
-    """The state of one run; :meth:`events` drives it."""
+    """The state of one run; :meth:`events` drives it.
+
+    Every ``Agent.arun`` and ``Agent.stream`` call makes its own, so concurrent
+    runs of one agent share its configuration (and memory), never run state.
+    """
 
     def __init__(self, agent: Agent[Any], task: str, runner: ToolRunner) -> None:
         self.agent = agent
@@ -74,8 +89,6 @@ class Run:
         self.adapter = TypeAdapter(agent.output_type) if agent.output_type is not None else None
         self.schema = json_schema_of(agent.output_type) if agent.output_type is not None else None
         self._deadline: float | None = None
-        self._last: Completion = Completion()
-        self._plan_text = ""
 
     # -- driving -------------------------------------------------------------
 
@@ -86,12 +99,7 @@ class Run:
             self._deadline = asyncio.get_running_loop().time() + self.limits.timeout_s
         reason: StopReason = "done"
         with tracing.span(
-            f"invoke_agent {self.agent.name}",
-            {
-                "gen_ai.operation.name": "invoke_agent",
-                "gen_ai.agent.name": self.agent.name,
-                "plait.agent.task": tracing.content(self.task),
-            },
+            f"invoke_agent {self.agent.name}", agent_attributes(self.agent.name, self.task)
         ) as span:
             try:
                 await self._start()
@@ -99,12 +107,9 @@ class Run:
                     yield event
             except _Stop as stop:
                 reason = stop.reason
-            usage = self.trace.usage
             span.set_attributes(
                 {
-                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
-                    "gen_ai.usage.output_tokens": usage.completion_tokens,
-                    "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
+                    **usage_attributes(self.trace.usage),
                     "plait.agent.steps": self.trace.steps,
                     "plait.agent.stop_reason": reason,
                 }
@@ -183,19 +188,26 @@ class Run:
             extra: list[Message] = []
             roles = self.agent.roles
             if roles is not None:
-                wants_tool = may_call and await self._plan(roles.planner or backend)
+                wants_tool, plan = False, ""
+                if may_call:
+                    wants_tool, plan = await self._plan(roles.planner or backend)
                 if wants_tool:
                     role, backend, choice = "caller", roles.caller or backend, "required"
-                    extra = [UserMessage(content=render("caller", plan=self._plan_text))]
+                    extra = [UserMessage(content=render("caller", plan=plan))]
                 else:
                     role, backend, may_call = "summarizer", roles.summarizer or backend, False
                     extra = [UserMessage(content=render("summarizer"))]
             if not may_call:
                 choice = "none" if tools else "auto"
-            request = self._request(tools, choice, extra)
-            async for event in self._model_turn(backend, request, role):
-                yield event
-            completion = self._last
+            schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
+            request = self._request(extra, tools=tools, choice=choice, schema=schema)
+            completion: Completion | None = None
+            async for item in self._model_turn(backend, request, role):
+                if isinstance(item, Completion):
+                    completion = item
+                else:
+                    yield item
+            assert completion is not None  # a model turn ends with its completion
             if completion.tool_calls:
                 self._check_tokens()
                 async for event in self._call_tools(completion):
@@ -208,12 +220,17 @@ class Run:
     # -- model turns -----------------------------------------------------------
 
     def _request(
-        self, tools: Toolset, choice: ToolChoice, extra: Sequence[Message] = ()
+        self,
+        extra: Sequence[Message],
+        *,
+        tools: Toolset | None = None,
+        choice: ToolChoice = "auto",
+        schema: dict[str, Any] | None = None,
     ) -> ChatRequest:
-        schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
+        """The next request of this run: its messages so far, then ``extra``."""
         return ChatRequest(
             messages=(*self.messages, *extra),
-            tools=tools.specs,
+            tools=tools.specs if tools is not None else (),
             tool_choice=choice,
             response_schema=schema,
             max_tokens=self.limits.max_turn_tokens,
@@ -223,16 +240,21 @@ class Run:
 
     async def _model_turn(
         self, backend: Backend, request: ChatRequest, role: Role
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncIterator[TextDelta | Completion]:
+        """One model call: its text deltas as they stream, then its completion, last."""
         if self.trace.steps >= self.limits.max_steps:
             raise _Stop("max_steps")
         self._check_tokens()
         step = self.trace.steps + 1
         started = time.perf_counter()
         completion: Completion | None = None
-        with tracing.span(
-            f"chat {backend.name}", _request_attributes(backend, request, step, role)
-        ) as span:
+        attributes = {
+            **chat_attributes(backend.name, request),
+            "plait.agent.step": step,
+            "plait.agent.role": role,
+        }
+        timed_out = False
+        with tracing.span(f"chat {backend.name}", attributes) as span:
             chunks = backend.stream(request)
             try:
                 while completion is None:
@@ -240,19 +262,28 @@ class Run:
                         chunk = await asyncio.wait_for(anext(chunks), self._remaining())
                     except StopAsyncIteration:
                         break
-                    except TimeoutError:
-                        raise _Stop("timeout") from None
+                    except (TimeoutError, _Stop):
+                        timed_out = True
+                        break
                     if chunk.delta:
                         yield TextDelta(step=step, delta=chunk.delta)
                     completion = chunk.completion
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
-            if completion is None:
+            if timed_out:
+                # Recorded here, not by the stop signal passing through the span:
+                # the trace names the limit, never the loop's private exception.
+                span.set("error.type", "timeout")
+                span.fail(f"timeout: agent {self.agent.name!r} reached its time limit mid-turn")
+            elif completion is None:
                 raise ModelOutputError(
                     f"backend {backend.name!r} ended its stream without a completion", raw=""
                 )
-            span.set_attributes(_completion_attributes(completion))
-        self._last = completion
+            else:
+                span.set_attributes(response_attributes(completion))
+        if timed_out:
+            raise _Stop("timeout")
+        assert completion is not None  # a stream without one raised ModelOutputError above
         cost = self.agent.cost_of(backend, completion.usage)
         self.trace.usage = self.trace.usage + completion.usage
         self.trace.cost += cost
@@ -270,31 +301,32 @@ class Run:
                 duration_s=time.perf_counter() - started,
             )
         )
+        yield completion
 
-    async def _plan(self, planner: Backend) -> bool:
-        """Ask the planner whether to call a tool next; remember its plan."""
+    async def _plan(self, planner: Backend) -> tuple[bool, str]:
+        """Ask the planner whether to call a tool next; return that and its plan.
+
+        The plan also joins the run's messages, for the turns that follow.
+        """
         schema = _PLAN_SCHEMA if planner.capabilities.json_schema_output else None
-        request = ChatRequest(
-            messages=(*self.messages, UserMessage(content=render("planner"))),
-            response_schema=schema,
-            max_tokens=self.limits.max_turn_tokens,
-            temperature=self.agent.temperature,
-            agent=self.agent.name,
-        )
-        async for _ in self._model_turn(planner, request, "planner"):
-            pass
+        request = self._request([UserMessage(content=render("planner"))], schema=schema)
+        # The planner's deltas are not part of the answer: only its completion counts.
+        text = ""
+        async for item in self._model_turn(planner, request, "planner"):
+            if isinstance(item, Completion):
+                text = item.text
         try:
-            decision = json.loads(self._last.text)
+            decision = json.loads(text)
             wants_tool = decision.get("next") == "call_tool"
-            self._plan_text = str(decision.get("plan", ""))
+            plan = str(decision.get("plan", ""))
         except (json.JSONDecodeError, AttributeError):
             # A planner without JSON output: its text is the plan; go on with tools
             # only until the first results are in.
             wants_tool = self.tool_rounds == 0
-            self._plan_text = self._last.text
-        if self._plan_text:
-            self.messages.append(AssistantMessage(content=f"Plan: {self._plan_text}"))
-        return wants_tool
+            plan = text
+        if plan:
+            self.messages.append(AssistantMessage(content=f"Plan: {plan}"))
+        return wants_tool, plan
 
     # -- tools -----------------------------------------------------------------
 
@@ -395,38 +427,3 @@ def _record(step: int, outcome: ToolOutcome) -> ToolRecord:
         duration_s=outcome.duration_s,
         truncated=outcome.truncated,
     )
-
-
-def _request_attributes(
-    backend: Backend, request: ChatRequest, step: int, role: Role
-) -> dict[str, Any]:
-    """GenAI semantic-convention attributes of a model call, plus plait's own."""
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.request.model": backend.name,
-        "gen_ai.agent.name": request.agent,
-        "gen_ai.request.max_tokens": request.max_tokens,
-        "gen_ai.request.temperature": request.temperature,
-        "plait.backend": backend.name,
-        "plait.agent.step": step,
-        "plait.agent.role": role,
-    }
-    if tracing.enabled():  # serialising the prompt is the costly part: only when recorded
-        attributes["gen_ai.input.messages"] = tracing.content(
-            [m.model_dump(mode="json", exclude_none=True) for m in request.messages]
-        )
-    return attributes
-
-
-def _completion_attributes(completion: Completion) -> dict[str, Any]:
-    usage = completion.usage
-    return {
-        "gen_ai.response.model": completion.model or None,
-        "gen_ai.response.finish_reasons": [completion.finish_reason],
-        "gen_ai.usage.input_tokens": usage.prompt_tokens,
-        "gen_ai.usage.output_tokens": usage.completion_tokens,
-        "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
-        "plait.tool_calls": [c.name for c in completion.tool_calls],
-        "gen_ai.output.messages": tracing.content(completion.text) if completion.text else None,
-        "plait.latency.first_token_s": completion.timings.first_token_s,
-    }

@@ -21,7 +21,7 @@ from plait.errors import ConfigError
 
 from ._agent import Agent
 from ._prompts import render
-from ._runnable import Runnable
+from ._runnable import Runnable, by_name
 from ._team_trace import TeamDecision
 
 __all__ = ["AgentChoice", "RoutedResult", "RouterAgent"]
@@ -84,13 +84,11 @@ class RouterAgent:
     ) -> None:
         if len(agents) < 1:
             raise ConfigError(f"router agent {name!r} needs at least one agent to route to")
-        names = [a.name for a in agents]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"router agent {name!r}: agent names repeat: {names}")
         self.name = name
         self.instructions = instructions or "Routes each request to the best suited agent."
         self.backend = backend
-        self.agents = {a.name: a for a in agents}
+        self.agents = by_name(f"router agent {name!r}", agents)
+        names = list(self.agents)
         self.decisions: deque[TeamDecision] = deque(maxlen=max_decisions)
         # agent first: small models then commit to a name before writing the reason.
         self._choice_type = create_model(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["Runnable", "RunnableResult"]
+from plait.errors import ConfigError
+
+__all__ = ["Runnable", "RunnableResult", "by_name"]
 
 
 @runtime_checkable
@@ -35,3 +38,18 @@ class Runnable(Protocol):
     instructions: str
 
     async def arun(self, task: str) -> Any: ...
+
+
+RunnableT = TypeVar("RunnableT", bound=Runnable)
+
+
+def by_name(owner: str, runnables: Sequence[RunnableT]) -> dict[str, RunnableT]:
+    """``runnables`` by name, for ``owner`` (named in the error) to delegate to.
+
+    Raises:
+        ConfigError: two of them share a name (a plan or a choice names one by it).
+    """
+    names = [r.name for r in runnables]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{owner}: agent names repeat: {names}")
+    return {r.name: r for r in runnables}

@@ -26,7 +26,7 @@ from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
 
 from ._agent import AgentLimits
-from ._runnable import Runnable
+from ._runnable import Runnable, by_name
 from ._team_plan import TeamPlan
 from ._team_run import Dispatch, Reviewer, TeamRun, gather_dispatch
 from ._team_trace import TeamDecision, TeamResult
@@ -86,9 +86,6 @@ class Supervisor:
                 f"supervisor {name!r}: max_attempts must be >= 1 and max_depth >= 0,"
                 f" got {max_attempts} and {max_depth}"
             )
-        names = [a.name for a in agents]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"supervisor {name!r}: registered agent names repeat: {names}")
         self.name = name
         self.instructions = (
             instructions or f"A team led by {name} that splits a goal and delegates."
@@ -96,7 +93,7 @@ class Supervisor:
         self.backend = backend
         self.workers = tuple(workers) or (backend,)
         self.brief = brief
-        self.agents = {a.name: a for a in agents}
+        self.agents = by_name(f"supervisor {name!r}", agents)
         self.reviewer = reviewer
         self.ledger = ledger if ledger is not None else CostLedger()
         self.dispatch = dispatch or gather_dispatch

@@ -34,7 +34,12 @@ Raises :class:`WorkerFailed` when the subtask ends without an accepted result.""
 
 Dispatch = Callable[[Sequence[Subtask], WorkFn], Awaitable[None]]
 """Runs every subtask once its needs are accepted, independent ones concurrently,
-never a subtask whose need failed."""
+never a subtask whose need failed.
+
+A supervisor calls ``await dispatch(subtasks, work)``; ``await work(subtask, inputs)``
+runs one subtask's worker (with review), ``inputs`` being the accepted results of
+its needs by subtask id, and raises :class:`~plait.errors.WorkerFailed` when the
+subtask ends without an accepted result."""
 
 Reviewer = Callable[[Subtask, str], Awaitable[Review]]
 """Reviews a worker's answer to a subtask (a policy; :meth:`Supervisor` builds an

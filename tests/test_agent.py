@@ -381,3 +381,53 @@ def test_planner_caller_summarizer_split_uses_three_backends():
     assert summarizer.requests[0].response_schema["required"] == ["city", "sunny"]
     for double in (planner, caller, summarizer):
         double.assert_exhausted()
+
+
+async def test_two_concurrent_runs_of_one_agent_keep_their_own_state():
+    # The backend holds every request until the other run has reached the same
+    # turn, so the two runs' turns, tool calls and streams interleave.
+    arrived: dict[int, list[str]] = {}
+    released: dict[int, asyncio.Event] = {}
+
+    async def both_at(turn: int, city: str) -> None:
+        arrived.setdefault(turn, []).append(city)
+        gate = released.setdefault(turn, asyncio.Event())
+        if len(arrived[turn]) == 2:
+            gate.set()
+        await gate.wait()
+
+    async def model(request):
+        city = "Paris" if "Paris" in request.messages[1].content else "Oslo"
+        results = last_tool_messages(request)
+        await both_at(len(results), city)
+        if not results:
+            return ToolCall(name="get_weather", arguments={"city": city})
+        return f"In {city} it is {results[-1].content} today."
+
+    # A run whose gate never opens ends at its timeout instead of hanging the suite.
+    limits = AgentLimits(timeout_s=10)
+    agent = Agent(
+        "w", "Report the weather.", FunctionBackend(model), tools=[get_weather], limits=limits
+    )
+
+    async def deltas(task):
+        return [e async for e in agent.stream(task)]
+
+    paris, oslo = await asyncio.gather(deltas("Weather in Paris?"), deltas("Weather in Oslo?"))
+    # Both runs reached each turn before either went on: they did interleave.
+    assert {turn: sorted(cities) for turn, cities in arrived.items()} == {
+        0: ["Oslo", "Paris"],
+        1: ["Oslo", "Paris"],
+    }
+    for events, city, other, weather in (
+        (paris, "Paris", "Oslo", "sunny, 21 C"),
+        (oslo, "Oslo", "Paris", "snow, -3 C"),
+    ):
+        result = events[-1].result
+        assert result.output == f"In {city} it is {weather} today."
+        streamed = "".join(e.delta for e in events if isinstance(e, TextDelta))
+        assert streamed == result.text
+        (record,) = result.trace.tool_calls
+        assert json.loads(record.arguments) == {"city": city} and record.result == weather
+        assert [t.step for t in result.trace.turns] == [1, 2]
+        assert not any(other in (getattr(m, "content", None) or "") for m in result.trace.messages)

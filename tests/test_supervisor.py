@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from plait import ChatRequest
-from plait.agents import Review, RoleSpec, Subtask, Supervisor, TeamPlan
+from plait.agents import Agent, Review, RoleSpec, Subtask, Supervisor, TeamPlan
 from plait.backends.routing import CostLedger, Price
 from plait.backends.testing import FunctionBackend
 from plait.errors import ConfigError
@@ -226,6 +226,9 @@ def test_bad_configuration_and_plans_are_rejected() -> None:
     backend = FunctionBackend(lambda r: "x")
     with pytest.raises(ConfigError, match="max_attempts"):
         Supervisor("boss", backend, max_attempts=0)
+    twins = [Agent("a", "A.", backend), Agent("a", "Also A.", backend)]
+    with pytest.raises(ConfigError, match="supervisor 'boss': agent names repeat"):
+        Supervisor("boss", backend, agents=twins)
     with pytest.raises(ValueError, match="not earlier subtasks"):
         TeamPlan(subtasks=[Subtask(id="a", task="A.", needs=("b",))])
     with pytest.raises(ValueError, match="used twice"):

@@ -13,12 +13,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from plait import tracing
-from plait.agents import Agent
+from plait.agents import Agent, AgentLimits
 from plait.backends.routing import CostLedger, Price, RuleRouter
-from plait.backends.testing import ScriptedBackend
+from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError
-from plait.graphs import EagerExecutor, Plan, Task, task_runner
+from plait.graphs import EagerExecutor, LLMCompiler, Plan, Task, task_runner
 from plait.messages import ToolCall
 from plait.tools import tool
 
@@ -143,6 +143,76 @@ async def test_agent_run_nests_model_and_tool_spans_with_genai_attributes(
     assert json.loads(tool_span.attributes["gen_ai.tool.call.arguments"]) == {"a": 2, "b": 3}
     assert agent_span.attributes["gen_ai.agent.name"] == "adder"
     assert agent_span.attributes["plait.agent.stop_reason"] == "done"
+
+
+async def test_compiler_model_calls_carry_the_same_chat_attributes_as_an_agents(
+    exporter: InMemorySpanExporter,
+) -> None:
+    # Every layer builds chat spans from one set of attributes, so a report reads
+    # the planner and the joiner exactly as it reads an agent's model turns.
+    plan = json.dumps({"tasks": [{"tool": "add", "args": {"a": 1, "b": 2}}]})
+    join = Completion(
+        text=json.dumps({"action": "finish", "answer": "3"}),
+        usage=Usage(prompt_tokens=50, cached_prompt_tokens=20, completion_tokens=9),
+        model="joiner-1",
+    )
+    model = ScriptedBackend([plan, join], name="m")
+    specs, runner = task_runner([add])
+    compiler = LLMCompiler(model, specs, runner)
+    assert (await compiler.arun("What is 1 + 2?")).answer == "3"
+    await Agent("adder", "Add.", ScriptedBackend(["3"], name="m"), temperature=0.2).arun("1 + 2?")
+
+    spans = _by_name(exporter.get_finished_spans())
+    (plan_span,) = spans["plait.plan"]
+    (join_span,) = spans["plait.join"]
+    (agent_chat,) = spans["chat m"]
+    start_keys = {
+        "gen_ai.operation.name",
+        "gen_ai.request.model",
+        "gen_ai.agent.name",
+        "gen_ai.request.max_tokens",
+        "gen_ai.request.temperature",
+        "gen_ai.input.messages",
+        "plait.backend",
+    }
+    response_keys = {
+        "gen_ai.response.model",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "plait.usage.cached_input_tokens",
+        "gen_ai.output.messages",
+    }
+    assert start_keys | response_keys <= set(agent_chat.attributes)
+    assert start_keys | response_keys <= set(join_span.attributes)
+    assert start_keys <= set(plan_span.attributes)
+    assert plan_span.attributes["gen_ai.agent.name"] == "planner"
+    assert plan_span.attributes["plait.plan.tools"] == ("add",)
+    assert join_span.attributes["gen_ai.agent.name"] == "joiner"
+    assert join_span.attributes["gen_ai.request.model"] == "m"
+    assert join_span.attributes["gen_ai.response.model"] == "joiner-1"
+    assert join_span.attributes["gen_ai.usage.input_tokens"] == 50
+    assert join_span.attributes["plait.usage.cached_input_tokens"] == 20
+    assert join_span.attributes["gen_ai.request.temperature"] == 0.0
+
+
+async def test_a_timeout_mid_turn_is_recorded_as_a_timeout(tmp_path: Any) -> None:
+    # The run's stop signal is private to the agent loop: a model call cut off by
+    # the time limit says "timeout" in the trace, never the signal's class name.
+    async def slow(request: Any) -> str:
+        await asyncio.sleep(5)
+        return "too late"
+
+    agent = Agent("s", "Think.", FunctionBackend(slow), limits=AgentLimits(timeout_s=0.05))
+    with tracing.record_run(tmp_path, "t1"):
+        result = await agent.arun("Anything?")
+    assert result.stop_reason == "timeout"
+    records = {r["name"]: r for r in tracing.read_trace(tmp_path / "trace.jsonl")}
+    chat = records["chat function"]
+    assert chat["status"] == "error" and chat["attributes"]["error.type"] == "timeout"
+    assert "time limit" in chat["error"]
+    assert records["invoke_agent s"]["attributes"]["plait.agent.stop_reason"] == "timeout"
+    assert "_Stop" not in (tmp_path / "trace.jsonl").read_text()
 
 
 async def test_agent_task_in_a_plan_nests_under_its_task(

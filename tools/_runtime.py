@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from plait import tracing
+from plait._span_attributes import tool_call_attributes, tool_result_attributes
 from plait.errors import ConfigError, ToolArgumentError, ToolError, ToolPermissionError
 from plait.messages import ToolCall, ToolMessage
 
@@ -148,18 +149,9 @@ class ToolRunner:
     async def run(self, call: ToolCall, *, agent: str | None = None) -> ToolOutcome:
         """Run one call and return its outcome."""
         started = time.perf_counter()
-        with tracing.span(
-            f"execute_tool {call.name}",
-            {
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": call.name,
-                "gen_ai.tool.call.id": call.id,
-                "gen_ai.agent.name": agent,
-                "gen_ai.tool.call.arguments": tracing.content(call.arguments),
-            },
-        ) as span:
+        with tracing.span(f"execute_tool {call.name}", tool_call_attributes(call, agent)) as span:
             kind, content, truncated = await self._attempt(call, agent)
-            span.set("gen_ai.tool.call.result", tracing.content(content))
+            span.set_attributes(tool_result_attributes(content))
             if kind is not None:
                 span.fail(f"{kind}: {content}")
         return ToolOutcome(

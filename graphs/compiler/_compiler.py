@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 from plait import tracing
+from plait._span_attributes import chat_attributes, response_attributes, usage_attributes
 from plait._sync import run_sync
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
@@ -328,7 +329,7 @@ class LLMCompiler:
                     max_tasks=self.max_tasks,
                 )
                 if self.plan_format == "json":
-                    attributes = _call_attributes(self.planner, "planner")
+                    attributes = chat_attributes(self.planner.name, request)
                     with tracing.span("plait.plan", attributes) as plan_span:
                         plan, usage = await self._json_plan(request)
                         plan_span.set_attributes(_plan_attributes(plan, usage))
@@ -354,10 +355,11 @@ class LLMCompiler:
                     },
                 )
             run = await gate.run(plan, known_tools=self.tools, scope=outer_id, first=run)
-            with tracing.span("plait.join", _call_attributes(self.joiner, "joiner")) as join_span:
-                join = await self.joiner.complete(joiner_request(state["question"], plan, run))
-                join_span.set_attributes(_usage_attributes(join.usage))
-                join_span.set("gen_ai.output.messages", tracing.content(join.text))
+            join_request = joiner_request(state["question"], plan, run)
+            attributes = chat_attributes(self.joiner.name, join_request)
+            with tracing.span("plait.join", attributes) as join_span:
+                join = await self.joiner.complete(join_request)
+                join_span.set_attributes(response_attributes(join))
         action, answer = decision(join)
         record = Round(plan=plan, run=run, action=action, answer=answer, usage=usage + join.usage)
         return {"rounds": [record.model_dump(mode="json")]}
@@ -448,26 +450,9 @@ def _result(run_id: str, state: dict[str, Any]) -> CompilerResult:
     )
 
 
-def _call_attributes(backend: Backend, agent: str) -> dict[str, Any]:
-    return {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.request.model": backend.name,
-        "gen_ai.agent.name": agent,
-        "plait.backend": backend.name,
-    }
-
-
-def _usage_attributes(usage: Usage) -> dict[str, Any]:
-    return {
-        "gen_ai.usage.input_tokens": usage.prompt_tokens,
-        "gen_ai.usage.output_tokens": usage.completion_tokens,
-        "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
-    }
-
-
 def _plan_attributes(plan: Plan, usage: Usage) -> dict[str, Any]:
     return {
-        **_usage_attributes(usage),
+        **usage_attributes(usage),
         "plait.plan.tasks": len(plan.tasks),
         "plait.plan.tools": [t.tool for t in plan.tasks],
     }
