@@ -60,10 +60,28 @@ def test_calculator_refuses_anything_but_arithmetic(expression):
         evaluate(expression)
 
 
-@pytest.mark.parametrize("expression", ["9 ** 9999", "1 / 0", "sqrt(-1)", "1" * 600])
+@pytest.mark.parametrize(
+    "expression",
+    ["9 ** 9999", "9 ** 9 ** 9", "(10 ** 300) ** 2", "1 / 0", "sqrt(-1)", "1" * 600],
+)
 def test_calculator_refuses_what_it_cannot_compute(expression):
     with pytest.raises(ToolError):
         evaluate(expression)
+
+
+@pytest.mark.parametrize("expression", ["1e309", "-1e309", "1e309 - 1e309", "max(1, 1e309-1e309)"])
+def test_calculator_never_returns_inf_or_nan(expression):
+    with pytest.raises(ToolError, match="not a finite number"):
+        evaluate(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"), [("max(1,2)", "2"), ("-3+5", "2"), ("min(4, -2) * 2", "-4")]
+)
+async def test_calculator_tool_takes_commas_and_a_leading_minus(expression, value):
+    runner = ToolRunner([calculator])
+    outcome = await runner.run(ToolCall(name="calculator", arguments={"expression": expression}))
+    assert (outcome.error, outcome.content) == (None, value)
 
 
 async def test_calculator_as_a_tool():

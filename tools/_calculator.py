@@ -60,7 +60,8 @@ def evaluate(expression: str) -> float | int:
     is refused before evaluation.
 
     Raises:
-        ToolError: the expression is not arithmetic, too long, or cannot be computed.
+        ToolError: the expression is not arithmetic, too long, cannot be computed,
+            or a value on the way is not a finite number (``1e309``, ``inf - inf``).
     """
     if len(expression) > _MAX_LENGTH:
         raise ToolError(f"expression is longer than {_MAX_LENGTH} characters")
@@ -74,12 +75,25 @@ def evaluate(expression: str) -> float | int:
         value = _eval(tree.body)
     except (ArithmeticError, ValueError, TypeError) as e:
         raise ToolError(f"cannot compute {expression!r}: {e}") from e
+    except _NotFinite as e:
+        raise ToolError(f"the result of {expression!r} is not a finite number ({e})") from e
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
 
 
+class _NotFinite(Exception):
+    """A value on the way is ``inf`` or ``nan`` (it may vanish later: ``max(1, nan)`` is 1)."""
+
+
 def _eval(node: ast.expr) -> Any:
+    value = _eval_node(node)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _NotFinite(f"{ast.unparse(node)} is {value}")
+    return value
+
+
+def _eval_node(node: ast.expr) -> Any:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return node.value
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
@@ -106,7 +120,7 @@ def _eval(node: ast.expr) -> Any:
 
 # The pattern keeps constrained decoders (the local backend's grammar) from
 # wandering into quotes and braces; evaluate() checks the expression anyway.
-_PATTERN = r"^[0-9a-z(][0-9a-z+*/%^(). -]*$"
+_PATTERN = r"^[0-9a-z(.+-][0-9a-z+*/%^(),. -]*$"
 _EXPRESSION = Annotated[str, Field(min_length=1, max_length=200, pattern=_PATTERN)]
 
 

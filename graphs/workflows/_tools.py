@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from plait.errors import ConfigError
+from plait.errors import ConfigError, ToolError
 from plait.memory import Memory, MemoryTools
 from plait.tools import Toolset, Workspace, file_tools, tool
 
@@ -38,12 +38,7 @@ def document_tools(root: Path, *, read_only: bool) -> Toolset:
     workspace = Workspace(root)
 
     def files() -> list[str]:
-        found = sorted(
-            p.relative_to(root).as_posix()
-            for p in root.rglob("*")
-            if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
-        )
-        return found[:_MAX_FILES]
+        return workspace.files(limit=_MAX_FILES)
 
     @tool(tags=("files",))
     def list_files() -> list[str]:
@@ -59,21 +54,35 @@ def document_tools(root: Path, *, read_only: bool) -> Toolset:
         """
         wanted = _terms(query)
         scored: list[tuple[int, str, str]] = []
+        capped: list[str] = []
+        skipped: list[str] = []
         for name in files():
+            # One unreadable or huge file must not spoil the search of the others.
             try:
-                text = workspace.read(name)
-            except (ConfigError, OSError) as e:
-                raise ConfigError(f"cannot search {name!r}: {e}") from e
+                text, cut = workspace.read_head(name, workspace.max_read_chars)
+            except ToolError as e:
+                skipped.append(f"{name} ({e})")
+                continue
+            if cut:
+                capped.append(name)
             name_terms = _terms(Path(name).stem.replace("_", " "))
             for line in text.splitlines():
                 line = line.strip()
                 hits = len(wanted & (_terms(line) | name_terms))
                 if line and hits:
                     scored.append((hits, name, line))
-        if not scored:
-            return f"no line matches {query!r}"
+        notes = []
+        if capped:
+            notes.append(
+                f"(searched only the first {workspace.max_read_chars} characters of: "
+                + ", ".join(capped)
+                + ")"
+            )
+        if skipped:
+            notes.append("(not searched: " + "; ".join(skipped) + ")")
         scored.sort(key=lambda s: -s[0])
-        return "\n".join(f"{name}: {line}" for _, name, line in scored[:3])
+        lines = [f"{name}: {line}" for _, name, line in scored[:3]]
+        return "\n".join((lines or [f"no line matches {query!r}"]) + notes)
 
     base = file_tools(root)
     if not read_only:
