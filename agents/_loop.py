@@ -246,7 +246,7 @@ class Run:
                         yield TextDelta(step=step, delta=chunk.delta)
                     completion = chunk.completion
             finally:
-                await chunks.aclose()  # type: ignore[attr-defined]
+                await chunks.aclose()
             if completion is None:
                 raise ModelOutputError(
                     f"backend {backend.name!r} ended its stream without a completion", raw=""
