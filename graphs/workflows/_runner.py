@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ from plait.tools import Toolset
 from ..adapters import dag_dispatch, task_runner
 from ..compiler import LLMCompiler
 from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
-from ._build import ModelCall, backend_named, build, close_backends, select_tools
+from ._build import backend_named, build, close_backends, select_tools
 from ._checks import check
+from ._metering import ModelCall, RunMeter, metering
 from ._runs import RunRecord, new_run_id, runs_root
 from ._schema import (
     InputSpec,
@@ -119,16 +120,6 @@ def load_workflow(
     return Workflow(spec, Path(path), backends=backends, runs_dir=runs_dir)
 
 
-@dataclass
-class _Meter:
-    usage: Usage = field(default_factory=Usage)
-    cost: float = 0.0
-
-    def add(self, call: ModelCall) -> None:
-        self.usage = self.usage + call.usage
-        self.cost += call.cost
-
-
 class Workflow:
     """A validated workflow with its parts built (models load on first use).
 
@@ -199,13 +190,8 @@ class Workflow:
         values = self.resolve_inputs(inputs or {})
         run_id = run_id or new_run_id()
         folder = self.runs_dir / run_id
-        meter = _Meter()
-
-        def on_call(call: ModelCall) -> None:
-            meter.add(call)
-            if on_event is not None:
-                on_event(call)
-
+        # This run's tally, found by the shared backends' meters in the run's context.
+        meter = RunMeter(on_call=on_event)
         record = RunRecord(
             run_id=run_id,
             workflow=str(self.path),
@@ -218,12 +204,14 @@ class Workflow:
         store = SQLiteResultStore(folder / "results.sqlite")
         outcome: dict[str, Any] = {}
         team: TeamTrace | None = None
-        self._built.listeners.append(on_call)
         try:
             runner = _RUNNERS[self.kind]
             # Every run keeps its own trace (trace.jsonl beside run.json): the
             # HTML report (``plait runs show ID --html``) is drawn from it.
-            with tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}):
+            with (
+                metering(meter),
+                tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}),
+            ):
                 done = await runner(self, values, run_id, store, on_event)
             results = done.results
             outcome = dict(
@@ -243,7 +231,6 @@ class Workflow:
             outcome = dict(status="failed", error=str(e))
             results = {}
         finally:
-            self._built.listeners.remove(on_call)
             store.close()
             record = record.model_copy(
                 update=dict(outcome, finished_at=time.time(), usage=meter.usage, cost=meter.cost)

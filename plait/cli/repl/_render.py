@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 
 from plait.agents import Trace
-from plait.backends import Backend
+from plait.backends import Backend, LocalBackend, WrappedBackend
 from plait.graphs import Plan, Round
 from plait.memory import RecallResult
 
@@ -65,6 +65,13 @@ def render_backends(session: Session) -> str:
     for name, backend in session.backends.items():
         lines.append(f"{name}: {_describe_backend(backend)}")
     return "\n".join(lines)
+
+
+def _local_engine(backend: Backend) -> LocalBackend | None:
+    """The local backend under any wrappers (a workflow's meters), if there is one."""
+    while isinstance(backend, WrappedBackend):
+        backend = backend.wrapped
+    return backend if isinstance(backend, LocalBackend) else None
 
 
 def _describe_backend(backend: Backend) -> str:
@@ -173,13 +180,13 @@ def render_stats(session: Session) -> str:
         + ("" if session.prices else " (no prices set: local models are free)"),
     ]
     for name, backend in session.backends.items():
-        stats_of = getattr(backend, "stats", None)
-        if stats_of is None:
+        engine = _local_engine(backend)
+        if engine is None:
             lines.append(f"{name}: no engine counters (not a local backend)")
         elif session.runs == 0:
             lines.append(f"{name}: engine not used yet")
         else:
-            s = stats_of()
+            s = engine.stats()
             reuse = s.reused_tokens / s.prompt_tokens if s.prompt_tokens else 0.0
             lines.append(
                 f"{name}: {s.requests} requests, KV reuse {s.reused_tokens}/{s.prompt_tokens} "
