@@ -13,17 +13,11 @@ from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.completions import Usage
 from plait.graphs import ModelCall, load_workflow
 
-PRICED = """
-backends:
-  cloud:
-    kind: openai
-    model: big
-    api_key_env: null
-    price: {prompt_per_1k: 2.0, completion_per_1k: 8.0}
+WRITER = """
 agents:
   writer:
     instructions: You write one line.
-    backend: cloud
+    backend: {backend}
 workflow:
   kind: steps
   steps:
@@ -31,6 +25,15 @@ workflow:
       agent: writer
       input: Write a line.
 """
+
+PRICED = """
+backends:
+  cloud:
+    kind: openai
+    model: big
+    api_key_env: null
+    price: {prompt_per_1k: 2.0, completion_per_1k: 8.0}
+""" + WRITER.format(backend="cloud")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -85,17 +88,7 @@ backends:
     kind: router
     policy: fallback
     chain: [cloud, spare]
-agents:
-  writer:
-    instructions: You write one line.
-    backend: either
-workflow:
-  kind: steps
-  steps:
-    - id: write
-      agent: writer
-      input: Write a line.
-"""
+""" + WRITER.format(backend="either")
 
 
 async def test_overriding_a_router_member_builds_the_router_over_the_override(tmp_path):
