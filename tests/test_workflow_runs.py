@@ -121,3 +121,49 @@ async def test_workflow_meters_keep_a_backend_pinnable(tmp_path):
     assert isinstance(wf.backends["default"], Pinnable)  # the embedded model, behind its meter
     scripted = load_workflow(write(tmp_path, PRICED), backends={"cloud": ScriptedBackend([])})
     assert not isinstance(scripted.backends["cloud"], Pinnable)
+
+
+CAPPED = """
+backends:
+  cloud:
+    kind: openai
+    model: big
+    api_key_env: null
+    price: {{prompt_per_1k: 2.0, completion_per_1k: 8.0}}
+  capped:
+    kind: router
+    policy: fallback
+    chain: [cloud]
+    budget: {budget}
+agents:
+  writer:
+    instructions: You write one line.
+    backend: capped
+workflow:
+  kind: steps
+  steps:
+    - {{id: one, agent: writer, input: Write a line.}}
+    - {{id: two, agent: writer, input: "Another after ${{one}}.", depends_on: [one]}}
+"""
+
+
+def _six_each(request: ChatRequest) -> Completion:
+    return Completion(text="A line.", usage=Usage(prompt_tokens=1000, completion_tokens=500))
+
+
+async def test_a_router_budget_caps_each_run_not_every_run_of_the_loaded_file(tmp_path):
+    # Each call costs 6.0 (its reservation, the worst case for the agent's
+    # max_tokens, is less than 7), so a run's two calls fit a budget of 20;
+    # three runs together spend 36.
+    cloud = FunctionBackend(_six_each, name="cloud")
+    wf = load_workflow(
+        write(tmp_path, CAPPED.format(budget=20)), backends={"cloud": cloud}, runs_dir=tmp_path
+    )
+    results = [await wf.arun() for _ in range(3)]
+    assert [(r.ok, r.cost) for r in results] == [(True, 12.0)] * 3
+    # Within one run the cap still holds: after 6.0 spent, the second call could pass 7.
+    tight = load_workflow(
+        write(tmp_path, CAPPED.format(budget=7)), backends={"cloud": cloud}, runs_dir=tmp_path
+    )
+    refused = await tight.arun()
+    assert not refused.ok and refused.cost == 6.0 and "BudgetExceeded" in (refused.error or "")

@@ -30,7 +30,7 @@ from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
 from plait.tools import Tool, Toolset, calculator, http_tools, tool
 
-from ._metering import Metered
+from ._metering import Metered, RunLedger
 from ._schema import (
     AgentSpec,
     LocalBackendSpec,
@@ -74,7 +74,7 @@ def build(
         if isinstance(b, OpenAIBackendSpec) and b.price is not None
     }
     budgets = [b for b in spec.backends.values() if isinstance(b, RouterBackendSpec)]
-    ledger = CostLedger(
+    ledger = RunLedger(
         prices={},  # filled below with backend names (known once built)
         budget=min((b.budget for b in budgets if b.budget is not None), default=None),
         agent_budgets={k: v for b in budgets for k, v in b.agent_budgets.items()},
