@@ -1,8 +1,7 @@
 """Model access: the backend contract (``Backend``; ``WrappedBackend`` for backends
 that decorate another; ``Pinnable`` for those that can pin a prompt prefix), the
-local llama.cpp engine, the
-OpenAI-compatible HTTP backend, routers (:mod:`plait.backends.routing`) and test
-doubles (:mod:`plait.backends.testing`).
+local llama.cpp engine, the OpenAI-compatible HTTP backend, routers
+(:mod:`plait.backends.routing`) and test doubles (:mod:`plait.backends.testing`).
 """
 
 from ._base import Backend, Capabilities, Pinnable
