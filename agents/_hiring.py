@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from plait.backends import Backend, Capabilities
+from plait.backends import Backend, Capabilities, Pinnable
 from plait.backends.routing import CostLedger, Route, Router
 from plait.chat import ChatRequest
 from plait.completions import Usage
@@ -27,7 +27,10 @@ class Metered(Router):
     """A one-backend router: every call is checked against and booked in the ledger.
 
     The agent name on each request (the worker's name) is what spend is booked
-    under, so the ledger's report gives the cost per worker.
+    under, so the ledger's report gives the cost per worker. It is a router, not
+    a :class:`~plait.backends.WrappedBackend`, because the router's serving path
+    is the metering: the refusal before a call that could pass the budget, the
+    reservation settled with the real usage, and one decision per call.
     """
 
     def __init__(self, backend: Backend, ledger: CostLedger, reason: str) -> None:
@@ -123,13 +126,6 @@ class Hiring:
         self._committed = max(0.0, self._committed - hire.estimate)
 
 
-@runtime_checkable
-class _Pinnable(Protocol):
-    async def pin(self, prefix: Any, *, ttl_s: float | None = None) -> Any: ...
-
-    async def unpin(self, pinned: Any) -> bool: ...
-
-
 @dataclass
 class TeamPrefix:
     """The team's shared prompt prefix, pinned once per backend while workers use it.
@@ -140,11 +136,11 @@ class TeamPrefix:
     """
 
     text: str
-    _pins: dict[int, tuple[Backend, Any, int]] = field(default_factory=dict, init=False)
+    _pins: dict[int, tuple[Pinnable, Any, int]] = field(default_factory=dict, init=False)
 
     async def acquire(self, backend: Backend) -> bool:
         """Count a worker on ``backend``; pin the prefix for the first. True if pinned."""
-        if not self.text.strip() or not isinstance(backend, _Pinnable):
+        if not self.text.strip() or not isinstance(backend, Pinnable):
             return False
         key = id(backend)
         if key in self._pins:
@@ -165,14 +161,14 @@ class TeamPrefix:
             self._pins[key] = (b, pin, refs - 1)
             return False
         del self._pins[key]
-        await b.unpin(pin)  # type: ignore[attr-defined]
+        await b.unpin(pin)
         return True
 
     async def release_all(self) -> None:
         """Unpin everything still pinned (the run ended early)."""
         for key in list(self._pins):
             b, pin, _ = self._pins.pop(key)
-            await b.unpin(pin)  # type: ignore[attr-defined]
+            await b.unpin(pin)
 
     @property
     def pinned(self) -> int:

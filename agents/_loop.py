@@ -269,7 +269,7 @@ class Run:
                         yield TextDelta(step=step, delta=chunk.delta)
                     completion = chunk.completion
             finally:
-                await chunks.aclose()  # type: ignore[attr-defined]
+                await chunks.aclose()
             if timed_out:
                 # Recorded here, not by the stop signal passing through the span:
                 # the trace names the limit, never the loop's private exception.

@@ -1,9 +1,11 @@
-"""Model access: the backend contract, the local llama.cpp engine, the
-OpenAI-compatible HTTP backend, routers (:mod:`plait.backends.routing`) and test
-doubles (:mod:`plait.backends.testing`).
+"""Model access: the backend contract (``Backend``; ``WrappedBackend`` for backends
+that decorate another; ``Pinnable`` for those that can pin a prompt prefix), the
+local llama.cpp engine, the OpenAI-compatible HTTP backend, routers
+(:mod:`plait.backends.routing`) and test doubles (:mod:`plait.backends.testing`).
 """
 
-from ._base import Backend, Capabilities
+from ._base import Backend, Capabilities, Pinnable
+from ._wrapped import WrappedBackend
 from .local import EngineStats, LocalBackend, PinnedPrefix, RequestStats, default_model_path
 from .openai import OpenAIBackend, RetryPolicy
 
@@ -13,8 +15,10 @@ __all__ = [
     "EngineStats",
     "LocalBackend",
     "OpenAIBackend",
+    "Pinnable",
     "PinnedPrefix",
     "RequestStats",
     "RetryPolicy",
+    "WrappedBackend",
     "default_model_path",
 ]

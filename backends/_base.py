@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from plait._sync import iterate_sync, run_sync
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk
 from plait.errors import BackendError
+from plait.messages import Message
 
-__all__ = ["Backend", "Capabilities"]
+__all__ = ["Backend", "Capabilities", "Pinnable"]
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,18 @@ class Backend(ABC):
     capabilities: Capabilities = Capabilities()
 
     @abstractmethod
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
-        """Yield text deltas, then one final chunk carrying the whole completion."""
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+        """Yield text deltas, then one final chunk carrying the whole completion.
+
+        Implement it as an ``async def`` with ``yield``: callers close the
+        generator (``aclose()``) as soon as they have the completion.
+        """
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Answer a request and return the finished completion."""
         # Close the stream as soon as the final chunk is in, so a wrapper's
         # cleanup (accounting, locks) runs now rather than at garbage collection.
-        async with contextlib.aclosing(self.stream(request)) as chunks:  # type: ignore[type-var]
+        async with contextlib.aclosing(self.stream(request)) as chunks:
             async for chunk in chunks:
                 if chunk.completion is not None:
                     return chunk.completion
@@ -81,3 +87,21 @@ class Backend(ABC):
         return iterate_sync(
             self.stream(request), name="stream_sync()", instead="async for ... in backend.stream()"
         )
+
+
+@runtime_checkable
+class Pinnable(Protocol):
+    """A backend that can keep a prompt prefix resident in its KV cache.
+
+    Pinning a team's shared system prompt once lets every worker's request
+    reuse its prefill (the local engine does this; HTTP backends cannot).
+    ``isinstance(backend, Pinnable)`` says whether a backend can.
+    """
+
+    async def pin(self, prefix: str | Sequence[Message], *, ttl_s: float | None = None) -> Any:
+        """Prefill ``prefix`` and keep it resident; returns a handle for :meth:`unpin`."""
+        ...
+
+    async def unpin(self, pinned: Any) -> bool:
+        """Release a handle from :meth:`pin`; False when it was already released."""
+        ...

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from plait.chat import ChatRequest
@@ -120,7 +120,7 @@ class RayModelPool(Backend):
         """Requests each actor has served so far."""
         return [await a.served_count.remote() for a in self._ensure_actors()]
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         actor = self._ensure_actors()[self.route(request)]
         body = await actor.complete.remote(request.model_dump(mode="json"))
         completion = Completion.model_validate(body)

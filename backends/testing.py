@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -83,7 +83,7 @@ def _count_words(text: str) -> int:
     return len(text.split())
 
 
-async def _stream_completion(completion: Completion) -> AsyncIterator[StreamChunk]:
+async def _stream_completion(completion: Completion) -> AsyncGenerator[StreamChunk, None]:
     for piece in re.findall(r"\S+\s*|\s+", completion.text):
         yield StreamChunk(delta=piece)
     yield StreamChunk(completion=completion)
@@ -123,7 +123,7 @@ class ScriptedBackend(Backend):
         if self.remaining:
             raise AssertionError(f"{self.remaining} scripted step(s) of {self.name!r} never used")
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         index = len(self.requests)
         if index >= len(self._steps):
             raise ScriptExhausted(
@@ -155,7 +155,7 @@ class FunctionBackend(Backend):
         self._fn = fn
         self.requests: list[ChatRequest] = []
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         self.requests.append(request)
         reply = self._fn(request)
         if inspect.isawaitable(reply):

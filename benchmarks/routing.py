@@ -38,7 +38,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ class Pipeline(Backend):
     async def run(self, question: str) -> tuple[str, Usage, int]:
         raise NotImplementedError
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         question = getattr(request.messages[-1], "content", "") or ""
         text, usage, calls = await self.run(question)
         yield StreamChunk(completion=Completion(text=text, usage=usage, model=f"{calls} calls"))
@@ -260,7 +260,7 @@ class Memo(Backend):
         self.name = name
         self.outcomes = outcomes
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         question = getattr(request.messages[-1], "content", "") or ""
         yield StreamChunk(completion=self.outcomes[question])
 

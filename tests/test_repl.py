@@ -323,11 +323,11 @@ async def test_compiler_review_with_text_plans_and_bad_plans():
         await wrong.aplan("?")
 
 
-class _CountedBackend(ScriptedBackend):
-    """A scripted backend with engine counters, like the local one."""
+class _CountedBackend(LocalBackend):
+    """A local backend whose engine counters are given (no model is loaded)."""
 
     def __init__(self, stats: EngineStats) -> None:
-        super().__init__([])
+        super().__init__()
         self._stats = stats
 
     def stats(self) -> EngineStats:
@@ -340,6 +340,6 @@ async def test_stats_reads_the_engine_counters_even_when_no_run_finished():
     shell, out = shell_on(default_session(_CountedBackend(used)))
     stats = await run_lines(shell, out, "/stats")
     assert "runs: 0" in stats
-    assert "scripted: 2 requests, KV reuse 10/40 prompt tokens (25%)" in stats
+    assert "local:default: 2 requests, KV reuse 10/40 prompt tokens (25%)" in stats
     shell, out = shell_on(default_session(_CountedBackend(EngineStats())))
-    assert "scripted: engine not used yet" in await run_lines(shell, out, "/stats")
+    assert "local:default: engine not used yet" in await run_lines(shell, out, "/stats")

@@ -8,7 +8,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,7 +196,7 @@ class LocalBackend(Backend):
         engine = self.load().engine
         return int(await asyncio.to_thread(engine.call, engine.clear_cache))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         model = await asyncio.to_thread(self.load)
         prompt = _prompt_tokens(model, request)
         grammar = _grammar_for(request)

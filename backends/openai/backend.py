@@ -7,7 +7,7 @@ import json
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -203,7 +203,7 @@ class OpenAIBackend(Backend):
         data = await self._post_json("/chat/completions", body)
         return _completion(data, started, f"{self.base_url}/chat/completions")
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         started = time.perf_counter()
         body = chat_body(
             request,

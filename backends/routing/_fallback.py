@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
 from plait.chat import ChatRequest
@@ -124,7 +124,7 @@ class FallbackRouter(Router):
                 return Route(backend, "first backend of the chain with a closed circuit")
         return Route(self.chain[0], "every circuit is open")
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         skipped: list[str] = []
         last_error: BaseException | None = None
         for position, backend in enumerate(self.chain):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Timings, Usage
@@ -75,7 +75,7 @@ class MultiRoundRouter(Router):
         assert final is not None  # serve() only ends normally after a final chunk
         return final
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         answers: list[tuple[Backend, Completion]] = []
         usage, total_s = Usage(), 0.0
         winner: Completion | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -136,7 +136,7 @@ class Router(Backend):
         for backend in self.backends():
             await backend.aclose()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         route = await self.choose(request)
         backend, skipped = route.backend, []
         if self.ledger is not None:
@@ -166,7 +166,7 @@ class Router(Backend):
         route: Route,
         reason: str,
         skipped: tuple[str, ...],
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Stream ``request`` from ``backend`` with ledger accounting and one decision record."""
         decided = Route(backend, reason, route.score, route.threshold)
         reservation = self.ledger.reserve(backend.name, request) if self.ledger else 0.0

@@ -4,7 +4,7 @@
 ``Workflow``; every run is recorded under ``.plait/runs/<run_id>/``.
 """
 
-from ._build import ModelCall
+from ._metering import ModelCall
 from ._runner import Workflow, WorkflowEvent, WorkflowResult, load_workflow, validate_workflow
 from ._runs import RunRecord, list_runs, new_run_id, read_run
 from ._schema import WorkflowSpec, workflow_json_schema

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, create_model
 
 from plait.agents import Agent, AgentLimits
 from plait.backends import Backend, LocalBackend, OpenAIBackend, RetryPolicy
@@ -26,12 +26,11 @@ from plait.backends.routing import (
     RuleRouter,
     ThresholdRouter,
 )
-from plait.chat import ChatRequest
-from plait.completions import StreamChunk, Usage
 from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
 from plait.tools import Tool, Toolset, calculator, http_tools, tool
 
+from ._metering import Metered, RunLedger
 from ._schema import (
     AgentSpec,
     LocalBackendSpec,
@@ -42,23 +41,16 @@ from ._schema import (
 )
 from ._tools import document_tools, memory_tools
 
-__all__ = ["Built", "ModelCall", "build"]
-
-
-class ModelCall(BaseModel):
-    """One model request of a workflow run, for progress and cost accounting."""
-
-    model_config = ConfigDict(frozen=True)
-
-    backend: str
-    agent: str | None
-    usage: Usage
-    cost: float
+__all__ = ["Built", "backend_named", "build", "close_backends", "select_tools"]
 
 
 @dataclass
 class Built:
-    """What a workflow file builds: named backends, tools, memory and agents."""
+    """What a workflow file builds: named backends, tools, memory and agents.
+
+    Shared by every run of the workflow, so it holds nothing a run counts (see
+    :mod:`._metering`).
+    """
 
     backends: dict[str, Backend]
     tools: Toolset
@@ -66,40 +58,6 @@ class Built:
     memory: Memory | None
     agents: dict[str, Agent[Any]]
     ledger: CostLedger
-    listeners: list[Callable[[ModelCall], None]] = field(default_factory=list)
-
-
-class _Metered(Backend):
-    """Reports every finished request's usage and cost to the workflow's listeners."""
-
-    def __init__(self, inner: Backend, price: Price, listeners: list[Callable[[ModelCall], None]]):
-        self.inner = inner
-        self.name = inner.name
-        self.capabilities = inner.capabilities
-        self._price = price
-        self._listeners = listeners
-
-    def __getattr__(self, name: str) -> Any:  # pin, stats, model_path... of the inner backend
-        return getattr(self.inner, name)
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
-        async for chunk in self.inner.stream(request):
-            if chunk.completion is not None:
-                call = ModelCall(
-                    backend=self.name,
-                    agent=request.agent,
-                    usage=chunk.completion.usage,
-                    cost=self._price.cost(chunk.completion.usage),
-                )
-                for listener in list(self._listeners):
-                    listener(call)
-            yield chunk
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await self.inner.embed(texts)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def build(
@@ -110,19 +68,18 @@ def build(
     Raises:
         ConfigError: a function tool cannot be imported, a folder does not exist...
     """
-    listeners: list[Callable[[ModelCall], None]] = []
     prices = {
         n: Price(**b.price.model_dump())
         for n, b in spec.backends.items()
         if isinstance(b, OpenAIBackendSpec) and b.price is not None
     }
     budgets = [b for b in spec.backends.values() if isinstance(b, RouterBackendSpec)]
-    ledger = CostLedger(
+    ledger = RunLedger(
         prices={},  # filled below with backend names (known once built)
         budget=min((b.budget for b in budgets if b.budget is not None), default=None),
         agent_budgets={k: v for b in budgets for k, v in b.agent_budgets.items()},
     )
-    backends = _backends(spec, base_dir, overrides or {}, prices, ledger, listeners)
+    backends = _backends(spec, base_dir, overrides or {}, prices, ledger)
     memory = _memory(spec.memory, backends) if spec.memory else None
     entries = {
         name: _tool_entry(name, entry, base_dir, memory) for name, entry in spec.tools.items()
@@ -132,7 +89,7 @@ def build(
         name: _agent(name, agent, backends, entries, memory, spec.memory)
         for name, agent in spec.agents.items()
     }
-    return Built(backends, tools, entries, memory, agents, ledger, listeners)
+    return Built(backends, tools, entries, memory, agents, ledger)
 
 
 def select_tools(entries: Mapping[str, Toolset], name: str) -> Toolset:
@@ -156,57 +113,47 @@ def _backends(
     overrides: Mapping[str, Backend],
     prices: dict[str, Price],
     ledger: CostLedger,
-    listeners: list[Callable[[ModelCall], None]],
 ) -> dict[str, Backend]:
-    built: dict[str, Backend] = {}
-    raw: dict[str, Backend] = {}
-    # Leaves first (routers refer to them); routers in an order where members exist.
-    pending = dict(spec.backends)
-    for name in list(overrides):
-        raw[name] = overrides[name]
+    def metered(name: str, backend: Backend) -> Backend:
+        # A stand-in keeps the price its entry declares (budget tests rely on it).
+        price = prices.get(name, Price())
+        ledger.prices = {**ledger.prices, backend.name: price}
+        return Metered(backend, price)
+
+    # Overrides are leaves, ready before any router that names them; the file's
+    # leaves next, then routers in an order where their members exist.
+    built = {name: metered(name, backend) for name, backend in overrides.items()}
+    pending = {name: body for name, body in spec.backends.items() if name not in built}
     while pending:
         progressed = False
         for name, body in list(pending.items()):
-            if name in raw:
-                del pending[name]
-                progressed = True
-                continue
             if isinstance(body, LocalBackendSpec):
-                raw[name] = _local(body, base_dir)
+                built[name] = metered(name, _local(body, base_dir))
             elif isinstance(body, OpenAIBackendSpec):
-                raw[name] = OpenAIBackend(
-                    body.model,
-                    base_url=body.base_url,
-                    api_key_env=body.api_key_env,
-                    headers=body.headers or None,
-                    timeout=body.timeout_s,
-                    retry=RetryPolicy(max_attempts=body.max_attempts),
-                    name=name,
-                )
+                built[name] = metered(name, _openai(name, body))
+            elif all(m in built for m in _router_members(body)):
+                built[name] = _router(name, body, built, ledger)
             else:
-                members = _router_members(body)
-                if not all(m in built for m in members):
-                    continue
-                raw[name] = _router(name, body, built, ledger)
-            if not isinstance(body, RouterBackendSpec):
-                price = prices.get(name, Price())
-                ledger.prices = {**ledger.prices, raw[name].name: price}
-                built[name] = _Metered(raw[name], price, listeners)
-            else:
-                built[name] = raw[name]
+                continue
             del pending[name]
             progressed = True
         if not progressed:
             raise ConfigError(f"routers refer to each other in a cycle: {', '.join(pending)}")
-    for name, backend in overrides.items():
-        if name not in built:
-            # A stand-in keeps the price its entry declares (budget tests rely on it).
-            price = prices.get(name, Price())
-            ledger.prices = {**ledger.prices, backend.name: price}
-            built[name] = _Metered(backend, price, listeners)
     if "default" not in built:
-        built["default"] = _Metered(LocalBackend(), Price(), listeners)
+        built["default"] = Metered(LocalBackend(), Price())
     return built
+
+
+def _openai(name: str, body: OpenAIBackendSpec) -> Backend:
+    return OpenAIBackend(
+        body.model,
+        base_url=body.base_url,
+        api_key_env=body.api_key_env,
+        headers=body.headers or None,
+        timeout=body.timeout_s,
+        retry=RetryPolicy(max_attempts=body.max_attempts),
+        name=name,
+    )
 
 
 def _local(body: LocalBackendSpec, base_dir: Path) -> Backend:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +19,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait import tracing
 from plait._sync import run_sync
-from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
+from plait.agents import Agent, TeamTrace
 from plait.backends import Backend
-from plait.backends.routing import CostLedger
 from plait.completions import Usage
 from plait.errors import ConfigError, PlaitError, WorkflowValidationError
 from plait.memory import Memory
 from plait.tools import Toolset
 
-from ..adapters import dag_dispatch, task_runner
-from ..compiler import LLMCompiler
-from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
-from ._build import ModelCall, backend_named, build, close_backends, select_tools
+from ..dag import Plan, SQLiteResultStore
+from ._build import build, close_backends
 from ._checks import check
+from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
+from ._metering import RunMeter, metering
 from ._runs import RunRecord, new_run_id, runs_root
-from ._schema import (
-    InputSpec,
-    PlannerWorkflow,
-    StepsWorkflow,
-    SupervisorWorkflow,
-    WorkflowSpec,
-)
+from ._schema import InputSpec, StepsWorkflow, WorkflowSpec
 from ._source import read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
-
-WorkflowEvent = TaskEvent | ModelCall | TeamDecision
-"""What ``on_event`` receives: task events from the executor, each model call's usage,
-and (supervisor workflows) each team decision as it is taken."""
 
 
 class WorkflowResult(BaseModel):
@@ -117,16 +105,6 @@ def load_workflow(
     """
     spec = validate_workflow(path, env)
     return Workflow(spec, Path(path), backends=backends, runs_dir=runs_dir)
-
-
-@dataclass
-class _Meter:
-    usage: Usage = field(default_factory=Usage)
-    cost: float = 0.0
-
-    def add(self, call: ModelCall) -> None:
-        self.usage = self.usage + call.usage
-        self.cost += call.cost
 
 
 class Workflow:
@@ -199,13 +177,8 @@ class Workflow:
         values = self.resolve_inputs(inputs or {})
         run_id = run_id or new_run_id()
         folder = self.runs_dir / run_id
-        meter = _Meter()
-
-        def on_call(call: ModelCall) -> None:
-            meter.add(call)
-            if on_event is not None:
-                on_event(call)
-
+        # This run's tally, found by the shared backends' meters in the run's context.
+        meter = RunMeter(on_call=on_event)
         record = RunRecord(
             run_id=run_id,
             workflow=str(self.path),
@@ -218,13 +191,19 @@ class Workflow:
         store = SQLiteResultStore(folder / "results.sqlite")
         outcome: dict[str, Any] = {}
         team: TeamTrace | None = None
-        self._built.listeners.append(on_call)
         try:
-            runner = _RUNNERS[self.kind]
+            runner = RUNNERS[self.kind]
             # Every run keeps its own trace (trace.jsonl beside run.json): the
             # HTML report (``plait runs show ID --html``) is drawn from it.
-            with tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}):
-                done = await runner(self, values, run_id, store, on_event)
+            with (
+                metering(meter),
+                tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}),
+            ):
+                done = await runner(
+                    RunContext(
+                        self.spec, self._built, self.runs_dir, values, run_id, store, on_event
+                    )
+                )
             results = done.results
             outcome = dict(
                 status="done" if done.ok else "failed", answer=done.answer, steps=done.steps
@@ -243,7 +222,6 @@ class Workflow:
             outcome = dict(status="failed", error=str(e))
             results = {}
         finally:
-            self._built.listeners.remove(on_call)
             store.close()
             record = record.model_copy(
                 update=dict(outcome, finished_at=time.time(), usage=meter.usage, cost=meter.cost)
@@ -288,7 +266,7 @@ class Workflow:
                 f"a {self.kind!r} workflow has no static plan; its planner writes one"
             )
         values = {n: s.default for n, s in self.spec.inputs.items()} | dict(inputs or {})
-        return _steps_plan(body, values)
+        return steps_plan(body, values)
 
     async def aclose(self) -> None:
         """Release backends (engines, connections)."""
@@ -313,201 +291,3 @@ def _convert(name: str, value: Any, spec: InputSpec) -> Any:
             return False
         raise ConfigError(f"input {name!r} must be true or false, got {value!r}")
     return value
-
-
-def _with_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
-    """Replace ``${inputs.NAME}``; step references are left for the executor."""
-    from ._checks import input_references
-
-    names = input_references(value)
-    if not names:
-        return value
-    return _partial(value, {f"inputs.{n}": inputs.get(n, "") for n in names})
-
-
-def _partial(value: Any, known: Mapping[str, Any]) -> Any:
-    if isinstance(value, str):
-        from ..dag import find_references
-
-        if not find_references(value) <= set(known):
-            # Mixed text: substitute input references one by one, keep the others.
-            for ref, result in known.items():
-                text = result if isinstance(result, str) else str(result)
-                value = value.replace("${" + ref + "}", text)
-            return value
-        return substitute(value, known)
-    if isinstance(value, Mapping):
-        return {k: _partial(v, known) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_partial(v, known) for v in value]
-    return value
-
-
-def _steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
-    tasks = []
-    for step in body.steps:
-        if step.agent is not None:
-            tool, args = step.agent, {"task": _with_inputs(step.input or "", inputs)}
-        else:
-            tool, args = str(step.tool), _with_inputs(step.args, inputs)
-        tasks.append(
-            Task(
-                id=step.id,
-                tool=tool,
-                args=args,
-                depends_on=tuple(step.depends_on),
-                timeout_s=step.timeout_s,
-                retries=step.retries,
-                continue_on_error=step.continue_on_error,
-            )
-        )
-    return Plan(tasks=tuple(tasks))
-
-
-@dataclass
-class _Outcome:
-    """What a workflow kind's runner reports: the answer, success, per-step detail."""
-
-    answer: Any
-    ok: bool
-    results: dict[str, Any]
-    steps: dict[str, str]
-    error: str | None = None
-    team: TeamTrace | None = None
-
-
-async def _run_steps(
-    wf: Workflow,
-    inputs: dict[str, Any],
-    run_id: str,
-    store: SQLiteResultStore,
-    on_event: Callable[[WorkflowEvent], None] | None,
-) -> _Outcome:
-    body = wf.spec.workflow
-    assert isinstance(body, StepsWorkflow)
-    plan = _steps_plan(body, inputs)
-    _, runner = task_runner(wf.tools, wf.agents.values())
-    executor = EagerExecutor(
-        runner, max_concurrency=body.max_concurrency, store=store, on_event=on_event
-    )
-    run = await executor.run(plan, run_id=run_id)
-    results = run.results
-    if body.output is not None:
-        template = _with_inputs(body.output, inputs)
-        try:
-            answer = substitute(template, results)
-        except KeyError:
-            answer = None  # a step it names did not finish
-    else:
-        answer = results.get(body.steps[-1].id)
-    steps = {
-        i: o.status if o.status == "done" else f"{o.status} ({o.error})"
-        for i, o in run.outcomes.items()
-    }
-    return _Outcome(answer, run.ok, results, steps)
-
-
-async def _run_planner(
-    wf: Workflow,
-    inputs: dict[str, Any],
-    run_id: str,
-    store: SQLiteResultStore,
-    on_event: Callable[[WorkflowEvent], None] | None,
-) -> _Outcome:
-    body = wf.spec.workflow
-    assert isinstance(body, PlannerWorkflow)
-    tools = Toolset([select_tools(wf._built.entries, name) for name in body.tools])
-    specs, runner = task_runner(tools, [wf.agents[name] for name in body.agents])
-    compiler = LLMCompiler(
-        backend_named(wf.backends, body.backend),
-        specs,
-        runner,
-        joiner=backend_named(wf.backends, body.joiner) if body.joiner else None,
-        plan_format=body.plan_format,
-        max_replans=body.max_replans,
-        max_tasks=body.max_tasks,
-        executor=EagerExecutor(runner, store=store, on_event=on_event),
-        runs_dir=wf.runs_dir,  # the loop's checkpoints go beside run.json
-    )
-    question = str(_with_inputs(body.question, inputs))
-    result = await compiler.arun(question, run_id=run_id)
-    results: dict[str, Any] = {}
-    steps: dict[str, str] = {}
-    for number, round_ in enumerate(result.rounds, 1):
-        for task_id, outcome in round_.run.outcomes.items():
-            key = f"{number}.{task_id}"
-            steps[key] = outcome.status
-            if outcome.status == "done":
-                results[key] = outcome.result
-    return _Outcome(result.answer, True, results, steps)
-
-
-async def _run_supervisor(
-    wf: Workflow,
-    inputs: dict[str, Any],
-    run_id: str,
-    store: SQLiteResultStore,
-    on_event: Callable[[WorkflowEvent], None] | None,
-) -> _Outcome:
-    body = wf.spec.workflow
-    assert isinstance(body, SupervisorWorkflow)
-    # The team's own ledger: the file's prices, capped by this workflow's budget.
-    ledger = CostLedger(prices=dict(wf._built.ledger.prices), budget=body.budget)
-    reviewer = backend_named(wf.backends, body.reviewer) if body.reviewer else None
-    limits = body.worker_limits
-    team = Supervisor(
-        body.name,
-        backend_named(wf.backends, body.backend),
-        workers=[backend_named(wf.backends, w) for w in body.workers],
-        brief=str(_with_inputs(body.brief, inputs)),
-        agents=[wf.agents[name] for name in body.agents],
-        reviewer=reviewer,
-        ledger=ledger,
-        dispatch=dag_dispatch(max_concurrency=body.max_concurrency, store=store, on_event=on_event),
-        max_attempts=body.max_attempts,
-        max_depth=body.max_depth,
-        worker_limits=AgentLimits(
-            max_steps=limits.max_steps,
-            max_turn_tokens=limits.max_turn_tokens,
-            timeout_s=limits.timeout_s,
-        ),
-        aggregate=body.aggregate,
-        temperature=body.temperature,
-        on_decision=on_event,
-    )
-    plan = _team_plan(body, inputs) if body.plan is not None else None
-    result = await team.arun(str(_with_inputs(body.goal, inputs)), plan=plan)
-    steps = {
-        w.subtask: w.status if w.status == "accepted" else f"{w.status} ({w.output[:200]})"
-        for w in result.trace.workers
-    }
-    error = f"{result.stop_reason}: {result.reason}" if not result.ok else None
-    return _Outcome(
-        result.output, result.ok, result.results(), steps, error=error, team=result.trace
-    )
-
-
-def _team_plan(body: SupervisorWorkflow, inputs: Mapping[str, Any]) -> TeamPlan:
-    """The file's fixed plan with inputs substituted, as the Supervisor's TeamPlan."""
-    try:
-        return TeamPlan.model_validate(
-            {
-                "subtasks": [
-                    dict(s.model_dump(), task=str(_with_inputs(s.task, inputs)))
-                    for s in body.plan or ()
-                ]
-            }
-        )
-    except ValueError as e:  # pydantic's ValidationError; checks catch most of it earlier
-        raise ConfigError(f"the supervisor's plan is not a valid team plan: {e}") from e
-
-
-# The extension point for new workflow kinds: one coroutine per kind, returning
-# an _Outcome (answer, ok, results, step statuses, and optional detail).
-_RUNNERS: dict[
-    str,
-    Callable[
-        [Workflow, dict[str, Any], str, SQLiteResultStore, Callable[[WorkflowEvent], None] | None],
-        Awaitable[_Outcome],
-    ],
-] = {"steps": _run_steps, "planner": _run_planner, "supervisor": _run_supervisor}

@@ -13,7 +13,7 @@ loader validates files against :class:`WorkflowSpec`. A file has these sections:
 
 Adding a workflow kind: define its model with ``kind: Literal[...]`` (as
 :class:`SupervisorWorkflow` does), add it to :data:`WorkflowBody`, check its
-references in ``_workflow_checks`` and run it in ``_workflow`` (``_RUNNERS``).
+references in ``_checks`` and run it in ``_kinds`` (``RUNNERS``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 
 from plait.agents import Trace
-from plait.backends import Backend
+from plait.backends import Backend, LocalBackend, WrappedBackend
 from plait.graphs import Plan, Round
 from plait.memory import RecallResult
 
@@ -65,6 +65,13 @@ def render_backends(session: Session) -> str:
     for name, backend in session.backends.items():
         lines.append(f"{name}: {_describe_backend(backend)}")
     return "\n".join(lines)
+
+
+def _local_engine(backend: Backend) -> LocalBackend | None:
+    """The local backend under any wrappers (a workflow's meters), if there is one."""
+    while isinstance(backend, WrappedBackend):
+        backend = backend.wrapped
+    return backend if isinstance(backend, LocalBackend) else None
 
 
 def _describe_backend(backend: Backend) -> str:
@@ -173,13 +180,13 @@ def render_stats(session: Session) -> str:
         + ("" if session.prices else " (no prices set: local models are free)"),
     ]
     for name, backend in session.backends.items():
-        stats_of = getattr(backend, "stats", None)
-        if stats_of is None:
+        engine = _local_engine(backend)
+        if engine is None:
             lines.append(f"{name}: no engine counters (not a local backend)")
             continue
         # The engine's own counters say whether it was used: a cancelled answer or a
         # failed turn used it too, though neither counts as a finished run.
-        s = stats_of()
+        s = engine.stats()
         if s.requests == 0:
             lines.append(f"{name}: engine not used yet")
         else:

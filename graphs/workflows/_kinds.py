@@ -1,0 +1,246 @@
+"""The workflow kinds' runs: ``steps`` (a fixed DAG), ``planner`` (LLMCompiler) and
+``supervisor`` (a team). Each gets the run's :class:`RunContext` and reports an
+:class:`Outcome`; ``Workflow.arun`` records it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plait.agents import AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
+from plait.backends.routing import CostLedger
+from plait.errors import ConfigError
+from plait.tools import Toolset
+
+from ..adapters import dag_dispatch, task_runner
+from ..compiler import LLMCompiler
+from ..dag import (
+    EagerExecutor,
+    Plan,
+    SQLiteResultStore,
+    Task,
+    TaskEvent,
+    find_references,
+    substitute,
+)
+from ._build import Built, backend_named, select_tools
+from ._checks import input_references
+from ._metering import ModelCall
+from ._schema import PlannerWorkflow, StepsWorkflow, SupervisorWorkflow, WorkflowSpec
+
+__all__ = ["RUNNERS", "Outcome", "RunContext", "WorkflowEvent", "steps_plan"]
+
+WorkflowEvent = TaskEvent | ModelCall | TeamDecision
+"""What ``on_event`` receives: task events from the executor, each model call's usage,
+and (supervisor workflows) each team decision as it is taken."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one run of a workflow hands its kind's runner.
+
+    Attributes:
+        spec: the validated file.
+        built: its backends, tools, memory and agents (shared by every run).
+        runs_dir: where run folders go.
+        inputs: the run's resolved inputs.
+        run_id: the run's id.
+        store: the run's result store (finished tasks, for resuming).
+        on_event: the caller's event callback.
+    """
+
+    spec: WorkflowSpec
+    built: Built
+    runs_dir: Path
+    inputs: dict[str, Any]
+    run_id: str
+    store: SQLiteResultStore
+    on_event: Callable[[WorkflowEvent], None] | None
+
+
+def _with_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
+    """Replace ``${inputs.NAME}``; step references are left for the executor."""
+    names = input_references(value)
+    if not names:
+        return value
+    return _partial(value, {f"inputs.{n}": inputs.get(n, "") for n in names})
+
+
+def _partial(value: Any, known: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        if not find_references(value) <= set(known):
+            # Mixed text: substitute input references one by one, keep the others.
+            for ref, result in known.items():
+                text = result if isinstance(result, str) else str(result)
+                value = value.replace("${" + ref + "}", text)
+            return value
+        return substitute(value, known)
+    if isinstance(value, Mapping):
+        return {k: _partial(v, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_partial(v, known) for v in value]
+    return value
+
+
+def steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
+    tasks = []
+    for step in body.steps:
+        if step.agent is not None:
+            tool, args = step.agent, {"task": _with_inputs(step.input or "", inputs)}
+        else:
+            tool, args = str(step.tool), _with_inputs(step.args, inputs)
+        tasks.append(
+            Task(
+                id=step.id,
+                tool=tool,
+                args=args,
+                depends_on=tuple(step.depends_on),
+                timeout_s=step.timeout_s,
+                retries=step.retries,
+                continue_on_error=step.continue_on_error,
+            )
+        )
+    return Plan(tasks=tuple(tasks))
+
+
+@dataclass
+class Outcome:
+    """What a workflow kind's runner reports: the answer, success, per-step detail.
+
+    Attributes:
+        answer: the workflow's answer.
+        ok: every step succeeded.
+        results: step/task id -> result, for the tasks that finished.
+        steps: step/task id -> status, with the error when it did not finish.
+        error: why the run failed, when the steps do not say.
+        team: a supervisor run's team trace.
+    """
+
+    answer: Any
+    ok: bool
+    results: dict[str, Any]
+    steps: dict[str, str]
+    error: str | None = None
+    team: TeamTrace | None = None
+
+
+async def _run_steps(run: RunContext) -> Outcome:
+    body = run.spec.workflow
+    assert isinstance(body, StepsWorkflow)
+    plan = steps_plan(body, run.inputs)
+    _, runner = task_runner(run.built.tools, run.built.agents.values())
+    executor = EagerExecutor(
+        runner, max_concurrency=body.max_concurrency, store=run.store, on_event=run.on_event
+    )
+    done = await executor.run(plan, run_id=run.run_id)
+    results = done.results
+    if body.output is not None:
+        template = _with_inputs(body.output, run.inputs)
+        try:
+            answer = substitute(template, results)
+        except KeyError:
+            answer = None  # a step it names did not finish
+    else:
+        answer = results.get(body.steps[-1].id)
+    steps = {
+        i: o.status if o.status == "done" else f"{o.status} ({o.error})"
+        for i, o in done.outcomes.items()
+    }
+    return Outcome(answer, done.ok, results, steps)
+
+
+async def _run_planner(run: RunContext) -> Outcome:
+    body = run.spec.workflow
+    assert isinstance(body, PlannerWorkflow)
+    tools = Toolset([select_tools(run.built.entries, name) for name in body.tools])
+    specs, runner = task_runner(tools, [run.built.agents[name] for name in body.agents])
+    compiler = LLMCompiler(
+        backend_named(run.built.backends, body.backend),
+        specs,
+        runner,
+        joiner=backend_named(run.built.backends, body.joiner) if body.joiner else None,
+        plan_format=body.plan_format,
+        max_replans=body.max_replans,
+        max_tasks=body.max_tasks,
+        executor=EagerExecutor(runner, store=run.store, on_event=run.on_event),
+        runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
+    )
+    question = str(_with_inputs(body.question, run.inputs))
+    result = await compiler.arun(question, run_id=run.run_id)
+    results: dict[str, Any] = {}
+    steps: dict[str, str] = {}
+    for number, round_ in enumerate(result.rounds, 1):
+        for task_id, outcome in round_.run.outcomes.items():
+            key = f"{number}.{task_id}"
+            steps[key] = outcome.status
+            if outcome.status == "done":
+                results[key] = outcome.result
+    return Outcome(result.answer, True, results, steps)
+
+
+async def _run_supervisor(run: RunContext) -> Outcome:
+    body = run.spec.workflow
+    assert isinstance(body, SupervisorWorkflow)
+    # The team's own ledger: the file's prices, capped by this workflow's budget.
+    ledger = CostLedger(prices=dict(run.built.ledger.prices), budget=body.budget)
+    reviewer = backend_named(run.built.backends, body.reviewer) if body.reviewer else None
+    limits = body.worker_limits
+    team = Supervisor(
+        body.name,
+        backend_named(run.built.backends, body.backend),
+        workers=[backend_named(run.built.backends, w) for w in body.workers],
+        brief=str(_with_inputs(body.brief, run.inputs)),
+        agents=[run.built.agents[name] for name in body.agents],
+        reviewer=reviewer,
+        ledger=ledger,
+        dispatch=dag_dispatch(
+            max_concurrency=body.max_concurrency, store=run.store, on_event=run.on_event
+        ),
+        max_attempts=body.max_attempts,
+        max_depth=body.max_depth,
+        worker_limits=AgentLimits(
+            max_steps=limits.max_steps,
+            max_turn_tokens=limits.max_turn_tokens,
+            timeout_s=limits.timeout_s,
+        ),
+        aggregate=body.aggregate,
+        temperature=body.temperature,
+        on_decision=run.on_event,
+    )
+    plan = _team_plan(body, run.inputs) if body.plan is not None else None
+    result = await team.arun(str(_with_inputs(body.goal, run.inputs)), plan=plan)
+    steps = {
+        w.subtask: w.status if w.status == "accepted" else f"{w.status} ({w.output[:200]})"
+        for w in result.trace.workers
+    }
+    error = f"{result.stop_reason}: {result.reason}" if not result.ok else None
+    return Outcome(
+        result.output, result.ok, result.results(), steps, error=error, team=result.trace
+    )
+
+
+def _team_plan(body: SupervisorWorkflow, inputs: Mapping[str, Any]) -> TeamPlan:
+    """The file's fixed plan with inputs substituted, as the Supervisor's TeamPlan."""
+    try:
+        return TeamPlan.model_validate(
+            {
+                "subtasks": [
+                    dict(s.model_dump(), task=str(_with_inputs(s.task, inputs)))
+                    for s in body.plan or ()
+                ]
+            }
+        )
+    except ValueError as e:  # pydantic's ValidationError; checks catch most of it earlier
+        raise ConfigError(f"the supervisor's plan is not a valid team plan: {e}") from e
+
+
+# The extension point for new workflow kinds: one coroutine per kind, returning
+# an Outcome (answer, ok, results, step statuses, and optional detail).
+RUNNERS: dict[str, Callable[[RunContext], Awaitable[Outcome]]] = {
+    "steps": _run_steps,
+    "planner": _run_planner,
+    "supervisor": _run_supervisor,
+}

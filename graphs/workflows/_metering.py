@@ -1,0 +1,149 @@
+"""Per-run model accounting: every model call of a workflow run, with its usage and cost.
+
+A loaded :class:`~plait.graphs.workflows.Workflow` may run many times at once,
+so nothing a run counts lives on the shared backends: each backend's meter
+reports to the :class:`RunMeter` of the run it serves, found in a context
+variable that ``Workflow.arun`` sets (tasks the run starts inherit it). The
+routers' :class:`RunLedger` books each run's spend on that run's own ledger, so
+a router ``budget`` caps one run, not every run of the loaded file together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+from plait.backends import Backend, WrappedBackend
+from plait.backends.routing import CostLedger, CostReport, Price
+from plait.chat import ChatRequest
+from plait.completions import Completion, StreamChunk, Usage
+
+__all__ = ["Metered", "ModelCall", "RunLedger", "RunMeter", "metering"]
+
+
+class ModelCall(BaseModel):
+    """One model request of a workflow run, for progress and cost accounting."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    agent: str | None
+    usage: Usage
+    cost: float
+
+
+@dataclass
+class RunMeter:
+    """One run's tally of model calls; ``on_call`` sees each call as it finishes."""
+
+    on_call: Callable[[ModelCall], None] | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    ledger: CostLedger | None = None
+
+    def add(self, call: ModelCall) -> None:
+        self.usage = self.usage + call.usage
+        self.cost += call.cost
+        if self.on_call is not None:
+            self.on_call(call)
+
+
+_CURRENT: ContextVar[RunMeter | None] = ContextVar("plait_workflow_run_meter", default=None)
+
+
+@contextlib.contextmanager
+def metering(meter: RunMeter) -> Iterator[RunMeter]:
+    """Count the model calls made in this context (one workflow run) on ``meter``."""
+    token = _CURRENT.set(meter)
+    try:
+        yield meter
+    finally:
+        _CURRENT.reset(token)
+
+
+class Metered(WrappedBackend):
+    """Reports each finished request's usage and cost to the current run's meter.
+
+    Calls made outside a run (an agent used directly) are priced but not counted.
+    """
+
+    def __init__(self, wrapped: Backend, price: Price) -> None:
+        super().__init__(wrapped)
+        self.price = price
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+        async with contextlib.aclosing(self.wrapped.stream(request)) as chunks:
+            async for chunk in chunks:
+                if chunk.completion is not None:
+                    # Before handing it on: a consumer may stop at the final chunk.
+                    self._report(request, chunk.completion)
+                yield chunk
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        completion = await self.wrapped.complete(request)
+        self._report(request, completion)
+        return completion
+
+    def _report(self, request: ChatRequest, completion: Completion) -> None:
+        meter = _CURRENT.get()
+        if meter is None:
+            return
+        usage = completion.usage
+        call = ModelCall(
+            backend=self.name, agent=request.agent, usage=usage, cost=self.price.cost(usage)
+        )
+        meter.add(call)
+
+
+class RunLedger(CostLedger):
+    """The ledger a workflow's routers share: each run books on a fresh copy of it.
+
+    The copy (same prices and caps, nothing spent) is made on the run's first
+    call; calls outside a run book on this ledger itself.
+    """
+
+    def _run(self) -> CostLedger | None:
+        meter = _CURRENT.get()
+        if meter is None:
+            return None
+        if meter.ledger is None:
+            fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+            meter.ledger = CostLedger(**{k: v for k, v in fields.items() if not k.startswith("_")})
+        return meter.ledger
+
+    def would_exceed(self, backend: str, request: ChatRequest) -> str | None:
+        run = self._run()
+        return run.would_exceed(backend, request) if run else super().would_exceed(backend, request)
+
+    def reserve(self, backend: str, request: ChatRequest) -> float:
+        run = self._run()
+        return run.reserve(backend, request) if run else super().reserve(backend, request)
+
+    def release(self, reservation: float, agent: str | None) -> None:
+        run = self._run()
+        return run.release(reservation, agent) if run else super().release(reservation, agent)
+
+    def settle(self, reservation: float, backend: str, agent: str | None, usage: Usage) -> float:
+        run = self._run()
+        if run is None:
+            return super().settle(reservation, backend, agent, usage)
+        return run.settle(reservation, backend, agent, usage)
+
+    @property
+    def total_cost(self) -> float:
+        run = self._run()
+        return run.total_cost if run else super().total_cost
+
+    @property
+    def reserved(self) -> float:
+        run = self._run()
+        return run.reserved if run else super().reserved
+
+    def report(self) -> CostReport:
+        run = self._run()
+        return run.report() if run else super().report()
