@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from plait import ChatRequest, Completion
-from plait.agents import TeamPrefix
+from plait.agents._hiring import TeamPrefix
 from plait.backends import Backend, Capabilities, Pinnable, WrappedBackend
 from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.completions import StreamChunk
