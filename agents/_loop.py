@@ -14,7 +14,7 @@ from plait import tracing
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
-from plait.errors import ConfigError, ModelOutputError, ToolArgumentError
+from plait.errors import BackendProtocolError, ConfigError, ModelOutputError, ToolArgumentError
 from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from plait.tools import ToolOutcome, ToolRunner, Toolset, json_schema_of
 
@@ -248,8 +248,10 @@ class Run:
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
             if completion is None:
-                raise ModelOutputError(
-                    f"backend {backend.name!r} ended its stream without a completion", raw=""
+                # The backend broke its protocol (no model output is at fault), as
+                # Backend.complete() reports the same case.
+                raise BackendProtocolError(
+                    f"backend {backend.name!r} ended its stream without a completion"
                 )
             span.set_attributes(_completion_attributes(completion))
         self._last = completion

@@ -8,7 +8,6 @@ the same ``run_id`` reuses the stored results, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,11 +23,11 @@ from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan,
 from plait.backends import Backend
 from plait.backends.routing import CostLedger
 from plait.completions import Usage
-from plait.errors import ConfigError, PlaitError, WorkflowValidationError
+from plait.errors import ConfigError, RunError, WorkflowValidationError, is_control_flow
 from plait.memory import Memory
 from plait.tools import Toolset
 
-from ..adapters import dag_dispatch, task_runner
+from ..adapters import UsageErrorStop, dag_dispatch, task_runner
 from ..compiler import LLMCompiler
 from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
 from ._build import ModelCall, backend_named, build, close_backends, select_tools
@@ -191,8 +190,13 @@ class Workflow:
     ) -> WorkflowResult:
         """Run the workflow; a run id that exists already resumes that run.
 
+        A run-time failure (:class:`~plait.errors.RunError`) ends the run as
+        ``failed`` in its result; anything else is recorded and raised.
+
         Raises:
-            ConfigError: bad inputs (nothing has run).
+            ConfigError: bad inputs (nothing has run), or a misconfiguration found
+                while running (the run is recorded as ``failed``).
+            PlanError: a plan given in the file turned out invalid while running.
             asyncio.CancelledError, KeyboardInterrupt: after recording the run as
                 ``interrupted`` (its finished results stay stored for a resume).
         """
@@ -236,12 +240,17 @@ class Workflow:
                 outcome["error"] = done.error or "; ".join(
                     f"{k}: {v}" for k, v in done.steps.items() if v not in ("done",)
                 )
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            outcome = dict(status="interrupted", error="interrupted")
-            raise
-        except PlaitError as e:
+        except RunError as e:  # the run failed: the record says why
             outcome = dict(status="failed", error=str(e))
             results = {}
+        except BaseException as e:
+            # Interrupted (its finished results stay stored for a resume), or a usage
+            # error or bug that must surface as itself; either way recorded first.
+            if is_control_flow(e):
+                outcome = dict(status="interrupted", error="interrupted")
+            else:
+                outcome = dict(status="failed", error=f"{type(e).__name__}: {e}")
+            raise
         finally:
             self._built.listeners.remove(on_call)
             store.close()
@@ -387,10 +396,11 @@ async def _run_steps(
     assert isinstance(body, StepsWorkflow)
     plan = _steps_plan(body, inputs)
     _, runner = task_runner(wf.tools, wf.agents.values())
+    stop = UsageErrorStop()  # a misconfigured step stops the run instead of failing
     executor = EagerExecutor(
-        runner, max_concurrency=body.max_concurrency, store=store, on_event=on_event
+        stop.wrap(runner), max_concurrency=body.max_concurrency, store=store, on_event=on_event
     )
-    run = await executor.run(plan, run_id=run_id)
+    run = await stop.run(executor.run(plan, run_id=run_id))
     results = run.results
     if body.output is not None:
         template = _with_inputs(body.output, inputs)
@@ -418,6 +428,8 @@ async def _run_planner(
     assert isinstance(body, PlannerWorkflow)
     tools = Toolset([select_tools(wf._built.entries, name) for name in body.tools])
     specs, runner = task_runner(tools, [wf.agents[name] for name in body.agents])
+    stop = UsageErrorStop()
+    runner = stop.wrap(runner)
     compiler = LLMCompiler(
         backend_named(wf.backends, body.backend),
         specs,
@@ -430,7 +442,7 @@ async def _run_planner(
         runs_dir=wf.runs_dir,  # the loop's checkpoints go beside run.json
     )
     question = str(_with_inputs(body.question, inputs))
-    result = await compiler.arun(question, run_id=run_id)
+    result = await stop.run(compiler.arun(question, run_id=run_id))
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
     for number, round_ in enumerate(result.rounds, 1):
