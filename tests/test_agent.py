@@ -381,3 +381,20 @@ def test_planner_caller_summarizer_split_uses_three_backends():
     assert summarizer.requests[0].response_schema["required"] == ["city", "sunny"]
     for double in (planner, caller, summarizer):
         double.assert_exhausted()
+
+
+async def test_a_stream_without_completion_is_a_backend_protocol_error():
+    # The backend broke its protocol; no model output is at fault, so it is a
+    # BackendError (a fallback router or the memory guard treats it as one).
+    from plait.backends import Backend
+    from plait.completions import StreamChunk
+    from plait.errors import BackendProtocolError
+
+    class NoFinal(Backend):
+        name = "nofinal"
+
+        async def stream(self, request):
+            yield StreamChunk(delta="partial")
+
+    with pytest.raises(BackendProtocolError, match="'nofinal' ended its stream without"):
+        await Agent("a", "x", NoFinal()).arun("hi")
