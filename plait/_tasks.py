@@ -13,8 +13,8 @@ reach the caller as itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, TypeVar
 
 __all__ = ["gather_or_raise"]
 
@@ -44,11 +44,11 @@ async def gather_or_raise(awaitables: Iterable[Awaitable[T]]) -> list[T]:
     return [t.result() for t in tasks]
 
 
-def _failed(task: asyncio.Future[object]) -> bool:
+def _failed(task: asyncio.Future[Any]) -> bool:
     return not task.cancelled() and task.exception() is not None
 
 
-async def _cancel(tasks: list[asyncio.Future[T]]) -> None:
+async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
     for task in tasks:
         task.cancel()
     # Awaited so none outlives the caller; their outcomes are retrieved here too.
