@@ -32,9 +32,9 @@ from ..compiler import LLMCompiler
 from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
 from ._build import ModelCall, backend_named, build, close_backends, select_tools
 from ._checks import check
+from ._inputs import convert_input, with_inputs
 from ._runs import RunRecord, new_run_id, runs_root
 from ._schema import (
-    InputSpec,
     PlannerWorkflow,
     StepsWorkflow,
     SupervisorWorkflow,
@@ -174,7 +174,7 @@ class Workflow:
         values: dict[str, Any] = {}
         for name, spec in declared.items():
             if name in given:
-                values[name] = _convert(name, given[name], spec)
+                values[name] = convert_input(name, given[name], spec)
             elif spec.default is not None:
                 values[name] = spec.default
             else:
@@ -304,61 +304,13 @@ class Workflow:
         await close_backends(self.backends)
 
 
-def _convert(name: str, value: Any, spec: InputSpec) -> Any:
-    if spec.type == "string":
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if spec.type == "integer":
-                return int(text)
-            if spec.type == "number":
-                return float(text)
-        except ValueError as e:
-            raise ConfigError(f"input {name!r} must be a {spec.type}, got {value!r}") from e
-        if text.lower() in ("true", "yes", "1"):
-            return True
-        if text.lower() in ("false", "no", "0"):
-            return False
-        raise ConfigError(f"input {name!r} must be true or false, got {value!r}")
-    return value
-
-
-def _with_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
-    """Replace ``${inputs.NAME}``; step references are left for the executor."""
-    from ._checks import input_references
-
-    names = input_references(value)
-    if not names:
-        return value
-    return _partial(value, {f"inputs.{n}": inputs.get(n, "") for n in names})
-
-
-def _partial(value: Any, known: Mapping[str, Any]) -> Any:
-    if isinstance(value, str):
-        from ..dag import find_references
-
-        if not find_references(value) <= set(known):
-            # Mixed text: substitute input references one by one, keep the others.
-            for ref, result in known.items():
-                text = result if isinstance(result, str) else str(result)
-                value = value.replace("${" + ref + "}", text)
-            return value
-        return substitute(value, known)
-    if isinstance(value, Mapping):
-        return {k: _partial(v, known) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_partial(v, known) for v in value]
-    return value
-
-
 def _steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
     tasks = []
     for step in body.steps:
         if step.agent is not None:
-            tool, args = step.agent, {"task": _with_inputs(step.input or "", inputs)}
+            tool, args = step.agent, {"task": with_inputs(step.input or "", inputs)}
         else:
-            tool, args = str(step.tool), _with_inputs(step.args, inputs)
+            tool, args = str(step.tool), with_inputs(step.args, inputs)
         tasks.append(
             Task(
                 id=step.id,
@@ -403,7 +355,7 @@ async def _run_steps(
     run = await stop.run(executor.run(plan, run_id=run_id))
     results = run.results
     if body.output is not None:
-        template = _with_inputs(body.output, inputs)
+        template = with_inputs(body.output, inputs)
         try:
             answer = substitute(template, results)
         except KeyError:
@@ -441,7 +393,7 @@ async def _run_planner(
         executor=EagerExecutor(runner, store=store, on_event=on_event),
         runs_dir=wf.runs_dir,  # the loop's checkpoints go beside run.json
     )
-    question = str(_with_inputs(body.question, inputs))
+    question = str(with_inputs(body.question, inputs))
     result = await stop.run(compiler.arun(question, run_id=run_id))
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
@@ -471,7 +423,7 @@ async def _run_supervisor(
         body.name,
         backend_named(wf.backends, body.backend),
         workers=[backend_named(wf.backends, w) for w in body.workers],
-        brief=str(_with_inputs(body.brief, inputs)),
+        brief=str(with_inputs(body.brief, inputs)),
         agents=[wf.agents[name] for name in body.agents],
         reviewer=reviewer,
         ledger=ledger,
@@ -488,7 +440,7 @@ async def _run_supervisor(
         on_decision=on_event,
     )
     plan = _team_plan(body, inputs) if body.plan is not None else None
-    result = await team.arun(str(_with_inputs(body.goal, inputs)), plan=plan)
+    result = await team.arun(str(with_inputs(body.goal, inputs)), plan=plan)
     steps = {
         w.subtask: w.status if w.status == "accepted" else f"{w.status} ({w.output[:200]})"
         for w in result.trace.workers
@@ -505,7 +457,7 @@ def _team_plan(body: SupervisorWorkflow, inputs: Mapping[str, Any]) -> TeamPlan:
         return TeamPlan.model_validate(
             {
                 "subtasks": [
-                    dict(s.model_dump(), task=str(_with_inputs(s.task, inputs)))
+                    dict(s.model_dump(), task=str(with_inputs(s.task, inputs)))
                     for s in body.plan or ()
                 ]
             }
