@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
@@ -353,3 +354,25 @@ def test_a_usage_error_in_a_step_surfaces_while_a_tool_error_fails_the_step(tmp_
         wf.run(run_id="misconfigured")
     record = read_run("misconfigured", runs)
     assert record.status == "failed" and "ConfigError: backend 'fake'" in (record.error or "")
+
+
+async def test_a_cancelled_run_is_recorded_as_interrupted_and_the_cancellation_propagates(
+    tmp_path,
+):
+    asked = asyncio.Event()
+
+    async def hangs(request):
+        asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    path = write(tmp_path, FAILING_STEPS)
+    runs = tmp_path / "runs"
+    wf = load_workflow(path, backends={"fake": FunctionBackend(hangs, name="fake")}, runs_dir=runs)
+    running = asyncio.create_task(wf.arun(run_id="cancelled"))
+    await asked.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    record = read_run("cancelled", runs)
+    assert record.status == "interrupted" and record.steps == {}
