@@ -15,7 +15,6 @@ records its decisions (candidates, ranking, votes, verdicts) as
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -26,8 +25,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait._sync import run_sync
+from plait._tasks import gather_or_raise
 from plait.backends import Backend
-from plait.errors import ConfigError, PlaitError
+from plait.errors import ConfigError, RunError
 
 from ._agent import Agent
 from ._prompts import render
@@ -159,10 +159,16 @@ class _Log:
 
 
 async def _answer(member: Runnable, task: str) -> str | None:
-    """A member's answer as text, or ``None`` when it stopped early or failed."""
+    """A member's answer as text, or ``None`` when it stopped early or failed.
+
+    Only a run-time failure (a backend down, output that never fit, a tool) makes
+    a member abstain. A usage error (a misconfigured member) and control flow
+    (cancellation, a LangGraph interrupt) propagate: an ensemble of N
+    misconfigured members must not report "abstained" N times.
+    """
     try:
         result = await member.arun(task)
-    except PlaitError:
+    except RunError:
         return None
     if result.stop_reason != "done":
         return None
@@ -172,8 +178,13 @@ async def _answer(member: Runnable, task: str) -> str | None:
     return result.text if output is None else str(output)
 
 
+async def _answers(members: Sequence[Runnable], task: str) -> list[str | None]:
+    """Every member's answer, in parallel; what propagates from one stops the others."""
+    return await gather_or_raise(_answer(m, task) for m in members)
+
+
 async def _generate(members: Sequence[Runnable], task: str, log: _Log) -> list[str]:
-    answers = await asyncio.gather(*(_answer(m, task) for m in members))
+    answers = await _answers(members, task)
     kept = []
     for member, answer in zip(members, answers, strict=True):
         if answer is None:
@@ -398,7 +409,7 @@ class MajorityVote(Ensemble):
 
     async def arun(self, task: str) -> EnsembleResult:
         log = self._log()
-        answers = await asyncio.gather(*(_answer(m, task) for m in self.members))
+        answers = await _answers(self.members, task)
         keys: dict[str, str] = {}
         tally: Counter[str] = Counter()
         for member, answer in zip(self.members, answers, strict=True):

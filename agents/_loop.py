@@ -20,7 +20,7 @@ from plait._span_attributes import (
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
-from plait.errors import ConfigError, ModelOutputError, ToolArgumentError
+from plait.errors import BackendProtocolError, ConfigError, ModelOutputError, ToolArgumentError
 from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from plait.tools import ToolOutcome, ToolRunner, Toolset, json_schema_of
 
@@ -276,8 +276,10 @@ class Run:
                 span.set("error.type", "timeout")
                 span.fail(f"timeout: agent {self.agent.name!r} reached its time limit mid-turn")
             elif completion is None:
-                raise ModelOutputError(
-                    f"backend {backend.name!r} ended its stream without a completion", raw=""
+                # The backend broke its protocol (no model output is at fault), as
+                # Backend.complete() reports the same case.
+                raise BackendProtocolError(
+                    f"backend {backend.name!r} ended its stream without a completion"
                 )
             else:
                 span.set_attributes(response_attributes(completion))

@@ -12,9 +12,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from plait._tasks import gather_or_raise
 from plait.backends import Backend
 from plait.completions import Usage
-from plait.errors import BudgetExceeded, PlaitError, WorkerFailed
+from plait.errors import BudgetExceeded, RunError, WorkerFailed
 
 from ._agent import Agent
 from ._hiring import Hire, Hiring, Metered, TeamPrefix
@@ -53,7 +54,11 @@ _DEPTH: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
 
 
 async def gather_dispatch(subtasks: Sequence[Subtask], work: WorkFn) -> None:
-    """Run subtasks as asyncio tasks, each after the subtasks it needs succeeded."""
+    """Run subtasks as asyncio tasks, each after the subtasks it needs succeeded.
+
+    Anything other than a subtask's failure (a usage error, cancellation, a
+    LangGraph interrupt) cancels the other subtasks and propagates.
+    """
     done: dict[str, asyncio.Future[str]] = {
         s.id: asyncio.get_running_loop().create_future() for s in subtasks
     }
@@ -65,7 +70,7 @@ async def gather_dispatch(subtasks: Sequence[Subtask], work: WorkFn) -> None:
         except (WorkerFailed, BudgetExceeded) as e:
             done[sub.id].set_exception(e)
 
-    await asyncio.gather(*(one(s) for s in subtasks))
+    await gather_or_raise(one(s) for s in subtasks)
     for future in done.values():
         if future.done() and not future.cancelled():
             future.exception()  # mark retrieved: failures are reported by the supervisor
@@ -168,7 +173,7 @@ class TeamRun:
             self.decide("plan", self.sup.name, f"no plan: {e}")
             self.stop_short("budget", f"planning was refused by the budget: {e}")
             return None
-        except PlaitError as e:
+        except RunError as e:  # a usage error (misconfigured planner) surfaces instead
             self.decide("plan", self.sup.name, f"no plan: {e}")
             self.stop_short("failed", f"the planner gave no usable plan: {e}")
             return None
@@ -285,7 +290,7 @@ class TeamRun:
                     self.stop_short("budget", f"worker {worker} was refused by the budget: {e}")
                     status, previous = "failed", f"budget: {e}"
                     break
-                except PlaitError as e:
+                except RunError as e:
                     status, previous = "failed", f"{type(e).__name__}: {e}"
                     break
                 usage = result.usage if usage is None else usage + result.usage
@@ -377,7 +382,7 @@ class TeamRun:
                 status = "accepted" if review.verdict == "accept" else "rejected"
             else:
                 output = f"{runnable.name} stopped early: {result.stop_reason}"
-        except PlaitError as e:
+        except RunError as e:
             output = f"{type(e).__name__}: {e}"
         cost = child.total_cost if child is not None else 0.0
         self.reports[sub.id] = WorkerReport(

@@ -11,7 +11,6 @@ rejected without asking the judge again.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 from collections.abc import Sequence
@@ -19,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from plait import tracing
+from plait._tasks import gather_or_raise
 from plait.backends import Backend
 from plait.chat import ChatRequest
-from plait.errors import BackendError, ConfigError, MemoryGuardRejected
+from plait.errors import BackendError, ConfigError, MemoryGuardRejected, ModelOutputError
 from plait.prompts import load_prompt
 
 from ._embedders import Embedder, default_embedder
@@ -227,8 +227,10 @@ class MemoryGuard:
                     prompt, max_tokens=48, temperature=0.0, agent="memory-guard"
                 )
             )
-        except BackendError:
+        except (BackendError, ModelOutputError):
             # A judge that fails must not block recall; the record speaks for itself.
+            # (ModelOutputError is listed on its own: it is not a BackendError. A
+            # budget refusal or a usage error is not a judge failure: it propagates.)
             return record.text
         return completion.text.strip() or record.text
 
@@ -237,7 +239,7 @@ class MemoryGuard:
     ) -> tuple[list[RecalledMemory], list[Rejection]]:
         if len(group) < self.min_group:
             return group, []
-        actions = await asyncio.gather(*(self.derive_action(query, m.record) for m in group))
+        actions = await gather_or_raise(self.derive_action(query, m.record) for m in group)
         vectors = await self.embedder.embed_documents(list(actions))
         n = len(group)
         agree = [[_cosine(vectors[i], vectors[j]) for j in range(n)] for i in range(n)]

@@ -431,3 +431,20 @@ async def test_two_concurrent_runs_of_one_agent_keep_their_own_state():
         assert json.loads(record.arguments) == {"city": city} and record.result == weather
         assert [t.step for t in result.trace.turns] == [1, 2]
         assert not any(other in (getattr(m, "content", None) or "") for m in result.trace.messages)
+
+
+async def test_a_stream_without_completion_is_a_backend_protocol_error():
+    # The backend broke its protocol; no model output is at fault, so it is a
+    # BackendError (a fallback router or the memory guard treats it as one).
+    from plait.backends import Backend
+    from plait.completions import StreamChunk
+    from plait.errors import BackendProtocolError
+
+    class NoFinal(Backend):
+        name = "nofinal"
+
+        async def stream(self, request):
+            yield StreamChunk(delta="partial")
+
+    with pytest.raises(BackendProtocolError, match="'nofinal' ended its stream without"):
+        await Agent("a", "x", NoFinal()).arun("hi")

@@ -176,3 +176,42 @@ def test_ctrl_c_keeps_the_run_and_resume_finishes_it(tmp_path, state):
     assert done.returncode == 0, done.stderr
     assert "= fast shout restored" in done.stderr and done.stdout.strip() == "X"
     assert json.loads(record_path.read_text())["status"] == "done"
+
+
+def test_a_misconfigured_step_exits_2_and_a_failing_step_exits_1(tmp_path, state, capsys):
+    path = write(
+        tmp_path,
+        """
+        tools:
+          calc: {builtin: calculator}
+        inputs:
+          expression: {default: "1 +"}
+        workflow:
+          kind: steps
+          steps:
+            - id: math
+              tool: calculator
+              args: {expression: "${inputs.expression}"}
+        """,
+    )
+    assert main(["run", str(path), "-q"]) == 1  # a ToolError: the run failed
+    err = capsys.readouterr().err
+    assert "plait: failed: run" in err and "math: failed (ToolError: cannot parse" in err
+    broken = write(
+        tmp_path,
+        f"""
+        tools:
+          setup: {{function: "{HELPERS}:misconfigured"}}
+        workflow:
+          kind: steps
+          steps:
+            - id: setup
+              tool: setup
+              args: {{text: x}}
+        """,
+        "broken.yaml",
+    )
+    assert main(["run", str(broken), "-q"]) == 2  # a ConfigError from inside the step
+    err = capsys.readouterr().err
+    assert "plait: error: tool 'misconfigured': API key setting PLAIT_TEST_KEY" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -6,7 +6,7 @@ import pytest
 from plait import ToolSpec
 from plait.backends.testing import ScriptedBackend, Step
 from plait.errors import ModelOutputError, PlanError
-from plait.graphs import LLMCompiler, tool_runner
+from plait.graphs import LLMCompiler, Plan, Task, tool_runner
 from plait.graphs.compiler._prompts import plan_schema
 
 ADD = ToolSpec(
@@ -112,17 +112,47 @@ async def test_text_plan_runs_while_streaming():
     assert model.requests[0].response_schema is None
 
 
-async def test_planner_using_an_unknown_tool_is_a_plan_error():
+# A plan the model wrote that does not validate is a run-time failure of the
+# model's output (ModelOutputError, with the raw text), not a usage error: the
+# PlanError saying what is wrong is its cause. PlanError is for plans a caller gives.
+
+
+async def test_streamed_plan_using_an_unknown_tool_is_bad_model_output():
     model = ScriptedBackend(["1. ad(a=1, b=2)\n"])
     compiler = LLMCompiler(model, [ADD], functions([]), plan_format="text")
-    with pytest.raises(PlanError, match="task 1: unknown tool 'ad'"):
+    with pytest.raises(ModelOutputError, match="task 1: unknown tool 'ad'") as caught:
         await compiler.arun("x")
+    assert isinstance(caught.value.__cause__, PlanError)
+    assert caught.value.raw == "1. ad(a=1, b=2)\n"
 
 
-async def test_plan_with_bad_arguments_is_a_plan_error():
-    model = ScriptedBackend([plan_json(("add", {"a": 1}))])
-    with pytest.raises(PlanError, match="task 1: bad arguments for 'add': missing required"):
+async def test_streamed_plan_with_bad_arguments_is_bad_model_output():
+    model = ScriptedBackend(["1. add(a=1, c=2)\n"])
+    compiler = LLMCompiler(model, [ADD], functions([]), plan_format="text")
+    with pytest.raises(ModelOutputError, match="unknown argument") as caught:
+        await compiler.arun("x")
+    assert isinstance(caught.value.__cause__, PlanError) and "add(a=1, c=2)" in caught.value.raw
+
+
+async def test_json_plan_with_bad_arguments_is_bad_model_output():
+    text = plan_json(("add", {"a": 1}))
+    model = ScriptedBackend([text])
+    with pytest.raises(
+        ModelOutputError, match="task 1: bad arguments for 'add': missing required"
+    ) as caught:
         await LLMCompiler(model, [ADD], functions([])).arun("x")
+    assert isinstance(caught.value.__cause__, PlanError) and caught.value.raw == text
+
+
+async def test_aplan_raises_bad_model_output_and_aexecute_a_plan_error():
+    model = ScriptedBackend(["1. ad(a=1, b=2)\n"])
+    compiler = LLMCompiler(model, [ADD], functions([]), plan_format="text")
+    with pytest.raises(ModelOutputError, match="unknown tool 'ad'"):
+        await compiler.aplan("x")
+    # A plan the caller gives is checked as usage: PlanError, as before.
+    given = Plan(tasks=(Task(id="1", tool="ad", args={}),))
+    with pytest.raises(PlanError, match="unknown tool 'ad'"):
+        await compiler.aexecute("x", given)
 
 
 async def test_malformed_planner_and_joiner_output_are_model_output_errors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -153,3 +154,53 @@ def test_ensembles_reject_bad_configuration() -> None:
     with pytest.raises(ConfigError, match="repeat"):
         RouterAgent("r", FunctionBackend(lambda r: ""), [agent("a"), agent("a")])
     assert isinstance(TeamPlan.model_json_schema(), dict)
+
+
+def misconfigured(name: str) -> Agent:
+    """A member whose backend reports a usage error (as a bad model path would)."""
+    problem = ConfigError(f"backend of {name}: no model file at /nowhere.gguf")
+    return Agent(name, "x", FunctionBackend(lambda r: problem, name=name))
+
+
+async def test_misconfigured_voters_raise_instead_of_abstaining() -> None:
+    # Three misconfigured voters are a setup mistake, not "abstained x3" and "failed".
+    vote = MajorityVote("vote", [misconfigured("a"), misconfigured("b"), misconfigured("c")])
+    with pytest.raises(ConfigError, match="no model file"):
+        await vote.arun("Capital of France?")
+    # One is enough, even among working members.
+    mixed = MajorityVote("vote", [agent("a", "Paris"), misconfigured("b"), agent("c", "Paris")])
+    with pytest.raises(ConfigError, match="backend of b"):
+        await mixed.arun("Capital of France?")
+
+
+async def test_a_misconfigured_member_surfaces_from_other_ensembles() -> None:
+    judge = ScriptedBackend([json.dumps({"best": 1})], name="judge")
+    rank = GenerateRank("rank", [agent("a", "3"), misconfigured("b")], judge)
+    with pytest.raises(ConfigError, match="backend of b"):
+        await rank.arun("pi?")
+    checked = VerifyBeforeAccept("checked", misconfigured("s"), lambda t, a: True, attempts=3)
+    with pytest.raises(ConfigError, match="backend of s"):
+        await checked.arun("12 * 12?")
+
+
+async def test_a_usage_error_cancels_the_members_still_running() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def never_answers(request: ChatRequest) -> str:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        raise AssertionError("unreachable")
+
+    async def fails_once_the_other_runs(request: ChatRequest) -> BaseException:
+        await started.wait()
+        return ConfigError("backend of b: bad settings")
+
+    slow = Agent("a", "x", FunctionBackend(never_answers, name="a"))
+    bad = Agent("b", "x", FunctionBackend(fails_once_the_other_runs, name="b"))
+    async with asyncio.timeout(30):  # guards against a hang only
+        with pytest.raises(ConfigError, match="bad settings"):
+            await MajorityVote("vote", [slow, bad]).arun("x")
+    assert cancelled.is_set()

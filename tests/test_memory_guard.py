@@ -6,7 +6,7 @@ import pytest
 
 from plait.backends.testing import FunctionBackend
 from plait.chat import ChatRequest
-from plait.errors import BackendError, MemoryGuardRejected
+from plait.errors import BackendError, MemoryGuardRejected, ModelOutputError
 from plait.memory import (
     ChromaStore,
     E5Embedder,
@@ -127,9 +127,15 @@ async def test_a_repeated_attack_is_rejected_by_the_lesson(tmp_path):
     assert lesson.record.id in rejection.reason
 
 
-async def test_a_failing_judge_does_not_break_recall(tmp_path):
+@pytest.mark.parametrize(
+    "failure",
+    # ModelOutputError is no BackendError, and still a judge failure.
+    [BackendError("judge is down"), ModelOutputError("judge wrote garbage", raw="\x00")],
+    ids=["backend", "output"],
+)
+async def test_a_failing_judge_does_not_break_recall(tmp_path, failure):
     def broken(request: ChatRequest) -> BaseException:
-        return BackendError("judge is down")
+        return failure
 
     memory, guard = guarded(tmp_path, judge=FunctionBackend(broken))
     await seed(memory, poison_source="user")

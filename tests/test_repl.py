@@ -21,7 +21,7 @@ from plait.backends.local import EngineStats
 from plait.backends.routing import Price
 from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.cli.repl import ReplCompleter, Session, Shell, candidates, default_session, load_session
-from plait.errors import BackendError, ConfigError, PlanError
+from plait.errors import BackendError, ConfigError, ModelOutputError, PlanError
 from plait.graphs import LLMCompiler, Round, task_runner
 from plait.memory import ChromaStore, E5Embedder, Memory
 from plait.messages import ToolCall
@@ -132,7 +132,7 @@ async def test_a_bad_plan_is_reported_and_nothing_is_pending():
     shell, out = shell_on(default_session(backend))
     text = await run_lines(shell, out, "/plan what is 1?", "/plan")
     first, second = text.splitlines()
-    assert first == "error: task 1: unknown tool 'calc'"
+    assert first.startswith("error: the planner's plan is invalid (task 1: unknown tool 'calc')")
     assert second == "error: /plan needs a question, e.g. /plan what is 17 * 23?"
     assert shell.session.pending is None
 
@@ -316,11 +316,13 @@ async def test_compiler_review_with_text_plans_and_bad_plans():
     plan, _ = await compiler.aplan("6 * 7?")
     assert [(t.tool, t.args) for t in plan.tasks] == [("calculator", {"expression": "6 * 7"})]
     silent = LLMCompiler(ScriptedBackend(["I cannot plan."]), specs, runner, plan_format="text")
-    with pytest.raises(Exception, match="wrote no task"):
+    with pytest.raises(ModelOutputError, match="wrote no task"):
         await silent.aplan("?")
     wrong = LLMCompiler(ScriptedBackend([plan_json(("calculator", {"x": "1"}))]), specs, runner)
-    with pytest.raises(PlanError, match="unknown argument"):
+    # The model wrote the plan: bad model output, with the PlanError as its cause.
+    with pytest.raises(ModelOutputError, match="unknown argument") as caught:
         await wrong.aplan("?")
+    assert isinstance(caught.value.__cause__, PlanError)
 
 
 class _CountedBackend(LocalBackend):

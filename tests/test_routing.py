@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from plait import ChatRequest
@@ -15,6 +17,7 @@ from plait.backends.routing import (
     Rule,
     RuleRouter,
     ThresholdRouter,
+    is_transient,
     request_features,
 )
 from plait.backends.testing import FunctionBackend, ScriptedBackend
@@ -25,6 +28,7 @@ from plait.errors import (
     BackendUnavailable,
     BudgetExceeded,
     ConfigError,
+    ModelOutputError,
 )
 
 
@@ -237,6 +241,38 @@ async def test_client_errors_are_not_fallen_back_on():
     with pytest.raises(BackendHTTPError, match="400"):
         await router.complete(ask("hi"))
     assert backup.requests == []
+
+
+async def test_usage_errors_are_never_fallen_back_on_and_output_errors_are_not_transient():
+    # Even a fallback_on that takes everything: a misconfigured backend must not be
+    # skipped silently (the chain would hide the mistake behind the backup).
+    primary = ScriptedBackend([ConfigError("primary: unknown model 'gtp-4'")], name="primary")
+    backup = echo("backup")
+    router = FallbackRouter([primary, backup], fallback_on=lambda e: True)
+    with pytest.raises(ConfigError, match="gtp-4"):
+        await router.complete(ask("hi"))
+    assert backup.requests == [] and router.breaker(primary).failures == 0
+    # The model's output was the problem, not the backend's service: no fallback.
+    assert not is_transient(ModelOutputError("not JSON", raw="{"))
+    assert is_transient(BackendTimeout("slow"))
+
+
+async def test_a_cancelled_call_is_recorded_as_cancelled_not_as_an_error():
+    asked = asyncio.Event()
+
+    async def hangs(request: ChatRequest) -> str:
+        asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    router = RuleRouter([], FunctionBackend(hangs, name="local"))
+    call = asyncio.create_task(router.complete(ask("hi")))
+    await asked.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    decision = router.last_decision
+    assert decision is not None and decision.outcome == "cancelled" and decision.error is None
 
 
 async def test_circuit_opens_after_failures_and_half_opens_after_cooldown():

@@ -12,7 +12,7 @@ from plait import ChatRequest
 from plait.agents import Agent, Review, RoleSpec, Subtask, Supervisor, TeamPlan
 from plait.backends.routing import CostLedger, Price
 from plait.backends.testing import FunctionBackend
-from plait.errors import ConfigError
+from plait.errors import BackendError, ConfigError
 from plait.graphs import dag_dispatch
 
 
@@ -255,3 +255,35 @@ async def test_inconsistent_model_plans_are_repaired_and_the_fixes_traced() -> N
     assert result.ok and [w.subtask for w in result.trace.workers] == ["x", "x_2"]
     detail = result.trace.of_kind("plan")[0].detail
     assert "renamed the repeated id 'x' to 'x_2'" in detail and "dropped needs ['nope']" in detail
+
+
+@pytest.mark.parametrize("dispatch", [None, dag_dispatch()], ids=["gather", "dag"])
+async def test_a_misconfigured_worker_surfaces_while_a_failing_one_fails_its_subtask(
+    dispatch: Any,
+) -> None:
+    def model(problem: BaseException) -> FunctionBackend:
+        def answer(request: ChatRequest) -> Any:
+            return problem if request.agent == "w-a" else "fine"
+
+        return FunctionBackend(answer, name="local")
+
+    plan = TeamPlan(
+        subtasks=[
+            Subtask(id="a", task="A.", role=RoleSpec(name="w", instructions="Work.")),
+            Subtask(id="b", task="B.", role=RoleSpec(name="w", instructions="Work.")),
+        ]
+    )
+    down = Supervisor("boss", model(BackendError("down")), aggregate=False, dispatch=dispatch)
+    result = await down.arun("go", plan=plan)
+    assert [w.status for w in result.trace.workers] == ["failed", "accepted"]
+    assert "BackendError: down" in result.trace.workers[0].output
+    bad = model(ConfigError("worker backend: unknown model 'gtp-4'"))
+    boss = Supervisor("boss", bad, aggregate=False, dispatch=dispatch)
+    with pytest.raises(ConfigError, match="unknown model 'gtp-4'"):
+        await boss.arun("go", plan=plan)
+
+
+async def test_a_misconfigured_planner_surfaces_instead_of_no_plan() -> None:
+    backend = FunctionBackend(lambda r: ConfigError("planner backend: bad settings"))
+    with pytest.raises(ConfigError, match="bad settings"):
+        await Supervisor("boss", backend).arun("anything")

@@ -6,7 +6,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from plait.errors import ConfigError, ToolArgumentError, ToolPermissionError
+from plait.errors import BackendError, ConfigError, ToolArgumentError, ToolPermissionError
 from plait.messages import ToolCall
 from plait.tools import Permissions, Tool, ToolLimits, ToolRunner, Toolset, json_schema_of, tool
 
@@ -191,6 +191,53 @@ async def test_runner_turns_failures_into_errors_the_model_reads():
     assert unknown.error == "unknown_tool" and "broken, shout" in unknown.content
     bad = await runner.run(ToolCall(name="shout", arguments={"txt": 1}))
     assert bad.error == "arguments" and "text: Field required" in bad.content
+
+
+async def test_runner_reports_run_time_failures_and_raises_usage_errors():
+    @tool
+    def lookup(key: str) -> str:
+        """Look a key up in a service.
+
+        Args:
+            key: the key.
+        """
+        if key == "down":
+            raise BackendError("service is down")
+        raise ConfigError("lookup: no service URL is configured")
+
+    runner = ToolRunner([lookup])
+    down = await runner.run(ToolCall(name="lookup", arguments={"key": "down"}))
+    assert down.error == "failed" and "BackendError: service is down" in down.content
+    # A usage error is not this call's failure: every call would fail the same way.
+    with pytest.raises(ConfigError, match="no service URL"):
+        await runner.run(ToolCall(name="lookup", arguments={"key": "x"}))
+
+
+async def test_what_propagates_from_one_call_cancels_the_others():
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def wait_forever() -> str:
+        """Never finish."""
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return "unreachable"
+
+    @tool
+    async def misconfigured() -> str:
+        """Fail as a tool with a bad setup does."""
+        await started.wait()
+        raise ConfigError("misconfigured: bad setup")
+
+    runner = ToolRunner([wait_forever, misconfigured])
+    calls = [ToolCall(name="wait_forever"), ToolCall(name="misconfigured")]
+    async with asyncio.timeout(30):  # guards against a hang only
+        with pytest.raises(ConfigError, match="bad setup"):
+            await runner.run_all(calls)
+    assert cancelled.is_set()
 
 
 async def test_concurrency_cap_is_enforced():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from plait.backends.testing import ScriptedBackend
+from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.errors import ConfigError, WorkflowValidationError
 from plait.graphs import load_workflow, read_run, validate_workflow, workflow_json_schema
 
@@ -311,3 +312,67 @@ def test_drone_example_answers_from_both_files_in_parallel(tmp_path):
     started = [e for e in events if getattr(e, "kind", "") == "started"]
     assert len(started) == 2
     assert "34" in result.answer and "52" in result.answer
+
+
+FAILING_STEPS = """
+    backends:
+      fake: {kind: local}
+    tools:
+      calc: {builtin: calculator}
+    agents:
+      writer:
+        instructions: You write one sentence.
+        backend: fake
+    workflow:
+      kind: steps
+      steps:
+        - id: math
+          tool: calculator
+          args: {expression: "${inputs.expression}"}
+        - id: write
+          agent: writer
+          input: "Write about bees."
+    inputs:
+      expression: {type: string, default: "6 * 7"}
+"""
+
+
+def test_a_usage_error_in_a_step_surfaces_while_a_tool_error_fails_the_step(tmp_path):
+    path = write(tmp_path, FAILING_STEPS)
+    runs = tmp_path / "runs"
+    # A ToolError (a run-time failure) fails just its step; the run reports it.
+    fine = ScriptedBackend(["Bees hum."], name="fake")
+    failed = load_workflow(path, backends={"fake": fine}, runs_dir=runs).run({"expression": "6 *"})
+    assert failed.status == "failed" and failed.results == {"write": "Bees hum."}
+    assert read_run(failed.run_id, runs).steps["math"].startswith("failed (ToolError: cannot")
+    # A ConfigError from inside a step (the agent's backend is misconfigured) is
+    # no failed step: it surfaces as itself, and the run's record says so.
+    problem = ConfigError("backend 'fake': no model file at /nowhere.gguf")
+    broken = FunctionBackend(lambda request: problem, name="fake")
+    wf = load_workflow(path, backends={"fake": broken}, runs_dir=runs)
+    with pytest.raises(ConfigError, match="no model file"):
+        wf.run(run_id="misconfigured")
+    record = read_run("misconfigured", runs)
+    assert record.status == "failed" and "ConfigError: backend 'fake'" in (record.error or "")
+
+
+async def test_a_cancelled_run_is_recorded_as_interrupted_and_the_cancellation_propagates(
+    tmp_path,
+):
+    asked = asyncio.Event()
+
+    async def hangs(request):
+        asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    path = write(tmp_path, FAILING_STEPS)
+    runs = tmp_path / "runs"
+    wf = load_workflow(path, backends={"fake": FunctionBackend(hangs, name="fake")}, runs_dir=runs)
+    running = asyncio.create_task(wf.arun(run_id="cancelled"))
+    await asked.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    record = read_run("cancelled", runs)
+    assert record.status == "interrupted" and record.steps == {}

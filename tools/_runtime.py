@@ -14,7 +14,16 @@ from typing import Any, Literal
 
 from plait import tracing
 from plait._span_attributes import tool_call_attributes, tool_result_attributes
-from plait.errors import ConfigError, ToolArgumentError, ToolError, ToolPermissionError
+from plait._tasks import gather_or_raise
+from plait.errors import (
+    ConfigError,
+    PlaitError,
+    RunError,
+    ToolArgumentError,
+    ToolError,
+    ToolPermissionError,
+    is_control_flow,
+)
 from plait.messages import ToolCall, ToolMessage
 
 from ._registry import Toolset
@@ -106,9 +115,12 @@ class ToolOutcome:
 class ToolRunner:
     """Runs tool calls from a model: validates, checks permission, enforces limits.
 
-    Nothing a call does raises out of :meth:`run`: bad arguments, unknown tools,
-    refusals, timeouts and failures become error text the model can react to
-    (cancellation still propagates).
+    Failures a call has during the run do not raise out of :meth:`run`: bad
+    arguments, unknown tools, refusals, timeouts, run-time errors
+    (:class:`~plait.errors.RunError`) and a tool's own bugs become error text the
+    model can react to. Control flow (cancellation, a LangGraph ``interrupt()``
+    inside a tool) and usage errors (``ConfigError``, ``PlanError``: the setup is
+    wrong, so every later call would fail too) propagate unchanged.
 
     Args:
         tools: the tools available.
@@ -143,8 +155,11 @@ class ToolRunner:
     async def run_all(
         self, calls: Sequence[ToolCall], *, agent: str | None = None
     ) -> list[ToolOutcome]:
-        """Run several calls concurrently (up to ``max_concurrency``), results in call order."""
-        return list(await asyncio.gather(*(self.run(c, agent=agent) for c in calls)))
+        """Run several calls concurrently (up to ``max_concurrency``), results in call order.
+
+        What propagates out of one call (see the class) cancels the others.
+        """
+        return await gather_or_raise(self.run(c, agent=agent) for c in calls)
 
     async def run(self, call: ToolCall, *, agent: str | None = None) -> ToolOutcome:
         """Run one call and return its outcome."""
@@ -188,7 +203,14 @@ class ToolRunner:
                 return "permission", f"Error: {e}", False
             except ToolError as e:
                 return "failed", f"Error: {e}", False
+            except RunError as e:  # e.g. a backend failing inside an agent used as a tool
+                return "failed", f"Error: tool {call.name!r} failed: {type(e).__name__}: {e}", False
             except Exception as e:  # a tool's own bug is news for the model, not a crash
+                # ...but not a LangGraph interrupt or command (a tool may pause the
+                # graph on purpose), and not a usage error: those are not failures
+                # of this call. (Every RunError was caught above.)
+                if is_control_flow(e) or isinstance(e, PlaitError):
+                    raise
                 return "failed", f"Error: tool {call.name!r} failed: {type(e).__name__}: {e}", False
         text, truncated = _truncate(render_result(value), self.limits.max_output_chars)
         return None, text, truncated

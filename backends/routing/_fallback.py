@@ -15,6 +15,9 @@ from plait.errors import (
     BackendUnavailable,
     BudgetExceeded,
     ConfigError,
+    PlaitError,
+    RunError,
+    is_control_flow,
 )
 
 from .._base import Backend
@@ -28,7 +31,10 @@ def is_transient(error: BaseException) -> bool:
     """Errors another backend may not have: timeouts, unreachable, rate limits, 5xx.
 
     A 4xx other than 408/429 means the request itself is wrong; the next backend
-    would refuse it too, so it is raised instead of falling back.
+    would refuse it too, so it is raised instead of falling back. A
+    :class:`~plait.errors.ModelOutputError` is not transient either: the backend
+    served the request and the model's output was the problem (it is no
+    ``BackendError``, and it was never on this list).
     """
     if isinstance(error, (BackendTimeout, BackendUnavailable, BackendProtocolError)):
         return True
@@ -83,7 +89,8 @@ class FallbackRouter(Router):
         chain: backends, preferred first.
         failure_threshold: consecutive failures that open a backend's circuit.
         cooldown_s: seconds an open circuit skips its backend.
-        fallback_on: which errors move on to the next backend.
+        fallback_on: which errors move on to the next backend (never asked about
+            usage errors such as ``ConfigError``, nor control flow: those raise).
         clock: monotonic clock (tests pass a fake one).
         name: router name.
         ledger: cost accounting and caps.
@@ -152,6 +159,12 @@ class FallbackRouter(Router):
                         breaker.success()
                     yield chunk
             except Exception as e:
+                # Control flow and usage errors (a misconfigured backend would be
+                # skipped, hiding the mistake) are raised whatever fallback_on says.
+                if is_control_flow(e) or (
+                    isinstance(e, PlaitError) and not isinstance(e, RunError)
+                ):
+                    raise
                 if started or not self._fallback_on(e):
                     if self._fallback_on(e):
                         breaker.failure()

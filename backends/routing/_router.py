@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from plait import tracing
 from plait.chat import ChatRequest
 from plait.completions import StreamChunk, Usage
-from plait.errors import BudgetExceeded, ConfigError
+from plait.errors import BudgetExceeded, ConfigError, is_control_flow
 
 from .._base import Backend, Capabilities
 from ._costs import CostLedger
@@ -195,7 +195,9 @@ class Router(Backend):
                     )
                 yield chunk
         except BaseException as e:
-            if not settled:
+            # The consumer closing the stream early, or cancelling it, is no
+            # error of the backend's: the decision then stays "cancelled".
+            if not settled and not is_control_flow(e):
                 outcome, error = "error", f"{type(e).__name__}: {e}"
             raise
         finally:

@@ -2,10 +2,12 @@
 
 ``task_runner`` turns tools and agents into a runner for plans; ``dag_dispatch``
 runs a supervisor's workers as tasks of the eager executor (agents may not
-import graphs, so the bridge lives here).
+import graphs, so the bridge lives here); ``UsageErrorStop`` makes a usage error
+raised inside a task end the run as itself instead of failing one task.
 """
 
 from ._runners import agent_spec, idempotency_keys, task_runner
 from ._team import dag_dispatch
+from ._usage import UsageErrorStop
 
-__all__ = ["agent_spec", "dag_dispatch", "idempotency_keys", "task_runner"]
+__all__ = ["UsageErrorStop", "agent_spec", "dag_dispatch", "idempotency_keys", "task_runner"]

@@ -38,7 +38,14 @@ from ..dag import (
     run_directory,
 )
 from ._approval import ApprovalGate
-from ._prompts import decision, joiner_request, parameter_names, planner_request, without_repeats
+from ._prompts import (
+    decision,
+    joiner_request,
+    model_plan,
+    parameter_names,
+    planner_request,
+    without_repeats,
+)
 
 __all__ = ["CompilerResult", "LLMCompiler", "Round"]
 
@@ -269,8 +276,9 @@ class LLMCompiler:
         With :meth:`aexecute` a person can review a plan before anything runs.
 
         Raises:
-            ModelOutputError: the planner wrote no usable plan.
-            PlanError: the plan names unknown tools or has bad arguments.
+            ModelOutputError: the planner wrote no usable plan (none, or one that
+                does not parse, names unknown tools or has bad arguments; the
+                :class:`PlanError` saying why is its cause).
         """
         request = planner_request(
             self.tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
@@ -279,10 +287,13 @@ class LLMCompiler:
             return await self._json_plan(request)
         completion = await self.planner.complete(request)
         names = {n: parameter_names(t) for n, t in self.tools.items()}
-        tasks = [t async for t in parse_plan_stream(_single(completion.text), names)]
-        if not tasks:
-            raise ModelOutputError("the planner wrote no task", raw=completion.text)
-        plan = Plan(tasks=tuple(tasks)).validate_against(self.tools, check_args=self._check_args)
+        with model_plan(lambda: completion.text):
+            tasks = [t async for t in parse_plan_stream(_single(completion.text), names)]
+            if not tasks:
+                raise ModelOutputError("the planner wrote no task", raw=completion.text)
+            plan = Plan(tasks=tuple(tasks)).validate_against(
+                self.tools, check_args=self._check_args
+            )
         return plan, completion.usage
 
     async def aexecute(self, question: str, plan: Plan, *, run_id: str | None = None) -> Round:
@@ -378,7 +389,8 @@ class LLMCompiler:
             raise ModelOutputError(
                 f"the planner's plan is malformed ({e})", raw=completion.text
             ) from e
-        plan = Plan(tasks=tasks).validate_against(self.tools, check_args=self._check_args)
+        with model_plan(lambda: completion.text):
+            plan = Plan(tasks=tasks).validate_against(self.tools, check_args=self._check_args)
         return plan, completion.usage
 
     async def _streamed_plan_and_run(
@@ -391,12 +403,14 @@ class LLMCompiler:
     ) -> tuple[Plan, RunResult, Usage]:
         seen: list[Task] = []
         final: list[Completion] = []
+        streamed: list[str] = []
 
         async def text() -> AsyncIterator[str]:
             async for chunk in self.planner.stream(request):
                 if chunk.completion is not None:
                     final.append(chunk.completion)
                 else:
+                    streamed.append(chunk.delta)
                     yield chunk.delta
 
         async def tasks() -> AsyncIterator[Task]:
@@ -409,9 +423,12 @@ class LLMCompiler:
                 seen.append(task)
                 yield task
 
-        run = await executor.run(
-            tasks(), run_id=round_id, known_tools=self.tools, approvals=approvals, scope=scope
-        )
+        # Whatever PlanError this raises (parser, argument check, the executor's
+        # check of a streamed task) is about a plan the model wrote.
+        with model_plan(lambda: final[0].text if final else "".join(streamed)):
+            run = await executor.run(
+                tasks(), run_id=round_id, known_tools=self.tools, approvals=approvals, scope=scope
+            )
         if not seen:
             raw = final[0].text if final else ""
             raise ModelOutputError("the planner wrote no task", raw=raw)

@@ -7,12 +7,13 @@ the tools, so a plan always parses, and any argument may be a ``$N`` reference.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion
-from plait.errors import ModelOutputError
+from plait.errors import ModelOutputError, PlanError
 from plait.messages import SystemMessage, UserMessage
 from plait.prompts import load_prompt
 
@@ -21,6 +22,7 @@ from ..dag import Plan, RunResult, Task, substitute
 __all__ = [
     "decision",
     "joiner_request",
+    "model_plan",
     "observations",
     "parameter_names",
     "plan_schema",
@@ -121,6 +123,21 @@ def decision(join: Completion) -> tuple[str, str]:
         return decision["action"], str(decision["answer"])
     except (ModelOutputError, KeyError, TypeError) as e:
         raise ModelOutputError("the joiner's reply is not a valid decision", raw=join.text) from e
+
+
+@contextmanager
+def model_plan(raw: Callable[[], str]) -> Iterator[None]:
+    """Read a plan the model wrote: a ``PlanError`` in the block is bad model output.
+
+    ``PlanError`` is kept for plans a caller gives (``LLMCompiler.aexecute``,
+    ``run_static``); a plan the planner wrote that does not parse or validate is
+    a run-time failure, raised as :class:`ModelOutputError` with the model's
+    text (``raw()``, read when it happens) and the ``PlanError`` as its cause.
+    """
+    try:
+        yield
+    except PlanError as e:
+        raise ModelOutputError(f"the planner's plan is invalid ({e})", raw=raw()) from e
 
 
 def without_repeats(tasks: list[Task]) -> tuple[Task, ...]:

@@ -15,19 +15,11 @@ from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
 from plait.tools import Toolset
 
-from ..adapters import dag_dispatch, task_runner
+from ..adapters import UsageErrorStop, dag_dispatch, task_runner
 from ..compiler import LLMCompiler
-from ..dag import (
-    EagerExecutor,
-    Plan,
-    SQLiteResultStore,
-    Task,
-    TaskEvent,
-    find_references,
-    substitute,
-)
+from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
 from ._build import Built, backend_named, select_tools
-from ._checks import input_references
+from ._inputs import with_inputs
 from ._metering import ModelCall
 from ._schema import PlannerWorkflow, StepsWorkflow, SupervisorWorkflow, WorkflowSpec
 
@@ -61,37 +53,13 @@ class RunContext:
     on_event: Callable[[WorkflowEvent], None] | None
 
 
-def _with_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
-    """Replace ``${inputs.NAME}``; step references are left for the executor."""
-    names = input_references(value)
-    if not names:
-        return value
-    return _partial(value, {f"inputs.{n}": inputs.get(n, "") for n in names})
-
-
-def _partial(value: Any, known: Mapping[str, Any]) -> Any:
-    if isinstance(value, str):
-        if not find_references(value) <= set(known):
-            # Mixed text: substitute input references one by one, keep the others.
-            for ref, result in known.items():
-                text = result if isinstance(result, str) else str(result)
-                value = value.replace("${" + ref + "}", text)
-            return value
-        return substitute(value, known)
-    if isinstance(value, Mapping):
-        return {k: _partial(v, known) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_partial(v, known) for v in value]
-    return value
-
-
 def steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
     tasks = []
     for step in body.steps:
         if step.agent is not None:
-            tool, args = step.agent, {"task": _with_inputs(step.input or "", inputs)}
+            tool, args = step.agent, {"task": with_inputs(step.input or "", inputs)}
         else:
-            tool, args = str(step.tool), _with_inputs(step.args, inputs)
+            tool, args = str(step.tool), with_inputs(step.args, inputs)
         tasks.append(
             Task(
                 id=step.id,
@@ -132,13 +100,17 @@ async def _run_steps(run: RunContext) -> Outcome:
     assert isinstance(body, StepsWorkflow)
     plan = steps_plan(body, run.inputs)
     _, runner = task_runner(run.built.tools, run.built.agents.values())
+    stop = UsageErrorStop()  # a misconfigured step stops the run instead of failing
     executor = EagerExecutor(
-        runner, max_concurrency=body.max_concurrency, store=run.store, on_event=run.on_event
+        stop.wrap(runner),
+        max_concurrency=body.max_concurrency,
+        store=run.store,
+        on_event=run.on_event,
     )
-    done = await executor.run(plan, run_id=run.run_id)
+    done = await stop.run(executor.run(plan, run_id=run.run_id))
     results = done.results
     if body.output is not None:
-        template = _with_inputs(body.output, run.inputs)
+        template = with_inputs(body.output, run.inputs)
         try:
             answer = substitute(template, results)
         except KeyError:
@@ -157,6 +129,8 @@ async def _run_planner(run: RunContext) -> Outcome:
     assert isinstance(body, PlannerWorkflow)
     tools = Toolset([select_tools(run.built.entries, name) for name in body.tools])
     specs, runner = task_runner(tools, [run.built.agents[name] for name in body.agents])
+    stop = UsageErrorStop()
+    runner = stop.wrap(runner)
     compiler = LLMCompiler(
         backend_named(run.built.backends, body.backend),
         specs,
@@ -168,8 +142,8 @@ async def _run_planner(run: RunContext) -> Outcome:
         executor=EagerExecutor(runner, store=run.store, on_event=run.on_event),
         runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
     )
-    question = str(_with_inputs(body.question, run.inputs))
-    result = await compiler.arun(question, run_id=run.run_id)
+    question = str(with_inputs(body.question, run.inputs))
+    result = await stop.run(compiler.arun(question, run_id=run.run_id))
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
     for number, round_ in enumerate(result.rounds, 1):
@@ -192,7 +166,7 @@ async def _run_supervisor(run: RunContext) -> Outcome:
         body.name,
         backend_named(run.built.backends, body.backend),
         workers=[backend_named(run.built.backends, w) for w in body.workers],
-        brief=str(_with_inputs(body.brief, run.inputs)),
+        brief=str(with_inputs(body.brief, run.inputs)),
         agents=[run.built.agents[name] for name in body.agents],
         reviewer=reviewer,
         ledger=ledger,
@@ -211,7 +185,7 @@ async def _run_supervisor(run: RunContext) -> Outcome:
         on_decision=run.on_event,
     )
     plan = _team_plan(body, run.inputs) if body.plan is not None else None
-    result = await team.arun(str(_with_inputs(body.goal, run.inputs)), plan=plan)
+    result = await team.arun(str(with_inputs(body.goal, run.inputs)), plan=plan)
     steps = {
         w.subtask: w.status if w.status == "accepted" else f"{w.status} ({w.output[:200]})"
         for w in result.trace.workers
@@ -228,7 +202,7 @@ def _team_plan(body: SupervisorWorkflow, inputs: Mapping[str, Any]) -> TeamPlan:
         return TeamPlan.model_validate(
             {
                 "subtasks": [
-                    dict(s.model_dump(), task=str(_with_inputs(s.task, inputs)))
+                    dict(s.model_dump(), task=str(with_inputs(s.task, inputs)))
                     for s in body.plan or ()
                 ]
             }

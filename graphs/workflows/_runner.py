@@ -8,7 +8,6 @@ the same ``run_id`` reuses the stored results, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -22,17 +21,18 @@ from plait._sync import run_sync
 from plait.agents import Agent, TeamTrace
 from plait.backends import Backend
 from plait.completions import Usage
-from plait.errors import ConfigError, PlaitError, WorkflowValidationError
+from plait.errors import ConfigError, RunError, WorkflowValidationError, is_control_flow
 from plait.memory import Memory
 from plait.tools import Toolset
 
 from ..dag import Plan, SQLiteResultStore
 from ._build import build, close_backends
 from ._checks import check
+from ._inputs import convert_input
 from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
 from ._metering import RunMeter, metering
 from ._runs import RunRecord, new_run_id, runs_root
-from ._schema import InputSpec, StepsWorkflow, WorkflowSpec
+from ._schema import StepsWorkflow, WorkflowSpec
 from ._source import read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
@@ -153,7 +153,7 @@ class Workflow:
         values: dict[str, Any] = {}
         for name, spec in declared.items():
             if name in given:
-                values[name] = _convert(name, given[name], spec)
+                values[name] = convert_input(name, given[name], spec)
             elif spec.default is not None:
                 values[name] = spec.default
             else:
@@ -169,8 +169,13 @@ class Workflow:
     ) -> WorkflowResult:
         """Run the workflow; a run id that exists already resumes that run.
 
+        A run-time failure (:class:`~plait.errors.RunError`) ends the run as
+        ``failed`` in its result; anything else is recorded and raised.
+
         Raises:
-            ConfigError: bad inputs (nothing has run).
+            ConfigError: bad inputs (nothing has run), or a misconfiguration found
+                while running (the run is recorded as ``failed``).
+            PlanError: a plan given in the file turned out invalid while running.
             asyncio.CancelledError, KeyboardInterrupt: after recording the run as
                 ``interrupted`` (its finished results stay stored for a resume).
         """
@@ -215,12 +220,17 @@ class Workflow:
                 outcome["error"] = done.error or "; ".join(
                     f"{k}: {v}" for k, v in done.steps.items() if v not in ("done",)
                 )
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            outcome = dict(status="interrupted", error="interrupted")
-            raise
-        except PlaitError as e:
+        except RunError as e:  # the run failed: the record says why
             outcome = dict(status="failed", error=str(e))
             results = {}
+        except BaseException as e:
+            # Interrupted (its finished results stay stored for a resume), or a usage
+            # error or bug that must surface as itself; either way recorded first.
+            if is_control_flow(e):
+                outcome = dict(status="interrupted", error="interrupted")
+            else:
+                outcome = dict(status="failed", error=f"{type(e).__name__}: {e}")
+            raise
         finally:
             store.close()
             record = record.model_copy(
@@ -271,23 +281,3 @@ class Workflow:
     async def aclose(self) -> None:
         """Release backends (engines, connections)."""
         await close_backends(self.backends)
-
-
-def _convert(name: str, value: Any, spec: InputSpec) -> Any:
-    if spec.type == "string":
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if spec.type == "integer":
-                return int(text)
-            if spec.type == "number":
-                return float(text)
-        except ValueError as e:
-            raise ConfigError(f"input {name!r} must be a {spec.type}, got {value!r}") from e
-        if text.lower() in ("true", "yes", "1"):
-            return True
-        if text.lower() in ("false", "no", "0"):
-            return False
-        raise ConfigError(f"input {name!r} must be true or false, got {value!r}")
-    return value

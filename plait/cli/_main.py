@@ -1,16 +1,19 @@
 """The ``plait`` command line: parser wiring only; command bodies live in sibling modules.
 
-Exit codes: 0 success, 1 the work failed, 2 invalid input, 130 interrupted.
+Exit codes: 0 success; 1 the work failed (a :class:`~plait.errors.RunError`, or a
+run that ended ``failed``); 2 invalid input (any other plait error: ``ConfigError``
+and ``ModelLoadError``, ``PlanError``); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from plait.errors import ConfigError, ModelLoadError, PlaitError
+from plait.errors import PlaitError, RunError
 
 from ._model import ask_command, doctor_command, version_command
 from ._runs import runs_list_command, runs_show_command
@@ -25,13 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConfigError, ModelLoadError) as e:
-        print(f"plait: error: {e}", file=sys.stderr)
-        return 2
-    except PlaitError as e:
+    except RunError as e:
         print(f"plait: failed: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except PlaitError as e:  # usage errors: everything outside RunError
+        print(f"plait: error: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("plait: interrupted", file=sys.stderr)
         return 130
 

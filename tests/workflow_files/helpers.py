@@ -2,6 +2,8 @@
 
 import time
 
+from plait.errors import ConfigError
+
 
 def shout(text: str) -> str:
     """Upper-case a text.
@@ -20,3 +22,12 @@ def slow_count(n: int) -> int:
     """
     time.sleep(6)
     return n
+
+
+def misconfigured(text: str) -> str:
+    """Fail the way a tool with a bad setup does (for error-path tests).
+
+    Args:
+        text: ignored.
+    """
+    raise ConfigError("tool 'misconfigured': API key setting PLAIT_TEST_KEY is not set")
