@@ -164,6 +164,24 @@ def test_an_on_done_that_raises_breaks_the_engine_and_names_the_cause():
     assert engine.broken is not None
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_every_job_is_told_of_a_crash_even_when_one_on_done_raises():
+    fake = FakeLlama(next_token=counting, faults=[Fault("decode", at=3)])
+    engine = engine_on(fake)
+    told: list[Outcome] = []
+
+    def broken(outcome: Outcome) -> None:
+        told.append(outcome)
+        raise ValueError("consumer bug while failing")
+
+    first, second = Run(PROMPT_A, 50, on_done=broken), Run(PROMPT_B, 50)
+    together(engine, [first, second])
+    assert isinstance(second.wait().error, BackendError)
+    assert len(told) == 1 and isinstance(told[0].error, BackendError)
+    engine.close()  # waits for the thread, which raises the consumer's error last
+    assert fake.runtimes[0].closed
+
+
 def test_an_on_token_or_on_logits_that_raises_ends_only_its_own_job():
     fake = FakeLlama(next_token=counting)
     engine = engine_on(fake)
@@ -252,6 +270,39 @@ def test_cancelling_mid_generation_frees_the_sequence():
     assert fake.runtimes[0].open_samplers == 0
 
 
+def test_closing_the_engine_fails_running_jobs_instead_of_cancelling_them():
+    fake = FakeLlama(next_token=counting)
+    engine = engine_on(fake)
+    generating, release = threading.Event(), threading.Event()
+
+    def hold(token: int) -> bool:
+        generating.set()
+        assert release.wait(WAIT_S)
+        return True
+
+    running = Run(PROMPT_A, 50, on_token=hold)
+    engine.submit(running.job)
+    assert generating.wait(WAIT_S)
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    probes = []
+    while True:  # until close() has marked the engine closed
+        probe = Run(PROMPT_B)
+        try:
+            engine.submit(probe.job)
+        except BackendError as e:
+            assert "closed" in str(e)
+            break
+        probes.append(probe)
+    release.set()
+    closer.join(WAIT_S)
+    outcome = running.wait()
+    assert isinstance(outcome.error, BackendError)
+    assert "closed while this request ran" in str(outcome.error)
+    assert all(isinstance(p.wait().error, BackendError) for p in probes)
+    assert engine.broken is None and fake.runtimes[0].closed
+
+
 def test_eog_ends_generation():
     fake = FakeLlama(next_token=lambda ctx: EOS if len(ctx) > 8 else 7)
     engine = engine_on(fake)
@@ -314,17 +365,28 @@ async def test_an_agent_on_a_broken_engine_ends_with_the_error():
 
 
 async def test_closing_a_stream_early_frees_the_sequence():
-    fake = FakeLlama(reply="x" * 200)
-    backend = fake.backend(n_ctx=1024, n_seq_max=1)
-    chunks = backend.stream(ChatRequest.from_prompt("Write a lot."))
+    calls, released = [], threading.Event()
+
+    def endless_x(context: Sequence[int]) -> int:
+        calls.append(len(context))
+        if len(calls) == 2:  # a second token waits until the first stream is closed
+            assert released.wait(WAIT_S)
+        return x
+
+    fake = FakeLlama(next_token=endless_x)
+    (x,) = fake.tokenize(b"x", add_bos=False)
+    backend = fake.backend(n_ctx=1024, n_seq_max=1)  # one sequence: the next request needs it
+    chunks = backend.stream(ChatRequest.from_prompt("Write a lot.", max_tokens=200))
     assert isinstance(chunks, AsyncGenerator)
     async for chunk in chunks:
         if chunk.delta:
             break
     await chunks.aclose()
+    released.set()
     done = await asyncio.wait_for(
         backend.complete(ChatRequest.from_prompt("Now something else.", max_tokens=5)), WAIT_S
     )
     assert done.text == "x" * 5 and done.finish_reason == "length"
     cancelled = backend.stats().recent[-2]
-    assert cancelled.decode_tokens < 200
+    assert cancelled.decode_tokens <= 2  # cancelled at the step after its first or second token
+    assert fake.runtimes[0].open_samplers == 0

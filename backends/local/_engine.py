@@ -217,7 +217,7 @@ class Engine:
         for job in pending:
             try:
                 job.on_done(Outcome(error=self._refusal()))
-            except Exception as e:
+            except BaseException as e:  # kept, not swallowed: raised below
                 missed.append(e)
         for command in commands:
             command.refuse(self._refusal())

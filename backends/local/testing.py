@@ -119,7 +119,7 @@ class FakeLlama:
 
     def open(self, options: EngineOptions) -> FakeRuntime:
         """Open a runtime for an engine; pass ``fake.open`` to ``Engine``."""
-        self.fault("open")
+        self._hit("open")
         runtime = FakeRuntime(self, options)
         self.runtimes.append(runtime)
         return runtime
@@ -132,7 +132,7 @@ class FakeLlama:
         """A ``LocalBackend`` on this fake; ``kwargs`` are ``LocalBackend``'s (no path)."""
         return _FakeBackend(self, **kwargs)
 
-    def fault(self, call: str) -> int | None:
+    def _hit(self, call: str) -> int | None:
         """Count a call; raise (or return a status) when a fault is scripted for it."""
         with self._lock:
             n = self._calls[call] = self._calls.get(call, 0) + 1
@@ -197,7 +197,7 @@ class FakeRuntime:
 
     def decode(self, rows: Sequence[BatchRow]) -> int:
         assert not self.closed, "decode on a closed context"
-        status = self._fake.fault("decode")
+        status = self._fake._hit("decode")
         if status is not None:
             return status
         n = sum(len(row.tokens) for row in rows)
@@ -224,7 +224,7 @@ class FakeRuntime:
         return 0
 
     def logits(self, index: int) -> list[float]:
-        self._fake.fault("logits")
+        self._fake._hit("logits")
         row = [0.0] * self.n_vocab
         row[self._fake.next_token(self._output(index))] = 1.0
         return row
@@ -238,11 +238,11 @@ class FakeRuntime:
         return token == EOS
 
     def seq_rm(self, seq_id: int, p0: int) -> None:
-        self._fake.fault("seq_rm")
+        self._fake._hit("seq_rm")
         del self._seqs.get(seq_id, [])[p0:]
 
     def seq_cp(self, src: int, dst: int, n: int) -> None:
-        self._fake.fault("seq_cp")
+        self._fake._hit("seq_cp")
         assert not self._seqs.get(dst), f"fork into sequence {dst}, which is not empty"
         source = self._seqs.get(src, [])
         assert n <= len(source), f"fork of {n} tokens from sequence {src} holding {len(source)}"
@@ -264,7 +264,7 @@ class _FakeSampler:
 
     def sample(self, index: int) -> int:
         assert self._open, "sample on a freed sampler"
-        self._runtime._fake.fault("sample")
+        self._runtime._fake._hit("sample")
         return self._runtime._fake.next_token(self._runtime._output(index))
 
     def close(self) -> None:
