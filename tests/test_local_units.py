@@ -7,7 +7,12 @@ import pytest
 from plait import AssistantMessage, ChatRequest, SystemMessage, ToolCall, ToolMessage, ToolSpec
 from plait.backends.local._model_file import check_gguf, default_model_path
 from plait.backends.local._stops import StopScanner
-from plait.backends.local._tool_calls import envelope_schema, parse_envelope, plain_messages
+from plait.backends.local._tool_calls import (
+    envelope_schema,
+    parse_envelope,
+    plain_messages,
+    prepare,
+)
 from plait.errors import ModelLoadError, ModelOutputError
 
 WEATHER = ToolSpec(
@@ -124,3 +129,19 @@ def test_plain_messages_keep_the_callers_system_prompt_first():
 def test_plain_messages_without_tools_are_unchanged():
     request = ChatRequest.from_prompt("hi", system="s")
     assert plain_messages(request) == list(request.messages)
+
+
+def test_prepare_decides_messages_schema_and_parser_once():
+    response = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    plain = prepare(ChatRequest.from_prompt("hi", system="s", response_schema=response))
+    assert plain.parse is None and plain.schema == response
+    assert list(plain.messages) == plain_messages(ChatRequest.from_prompt("hi", system="s"))
+    request = ChatRequest.from_prompt("x", system="s", tools=(ADD,))
+    tools = prepare(request)
+    assert tools.schema == envelope_schema(request)
+    assert tools.messages[0].content.startswith("s\n\nYou can call tools.")
+    assert tools.parse is not None
+    text, calls, finish = tools.parse('{"tool_calls": [{"name": "add", "arguments": {}}]}', "stop")
+    assert (text, finish, [c.name for c in calls]) == ("", "tool_calls", ["add"])
+    none = prepare(ChatRequest.from_prompt("x", tools=(ADD,), tool_choice="none"))
+    assert none.parse is None and none.schema is None

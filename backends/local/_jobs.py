@@ -27,7 +27,12 @@ class EngineOptions:
 
 @dataclass
 class Outcome:
-    """How a job ended: ``finish`` is "eog", "length", "stopped" or "cancelled"."""
+    """How a job ended.
+
+    ``finish`` is "eog", "length", "stopped" or "cancelled" (only when the job's
+    ``cancelled`` event was set); when ``error`` is set the job failed and
+    ``finish`` means nothing. A job ends exactly once.
+    """
 
     finish: str = "length"
     error: BaseException | None = None

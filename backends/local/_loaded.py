@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from plait.messages import Message
 
 from ._engine import Engine, EngineOptions
 from ._model_file import check_gguf
+from ._runtime import open_llama
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -106,7 +108,10 @@ def load_model(path: Path, options: EngineOptions) -> LoadedModel:
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelLoadError(str(path), f"llama.cpp could not load it ({e})") from e
         model = LoadedModel(
-            path=path, llama=llama, n_ctx=options.n_ctx, engine=Engine(llama, options)
+            path=path,
+            llama=llama,
+            n_ctx=options.n_ctx,
+            engine=Engine(functools.partial(open_llama, llama), options),
         )
         _loaded[key] = model
         return model

@@ -8,11 +8,17 @@ by a grammar (built from a JSON Schema) to one of two envelopes::
 
 Tool names are constants and arguments follow each tool's own schema, so every
 call the model emits names a real tool with well-formed arguments.
+
+:func:`prepare` decides once per request what the model is shown, what its
+decoding is constrained to and how its reply is read (:class:`PreparedRequest`);
+the backend only passes that along.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from plait.chat import ChatRequest, ToolSpec
@@ -28,9 +34,57 @@ from plait.messages import (
 )
 from plait.prompts import load_prompt
 
-__all__ = ["envelope_schema", "parse_envelope", "tool_prompt", "uses_envelope", "plain_messages"]
+__all__ = [
+    "PreparedRequest",
+    "ReplyParser",
+    "envelope_schema",
+    "parse_envelope",
+    "plain_messages",
+    "prepare",
+    "tool_prompt",
+    "uses_envelope",
+]
 
 _MAX_CALLS_PER_TURN = 8
+
+
+ReplyParser = Callable[[str, FinishReason], tuple[str, tuple[ToolCall, ...], FinishReason]]
+"""Turns a finished reply and its finish reason into ``(text, tool_calls, finish_reason)``."""
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request as the local model sees it, decided once by :func:`prepare`.
+
+    Attributes:
+        messages: what the chat template renders (tools folded into the system prompt).
+        schema: the JSON Schema decoding is constrained to (``None``: free text).
+        parse: reads the finished reply (``None``: the reply is the answer's text
+            as it is, so it can be streamed while it is generated).
+    """
+
+    messages: tuple[Message, ...]
+    schema: dict[str, Any] | None
+    parse: ReplyParser | None
+
+
+def prepare(request: ChatRequest) -> PreparedRequest:
+    """Decide how the local model answers ``request``: plain text or the tool envelope."""
+    if not uses_envelope(request):
+        return PreparedRequest(
+            messages=tuple(_rewrite(request, None)), schema=request.response_schema, parse=None
+        )
+
+    def parse(
+        text: str, finish_reason: FinishReason
+    ) -> tuple[str, tuple[ToolCall, ...], FinishReason]:
+        return parse_envelope(text, request, finish_reason)
+
+    return PreparedRequest(
+        messages=tuple(_rewrite(request, tool_prompt(request))),
+        schema=envelope_schema(request),
+        parse=parse,
+    )
 
 
 def uses_envelope(request: ChatRequest) -> bool:
@@ -106,10 +160,13 @@ def plain_messages(request: ChatRequest) -> list[Message]:
     shared system prompt stays a shared prefix); earlier tool calls become the
     JSON the model would have written, and tool results become user turns.
     """
+    return list(prepare(request).messages)
+
+
+def _rewrite(request: ChatRequest, section: str | None) -> list[Message]:
     out: list[Message] = []
     messages = list(request.messages)
-    if uses_envelope(request):
-        section = tool_prompt(request)
+    if section is not None:
         if messages and isinstance(messages[0], SystemMessage):
             first = messages.pop(0)
             out.append(SystemMessage(content=f"{first.content}\n\n{section}"))

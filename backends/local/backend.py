@@ -15,7 +15,7 @@ from typing import Any
 
 from plait.chat import ChatRequest
 from plait.completions import Completion, FinishReason, StreamChunk, Timings, Usage
-from plait.errors import ConfigError, ContextLengthExceeded
+from plait.errors import BackendError, ConfigError, ContextLengthExceeded, is_control_flow
 from plait.messages import Message, SystemMessage
 from plait.settings import Settings, available_cpus, load_settings
 
@@ -26,7 +26,7 @@ from ._model_file import default_model_path
 from ._sampling import SamplingParams
 from ._stats import EngineStats
 from ._stops import StopScanner
-from ._tool_calls import envelope_schema, parse_envelope, plain_messages, uses_envelope
+from ._tool_calls import PreparedRequest, ReplyParser, prepare
 
 __all__ = ["LocalBackend", "PinnedPrefix"]
 
@@ -198,8 +198,9 @@ class LocalBackend(Backend):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         model = await asyncio.to_thread(self.load)
-        prompt = _prompt_tokens(model, request)
-        grammar = _grammar_for(request)
+        prepared = prepare(request)
+        prompt = _prompt_tokens(model, prepared)
+        grammar = _grammar_for(prepared.schema)
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Piece] = asyncio.Queue()
@@ -219,7 +220,7 @@ class LocalBackend(Backend):
             seed=request.seed,
             grammar=grammar,
         )
-        text = _Text(model, request, len(prompt), send)
+        text = _Text(model, prepared.parse, request.stop, len(prompt), send)
         budget = model.n_ctx - len(prompt)
         model.engine.submit(
             Job(
@@ -253,13 +254,19 @@ class _Text:
     strings, hand pieces to the event loop.
     """
 
-    def __init__(self, model: LoadedModel, request: ChatRequest, n_prompt: int, send: Any) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        parse: ReplyParser | None,
+        stop: tuple[str, ...],
+        n_prompt: int,
+        send: Any,
+    ) -> None:
         self._model = model
-        self._request = request
+        self._parse = parse
         self._n_prompt = n_prompt
         self._send = send
-        self._envelope = uses_envelope(request)
-        self._scanner = StopScanner(request.stop)
+        self._scanner = StopScanner(stop)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._text: list[str] = []
         self._started = time.perf_counter()
@@ -275,12 +282,17 @@ class _Text:
     def _emit(self, piece: str) -> None:
         if piece:
             self._text.append(piece)
-            if not self._envelope:
+            if self._parse is None:  # parsed replies are whole or nothing
                 self._send(_Piece(delta=piece))
 
     def on_done(self, outcome: Outcome) -> None:
         if outcome.error is not None:
             self._send(_Piece(error=outcome.error))
+            return
+        if outcome.finish == "cancelled":
+            # Only the caller cancels (its stream was closed), so nobody is waiting;
+            # should anyone be, partial text must not pass for an answer.
+            self._send(_Piece(error=BackendError("the request was cancelled")))
             return
         self._emit(
             self._scanner.feed(self._decoder.decode(b"", final=True)) + self._scanner.flush()
@@ -289,14 +301,16 @@ class _Text:
             "eog": "stop",
             "stopped": "stop",
             "length": "length",
-            "cancelled": "cancelled",
         }[outcome.finish]  # type: ignore[assignment]
         full_text = "".join(self._text)
         tool_calls: tuple = ()
-        if self._envelope and finish != "cancelled":
+        if self._parse is not None:
             try:
-                full_text, tool_calls, finish = parse_envelope(full_text, self._request, finish)
+                full_text, tool_calls, finish = self._parse(full_text, finish)
             except Exception as e:  # handed to the awaiting task, which re-raises it
+                if is_control_flow(e):
+                    raise
+                # Raising here would break the engine for every request.
                 self._send(_Piece(error=e))
                 return
         ended = time.perf_counter()
@@ -328,8 +342,8 @@ def _kv_type(name: str, what: str) -> int | None:
     return None if name == "f16" else _KV_TYPES[name]
 
 
-def _prompt_tokens(model: LoadedModel, request: ChatRequest) -> list[int]:
-    tokens = model.render(plain_messages(request))
+def _prompt_tokens(model: LoadedModel, prepared: PreparedRequest) -> list[int]:
+    tokens = model.render(list(prepared.messages))
     if len(tokens) + 1 > model.n_ctx:
         raise ContextLengthExceeded(len(tokens) + 1, model.n_ctx, model=model.name)
     return tokens
@@ -338,12 +352,8 @@ def _prompt_tokens(model: LoadedModel, request: ChatRequest) -> list[int]:
 _grammar_cache: dict[str, str] = {}
 
 
-def _grammar_for(request: ChatRequest) -> str | None:
-    """The GBNF grammar constraining this request's output (None: free text)."""
-    if uses_envelope(request):
-        schema: dict[str, Any] | None = envelope_schema(request)
-    else:
-        schema = request.response_schema
+def _grammar_for(schema: dict[str, Any] | None) -> str | None:
+    """The GBNF grammar constraining output to ``schema`` (None: free text)."""
     if schema is None:
         return None
     # Property order is meaningful (the grammar emits keys in declaration order,

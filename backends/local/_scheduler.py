@@ -1,0 +1,326 @@
+"""Scheduling one step of the local engine: admission, prefix forks, batches, eviction.
+
+Runs on the engine thread only. Each step admits new jobs (forking the longest
+cached prefix into the job's own sequence), then packs one decode token of every
+generating job and prefill chunks of the others into a single decode batch,
+samples every sequence that produced logits, and hands each token to its job's
+callback. No job waits for another to finish.
+
+Jobs that arrive together and share a prefix that nobody has evaluated yet
+prefill it once: the later job waits until the earlier one has evaluated the
+shared part, then forks it (``llama_memory_seq_cp`` on a unified KV cache makes
+the forked sequence point at the same cells, so nothing is copied).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from plait.errors import BackendError, is_control_flow
+
+from ._jobs import EngineOptions, Job, Outcome
+from ._prefix_index import Entry, PrefixIndex, common_prefix
+from ._runtime import BatchRow, Runtime, Sampler
+from ._stats import RequestStats, StatsRecorder
+
+__all__ = ["Scheduler"]
+
+
+@dataclass(eq=False)
+class _Active:
+    job: Job
+    entry: Entry
+    sampler: Sampler | None = None
+    wait_on: _Active | None = None  # fork from this job once it has evaluated wait_len tokens
+    wait_len: int = 0
+    reused: int = 0
+    prefilled: int = 0
+    decoded: int = 0
+    generated: int = 0
+    last_token: int = -1
+    decoding: bool = False
+    done: bool = False
+    started_at: float | None = None
+
+    @property
+    def n_past(self) -> int:
+        return len(self.entry.tokens)
+
+
+class Scheduler:
+    """The running jobs of one engine and the sequences of its KV cache.
+
+    Args:
+        runtime: the opened llama.cpp context (or a fake).
+        options: the context's options.
+        stats: where finished jobs, batches and evictions are counted.
+    """
+
+    def __init__(self, runtime: Runtime, options: EngineOptions, stats: StatsRecorder) -> None:
+        self._runtime = runtime
+        self.options = options
+        self._stats = stats
+        self._index = PrefixIndex(options.n_seq_max)
+        self._active: list[_Active] = []
+
+    @property
+    def busy(self) -> bool:
+        """Whether any job is running."""
+        return bool(self._active)
+
+    def clear_cache(self) -> int:
+        """Drop every idle, unpinned cached sequence; return how many."""
+        gone = self._index.clear()
+        for entry in gone:
+            self._seq_rm(entry.seq_id, 0)
+        return len(gone)
+
+    def unpin(self, pin_id: int) -> bool:
+        return self._index.unpin(pin_id)
+
+    def expire(self) -> None:
+        self._index.expire(time.monotonic())
+
+    def abort(self, error: Callable[[], BackendError]) -> list[BaseException]:
+        """Fail every running job with a fresh ``error()``, leaving the cache be.
+
+        Every job is told even when another job's ``on_done`` raises; those
+        errors are returned for the caller to raise.
+        """
+        missed: list[BaseException] = []
+        for active in list(self._active):
+            try:
+                self._finish(active, Outcome(error=error()), teardown=True)
+            except BaseException as e:  # kept, not swallowed: the engine raises it after
+                missed.append(e)
+        return missed
+
+    def _seq_rm(self, seq_id: int, p0: int) -> None:
+        self._runtime.seq_rm(seq_id, p0)
+
+    def admit(self, job: Job) -> bool:
+        """Give a job its sequence, forking the longest cached prefix; False: no room."""
+        now = time.monotonic()
+        limit = len(job.prompt) - 1  # the last prompt token is evaluated for its logits
+        source, reuse = self._index.longest(job.prompt) if job.reuse else (None, 0)
+        reuse = min(reuse, limit)
+        wait_on, wait_len = None, 0
+        if job.reuse:
+            for other in self._active:
+                if other.done or other.decoding or other.wait_on is not None:
+                    continue
+                shared = min(common_prefix(other.job.prompt, job.prompt), limit)
+                if shared > max(reuse, other.n_past, wait_len):
+                    wait_on, wait_len = other, shared
+        entry: Entry | None
+        evicted: Entry | None
+        if (
+            source is not None
+            and wait_on is None
+            and source.users == 0
+            and not source.pinned(now)
+            and reuse >= source.n_prompt - 1
+        ):
+            # The same prompt again (a retry, the next sample): continue in the
+            # source's own sequence. Only its generated tail is lost, and the new
+            # tokens take the freed cells, so the cache layout, and with it
+            # llama.cpp's arithmetic, is the same as the first time.
+            self._seq_rm(source.seq_id, reuse)
+            del source.tokens[reuse:]
+            entry, evicted, source = source, None, None
+        else:
+            entry, evicted = self._index.allocate(now, keep=source)
+        if entry is None:
+            return False
+        if evicted is not None:
+            if evicted is source and wait_on is None:
+                self._seq_rm(entry.seq_id, reuse)  # take over the source in place
+                entry.tokens = source.tokens[:reuse]
+                source = None
+            else:
+                self._seq_rm(evicted.seq_id, 0)
+                self._stats.eviction()
+                if evicted is source:
+                    source, reuse = None, 0
+        active = _Active(job=job, entry=entry, reused=len(entry.tokens))
+        entry.users = 1
+        entry.n_prompt = len(job.prompt)
+        try:
+            if job.max_tokens > 0:
+                active.sampler = self._runtime.sampler(job.sampling)
+        except ValueError as e:  # this job's sampling cannot be honoured (a bad grammar)
+            error = BackendError(str(e))
+            error.__cause__ = e
+            self._finish(active, Outcome(error=error), listed=False)
+            return True
+        if wait_on is not None:
+            active.wait_on, active.wait_len = wait_on, wait_len
+            wait_on.entry.users += 1
+        elif source is not None and reuse > 0:
+            self._fork(active, source, reuse)
+        self._active.append(active)
+        return True
+
+    def _fork(self, active: _Active, source: Entry, n: int) -> None:
+        self._runtime.seq_cp(source.seq_id, active.entry.seq_id, n)
+        active.entry.tokens = source.tokens[:n]
+        active.reused = n
+        source.last_used = time.monotonic()
+
+    def step(self) -> None:
+        """Drop cancelled jobs, then decode one batch and hand out its tokens."""
+        rows: list[tuple[_Active, list[int], bool]] = []
+        budget = self.options.n_batch
+        for active in list(self._active):
+            if active.job.cancelled.is_set():
+                self._finish(active, Outcome(finish="cancelled"))
+        for active in self._active:
+            if active.decoding:
+                rows.append((active, [active.last_token], True))
+                budget -= 1
+        for active in self._active:
+            if active.decoding or budget <= 0:
+                continue
+            source = active.wait_on
+            if source is not None:
+                if source.n_past < active.wait_len and not source.done:
+                    continue
+                self._fork(active, source.entry, min(active.wait_len, source.n_past))
+                source.entry.users -= 1
+                active.wait_on = None
+            prompt = active.job.prompt
+            # The last prompt token is evaluated on its own, like a decode step:
+            # llama.cpp's arithmetic differs slightly between a token inside a
+            # multi-token chunk and a lone token, and a repeat of this prompt
+            # (the same seed again) evaluates only that token.
+            end = len(prompt) - 1 if active.n_past < len(prompt) - 1 else len(prompt)
+            chunk = prompt[active.n_past : min(end, active.n_past + budget)]
+            budget -= len(chunk)
+            last = active.n_past + len(chunk) == len(prompt)
+            rows.append((active, chunk, last))
+        if rows:
+            self._decode(rows)
+
+    def _decode(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
+        batch: list[BatchRow] = []
+        i = 0
+        outputs: list[tuple[_Active, int]] = []
+        for active, tokens, wants_logits in rows:
+            if active.started_at is None:
+                active.started_at = time.perf_counter()
+            batch.append(BatchRow(active.entry.seq_id, active.n_past, tokens, wants_logits))
+            i += len(tokens)
+            if wants_logits:
+                outputs.append((active, i - 1))
+        rc = self._runtime.decode(batch)
+        if rc == 1:  # no free KV cells: evict a cached prefix, or fail the newest job
+            self._make_room(rows)
+            return
+        if rc != 0:
+            error = BackendError(f"llama_decode failed with status {rc}")
+            for active, _, _ in rows:
+                self._finish(active, Outcome(error=error))
+            return
+        self._stats.batch(i, len(rows))
+        for active, tokens, _ in rows:
+            active.entry.tokens.extend(tokens)
+            if active.decoding:
+                active.decoded += 1
+            else:
+                active.prefilled += len(tokens)
+        for active, index in outputs:
+            self._advance(active, index)
+        for active, _, _ in rows:  # prefill finished and nothing to generate (a pin)
+            if (
+                not active.done
+                and active.sampler is None
+                and active.n_past == len(active.job.prompt)
+            ):
+                self._finish(active, Outcome(finish="length"))
+
+    def _advance(self, active: _Active, index: int) -> None:
+        job = active.job
+        if active.sampler is None:
+            return
+        if job.on_logits is not None:
+            row = self._runtime.logits(index)
+            try:
+                job.on_logits(row)
+            except Exception as e:  # a broken consumer ends its own job only
+                if is_control_flow(e):
+                    raise
+                self._finish(active, Outcome(error=e))
+                return
+        token = active.sampler.sample(index)
+        if self._runtime.is_eog(token):
+            self._finish(active, Outcome(finish="eog"))
+            return
+        active.generated += 1
+        try:
+            keep_going = job.on_token(token)
+        except Exception as e:  # a broken consumer ends its own job only
+            if is_control_flow(e):
+                raise
+            self._finish(active, Outcome(error=e))
+            return
+        if not keep_going:
+            self._finish(active, Outcome(finish="stopped"))
+        elif active.generated >= job.max_tokens:
+            self._finish(active, Outcome(finish="length"))
+        else:
+            active.last_token = token
+            active.decoding = True
+
+    def _make_room(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
+        victim = self._index.victim(time.monotonic())
+        if victim is not None:
+            self._seq_rm(victim.seq_id, 0)
+            self._index.evict(victim)
+            self._stats.eviction()
+            return
+        newest = max((a for a, _, _ in rows), key=lambda a: a.job.submitted_at)
+        running = len(self._active)
+        error = BackendError(
+            f"the local KV cache (n_ctx={self.options.n_ctx} tokens shared by {running} "
+            "running requests) is full; raise n_ctx, lower max_tokens or run fewer "
+            "requests at once"
+        )
+        self._finish(newest, Outcome(error=error))
+
+    def _finish(
+        self, active: _Active, outcome: Outcome, *, listed: bool = True, teardown: bool = False
+    ) -> None:
+        """End a job and tell it; ``teardown``: the engine is stopping, leave the cache be."""
+        if active.done:
+            return
+        active.done = True
+        if listed:
+            self._active.remove(active)
+        if active.wait_on is not None:
+            active.wait_on.entry.users -= 1
+            active.wait_on = None
+        if active.sampler is not None:
+            active.sampler.close()
+        entry = active.entry
+        entry.users -= 1
+        entry.last_used = time.monotonic()
+        # In teardown the context goes with the engine: a broken one is not touched again.
+        if outcome.error is not None and not teardown:
+            self._seq_rm(entry.seq_id, len(entry.tokens))  # drop cells of a failed batch
+        if not entry.tokens and not entry.users:
+            self._index.evict(entry)
+        if outcome.error is None and active.job.pin_ttl_s is not None:
+            ttl = None if active.job.pin_ttl_s == float("inf") else active.job.pin_ttl_s
+            outcome.pin_id = self._index.pin(entry, ttl, time.monotonic())
+        started = active.started_at or time.perf_counter()
+        outcome.stats = RequestStats(
+            prompt_tokens=len(active.job.prompt),
+            reused_tokens=active.reused,
+            prefilled_tokens=active.prefilled,
+            decode_tokens=active.generated,
+            queued_s=started - active.job.submitted_at,
+        )
+        self._stats.finished(outcome.stats)
+        active.job.on_done(outcome)
