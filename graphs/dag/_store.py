@@ -68,20 +68,18 @@ class MemoryResultStore(ResultStore):
     """A store that lives as long as the process (for tests and one-off runs)."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, list[Task]] = {}
+        self._tasks: dict[str, dict[str, Task]] = {}  # by id, in arrival order
         self._results: dict[str, dict[str, Any]] = {}
         self._values: dict[tuple[str, str], Any] = {}
 
     async def save_task(self, run_id: str, task: Task) -> None:
-        tasks = self._tasks.setdefault(run_id, [])
-        if all(t.id != task.id for t in tasks):
-            tasks.append(task)
+        self._tasks.setdefault(run_id, {}).setdefault(task.id, task)
 
     async def save_result(self, run_id: str, task_id: str, result: Any) -> None:
         self._results.setdefault(run_id, {})[task_id] = result
 
     async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
-        return list(self._tasks.get(run_id, [])), dict(self._results.get(run_id, {}))
+        return list(self._tasks.get(run_id, {}).values()), dict(self._results.get(run_id, {}))
 
     async def save_value(self, scope: str, name: str, value: Any) -> None:
         self._values[scope, name] = value
