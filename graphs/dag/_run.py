@@ -118,7 +118,11 @@ class Run:
 
     async def feed(self, plan: Plan | Iterable[Task] | AsyncIterable[Task]) -> None:
         if isinstance(plan, Plan):
-            plan = plan.tasks
+            # A whole plan is known (and validated): store it in one write, not one per task.
+            await self.ex._store.save_tasks(self.run_id, plan.tasks)
+            for task in plan.tasks:
+                await self.arrive(task, saved=True)
+            return
         if isinstance(plan, AsyncIterable):
             async for task in plan:
                 await self.arrive(task)
@@ -126,7 +130,7 @@ class Run:
             for task in plan:
                 await self.arrive(task)
 
-    async def arrive(self, task: Task) -> None:
+    async def arrive(self, task: Task, *, saved: bool = False) -> None:
         if task.id in self.nodes:
             raise PlanError("duplicate task id", task_id=task.id)
         if self.known_tools is not None and task.tool not in self.known_tools:
@@ -135,7 +139,8 @@ class Run:
         if not dependencies <= self.nodes.keys():
             missing = ", ".join(sorted(dependencies - self.nodes.keys()))
             raise PlanError(f"depends on unknown task(s) {missing}", task_id=task.id)
-        await self.ex._store.save_task(self.run_id, task)
+        if not saved:
+            await self.ex._store.save_task(self.run_id, task)
         node = _Node(task, dependencies, waiting_on=set())
         self.nodes[task.id] = node
         self.emit("planned", task)
