@@ -40,9 +40,9 @@ class EagerExecutor:
         max_concurrency: tasks running at once, over all tools.
         tool_limits: tasks running at once per tool name.
         timeout_s: default per-attempt time limit of a task.
-        retry: when a failed attempt is tried again, and the waits between
-            attempts (default: never). A task's own ``retries`` replaces its
-            number of attempts.
+        retry: which failed attempts are tried again, how often, and the waits
+            between attempts (default: no retries). A task's own ``retries``
+            replaces the policy's number of attempts for that task.
         retries: shorthand for ``retry``: extra attempts after a failure
             (a :class:`~plait.errors.RunError` or a timeout).
         retry_backoff_s: with ``retries``, the wait before a retry, doubled on

@@ -29,7 +29,9 @@ class Task(BaseModel):
         requires_approval: a human must approve before it runs.
         continue_on_error: dependants still run when it fails (they see the error text).
         timeout_s: per-attempt time limit (``None``: the executor's default).
-        retries: extra attempts after a failure (``None``: the executor's default).
+        retries: extra attempts after a failure the executor's
+            :class:`~plait.graphs.dag.RetryPolicy` retries (``None``: as many
+            as the policy allows).
     """
 
     model_config = ConfigDict(frozen=True)
