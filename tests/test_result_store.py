@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from plait.errors import ConfigError
 from plait.graphs import EagerExecutor, MemoryResultStore, Plan, SQLiteResultStore, Task
 from plait.graphs.dag import _store
 
@@ -114,3 +115,13 @@ async def test_memory_store_keeps_the_first_copy_of_a_task_in_arrival_order():
     await store.save_task("run", Task(id="b", tool="other"))
     tasks, _ = await store.load("run")
     assert [(t.id, t.tool) for t in tasks] == [("b", "t"), ("a", "t")]
+
+
+async def test_an_unopenable_store_fails_every_writer_and_keeps_nothing_queued(tmp_path):
+    (tmp_path / "r.sqlite").mkdir()  # a folder where the database file should be
+    store = SQLiteResultStore(tmp_path / "r.sqlite")
+    outcomes = await asyncio.gather(
+        store.save_result("run", "1", 1), store.save_result("run", "2", 2), return_exceptions=True
+    )
+    assert all(isinstance(o, ConfigError) for o in outcomes), outcomes
+    assert not store._pending

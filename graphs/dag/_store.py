@@ -142,15 +142,16 @@ class SQLiteResultStore(ResultStore):
         try:
             async with self._lock:
                 if write.commit is None:  # no commit took it while this one waited
+                    db = self._db()  # before the batch is taken: a failure here leaves it queued
                     batch, self._pending = self._pending, []
                     commit = asyncio.ensure_future(
-                        asyncio.to_thread(_execute_commit, self._db(), self._thread_lock, batch)
+                        asyncio.to_thread(_execute_commit, db, self._thread_lock, batch)
                     )
                     for queued in batch:
                         queued.commit = commit
                     # Shielded: a cancelled writer must not stop a commit others wait on.
                     await asyncio.shield(commit)
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled, or the database cannot be opened
             if write.commit is None:
                 self._pending.remove(write)  # never sent: nothing to wait for
             raise
