@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from plait.errors import PlanError
+from plait.errors import PlanError, ToolError
 from plait.graphs import EagerExecutor, MemoryResultStore, Plan, SQLiteResultStore, Task
 from plait.graphs.dag import parse_plan_stream
 
@@ -10,9 +10,10 @@ from plait.graphs.dag import parse_plan_stream
 class Tools:
     """Task runner whose tools sleep and record what ran (times in seconds)."""
 
-    def __init__(self, delays=None, fail=None):
+    def __init__(self, delays=None, fail=None, error=RuntimeError):
         self.delays = delays or {}
         self.fail = dict(fail or {})
+        self.error = error
         self.calls: list[tuple[str, dict]] = []
         self.running = 0
         self.peak = 0
@@ -25,7 +26,7 @@ class Tools:
             await asyncio.sleep(self.delays.get(task.id, 0))
             if self.fail.get(task.id, 0) > 0:
                 self.fail[task.id] -= 1
-                raise RuntimeError(f"{task.id} broke")
+                raise self.error(f"{task.id} broke")
             if task.tool == "add":
                 return args["a"] + args["b"]
             return f"{task.id}:ok"
@@ -91,7 +92,8 @@ async def test_continue_on_error_passes_the_error_to_dependants():
 
 
 async def test_retry_then_success_and_timeout():
-    tools = Tools({"2": 1.0}, fail={"1": 2})
+    # A ToolError (a RunError) is retried; a RuntimeError is not (see test_retry.py).
+    tools = Tools({"2": 1.0}, fail={"1": 2}, error=ToolError)
     plan = Plan(tasks=(T("1", retries=2), T("2", timeout_s=0.05)))
     events = []
     result = await EagerExecutor(tools, on_event=events.append).run(plan)

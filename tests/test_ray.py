@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from plait.backends.testing import ScriptedBackend
-from plait.errors import ConfigError
+from plait.errors import ConfigError, ToolError
 from plait.graphs import (
     EagerExecutor,
     LLMCompiler,
@@ -58,12 +58,16 @@ def fail(x: int) -> int:
     raise ValueError(f"cannot handle {x}")
 
 
+def busy(x: int) -> int:
+    raise ToolError(f"busy with {x}")
+
+
 def slow(seconds: float) -> str:
     time.sleep(seconds)
     return "woke"
 
 
-FUNCTIONS = {"pid": pid, "square": square, "add": add, "fail": fail, "slow": slow}
+FUNCTIONS = {"pid": pid, "square": square, "add": add, "fail": fail, "busy": busy, "slow": slow}
 
 
 def _plan() -> Plan:
@@ -106,14 +110,17 @@ async def test_retries_timeouts_and_durable_results(cluster: Any, tmp_path: Path
         tasks=(
             Task(id="1", tool="square", args={"x": 5}),
             Task(id="2", tool="slow", args={"seconds": 30}, timeout_s=1.0, retries=0),
-            Task(id="3", tool="fail", args={"x": 2}),
+            Task(id="3", tool="busy", args={"x": 2}),
+            Task(id="4", tool="fail", args={"x": 2}),
         )
     )
     result = await executor.run(plan, run_id="durable")
     assert result.outcomes["2"].error == "timed out after 1s"
-    assert result.outcomes["3"].attempts == 2  # retried once, by the executor
+    assert result.outcomes["3"].attempts == 2  # a ToolError is retried once, by the executor
+    assert isinstance(result.outcomes["3"].exception, ToolError)  # brought back from the worker
+    assert result.outcomes["4"].attempts == 1  # a ValueError is not a run error: not retried
     tasks, stored = await store.load("durable")
-    assert stored == {"1": 25} and [t.id for t in tasks] == ["1", "2", "3"]
+    assert stored == {"1": 25} and [t.id for t in tasks] == ["1", "2", "3", "4"]
     store.close()
 
 

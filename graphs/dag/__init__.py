@@ -1,9 +1,10 @@
 """Plans as DAGs and the executors that run them.
 
 The bottom room of ``plait.graphs``: plans and their parser, ``$n`` references,
-task events and outcomes, result stores, the eager executor (each task starts
-the moment its inputs are ready), the Ray executor and static runs. It imports
-only the plait core (and networkx); agents, tools and LangGraph live above it.
+task events and outcomes, retry policies, result stores, the eager executor
+(each task starts the moment its inputs are ready), the Ray executor and static
+runs. It imports only the plait core (and networkx); agents, tools and
+LangGraph live above it.
 """
 
 from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
@@ -13,6 +14,7 @@ from ._plan import Plan, Task
 from ._plan_parser import StreamingPlanParser, parse_plan_stream
 from ._ray import RayExecutor, RayTaskRunner
 from ._references import find_references, substitute
+from ._retry import RetryPolicy
 from ._static import run_static
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore, run_directory
 
@@ -26,6 +28,7 @@ __all__ = [
     "RayExecutor",
     "RayTaskRunner",
     "ResultStore",
+    "RetryPolicy",
     "RunResult",
     "SQLiteResultStore",
     "StreamingPlanParser",

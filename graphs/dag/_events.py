@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["Approval", "RunResult", "TaskEvent", "TaskOutcome", "TaskStatus"]
 
@@ -68,9 +69,17 @@ class TaskEvent(BaseModel):
 
 
 class TaskOutcome(BaseModel):
-    """How one task ended."""
+    """How one task ended.
 
-    model_config = ConfigDict(frozen=True)
+    Attributes:
+        error: why it failed or was skipped, as text (what a joiner and a trace see).
+        exception: the exception behind a failure, so a caller can
+            ``raise ... from outcome.exception``. It lives only in this process:
+            it is left out of ``model_dump`` and JSON, so a stored or
+            checkpointed outcome comes back with ``None`` here.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     task_id: str
     tool: str
@@ -80,6 +89,7 @@ class TaskOutcome(BaseModel):
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
+    exception: SkipJsonSchema[BaseException | None] = Field(default=None, exclude=True, repr=False)
 
 
 class RunResult(BaseModel):

@@ -134,7 +134,7 @@ class RayExecutor(EagerExecutor):
         num_cpus: CPUs reserved per task.
         init_kwargs: extra ``ray.init`` arguments when this starts Ray.
         **kwargs: the :class:`EagerExecutor` options (``max_concurrency``,
-            ``tool_limits``, ``timeout_s``, ``retries``, ``store``, ...).
+            ``tool_limits``, ``timeout_s``, ``retry``, ``retries``, ``store``, ...).
     """
 
     def __init__(

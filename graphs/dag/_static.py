@@ -44,7 +44,7 @@ async def run_static(
             ``RunResult.awaiting``; call again with the same run id and the
             decisions to continue. Without it, the ``approver`` option decides.
         **executor_options: passed to :class:`EagerExecutor` (``max_concurrency``,
-            ``tool_limits``, ``timeout_s``, ``retries``, ``retry_backoff_s``,
+            ``tool_limits``, ``timeout_s``, ``retry``, ``retries``, ``retry_backoff_s``,
             ``approver``, ``idempotency``, ``on_event``).
 
     Raises:

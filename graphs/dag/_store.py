@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,11 @@ class ResultStore(ABC):
     async def save_task(self, run_id: str, task: Task) -> None:
         """Record that ``task`` belongs to the run (in arrival order)."""
 
+    async def save_tasks(self, run_id: str, tasks: Sequence[Task]) -> None:
+        """Record several tasks at once, in order (a store may write them in one go)."""
+        for task in tasks:
+            await self.save_task(run_id, task)
+
     @abstractmethod
     async def save_result(self, run_id: str, task_id: str, result: Any) -> None:
         """Record a finished task's result."""
@@ -68,20 +76,18 @@ class MemoryResultStore(ResultStore):
     """A store that lives as long as the process (for tests and one-off runs)."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, list[Task]] = {}
+        self._tasks: dict[str, dict[str, Task]] = {}  # by id, in arrival order
         self._results: dict[str, dict[str, Any]] = {}
         self._values: dict[tuple[str, str], Any] = {}
 
     async def save_task(self, run_id: str, task: Task) -> None:
-        tasks = self._tasks.setdefault(run_id, [])
-        if all(t.id != task.id for t in tasks):
-            tasks.append(task)
+        self._tasks.setdefault(run_id, {}).setdefault(task.id, task)
 
     async def save_result(self, run_id: str, task_id: str, result: Any) -> None:
         self._results.setdefault(run_id, {})[task_id] = result
 
     async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
-        return list(self._tasks.get(run_id, [])), dict(self._results.get(run_id, {}))
+        return list(self._tasks.get(run_id, {}).values()), dict(self._results.get(run_id, {}))
 
     async def save_value(self, scope: str, name: str, value: Any) -> None:
         self._values[scope, name] = value
@@ -95,6 +101,10 @@ class MemoryResultStore(ResultStore):
 class SQLiteResultStore(ResultStore):
     """Runs stored in one SQLite file; every write is committed before it returns.
 
+    Writes that arrive while a commit is under way are committed together in the
+    next transaction (group commit): each still returns only once it is on disk,
+    but many tasks finishing at once share one ``fsync``.
+
     Results must be JSON-serializable: that is what makes them survive a crash.
     """
 
@@ -102,6 +112,10 @@ class SQLiteResultStore(ResultStore):
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._pending: list[_Write] = []
+        # The connection is used by one thread at a time, even when an awaiting
+        # writer was cancelled and its commit still runs.
+        self._thread_lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -122,17 +136,35 @@ class SQLiteResultStore(ResultStore):
             self._conn = conn
         return self._conn
 
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        async with self._lock:
-            db = self._db()
-            await asyncio.to_thread(_execute_commit, db, sql, params)
+    async def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        write = _Write(statements)
+        self._pending.append(write)
+        try:
+            async with self._lock:
+                if write.commit is None:  # no commit took it while this one waited
+                    db = self._db()  # before the batch is taken: a failure here leaves it queued
+                    batch, self._pending = self._pending, []
+                    commit = asyncio.ensure_future(
+                        asyncio.to_thread(_execute_commit, db, self._thread_lock, batch)
+                    )
+                    for queued in batch:
+                        queued.commit = commit
+                    # Shielded: a cancelled writer must not stop a commit others wait on.
+                    await asyncio.shield(commit)
+        except BaseException:  # cancelled, or the database cannot be opened
+            if write.commit is None:
+                self._pending.remove(write)  # never sent: nothing to wait for
+            raise
+        assert write.commit is not None
+        await asyncio.shield(write.commit)
+        if write.error is not None:
+            raise write.error
 
     async def save_task(self, run_id: str, task: Task) -> None:
-        await self._write(
-            "INSERT OR IGNORE INTO tasks VALUES (?, (SELECT COUNT(*) FROM tasks WHERE run_id=?),"
-            " ?, ?)",
-            (run_id, run_id, task.id, task.model_dump_json()),
-        )
+        await self._write(_save_task(run_id, task))
+
+    async def save_tasks(self, run_id: str, tasks: Sequence[Task]) -> None:
+        await self._write(*(_save_task(run_id, task) for task in tasks))
 
     async def save_result(self, run_id: str, task_id: str, result: Any) -> None:
         try:
@@ -143,18 +175,19 @@ class SQLiteResultStore(ResultStore):
                 task_id=task_id,
             ) from e
         await self._write(
-            "INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (run_id, task_id, body)
+            ("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (run_id, task_id, body))
         )
 
     async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
         async with self._lock:
             db = self._db()
-            rows = db.execute(
-                "SELECT body FROM tasks WHERE run_id=? ORDER BY seq", (run_id,)
-            ).fetchall()
-            results = db.execute(
-                "SELECT task_id, result FROM results WHERE run_id=?", (run_id,)
-            ).fetchall()
+            with self._thread_lock:
+                rows = db.execute(
+                    "SELECT body FROM tasks WHERE run_id=? ORDER BY seq", (run_id,)
+                ).fetchall()
+                results = db.execute(
+                    "SELECT task_id, result FROM results WHERE run_id=?", (run_id,)
+                ).fetchall()
         tasks = [Task.model_validate_json(body) for (body,) in rows]
         return tasks, {task_id: json.loads(body) for task_id, body in results}
 
@@ -167,16 +200,16 @@ class SQLiteResultStore(ResultStore):
                 f" stored durably ({e})"
             ) from e
         await self._write(
-            "INSERT OR REPLACE INTO named_values VALUES (?, ?, ?)", (scope, name, body)
+            ("INSERT OR REPLACE INTO named_values VALUES (?, ?, ?)", (scope, name, body))
         )
 
     async def load_value(self, scope: str, name: str) -> tuple[bool, Any]:
         async with self._lock:
-            row = (
-                self._db()
-                .execute("SELECT body FROM named_values WHERE scope=? AND name=?", (scope, name))
-                .fetchone()
-            )
+            db = self._db()
+            with self._thread_lock:
+                row = db.execute(
+                    "SELECT body FROM named_values WHERE scope=? AND name=?", (scope, name)
+                ).fetchone()
         return (True, json.loads(row[0])) if row else (False, None)
 
     def close(self) -> None:
@@ -185,6 +218,34 @@ class SQLiteResultStore(ResultStore):
             self._conn = None
 
 
-def _execute_commit(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
-    db.execute(sql, params)
-    db.commit()
+def _save_task(run_id: str, task: Task) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "INSERT OR IGNORE INTO tasks VALUES (?, (SELECT COUNT(*) FROM tasks WHERE run_id=?), ?, ?)",
+        (run_id, run_id, task.id, task.model_dump_json()),
+    )
+
+
+@dataclass(slots=True)
+class _Write:
+    """One statement waiting to be committed, and how its commit went."""
+
+    statements: tuple[tuple[str, tuple[Any, ...]], ...]
+    commit: asyncio.Future[None] | None = None
+    error: Exception | None = None
+
+
+def _execute_commit(db: sqlite3.Connection, lock: threading.Lock, batch: list[_Write]) -> None:
+    """Run a batch of statements in one transaction (in a worker thread)."""
+    with lock:
+        for write in batch:
+            try:
+                for sql, params in write.statements:
+                    db.execute(sql, params)
+            except sqlite3.Error as e:  # that write fails; the others still commit
+                write.error = e
+        try:
+            db.commit()
+        except sqlite3.Error as e:
+            db.rollback()
+            for write in batch:
+                write.error = write.error or e
