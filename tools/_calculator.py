@@ -120,7 +120,7 @@ def _eval_node(node: ast.expr) -> Any:
 
 # The pattern keeps constrained decoders (the local backend's grammar) from
 # wandering into quotes and braces; evaluate() checks the expression anyway.
-_PATTERN = r"^[0-9a-z(.+-][0-9a-z+*/%^(),. -]*$"
+_PATTERN = r"^[0-9a-z(-][0-9a-z+*/%^(). -]*$"
 _EXPRESSION = Annotated[str, Field(min_length=1, max_length=200, pattern=_PATTERN)]
 
 
