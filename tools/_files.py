@@ -289,9 +289,10 @@ def _create(dir_fd: int, name: str, relative: str) -> int:
         fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
     except FileExistsError:
         # Made meanwhile: write it only if it is a plain file now.
-        fd = _open_regular(dir_fd, name, relative, os.O_WRONLY)
-        if fd is None:
+        existing = _open_regular(dir_fd, name, relative, os.O_WRONLY)
+        if existing is None:
             raise ToolError(f"{relative!r} changed while being written; try again") from None
+        fd = existing
         return fd
     except OSError as e:
         raise ToolError(f"cannot write {relative!r}: {e.strerror or e}") from e
