@@ -88,14 +88,25 @@ def test_wheel_declares_the_console_script(wheel):
         assert "plait = plait.cli:main" in zf.read(entry_points).decode()
 
 
-def test_every_folder_with_python_code_is_packaged(wheel):
+def _missing_from_wheel(wheel: Path, pattern: str) -> list[str]:
+    """Source files matching ``pattern`` whose installed path is not in the wheel."""
     names = set(zipfile.ZipFile(wheel).namelist())
+    missing = []
     for folder in ("plait", *SUBPACKAGES):
-        for init in (ROOT / folder).rglob("__init__.py"):
-            relative = init.relative_to(ROOT).as_posix()
-            if folder != "plait":
-                relative = f"plait/{relative}"
-            assert relative in names, f"{relative} is not in the wheel"
+        for path in (ROOT / folder).rglob(pattern):
+            relative = path.relative_to(ROOT).as_posix()
+            installed = relative if folder == "plait" else f"plait/{relative}"
+            if installed not in names:
+                missing.append(relative)
+    return missing
+
+
+def test_every_folder_with_python_code_is_packaged(wheel):
+    assert _missing_from_wheel(wheel, "__init__.py") == []
+
+
+def test_every_prompt_file_is_packaged(wheel):
+    assert _missing_from_wheel(wheel, "prompts/*.txt") == []
 
 
 def test_wheel_and_source_tree_hold_the_same_modules(wheel):
@@ -105,16 +116,6 @@ def test_wheel_and_source_tree_hold_the_same_modules(wheel):
         if n.endswith(".py")
     }
     assert in_wheel == set(_source_modules())
-
-
-def test_every_prompt_file_is_packaged(wheel):
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("plait", *SUBPACKAGES):
-        for prompt in (ROOT / folder).rglob("prompts/*.txt"):
-            relative = prompt.relative_to(ROOT).as_posix()
-            if folder != "plait":
-                relative = f"plait/{relative}"
-            assert relative in names, f"{relative} is not in the wheel"
 
 
 def test_the_installed_tree_imports_every_module_from_its_source_file():
