@@ -2,6 +2,9 @@
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -16,9 +19,9 @@ def batches(monkeypatch):
     sizes: list[tuple[int, int]] = []
     real = _store._execute_commit
 
-    def counted(db, lock, batch):
+    def counted(db, batch):
         sizes.append((len(batch), sum(len(w.statements) for w in batch)))
-        real(db, lock, batch)
+        real(db, batch)
 
     monkeypatch.setattr(_store, "_execute_commit", counted)
     return sizes
@@ -125,3 +128,52 @@ async def test_an_unopenable_store_fails_every_writer_and_keeps_nothing_queued(t
     )
     assert all(isinstance(o, ConfigError) for o in outcomes), outcomes
     assert not store._pending
+
+
+CLOSE_DURING_COMMITS = textwrap.dedent(
+    """
+    import asyncio, sys
+    from plait.graphs import SQLiteResultStore
+
+    async def main(folder):
+        for i in range(100):
+            store = SQLiteResultStore(f"{folder}/s{i}.sqlite")
+            await store.save_result("r", "first", 1)
+            writers = [
+                asyncio.create_task(store.save_result("r", f"t{k}", "x" * 10_000))
+                for k in range(20)
+            ]
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            for writer in writers:  # their shielded commits go on in a worker thread
+                writer.cancel()
+            store.close()
+            await asyncio.sleep(0.001)
+
+    asyncio.run(main(sys.argv[1]))
+    print("closed cleanly")
+    """
+)
+
+
+def test_closing_while_cancelled_writers_still_commit_never_crashes(tmp_path):
+    # A run cancelled mid-commit closes its store while the commit still runs in
+    # a worker thread; closing the connection under it crashed the process.
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSE_DURING_COMMITS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "closed cleanly" in done.stdout
+
+
+async def test_a_write_after_close_fails_with_a_clear_error(tmp_path):
+    store = SQLiteResultStore(tmp_path / "runs.sqlite")
+    await store.save_result("r", "a", 1)
+    batch = [_store._Write((("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", ("r", "b", "2")),))]
+    store.close()
+    store._commit(batch)  # a commit that reached its thread only after close
+    assert isinstance(batch[0].error, sqlite3.ProgrammingError)
+    assert "was closed" in str(batch[0].error)

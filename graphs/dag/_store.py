@@ -142,11 +142,9 @@ class SQLiteResultStore(ResultStore):
         try:
             async with self._lock:
                 if write.commit is None:  # no commit took it while this one waited
-                    db = self._db()  # before the batch is taken: a failure here leaves it queued
+                    self._db()  # before the batch is taken: a failure here leaves it queued
                     batch, self._pending = self._pending, []
-                    commit = asyncio.ensure_future(
-                        asyncio.to_thread(_execute_commit, db, self._thread_lock, batch)
-                    )
+                    commit = asyncio.ensure_future(asyncio.to_thread(self._commit, batch))
                     for queued in batch:
                         queued.commit = commit
                     # Shielded: a cancelled writer must not stop a commit others wait on.
@@ -212,10 +210,26 @@ class SQLiteResultStore(ResultStore):
                 ).fetchone()
         return (True, json.loads(row[0])) if row else (False, None)
 
+    def _commit(self, batch: list[_Write]) -> None:
+        """Run a batch of statements in one transaction (in a worker thread)."""
+        with self._thread_lock:
+            if self._conn is None:  # closed while this commit waited for the thread
+                closed = sqlite3.ProgrammingError(f"the run store {self.path} was closed")
+                for write in batch:
+                    write.error = closed
+                return
+            _execute_commit(self._conn, batch)
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the database once any commit in flight has finished.
+
+        A writer cancelled mid-commit leaves its (shielded) commit running in a
+        worker thread; closing the connection under it would crash the process.
+        """
+        with self._thread_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def _save_task(run_id: str, task: Task) -> tuple[str, tuple[Any, ...]]:
@@ -234,18 +248,16 @@ class _Write:
     error: Exception | None = None
 
 
-def _execute_commit(db: sqlite3.Connection, lock: threading.Lock, batch: list[_Write]) -> None:
-    """Run a batch of statements in one transaction (in a worker thread)."""
-    with lock:
-        for write in batch:
-            try:
-                for sql, params in write.statements:
-                    db.execute(sql, params)
-            except sqlite3.Error as e:  # that write fails; the others still commit
-                write.error = e
+def _execute_commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
+    for write in batch:
         try:
-            db.commit()
-        except sqlite3.Error as e:
-            db.rollback()
-            for write in batch:
-                write.error = write.error or e
+            for sql, params in write.statements:
+                db.execute(sql, params)
+        except sqlite3.Error as e:  # that write fails; the others still commit
+            write.error = e
+    try:
+        db.commit()
+    except sqlite3.Error as e:
+        db.rollback()
+        for write in batch:
+            write.error = write.error or e
