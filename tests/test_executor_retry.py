@@ -7,7 +7,14 @@ import random
 import pytest
 from langgraph.errors import GraphInterrupt
 
-from plait.errors import ConfigError, PlanError, ToolError
+from plait.errors import (
+    BudgetExceeded,
+    ConfigError,
+    PlanError,
+    ToolArgumentError,
+    ToolError,
+    ToolPermissionError,
+)
 from plait.graphs import EagerExecutor, Plan, RetryPolicy, RunResult, Task, TaskOutcome
 from plait.graphs.dag import _run
 
@@ -121,6 +128,22 @@ async def test_errors_outside_run_error_are_not_retried_by_default():
     result = await EagerExecutor(tools, retries=2).run(Plan(tasks=(T("1"),)))
     assert result.outcomes["1"].attempts == 1 and tools.calls["1"] == 1
     assert result.outcomes["1"].error == "ValueError: bad input"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BudgetExceeded("the run's budget of $0.10 is spent"),
+        ToolArgumentError("calculator", "expression: required"),
+        ToolPermissionError("write_file is not allowed for this agent"),
+    ],
+    ids=["BudgetExceeded", "ToolArgumentError", "ToolPermissionError"],
+)
+async def test_failures_that_repeat_on_every_attempt_are_not_retried_by_default(error):
+    tools = Flaky({"1": [error] * 3, "2": [ToolError("network hiccup")]})
+    result = await EagerExecutor(tools, retry=NO_WAIT).run(Plan(tasks=(T("1"), T("2"))))
+    assert result.outcomes["1"].status == "failed" and tools.calls["1"] == 1
+    assert result.outcomes["2"].status == "done" and tools.calls["2"] == 2
 
 
 async def test_retry_on_predicate_chooses_what_is_retried():

@@ -14,7 +14,7 @@ from ._plan import Plan, Task
 from ._plan_parser import StreamingPlanParser, parse_plan_stream
 from ._ray import RayExecutor, RayTaskRunner
 from ._references import find_references, substitute
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, is_transient
 from ._static import run_static
 from ._store import MemoryResultStore, ResultStore, SQLiteResultStore, run_directory
 
@@ -38,6 +38,7 @@ __all__ = [
     "TaskRunner",
     "TaskStatus",
     "find_references",
+    "is_transient",
     "parse_plan_stream",
     "run_directory",
     "run_static",

@@ -7,12 +7,41 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from plait.errors import ConfigError, PlaitError, RunError, is_control_flow
+from plait.errors import (
+    BudgetExceeded,
+    ConfigError,
+    MemoryAccessDenied,
+    MemoryGuardRejected,
+    PlaitError,
+    RunError,
+    ToolArgumentError,
+    ToolPermissionError,
+    is_control_flow,
+)
 
-__all__ = ["RetryOn", "RetryPolicy"]
+__all__ = ["RetryOn", "RetryPolicy", "is_transient"]
 
 RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 """Exception types to retry, or a predicate saying whether an exception is retried."""
+
+# Run-time failures that the same call meets again: a refused permission, a budget
+# already spent, arguments that do not fit the schema. Retrying only waits.
+_DECIDED = (
+    BudgetExceeded,
+    ToolArgumentError,
+    ToolPermissionError,
+    MemoryAccessDenied,
+    MemoryGuardRejected,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """The default ``retry_on``: run-time failures and timeouts that may pass.
+
+    Budgets, permissions, memory guards and arguments that do not fit the tool's
+    schema fail the same way on every attempt, so they are not retried.
+    """
+    return isinstance(error, (RunError, TimeoutError)) and not isinstance(error, _DECIDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +54,8 @@ class RetryPolicy:
     together do not all retry at the same instant.
 
     Only run-time failures are worth another attempt. ``retry_on`` chooses
-    among them (default: :class:`~plait.errors.RunError` and timeouts). Usage
+    among them (default :func:`is_transient`: run-time errors and timeouts, but
+    not a spent budget, a refused permission or bad tool arguments). Usage
     errors (:class:`~plait.errors.ConfigError`, :class:`~plait.errors.PlanError`
     and the other :class:`~plait.errors.PlaitError` outside ``RunError``) are
     never retried, whatever ``retry_on`` says: the same call would fail the
@@ -48,7 +78,7 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_backoff_s: float = 30.0
     jitter: float = 0.5
-    retry_on: RetryOn = (RunError, TimeoutError)
+    retry_on: RetryOn = is_transient
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
