@@ -444,3 +444,42 @@ async def test_the_api_key_never_reaches_an_error_from_a_mock_server(monkeypatch
     with pytest.raises(BackendHTTPError) as caught:
         await backend.complete(REQUEST)
     assert KEY not in str(caught.value) and "***" in str(caught.value)
+
+
+# -- the line splitter under the byte cap ---------------------------------------------
+
+
+async def _lines(chunks: list[bytes], max_bytes: int = 10_000) -> list[str]:
+    from plait.backends.openai._stream import sse_lines
+
+    async def source():
+        for chunk in chunks:
+            yield chunk
+
+    return [line async for line in sse_lines(source(), max_bytes=max_bytes, url="u")]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"a\r\n\r\nb\n"],
+        [b"a\r", b"\n", b"\r\nb\n"],  # CRLFs split between chunks
+        [b"a\r", b"\n\r", b"\nb", b"\n"],
+        [b"a\r", b"\n", b"\nb\n"],  # the blank line after a split CRLF is kept
+        [b"a\r\rb\n"],  # bare CRs end lines too
+        [b"a\n\nb"],  # no newline at the very end
+    ],
+)
+async def test_lines_split_at_crlf_cr_and_lf_across_chunks(chunks):
+    got = await _lines(chunks)
+    assert got == ["a", "", "b"], got
+
+
+async def test_a_character_split_between_chunks_is_kept_whole():
+    data = "é✓\n".encode()
+    assert await _lines([data[:1], data[1:3], data[3:]]) == ["é✓"]
+
+
+async def test_the_splitter_stops_at_the_cap():
+    with pytest.raises(BackendProtocolError, match="size cap of 10 bytes"):
+        await _lines([b"12345", b"67890", b"x"], max_bytes=10)

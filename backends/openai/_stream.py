@@ -52,10 +52,11 @@ async def sse_lines(
                 "(max_response_bytes) and was cut off"
             )
         text = decoder.decode(chunk)
-        if after_cr and text.startswith("\n"):
+        if not text:
+            continue  # only part of a UTF-8 character so far
+        if after_cr and text[0] == "\n":
             text = text[1:]  # the LF of a CRLF split across two chunks
-        if text:
-            after_cr = text.endswith("\r")
+        after_cr = text.endswith("\r")
         start = 0
         for match in _NEWLINE.finditer(text):
             parts.append(text[start : match.start()])
