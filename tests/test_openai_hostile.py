@@ -226,19 +226,19 @@ async def test_a_stream_dripping_one_event_is_cut_at_the_deadline():
 
 
 async def test_a_stream_whose_events_keep_coming_outlives_the_timeout():
-    # 12 events 0.15 s apart: 1.8 s in all with a 1 s timeout, each gap far within it.
+    # 15 events 0.2 s apart: 3 s in all with a 2 s timeout, each gap far within it.
     def handler(send):
         send(_head("text/event-stream"))
-        for i in range(12):
+        for i in range(15):
             send(b'data: {"choices": [{"delta": {"content": "%d "}}]}\n\n' % i)
-            time.sleep(0.15)
+            time.sleep(0.2)
         send(b"data: [DONE]\n\n")
 
     with _Server(handler) as server:
-        backend = _backend(server.url, timeout=1.0)
+        backend = _backend(server.url, timeout=2.0)
         chunks = [c async for c in backend.stream(REQUEST)]
         await backend.aclose()
-    assert chunks[-1].completion.text == "".join(f"{i} " for i in range(12))
+    assert chunks[-1].completion.text == "".join(f"{i} " for i in range(15))
 
 
 # -- #11: a stream without [DONE] ----------------------------------------------------
