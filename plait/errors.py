@@ -15,6 +15,7 @@ PlaitError
     │   ├── BackendTimeout         a backend did not answer in time
     │   ├── BackendUnavailable     a backend could not be reached (or every fallback failed)
     │   └── BackendProtocolError   a server answered with something that breaks the protocol
+    │       └── BackendStreamTruncated  a stream ended before its end marker (a cut-off answer)
     ├── ModelOutputError       the model's output cannot be used (the raw text is kept)
     ├── ToolError              a tool failed or was called with bad arguments
     │   ├── ToolArgumentError      arguments do not match the tool's schema
@@ -48,6 +49,7 @@ __all__ = [
     "BackendError",
     "BackendHTTPError",
     "BackendProtocolError",
+    "BackendStreamTruncated",
     "BackendTimeout",
     "BackendUnavailable",
     "BudgetExceeded",
@@ -193,6 +195,27 @@ class BackendUnavailable(BackendError):
 class BackendProtocolError(BackendError):
     """A server answered with a body plait cannot read: malformed JSON or SSE,
     or a response missing the fields the protocol requires."""
+
+
+class BackendStreamTruncated(BackendProtocolError):
+    """A streamed answer ended before the server's end marker (``data: [DONE]``).
+
+    The connection closed cleanly, but the answer may be cut off anywhere: it is
+    not a completion. Routers treat it like any protocol error (transient: the
+    next backend of a fallback chain is tried when no output was shown yet).
+
+    Attributes:
+        partial: the text received before the stream ended.
+        url: the endpoint that was streaming.
+    """
+
+    def __init__(self, url: str, partial: str) -> None:
+        self.url = url
+        self.partial = partial
+        super().__init__(
+            f"the stream from {url} ended without its end marker ([DONE]) after "
+            f"{len(partial)} characters of text: the answer is truncated"
+        )
 
 
 class ModelOutputError(RunError):

@@ -27,6 +27,7 @@ RUN_TIME = (
     errors.BackendTimeout,
     errors.BackendUnavailable,
     errors.BackendProtocolError,
+    errors.BackendStreamTruncated,
     errors.ModelOutputError,
     errors.ToolError,
     errors.ToolArgumentError,
@@ -114,6 +115,7 @@ def test_backend_errors_share_a_base():
         errors.BackendTimeout,
         errors.BackendUnavailable,
         errors.BackendProtocolError,
+        errors.BackendStreamTruncated,
     ):
         assert issubclass(cls, errors.BackendError)
 

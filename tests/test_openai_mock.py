@@ -236,7 +236,8 @@ async def test_error_event_inside_a_stream_is_an_http_error():
 
 async def test_stream_is_retried_before_its_first_byte():
     server = Server(
-        httpx.Response(502, text="bad gateway"), sse({"choices": [{"delta": {"content": "ok"}}]})
+        httpx.Response(502, text="bad gateway"),
+        sse({"choices": [{"delta": {"content": "ok"}}]}, "[DONE]"),
     )
     backend, _ = make(server)
     chunks = [c async for c in backend.stream(REQUEST)]

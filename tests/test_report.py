@@ -179,3 +179,108 @@ def test_report_tables_from_records() -> None:
     assert "consensus" in html and "odd" in html
     assert "r</script>" not in html  # the run id is escaped everywhere
     assert "No tasks ran." in html
+
+
+# -- the DAG's edges keep out of boxes ------------------------------------------------
+
+
+def _plan_tasks(deps: dict[str, list[str]]) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "key": i, "tool": "t", "state": "done", "deps": d, "error": None}
+        for i, d in deps.items()
+    ]
+
+
+def _segments(svg: str) -> list[tuple[float, float, float, float]]:
+    """Every straight piece of every edge (``<line>`` or ``<polyline>``)."""
+    import re
+
+    segments = []
+    for x1, y1, x2, y2 in re.findall(
+        r"<line x1='([\d.]+)' y1='([\d.]+)' x2='([\d.]+)' y2='([\d.]+)'", svg
+    ):
+        segments.append((float(x1), float(y1), float(x2), float(y2)))
+    for points in re.findall(r"<polyline points='([^']*)'", svg):
+        xy = [tuple(map(float, p.split(","))) for p in points.split()]
+        segments.extend((a[0], a[1], b[0], b[1]) for a, b in zip(xy, xy[1:], strict=False))
+    return segments
+
+
+def _rects(svg: str) -> list[tuple[float, float, float, float]]:
+    import re
+
+    found = re.findall(r"<rect x='([\d.]+)' y='([\d.]+)' width='([\d.]+)' height='([\d.]+)'", svg)
+    return [(float(x), float(y), float(x) + float(w), float(y) + float(h)) for x, y, w, h in found]
+
+
+def _enters(segment: tuple[float, float, float, float], rect: tuple[float, ...]) -> bool:
+    """Whether a straight segment passes through the open interior of a rectangle
+    (Liang-Barsky clipping: touching a border, as an arrow tip does, is not entering)."""
+    x1, y1, x2, y2 = segment
+    left, top, right, bottom = rect
+    t0, t1 = 0.0, 1.0
+    dx, dy = x2 - x1, y2 - y1
+    for p, q in ((-dx, x1 - left), (dx, right - x1), (-dy, y1 - top), (dy, bottom - y1)):
+        if p == 0:
+            if q <= 0:
+                return False
+            continue
+        t = q / p
+        if p < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+        if t0 >= t1:
+            return False
+    return True
+
+
+_SHAPES = {
+    "skip-over-a-chain": {"a": [], "b": ["a"], "c": ["b"], "d": ["a", "c"]},
+    "diamond-with-a-bypass": {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["a", "d"]},
+    "fan-in-from-every-depth": {
+        "a": [], "b": ["a"], "c": ["b"], "d": ["c"], "e": ["d"],
+        "x": [], "y": ["x"], "z": ["a", "b", "c", "d", "e", "x", "y"],
+    },
+    "wide-then-long": {
+        **{f"w{i}": [] for i in range(6)},
+        "m": ["w0"], "n": ["m"], "o": ["n", "w5", "w3"], "p": ["o", "w1", "w2"],
+    },
+}  # fmt: skip
+
+
+def _random_plan(seed: int, n: int = 14) -> dict[str, list[str]]:
+    import random
+
+    rng = random.Random(seed)
+    deps: dict[str, list[str]] = {}
+    for i in range(n):
+        earlier = list(deps)
+        deps[f"t{i}"] = rng.sample(earlier, k=min(len(earlier), rng.randint(0, 3)))
+    return deps
+
+
+@pytest.mark.parametrize(
+    "deps",
+    [*_SHAPES.values(), _random_plan(1), _random_plan(2), _random_plan(3)],
+    ids=[*_SHAPES, "random-1", "random-2", "random-3"],
+)
+def test_dag_edges_never_cross_a_box(deps: dict[str, list[str]]) -> None:
+    from plait.cli.report._svg import dag_svg
+
+    svg = dag_svg(_plan_tasks(deps))
+    rects, segments = _rects(svg), _segments(svg)
+    assert len(rects) == len(deps)
+    assert segments, "no edges drawn"
+    crossing = [(s, r) for s in segments for r in rects if _enters(s, r)]
+    assert crossing == []
+    # One edge per dependency, each from its source's right side to its target's left side.
+    import re
+
+    edges = re.findall(r"<polyline points='([^']*)'", svg)
+    assert len(edges) == sum(len(d) for d in deps.values())
+    rights = {(r[2], (r[1] + r[3]) / 2) for r in rects}
+    lefts = {(r[0], (r[1] + r[3]) / 2) for r in rects}
+    for points in edges:
+        xy = [tuple(map(float, p.split(","))) for p in points.split()]
+        assert xy[0] in rights and xy[-1] in lefts, points

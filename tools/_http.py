@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from plait._http import read_capped
 from plait.errors import ConfigError, ToolError, ToolPermissionError, ToolTimeout
 
 from ._registry import Toolset
@@ -80,11 +81,8 @@ def http_tools(
                     method, target, json=body, headers={"Accept-Encoding": "identity"}
                 ) as response,
             ):
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > max_bytes:
-                        break  # leaving the block closes the connection mid-body
+                # Past the cap, leaving the block closes the connection mid-body.
+                data, _ = await read_capped(response, max_bytes)
                 encoding = response.encoding or "utf-8"
                 status = response.status_code
         except httpx.HTTPError as e:
@@ -94,7 +92,7 @@ def http_tools(
         except LookupError:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         # Not final: a character split by the byte cap is dropped, not garbled.
-        text = decoder.decode(bytes(data), final=len(data) <= max_bytes)
+        text = decoder.decode(data, final=len(data) <= max_bytes)
         if len(data) > max_bytes or len(text) > max_response_chars:
             text = text[:max_response_chars] + _TRUNCATED
         return f"HTTP {status}\n{text}"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
 
 from plait.errors import BackendHTTPError
+
+from ._quote import quote
 
 __all__ = ["RetryPolicy", "error_from_response", "retry_after_seconds", "should_retry_status"]
 
@@ -71,15 +75,22 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def error_from_response(response: httpx.Response, body: bytes) -> BackendHTTPError:
-    """A :class:`BackendHTTPError` carrying the status and the server's own message."""
-    message = ""
-    try:
-        import json
+def error_from_response(
+    response: httpx.Response, body: bytes, *, secrets: Iterable[str] = (), truncated: bool = False
+) -> BackendHTTPError:
+    """A :class:`BackendHTTPError` carrying the status and the server's own message.
 
-        data = json.loads(body)
-    except ValueError:
-        data = None
+    The message is quoted as :func:`~._quote.quote` does: credentials blanked,
+    at most a few hundred characters. ``truncated`` says ``body`` is only the
+    start of a longer body (the read stopped at the byte cap).
+    """
+    message = ""
+    data = None
+    if not truncated:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
     if isinstance(data, dict):
         error = data.get("error", data.get("detail", data.get("message")))
         if isinstance(error, dict):
@@ -87,5 +98,8 @@ def error_from_response(response: httpx.Response, body: bytes) -> BackendHTTPErr
         elif error is not None:
             message = str(error)
     if not message:
-        message = body.decode("utf-8", errors="replace").strip()[:500] or response.reason_phrase
-    return BackendHTTPError(response.status_code, message, url=str(response.request.url))
+        message = body.decode("utf-8", errors="replace").strip() or response.reason_phrase
+    shown = quote(message, secrets)
+    if truncated:
+        shown += " (body cut at the byte cap)"
+    return BackendHTTPError(response.status_code, shown, url=str(response.request.url))

@@ -8,12 +8,15 @@ can only hit on what is byte-stable.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from plait.chat import ChatRequest
 from plait.completions import FinishReason, Usage
 from plait.errors import BackendProtocolError
 from plait.messages import AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
+
+from ._quote import quote
 
 __all__ = [
     "SchemaMode",
@@ -132,7 +135,8 @@ def parse_usage(data: Any) -> Usage:
             cached_prompt_tokens=int(cached or 0),
         )
     except (TypeError, ValueError) as e:
-        raise BackendProtocolError(f"server sent an unreadable usage object: {data!r}") from e
+        shown = _quoted(data)
+        raise BackendProtocolError(f"server sent an unreadable usage object: {shown}") from e
 
 
 def parse_tool_calls(items: Any) -> tuple[ToolCall, ...]:
@@ -151,11 +155,14 @@ def parse_tool_calls(items: Any) -> tuple[ToolCall, ...]:
                 fields["id"] = item["id"]
             calls.append(ToolCall(**fields))
     except (KeyError, TypeError, AttributeError) as e:
-        raise BackendProtocolError(f"server sent a malformed tool call: {items!r}") from e
+        raise BackendProtocolError(f"server sent a malformed tool call: {_quoted(items)}") from e
     return tuple(calls)
 
 
 def _dump(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)
+
+
+def _quoted(value: Any) -> str:
+    """A piece of a server payload as an error message shows it (cut, credentials blanked)."""
+    return quote(json.dumps(value, ensure_ascii=False, default=str))

@@ -6,27 +6,34 @@ import asyncio
 import json
 import os
 import random
+import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import httpx
 
+from plait._http import read_capped
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Timings
 from plait.errors import (
     BackendProtocolError,
+    BackendStreamTruncated,
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
 )
 
 from .._base import Backend, Capabilities
+from ._quote import quote
 from ._retry import RetryPolicy, error_from_response, retry_after_seconds, should_retry_status
-from ._stream import StreamAssembler, sse_events
+from ._stream import StreamAssembler, sse_events, sse_lines
 from ._wire import SchemaMode, chat_body, finish_reason, parse_tool_calls, parse_usage
 
 __all__ = ["OpenAIBackend"]
+
+# Headers whose values are credentials (never shown in an error message).
+_SECRET_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie")
 
 
 class OpenAIBackend(Backend):
@@ -36,7 +43,12 @@ class OpenAIBackend(Backend):
     created on the first one (the constructor does no I/O). Connect errors,
     408/429 (honouring ``Retry-After``) and 5xx answers are retried with
     exponential backoff and jitter; other 4xx answers are not. A stream is only
-    retried before its first byte.
+    retried before its first byte. Response bodies are read as streams and capped
+    (``max_response_bytes``); ``timeout`` is one deadline per try, not per read.
+    A stream that ends without ``[DONE]`` raises
+    :class:`~plait.errors.BackendStreamTruncated`: a cut-off answer is never
+    passed off as complete. Error messages quote at most a few hundred
+    characters of what the server sent, with credentials blanked out.
 
     The API key is read from the environment variable ``api_key_env`` when the
     client is created and sent only as the ``Authorization`` header; it is never
@@ -48,8 +60,16 @@ class OpenAIBackend(Backend):
         base_url: API root, e.g. ``http://127.0.0.1:8000/v1``.
         api_key_env: environment variable holding the API key (``None``: no key).
         headers: extra headers sent with every request.
-        timeout: seconds a request may wait for the server (per read, per request).
-        connect_timeout: seconds to establish a connection.
+        timeout: the longest one try of a request may take, as one deadline (not
+            per read, so a server dripping bytes cannot stretch it): connecting,
+            the response headers and the whole body of a plain answer. A stream's
+            first event is due within ``timeout`` of sending, and each later event
+            within ``timeout`` of the one before, so a long answer that keeps
+            coming is not cut off.
+        connect_timeout: seconds to establish a connection (within ``timeout``).
+        max_response_bytes: the largest response body read (a stream counts all its
+            events together); past it the request fails with
+            ``BackendProtocolError`` naming the cap, and nothing more is read.
         retry: the retry policy.
         schema_mode: how ``response_schema`` is sent (see :data:`SchemaMode`).
         stream_usage: ask for a final usage event in streams (``stream_options``).
@@ -71,6 +91,7 @@ class OpenAIBackend(Backend):
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
+        max_response_bytes: int = 64 * 1024 * 1024,
         retry: RetryPolicy | None = None,
         schema_mode: SchemaMode = "json_schema",
         stream_usage: bool = True,
@@ -85,6 +106,10 @@ class OpenAIBackend(Backend):
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
         if timeout <= 0 or connect_timeout <= 0:
             raise ConfigError("OpenAIBackend timeouts must be positive")
+        if max_response_bytes < 1:
+            raise ConfigError(
+                f"OpenAIBackend max_response_bytes must be positive, got {max_response_bytes}"
+            )
         if schema_mode not in ("json_schema", "json_object"):
             raise ConfigError(
                 f"schema_mode must be 'json_schema' or 'json_object', not {schema_mode!r}"
@@ -98,6 +123,8 @@ class OpenAIBackend(Backend):
         self._api_key_env = api_key_env
         self._headers = dict(headers or {})
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._timeout_s = timeout
+        self._max_bytes = max_response_bytes
         self._retry = retry or RetryPolicy()
         self._schema_mode: SchemaMode = schema_mode
         self._stream_usage = stream_usage
@@ -134,23 +161,76 @@ class OpenAIBackend(Backend):
             client, self._client = self._client, None
             await client.aclose()
 
-    async def _open(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        """POST ``body`` and return the response with a 2xx status, headers read, body not.
+    def _secrets(self) -> tuple[str, ...]:
+        """Values error messages must never show: the key and other credential headers."""
+        if self._client is None:
+            return ()
+        found: list[str] = []
+        for header, value in self._client.headers.items():
+            if _SECRET_HEADER.search(header):
+                found.append(value)
+                found.append(value.partition(" ")[2])  # the token of "Bearer <token>"
+        return tuple(v for v in found if v)
 
-        Retries per the policy; the caller must close the response.
+    def _too_big(self, url: str) -> BackendProtocolError:
+        return BackendProtocolError(
+            f"{url} sent a response body over the size cap of {self._max_bytes} bytes "
+            "(max_response_bytes); reading stopped there"
+        )
+
+    def _deadline_passed(self, url: str, what: str) -> BackendTimeout:
+        return BackendTimeout(
+            f"{url} did not {what} within the {self._timeout_s:g} s timeout "
+            "(a deadline for the whole wait, not for each read)"
+        )
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, path: str, content: bytes, url: str, read_body: bool
+    ) -> tuple[httpx.Response, bytes, bool]:
+        """One try: send, and read the body (capped) unless a 2xx stream is wanted."""
+        request = client.build_request(
+            "POST", path, content=content, headers={"Content-Type": "application/json"}
+        )
+        response = await client.send(request, stream=True)
+        if response.status_code < 400 and not read_body:
+            return response, b"", False
+        try:
+            payload, over = await read_capped(response, self._max_bytes)
+        except httpx.TimeoutException as e:
+            raise BackendTimeout(f"{url} stopped answering mid-body") from e
+        except httpx.TransportError as e:
+            raise BackendUnavailable(f"reading {url} failed: {e!r}") from e
+        finally:
+            await response.aclose()
+        return response, payload, over
+
+    async def _open(
+        self, path: str, body: dict[str, Any], *, read_body: bool
+    ) -> tuple[httpx.Response, bytes, float]:
+        """POST ``body``; return a 2xx response, its body (when ``read_body``) and when it was sent.
+
+        Each try has one deadline, ``timeout``, for connecting, the headers and
+        (``read_body``) the whole body; the time it was sent is the event loop's
+        clock. Retries per the policy. Without ``read_body`` the response is
+        still open and the caller must close it.
         """
         client = self._get_client()
         url = f"{self.base_url}{path}"
         content = json.dumps(body, ensure_ascii=False).encode()
         attempts = self._retry.max_attempts
+        loop = asyncio.get_running_loop()
         for attempt in range(attempts):
             last = attempt == attempts - 1
             retry_after: float | None = None
+            sent_at = loop.time()
             try:
-                request = client.build_request(
-                    "POST", path, content=content, headers={"Content-Type": "application/json"}
-                )
-                response = await client.send(request, stream=True)
+                async with asyncio.timeout(self._timeout_s):
+                    response, payload, over = await self._attempt(
+                        client, path, content, url, read_body
+                    )
+            except TimeoutError as e:
+                what = "answer" if read_body else "send its response headers"
+                raise self._deadline_passed(url, what) from e
             except httpx.ConnectTimeout as e:
                 if last:
                     raise BackendTimeout(
@@ -168,10 +248,12 @@ class OpenAIBackend(Backend):
                 raise BackendUnavailable(f"request to {url} failed: {e!r}") from e
             else:
                 if response.status_code < 400:
-                    return response
-                payload = await response.aread()
-                await response.aclose()
-                error = error_from_response(response, payload)
+                    if over:
+                        raise self._too_big(url)
+                    return response, payload, sent_at
+                error = error_from_response(
+                    response, payload, secrets=self._secrets(), truncated=over
+                )
                 if last or not should_retry_status(response.status_code):
                     raise error
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
@@ -179,16 +261,8 @@ class OpenAIBackend(Backend):
         raise AssertionError("unreachable: the retry loop always returns or raises")
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._open(path, body)
-        try:
-            payload = await response.aread()
-        except httpx.TimeoutException as e:
-            raise BackendTimeout(f"{response.request.url} stopped answering mid-body") from e
-        except httpx.TransportError as e:
-            raise BackendUnavailable(f"reading {response.request.url} failed: {e!r}") from e
-        finally:
-            await response.aclose()
-        return _json_object(payload, str(response.request.url))
+        _, payload, _ = await self._open(path, body, read_body=True)
+        return _json_object(payload, f"{self.base_url}{path}", self._secrets())
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
@@ -201,7 +275,7 @@ class OpenAIBackend(Backend):
             extra=self._extra,
         )
         data = await self._post_json("/chat/completions", body)
-        return _completion(data, started, f"{self.base_url}/chat/completions")
+        return _completion(data, started, f"{self.base_url}/chat/completions", self._secrets())
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         started = time.perf_counter()
@@ -213,28 +287,55 @@ class OpenAIBackend(Backend):
             stream_usage=self._stream_usage,
             extra=self._extra,
         )
-        response = await self._open("/chat/completions", body)
+        response, _, sent_at = await self._open("/chat/completions", body, read_body=False)
         url = str(response.request.url)
+        secrets = self._secrets()
+        loop = asyncio.get_running_loop()
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 # A server that ignores "stream": answer in one piece.
-                completion = _completion(_json_object(await response.aread(), url), started, url)
+                try:
+                    async with asyncio.timeout_at(sent_at + self._timeout_s):
+                        payload, over = await read_capped(response, self._max_bytes)
+                except TimeoutError as e:
+                    raise self._deadline_passed(url, "answer") from e
+                except httpx.TimeoutException as e:
+                    raise BackendTimeout(f"{url} stopped answering mid-body") from e
+                except httpx.TransportError as e:
+                    raise BackendUnavailable(f"reading {url} failed: {e!r}") from e
+                if over:
+                    raise self._too_big(url)
+                data = _json_object(payload, url, secrets)
+                completion = _completion(data, started, url, secrets)
                 if completion.text:
                     yield StreamChunk(delta=completion.text)
                 yield StreamChunk(completion=completion)
                 return
-            assembler = StreamAssembler()
+            assembler = StreamAssembler(secrets=secrets)
             first_token_at: float | None = None
-            events = sse_events(response.aiter_lines(), url=url)
+            lines = sse_lines(response.aiter_bytes(), max_bytes=self._max_bytes, url=url)
+            events = sse_events(lines, url=url, secrets=secrets)
+            # The first event is due within the timeout of sending; each next one
+            # within the timeout of the one before. No yield inside the deadline.
+            deadline = sent_at + self._timeout_s
+            got_event = False
             while True:
                 try:
-                    event = await anext(events)
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(events)
                 except StopAsyncIteration:
                     break
+                except TimeoutError as e:
+                    what = "send its next event" if got_event else "start streaming"
+                    raise self._deadline_passed(url, what) from e
+                except BackendStreamTruncated:
+                    raise BackendStreamTruncated(url, "".join(assembler.text)) from None
                 except httpx.TimeoutException as e:
                     raise BackendTimeout(f"{url} stopped streaming within the timeout") from e
                 except httpx.TransportError as e:
                     raise BackendUnavailable(f"stream from {url} broke off: {e!r}") from e
+                got_event = True
+                deadline = loop.time() + self._timeout_s
                 added = assembler.feed(event)
                 if added:
                     if first_token_at is None:
@@ -281,25 +382,36 @@ class OpenAIBackend(Backend):
         return vectors
 
 
-def _json_object(payload: bytes, url: str) -> dict[str, Any]:
+def _json_object(payload: bytes, url: str, secrets: Sequence[str] = ()) -> dict[str, Any]:
     try:
         data = json.loads(payload)
     except ValueError as e:
-        shown = payload[:200].decode("utf-8", errors="replace")
+        shown = quote(payload, secrets)
         raise BackendProtocolError(f"{url} answered with invalid JSON: {shown!r}") from e
     if not isinstance(data, dict):
-        raise BackendProtocolError(f"{url} answered with JSON that is not an object: {data!r}")
+        shown = quote(payload, secrets)
+        raise BackendProtocolError(f"{url} answered with JSON that is not an object: {shown}")
     return data
 
 
-def _completion(data: dict[str, Any], started: float, url: str) -> Completion:
+def _shown(value: Any, secrets: Sequence[str]) -> str:
+    return quote(json.dumps(value, ensure_ascii=False, default=str), secrets)
+
+
+def _completion(
+    data: dict[str, Any], started: float, url: str, secrets: Sequence[str] = ()
+) -> Completion:
     try:
         choice = data["choices"][0]
         message = choice["message"]
     except (KeyError, IndexError, TypeError) as e:
-        raise BackendProtocolError(f"{url} answered without choices[0].message: {data!r}") from e
+        raise BackendProtocolError(
+            f"{url} answered without choices[0].message: {_shown(data, secrets)}"
+        ) from e
     if not isinstance(message, dict):
-        raise BackendProtocolError(f"{url} answered with a malformed message: {message!r}")
+        raise BackendProtocolError(
+            f"{url} answered with a malformed message: {_shown(message, secrets)}"
+        )
     tool_calls = parse_tool_calls(message.get("tool_calls"))
     finish = finish_reason(choice.get("finish_reason"))
     if tool_calls and finish == "stop":

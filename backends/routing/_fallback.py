@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
 from plait.chat import ChatRequest
-from plait.completions import StreamChunk
+from plait.completions import Completion, StreamChunk
 from plait.errors import (
     BackendHTTPError,
     BackendProtocolError,
@@ -84,6 +85,9 @@ class FallbackRouter(Router):
     call would pass the budget, or when it fails with a transient error (see
     :func:`is_transient`) before sending any output. Once output has been
     streamed to the caller, a failure is raised: the caller has seen partial text.
+    :meth:`complete` shows no partial text, so there a backend failing mid-answer
+    (a stream cut off before ``[DONE]``: :class:`~plait.errors.BackendStreamTruncated`)
+    is passed over too.
 
     Args:
         chain: backends, preferred first.
@@ -132,6 +136,22 @@ class FallbackRouter(Router):
         return Route(self.chain[0], "every circuit is open")
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+        async for chunk in self._run(request, show_partial=True):
+            yield chunk
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Like :meth:`stream`, but no partial text is shown to anyone: a backend that
+        fails mid-answer (a truncated stream, a dropped connection) is passed over
+        like one that failed before its first token."""
+        async with contextlib.aclosing(self._run(request, show_partial=False)) as chunks:
+            async for chunk in chunks:
+                if chunk.completion is not None:
+                    return chunk.completion
+        raise BackendProtocolError(f"router {self.name!r} ended its stream without a completion")
+
+    async def _run(
+        self, request: ChatRequest, *, show_partial: bool
+    ) -> AsyncGenerator[StreamChunk, None]:
         skipped: list[str] = []
         last_error: BaseException | None = None
         for position, backend in enumerate(self.chain):
@@ -153,6 +173,8 @@ class FallbackRouter(Router):
             started = False
             try:
                 async for chunk in self.serve(request, backend, route, reason, tuple(skipped)):
+                    if chunk.completion is None and not show_partial:
+                        continue  # complete(): deltas are dropped, so nobody saw them
                     started = True
                     if chunk.completion is not None:
                         # Before yielding: complete() stops at the final chunk.

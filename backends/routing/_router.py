@@ -251,9 +251,12 @@ def _trace_decision(decision: RoutingDecision) -> None:
         "plait.cost": decision.cost,
     }
     span.add_event("plait.route", attributes)
-    # The innermost decision (recorded first) names the backend that served;
-    # an outer router without prices must not overwrite the inner one's cost.
-    if "plait.route.backend" not in span.attributes:
+    # The first decision that served names the backend that answered and the
+    # router that chose it: a fallback's failed tries are recorded before it (as
+    # events only), and nested routers record the innermost one first. An outer
+    # router without prices must not overwrite the inner one's cost.
+    if decision.outcome == "ok" and "plait.route.router" not in span.attributes:
         span.set("plait.route.backend", decision.backend)
+        span.set("plait.route.router", decision.router)
     if decision.cost > 0 or "plait.cost" not in span.attributes:
         span.set("plait.cost", decision.cost)

@@ -151,6 +151,7 @@ def _openai(name: str, body: OpenAIBackendSpec) -> Backend:
         api_key_env=body.api_key_env,
         headers=body.headers or None,
         timeout=body.timeout_s,
+        max_response_bytes=body.max_response_bytes,
         retry=RetryPolicy(max_attempts=body.max_attempts),
         name=name,
     )

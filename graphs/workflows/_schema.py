@@ -88,7 +88,12 @@ class OpenAIBackendSpec(_Spec):
         default="OPENAI_API_KEY", description="environment variable holding the API key"
     )
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="one deadline per try (connect, headers, whole body)"
+    )
+    max_response_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="largest response body read"
+    )
     max_attempts: int = Field(default=3, ge=1)
     price: PriceSpec | None = None
 

@@ -37,6 +37,29 @@ def runs_list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_lines(run_id: str) -> list[str]:
+    """Model calls per agent from the run's trace, naming the backend that answered."""
+    from plait.errors import ConfigError
+    from plait.graphs import run_directory
+    from plait.tracing import read_trace
+
+    from .report import model_calls
+
+    try:
+        spans = [r for r in read_trace(run_directory(run_id) / "trace.jsonl") if r.get("start")]
+    except (ConfigError, OSError, UnicodeDecodeError):
+        return []  # no trace kept (or unreadable): the record alone is shown
+    lines = []
+    for call in model_calls(spans):
+        via = f" (router {call['router']})" if call["router"] else ""
+        failed = f", {call['failed']} failed" if call["failed"] else ""
+        lines.append(
+            f"  model:    {call['agent']}: {call['calls']} call(s) answered by "
+            f"{call['backend']}{via}{failed}"
+        )
+    return lines
+
+
 def runs_show_command(args: argparse.Namespace) -> int:
     """A run's record (inputs, steps, answer, usage), or its HTML report."""
     from plait.graphs import read_run
@@ -62,6 +85,7 @@ def runs_show_command(args: argparse.Namespace) -> int:
         f"  tokens:   {usage.prompt_tokens} prompt ({usage.cached_prompt_tokens} cached), "
         f"{usage.completion_tokens} generated; cost {record.cost:.4f}",
     ]
+    lines.extend(_model_lines(record.run_id))
     for step, status in record.steps.items():
         lines.append(f"  step {step}: {status}")
     if record.team is not None:

@@ -21,7 +21,7 @@ from plait.tracing import read_trace
 
 from ._svg import STATE_COLORS, dag_svg, gantt_svg
 
-__all__ = ["STATE_COLORS", "build_html_report", "write_html_report"]
+__all__ = ["STATE_COLORS", "build_html_report", "model_calls", "write_html_report"]
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}
@@ -206,31 +206,61 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _agents_table(spans: list[dict[str, Any]]) -> str:
-    by_agent: dict[tuple[str, str], list[float]] = {}
+def model_calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Model calls of a run's spans, summed per agent, router and the backend that answered.
+
+    A routed call names the backend that served it (for a fallback chain, the one
+    that answered, not the first one tried) and its router; an unrouted call
+    names its backend and no router.
+    """
+    by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
     for s in spans:
         a = s["attributes"]
         if a.get("gen_ai.operation.name") != "chat":
             continue
-        key = (
-            str(a.get("gen_ai.agent.name") or "-"),
-            str(a.get("plait.route.backend") or a.get("plait.backend") or "-"),
+        router = str(a.get("plait.route.router") or "")
+        backend = str(a.get("plait.route.backend") or a.get("plait.backend") or "-")
+        key = (str(a.get("gen_ai.agent.name") or "-"), router, backend)
+        row = by_key.setdefault(
+            key,
+            {
+                "agent": key[0],
+                "router": router,
+                "backend": backend,
+                "calls": 0,
+                "failed": 0,
+                "input_tokens": 0,
+                "cached_tokens": 0,
+                "output_tokens": 0,
+                "cost": 0.0,
+            },
         )
-        row = by_agent.setdefault(key, [0, 0, 0, 0, 0.0])
-        row[0] += 1
-        row[1] += a.get("gen_ai.usage.input_tokens", 0)
-        row[2] += a.get("plait.usage.cached_input_tokens", 0)
-        row[3] += a.get("gen_ai.usage.output_tokens", 0)
-        row[4] += a.get("plait.cost", 0.0)
+        row["calls"] += 1
+        row["failed"] += s.get("status") == "error"
+        row["input_tokens"] += a.get("gen_ai.usage.input_tokens", 0)
+        row["cached_tokens"] += a.get("plait.usage.cached_input_tokens", 0)
+        row["output_tokens"] += a.get("gen_ai.usage.output_tokens", 0)
+        row["cost"] += a.get("plait.cost", 0.0)
+    return [by_key[k] for k in sorted(by_key)]
+
+
+_CALL_FIELDS = ("calls", "input_tokens", "cached_tokens", "output_tokens", "cost")
+
+
+def _agents_table(spans: list[dict[str, Any]]) -> str:
     rows: list[list[Any]] = [
-        [agent, backend, *values] for (agent, backend), values in sorted(by_agent.items())
+        [c["agent"], c["router"], c["backend"], *(c[f] for f in _CALL_FIELDS)]
+        for c in model_calls(spans)
     ]
     if rows:
-        totals = [sum(float(r[i]) for r in rows) for i in range(2, 7)]
+        totals = [sum(float(r[i]) for r in rows) for i in range(3, 8)]
         totals = [int(t) if i < 4 else t for i, t in enumerate(totals)]
-        rows.append(["total", "", *totals])
-    headers = ["agent", "backend", "calls", "input tokens", "cached", "output tokens", "cost"]
-    return _table(headers, rows, numeric={2, 3, 4, 5, 6})
+        rows.append(["total", "", "", *totals])
+    headers = [
+        "agent", "router", "backend (answered)", "calls", "input tokens", "cached",
+        "output tokens", "cost",
+    ]  # fmt: skip
+    return _table(headers, rows, numeric={3, 4, 5, 6, 7})
 
 
 _ROUTE_COLUMNS = [

@@ -1,7 +1,8 @@
 """The drawings of a run report, as inline SVG: the plan's DAG and the Gantt timeline.
 
 Layout is computed here (no script, no network): the DAG is drawn in layers by
-dependency depth; the timeline has one row per task on a shared time axis, so
+dependency depth, its edges routed orthogonally through the gaps between columns
+and rows so that no edge crosses a box; the timeline has one row per task on a shared time axis, so
 bars that overlap horizontally ran at the same time.
 """
 
@@ -119,15 +120,19 @@ def dag_svg(tasks: list[dict[str, Any]]) -> str:
         " markerHeight='7' orient='auto'><path d='M0,0 L10,5 L0,10 z' fill='#57606a'/>"
         "</marker></defs>"
     ]
+    boxes = {c: [place[i][1] for i in ids] for c, ids in columns.items()}
+    rows = max((len(v) for v in columns.values()), default=1)
+    edge = 0
     for t in tasks:
-        x2, y2 = place[t["id"]]
         for dep in t["deps"]:
             if dep not in place:
                 continue
-            x1, y1 = place[dep]
+            points = _route(place[dep], place[t["id"]], boxes, rows, edge)
+            edge += 1
+            shown = " ".join(f"{x:g},{y:g}" for x, y in points)
             out.append(
-                f"<line x1='{x1 + _NODE_W}' y1='{y1 + _NODE_H // 2}' x2='{x2}'"
-                f" y2='{y2 + _NODE_H // 2}' stroke='#57606a' marker-end='url(#arrow)'/>"
+                f"<polyline points='{shown}' fill='none' stroke='#57606a'"
+                " marker-end='url(#arrow)'/>"
             )
     for t in tasks:
         x, y = place[t["id"]]
@@ -143,6 +148,54 @@ def dag_svg(tasks: list[dict[str, Any]]) -> str:
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def _route(
+    source: tuple[int, int],
+    target: tuple[int, int],
+    boxes: dict[int, list[int]],
+    rows: int,
+    edge: int,
+) -> list[tuple[float, float]]:
+    """An edge as orthogonal segments that keep to the gaps, never through a box.
+
+    Out of the source's right side into the gap after its column, along that gap
+    to a lane, along the lane to the gap before the target's column, along that
+    gap to the target's height, and into its left side. A lane is the middle of a
+    gap between rows (or above or below every box): the one nearest the ends
+    that no box of the crossed columns covers. Nothing but gaps is crossed, and
+    gaps hold no boxes, so no segment passes through a box. A small offset per
+    edge keeps edges sharing a gap or a lane apart.
+    """
+    (x1, y1), (x2, y2) = source, target
+    nudge = ((edge % 5) - 2) * 3  # -6..6 px: within a 50 px column gap and a 14 px row gap
+    start_y, end_y = y1 + _NODE_H / 2, y2 + _NODE_H / 2
+    out_x = x1 + _NODE_W + _COL_GAP / 2 + nudge
+    in_x = x2 - _COL_GAP / 2 + nudge
+    crossed = [
+        col
+        for col in boxes
+        if min(out_x, in_x) < 10 + col * (_NODE_W + _COL_GAP) + _NODE_W
+        and 10 + col * (_NODE_W + _COL_GAP) < max(out_x, in_x)
+    ]
+    if not crossed:  # neighbouring columns: one gap, no lane needed
+        return [(x1 + _NODE_W, start_y), (out_x, start_y), (out_x, end_y), (x2, end_y)]
+    step = _NODE_H + _ROW_GAP
+    lanes = [10 + row * step - _ROW_GAP / 2 + nudge / 3 for row in range(rows + 1)]
+    free = [
+        y
+        for y in lanes
+        if not any(top < y < top + _NODE_H for col in crossed for top in boxes[col])
+    ]
+    lane = min(free, key=lambda y: abs(y - start_y) + abs(y - end_y))
+    return [
+        (x1 + _NODE_W, start_y),
+        (out_x, start_y),
+        (out_x, lane),
+        (in_x, lane),
+        (in_x, end_y),
+        (x2, end_y),
+    ]
 
 
 def _short(text: str, limit: int) -> str:
