@@ -7,19 +7,17 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _mcp_helpers import COMMAND, http_server
 
 from plait import tracing
 from plait.errors import ConfigError, ToolError
 from plait.messages import ToolCall
 from plait.tools import MCPClient, Permissions, ToolLimits, ToolRunner, mcp_tools
 
-SERVER = Path(__file__).with_name("_mcp_server.py")
-COMMAND = [sys.executable, str(SERVER)]
+__all__ = ["http_server"]  # a fixture used here
 
 
 def call(name: str, **arguments: object) -> ToolCall:
@@ -198,29 +196,6 @@ def test_configuration_errors() -> None:
         MCPClient("python server.py")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="must start with http"):
         MCPClient(url="ftp://example.com")
-
-
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The test server on a free loopback port; every request needs a bearer token."""
-    port_file = tmp_path / "port"
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [*COMMAND, "--http", str(port_file), "--token", "s3cret"], stdout=log, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (port_file.exists() and port_file.read_text()):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"the MCP test server did not start: {(tmp_path / 'server.log').read_text()}"
-                )
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port_file.read_text()}/mcp", process
-    finally:
-        process.kill()
-        process.wait()
-        log.close()
 
 
 async def test_http_server_with_a_header_from_the_environment(

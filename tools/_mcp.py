@@ -519,6 +519,7 @@ class _Session:
             from mcp.client.streamable_http import streamable_http_client
 
             assert owner.url is not None
+
             async def note_status(response: httpx2.Response) -> None:
                 if response.status_code >= 400:
                     self._http_status = response.status_code
