@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 __all__ = ["UNSET", "json_schema_model"]
@@ -30,11 +31,13 @@ def json_schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
     Raises:
         ValueError: ``schema`` is not a valid JSON Schema.
     """
+    # The draft the schema declares ("$schema"), else 2020-12.
+    kind = validator_for(schema, default=Draft202012Validator)
     try:
-        Draft202012Validator.check_schema(schema)
+        kind.check_schema(schema)
     except SchemaError as e:
         raise ValueError(f"invalid JSON Schema: {e.message}") from e
-    validator = Draft202012Validator(schema)
+    validator = kind(schema)
     required = set(schema.get("required", ()))
     properties = schema.get("properties", {})
     fields: dict[str, Any] = {

@@ -280,7 +280,8 @@ class MCPClient:
         raw = copy.deepcopy(listed.input_schema) or {"type": "object"}
         try:
             args_model = json_schema_model(name, raw)
-            parameters = _clean_schema(copy.deepcopy(raw))
+            shown = {k: v for k, v in copy.deepcopy(raw).items() if k != "$schema"}
+            parameters = _clean_schema(shown)
         except (ValueError, KeyError) as e:
             raise ToolError(
                 f"MCP server {self.name!r} lists tool {listed.name!r} with an input schema "
