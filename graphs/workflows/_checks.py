@@ -55,8 +55,8 @@ def _schema_problems(source: Source, error: ValidationError) -> None:
             expected = item.get("ctx", {}).get("expected_tags", "")
             hint = f"kind must be one of {expected}" if expected else ""
             source.add((*loc, "kind"), "missing or unknown 'kind'", hint)
-        else:
-            source.add(loc, item["msg"])
+        else:  # a model validator's message, without pydantic's "Value error, " prefix
+            source.add(loc, item["msg"].removeprefix("Value error, "))
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
