@@ -68,15 +68,14 @@ async def test_calls_go_through_the_runner_rules() -> None:
         assert "MCP server 'test'" in failed.content and "on purpose" in failed.content
 
 
-async def test_a_call_is_traced() -> None:
-    async with MCPClient(COMMAND, name="test") as client:
-        runner = ToolRunner(await client.tools())
-        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mcp-trace-{os.getpid()}.jsonl"
-        with tracing.record_to(path):
+async def test_the_start_and_each_call_are_traced(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    with tracing.record_to(path):
+        async with MCPClient(COMMAND, name="test") as client:
+            runner = ToolRunner(await client.tools())
             await runner.run(call("add", a=1, b=1))
     spans = tracing.read_trace(path)
-    path.unlink()
-    assert [s["name"] for s in spans] == ["execute_tool add"]
+    assert [s["name"] for s in spans] == ["mcp_connect test", "execute_tool add"]
 
 
 async def test_a_timeout_abandons_the_call_and_the_session_goes_on() -> None:

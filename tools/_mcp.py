@@ -31,6 +31,7 @@ from weakref import WeakKeyDictionary
 
 from pydantic import ValidationError
 
+from plait import tracing
 from plait._sync import run_sync
 from plait.errors import ConfigError, ToolError
 
@@ -400,6 +401,14 @@ class _Session:
         return self._client
 
     async def start(self) -> None:
+        attributes = {
+            "plait.mcp.server": self.owner.name,
+            "plait.mcp.transport": self.owner.transport,
+        }
+        with tracing.span(f"mcp_connect {self.owner.name}", attributes):
+            await self._start()
+
+    async def _start(self) -> None:
         owner = self.owner
         if owner.transport == "stdio":
             self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
