@@ -230,3 +230,33 @@ def test_names_an_open_server_may_provide_are_not_reported(tmp_path: Path) -> No
         - {id: two, tool: list_directory, args: {path: .}}
     """
     validate_workflow(write(tmp_path, text))
+
+
+def test_a_planner_plans_over_the_servers_tools(project: Path) -> None:
+    text = f"""
+    backends:
+      brain: {{kind: local}}
+    tools:
+      calc:
+        mcp: {{command: [{PYTHON}, my_server.py]}}
+        include: [add]
+    workflow:
+      kind: planner
+      question: What is 2 plus 40?
+      backend: brain
+      tools: [calc]
+    """
+
+    def offers_add(request: ChatRequest) -> bool:
+        return "add" in json.dumps(request.model_dump(mode="json"))
+
+    plan = json.dumps({"tasks": [{"tool": "add", "args": {"a": 2, "b": 40}}]})
+    join = json.dumps({"answer": "2 plus 40 is 42.", "action": "finish"})
+    brain = ScriptedBackend([Step(plan, expect=offers_add), Step(join, expect="42")], name="brain")
+    workflow = load_workflow(
+        write(project, text), backends={"brain": brain}, runs_dir=project / "runs"
+    )
+    result = workflow.run()  # blocking: the servers live on the run's own event loop
+    assert result.ok, result.error
+    assert result.answer == "2 plus 40 is 42."
+    assert result.results == {"1.1": "42"}
