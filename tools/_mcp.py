@@ -262,6 +262,12 @@ class MCPClient:
 
     async def _session(self) -> _Session:
         loop = asyncio.get_running_loop()
+        # A session refers to its loop (through its task), so the weak keys of
+        # finished loops never die by themselves: drop them here.
+        for ended in [other for other in self._sessions if other.is_closed()]:
+            del self._sessions[ended]
+        for ended in [other for other in self._locks if other.is_closed()]:
+            del self._locks[ended]
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
