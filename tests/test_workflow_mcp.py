@@ -260,3 +260,10 @@ def test_a_planner_plans_over_the_servers_tools(project: Path) -> None:
     assert result.ok, result.error
     assert result.answer == "2 plus 40 is 42."
     assert result.results == {"1.1": "42"}
+
+
+def test_the_repl_says_it_does_not_start_mcp_servers(project: Path) -> None:
+    from plait.cli.repl import load_session
+
+    with pytest.raises(ConfigError, match="plait repl does not start MCP servers yet.*calc"):
+        load_session(write(project, STEPS))
