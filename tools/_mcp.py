@@ -234,6 +234,7 @@ class MCPClient:
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.stop()
+            session.release()
 
     async def _list(self) -> list[mcp_types.Tool]:
         session = await self._session()
@@ -265,7 +266,7 @@ class MCPClient:
         # A session refers to its loop (through its task), so the weak keys of
         # finished loops never die by themselves: drop them here.
         for ended in [other for other in self._sessions if other.is_closed()]:
-            del self._sessions[ended]
+            self._sessions.pop(ended).release()
         for ended in [other for other in self._locks if other.is_closed()]:
             del self._locks[ended]
         lock = self._locks.get(loop)
@@ -277,6 +278,7 @@ class MCPClient:
                 return session
             if session is not None:
                 await session.stop()
+                session.release()
             session = _Session(self)
             await session.start()
             self._sessions[loop] = session
@@ -386,6 +388,7 @@ class _Session:
         self._error: BaseException | None = None
         self._protocol_fault: str | None = None
         self._stderr: IO[str] | None = None
+        self._stderr_tail = ""  # kept when the file is closed
         self._http_status: int | None = None  # the last HTTP error status the server sent
 
     @property
@@ -433,19 +436,18 @@ class _Session:
             ready.cancel()
         if self._ready.is_set() and not self._task.done():
             return
-        if not self._task.done():
-            await self.stop()
-            raise ToolError(
-                f"MCP server {owner.name!r} did not finish starting within "
-                f"{owner.connect_timeout_s:g} s{self.stderr_tail()}"
-            )
+        timed_out = not self._task.done()
         await self.stop()
         if isinstance(self._error, ConfigError):
+            self.release()
             raise self._error
-        raise ToolError(
-            f"MCP server {owner.name!r} could not be started: {self._start_failure()}"
-            f"{self.stderr_tail()}"
-        ) from self._error
+        if timed_out:
+            why = f"did not finish starting within {owner.connect_timeout_s:g} s"
+        else:
+            why = f"could not be started: {self._start_failure()}"
+        message = f"MCP server {owner.name!r} {why}{self.stderr_tail()}"
+        self.release()
+        raise ToolError(message) from self._error
 
     async def stop(self) -> None:
         self._stop.set()
@@ -459,6 +461,13 @@ class _Session:
                 if not task.cancelled():
                     raise  # this task is being cancelled, not the owner
 
+    def release(self) -> None:
+        """Close the captured stderr, keeping its tail for messages."""
+        if self._stderr is not None:
+            self._stderr_tail = self.stderr_tail()
+            self._stderr.close()
+            self._stderr = None
+
     def http_status(self) -> str:
         return f" (HTTP {self._http_status})" if self._http_status is not None else ""
 
@@ -471,7 +480,7 @@ class _Session:
 
     def stderr_tail(self) -> str:
         if self._stderr is None:
-            return ""
+            return self._stderr_tail
         try:
             self._stderr.flush()
             self._stderr.seek(0)
@@ -514,6 +523,7 @@ class _Session:
         finally:
             self._client = None
             self._stop.set()
+            self.release()  # the process is gone: nothing more will be written
 
     async def _connect(self, stack: AsyncExitStack) -> Client:
         from mcp import Client
