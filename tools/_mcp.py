@@ -22,26 +22,24 @@ import copy
 import logging
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from weakref import WeakKeyDictionary
 
 from pydantic import ValidationError
 
-from plait import tracing
 from plait._sync import run_sync
 from plait.errors import ConfigError, ToolError
 
 from ._jsonschema import UNSET, json_schema_model
+from ._mcp_session import Session, first_line
 from ._registry import Toolset
 from ._tool import Tool, _clean_schema
 
 if TYPE_CHECKING:
     import mcp_types
-    from mcp import Client
 
 __all__ = ["MCPClient", "mcp_tools"]
 
@@ -52,7 +50,6 @@ logging.getLogger("mcp").addHandler(logging.NullHandler())
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 _MAX_PAGES = 100
-_STDERR_TAIL = 800
 
 
 class MCPClient:
@@ -130,7 +127,7 @@ class MCPClient:
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.tags = frozenset({"mcp", *tags})
-        self._sessions: WeakKeyDictionary[asyncio.AbstractEventLoop, _Session] = WeakKeyDictionary()
+        self._sessions: WeakKeyDictionary[asyncio.AbstractEventLoop, Session] = WeakKeyDictionary()
         self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             WeakKeyDictionary()
         )
@@ -218,7 +215,7 @@ class MCPClient:
             # The SDK checks results against the protocol and the tool's output schema.
             raise ToolError(
                 f"MCP server {self.name!r} answered the call to {tool!r} with an invalid "
-                f"result: {_first_line(e)}"
+                f"result: {first_line(e)}"
             ) from e
         finally:
             if session.closed:
@@ -251,7 +248,7 @@ class MCPClient:
                     break
         except (MCPError, ValidationError, RuntimeError) as e:
             lost = isinstance(e, MCPError) and session.lost(e)
-            why = session.why_closed() if lost or session.closed else f"failed: {_first_line(e)}"
+            why = session.why_closed() if lost or session.closed else f"failed: {first_line(e)}"
             raise ToolError(
                 f"MCP server {self.name!r} could not list its tools: it {why}"
                 f"{session.stderr_tail()}"
@@ -261,7 +258,7 @@ class MCPClient:
                 await session.stop()
         return listed
 
-    async def _session(self) -> _Session:
+    async def _session(self) -> Session:
         loop = asyncio.get_running_loop()
         # A session refers to its loop (through its task), so the weak keys of
         # finished loops never die by themselves: drop them here.
@@ -279,7 +276,7 @@ class MCPClient:
             if session is not None:
                 await session.stop()
                 session.release()
-            session = _Session(self)
+            session = Session(self)
             await session.start()
             self._sessions[loop] = session
             return session
@@ -371,202 +368,6 @@ async def mcp_tools(
         yield await client.tools()
 
 
-class _Session:
-    """One live MCP session, owned by one task on one event loop.
-
-    The SDK's transports hold anyio cancel scopes that must be entered and
-    left by the same task; an owner task keeps them, so any task of the loop
-    can start the session and any can stop it.
-    """
-
-    def __init__(self, owner: MCPClient) -> None:
-        self.owner = owner
-        self._client: Client | None = None
-        self._ready = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-        self._protocol_fault: str | None = None
-        self._stderr: IO[str] | None = None
-        self._stderr_tail = ""  # kept when the file is closed
-        self._http_status: int | None = None  # the last HTTP error status the server sent
-
-    @property
-    def closed(self) -> bool:
-        """No more requests can go through: stopped, failed or disconnected."""
-        return self._stop.is_set() or self._task is None or self._task.done()
-
-    def lost(self, error: Exception) -> bool:
-        """Whether ``error`` means the connection is gone (it is then closed)."""
-        from mcp_types.jsonrpc import CONNECTION_CLOSED
-
-        if getattr(error, "code", None) == CONNECTION_CLOSED:
-            self._stop.set()
-        return self.closed
-
-    def client(self) -> Client:
-        if self._client is None:
-            raise ToolError(f"MCP server {self.owner.name!r} {self.why_closed()}")
-        return self._client
-
-    async def start(self) -> None:
-        attributes = {
-            "plait.mcp.server": self.owner.name,
-            "plait.mcp.transport": self.owner.transport,
-        }
-        with tracing.span(f"mcp_connect {self.owner.name}", attributes):
-            await self._start()
-
-    async def _start(self) -> None:
-        owner = self.owner
-        if owner.transport == "stdio":
-            self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-        self._task = asyncio.create_task(self._own(), name=f"MCP server {owner.name}")
-        ready = asyncio.ensure_future(self._ready.wait())
-        try:
-            await asyncio.wait(
-                {self._task, ready},
-                timeout=owner.connect_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        except BaseException:
-            await self.stop()
-            raise
-        finally:
-            ready.cancel()
-        if self._ready.is_set() and not self._task.done():
-            return
-        timed_out = not self._task.done()
-        await self.stop()
-        if isinstance(self._error, ConfigError):
-            self.release()
-            raise self._error
-        if timed_out:
-            why = f"did not finish starting within {owner.connect_timeout_s:g} s"
-        else:
-            why = f"could not be started: {self._start_failure()}"
-        message = f"MCP server {owner.name!r} {why}{self.stderr_tail()}"
-        self.release()
-        raise ToolError(message) from self._error
-
-    async def stop(self) -> None:
-        self._stop.set()
-        task = self._task
-        if task is not None and not task.done():
-            if not self._ready.is_set():
-                task.cancel()  # still in the handshake, which does not watch the stop event
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise  # this task is being cancelled, not the owner
-
-    def release(self) -> None:
-        """Close the captured stderr, keeping its tail for messages."""
-        if self._stderr is not None:
-            self._stderr_tail = self.stderr_tail()
-            self._stderr.close()
-            self._stderr = None
-
-    def http_status(self) -> str:
-        return f" (HTTP {self._http_status})" if self._http_status is not None else ""
-
-    def why_closed(self) -> str:
-        if self._protocol_fault is not None:
-            return f"sent something that is not MCP ({self._protocol_fault}); plait disconnected"
-        if self.owner.transport == "stdio":
-            return "closed the connection (the server process exited or crashed)"
-        return "closed the connection (the server went away or the HTTP request failed)"
-
-    def stderr_tail(self) -> str:
-        if self._stderr is None:
-            return self._stderr_tail
-        try:
-            self._stderr.flush()
-            self._stderr.seek(0)
-            text = self._stderr.read().strip()
-        except (OSError, ValueError):
-            return ""
-        lines = [" ".join(line.split()) for line in text.splitlines()]
-        tail = " | ".join(line for line in lines[-8:] if line)[-_STDERR_TAIL:]
-        return f"; its stderr ends with: {tail}" if tail else ""
-
-    def _start_failure(self) -> str:
-        error = _innermost(self._error)
-        from mcp import MCPError
-
-        if isinstance(error, FileNotFoundError) and self.owner.command:
-            return f"command {self.owner.command[0]!r} not found"
-        if isinstance(error, MCPError):
-            if self._http_status is not None:
-                return f"it answered HTTP {self._http_status} ({error})"
-            if self._protocol_fault is not None:
-                return f"it sent something that is not MCP ({self._protocol_fault})"
-            return f"it closed the connection before the MCP handshake finished ({error})"
-        if error is None:
-            return "it stopped before the MCP handshake finished"
-        if isinstance(error, (OSError, ConnectionError)) or type(error).__module__.startswith(
-            "httpx"
-        ):
-            return f"cannot connect: {type(error).__name__}: {_first_line(error)}"
-        return f"{type(error).__name__}: {_first_line(error)}"
-
-    async def _own(self) -> None:
-        try:
-            async with AsyncExitStack() as stack:
-                client = await stack.enter_async_context(await self._connect(stack))
-                self._client = client
-                self._ready.set()
-                await self._stop.wait()
-        except Exception as e:  # the failure is reported to whoever waits on the session
-            self._error = e
-        finally:
-            self._client = None
-            self._stop.set()
-            self.release()  # the process is gone: nothing more will be written
-
-    async def _connect(self, stack: AsyncExitStack) -> Client:
-        from mcp import Client
-
-        owner = self.owner
-        if owner.command is not None:
-            from mcp.client.stdio import StdioServerParameters, stdio_client
-
-            params = StdioServerParameters(
-                command=owner.command[0],
-                args=owner.command[1:],
-                env=owner._stdio_environment(),
-                cwd=owner.cwd,
-            )
-            assert self._stderr is not None
-            transport: Any = stdio_client(params, errlog=self._stderr)  # type: ignore[arg-type]
-        else:
-            import httpx2
-            from mcp.client.streamable_http import streamable_http_client
-
-            assert owner.url is not None
-
-            async def note_status(response: httpx2.Response) -> None:
-                if response.status_code >= 400:
-                    self._http_status = response.status_code
-
-            http = await stack.enter_async_context(
-                httpx2.AsyncClient(
-                    headers=owner._http_headers(),
-                    timeout=httpx2.Timeout(30.0, read=300.0),
-                    event_hooks={"response": [note_status]},
-                )
-            )
-            transport = streamable_http_client(owner.url, http_client=http)
-        return Client(transport, message_handler=self._on_message)
-
-    async def _on_message(self, message: Any) -> None:
-        # Transport faults arrive here as exceptions: a line that is not JSON-RPC.
-        if isinstance(message, Exception) and not self._stop.is_set():
-            self._protocol_fault = _fault(message)
-            self._stop.set()
-
-
 def _result(server: str, tool: str, result: mcp_types.CallToolResult) -> Any:
     texts = [_content_text(block) for block in result.content]
     text = "\n".join(t for t in texts if t)
@@ -593,32 +394,9 @@ def _content_text(block: Any) -> str:
     return f"[{kind or 'content'}]"
 
 
-def _fault(error: Exception) -> str:
-    """What was wrong with a message the server sent."""
-    if isinstance(error, ValidationError):
-        for item in error.errors():
-            given = item.get("input")
-            if isinstance(given, str):
-                return f"the line {given[:120]!r} is not JSON-RPC"
-    return _first_line(error)
-
-
 def _plait_name(name: str) -> str:
     """An MCP tool name as a valid plait tool name (other characters become '_')."""
     cleaned = _NAME_CHARS.sub("_", name) or "tool"
     if not re.match(r"^[A-Za-z_]", cleaned):
         cleaned = f"t_{cleaned}"
     return cleaned[:64]
-
-
-def _innermost(error: BaseException | None) -> BaseException | None:
-    """The one real error inside anyio's exception groups."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
-
-
-def _first_line(error: BaseException) -> str:
-    error = _innermost(error) or error
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__
