@@ -37,3 +37,4 @@ def test_readme_python_examples_run(capsys):
     assert "{'1': '391'}" in out  # the plan example ran the calculator
     assert "rejected by the reviewer: no" in out  # the approval example paused and resumed
     assert "stop_reason=" in out and "team prefix unpinned" in out  # the team example
+    assert "The Kestrel flies 8 minutes" in out  # the MCP example called the drone server

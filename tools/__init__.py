@@ -4,14 +4,17 @@ Built-ins: :data:`calculator` (arithmetic without ``eval``), :func:`http_tools`
 (GET/POST to allow-listed hosts only) and :func:`file_tools` (read/write inside
 one workspace folder). Adapters: :func:`from_langchain` (a LangChain tool as a
 plait tool) and :func:`as_langchain_tool` (a plait tool for LangGraph's
-``ToolNode``, still under plait's limits). Memory search/remember tools come
-from :func:`plait.memory.memory_tools` (memory sits beside tools, not under them).
+``ToolNode``, still under plait's limits). MCP: :func:`mcp_tools` and
+:class:`MCPClient` (an MCP server's tools, over stdio or streamable HTTP).
+Memory search/remember tools come from :func:`plait.memory.memory_tools`
+(memory sits beside tools, not under them).
 """
 
 from ._calculator import calculator, evaluate
 from ._files import Workspace, file_tools
 from ._http import http_tools
 from ._langchain import as_langchain_tool, as_langchain_tools, from_langchain
+from ._mcp import MCPClient, mcp_tools
 from ._registry import Toolset
 from ._retrieval import EmbeddingScorer, LexicalScorer, Scorer, ToolRetriever, tool_document
 from ._runtime import Permissions, ToolErrorKind, ToolLimits, ToolOutcome, ToolRunner
@@ -20,6 +23,7 @@ from ._tool import Tool, json_schema_of, render_result, tool
 __all__ = [
     "EmbeddingScorer",
     "LexicalScorer",
+    "MCPClient",
     "Permissions",
     "Scorer",
     "Tool",
@@ -38,6 +42,7 @@ __all__ = [
     "from_langchain",
     "http_tools",
     "json_schema_of",
+    "mcp_tools",
     "render_result",
     "tool",
     "tool_document",

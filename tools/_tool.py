@@ -120,7 +120,12 @@ def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(arguments)"
-        lines.append(f"{where}: {item['msg']}")
+        message = str(item["msg"])
+        if not item["loc"] and message.startswith("Value error, "):
+            # A whole-object check (a JSON-Schema adapter) already names each place.
+            lines.append(message.removeprefix("Value error, "))
+        else:
+            lines.append(f"{where}: {message}")
     return "; ".join(lines)
 
 

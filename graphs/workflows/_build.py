@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, create_model
 
+from plait._tasks import gather_or_raise
 from plait.agents import Agent, AgentLimits
 from plait.backends import Backend, LocalBackend, OpenAIBackend, RetryPolicy
 from plait.backends.routing import (
@@ -28,12 +30,13 @@ from plait.backends.routing import (
 )
 from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
-from plait.tools import Tool, Toolset, calculator, http_tools, tool
+from plait.tools import MCPClient, Tool, Toolset, calculator, http_tools, tool
 
 from ._metering import Metered, RunLedger
 from ._schema import (
     AgentSpec,
     LocalBackendSpec,
+    MCPToolSpec,
     MemorySpec,
     OpenAIBackendSpec,
     RouterBackendSpec,
@@ -41,7 +44,7 @@ from ._schema import (
 )
 from ._tools import document_tools, memory_tools
 
-__all__ = ["Built", "backend_named", "build", "close_backends", "select_tools"]
+__all__ = ["Built", "backend_named", "build", "close_backends", "connected", "select_tools"]
 
 
 @dataclass
@@ -49,7 +52,8 @@ class Built:
     """What a workflow file builds: named backends, tools, memory and agents.
 
     Shared by every run of the workflow, so it holds nothing a run counts (see
-    :mod:`._metering`).
+    :mod:`._metering`). MCP entries are empty here: their tools are known once
+    their servers run, which :func:`connected` does for each run.
     """
 
     backends: dict[str, Backend]
@@ -58,6 +62,8 @@ class Built:
     memory: Memory | None
     agents: dict[str, Agent[Any]]
     ledger: CostLedger
+    mcp: dict[str, MCPToolSpec] = field(default_factory=dict)
+    base_dir: Path = Path(".")
 
 
 def build(
@@ -81,15 +87,83 @@ def build(
     )
     backends = _backends(spec, base_dir, overrides or {}, prices, ledger)
     memory = _memory(spec.memory, backends) if spec.memory else None
+    mcp = {name: entry for name, entry in spec.tools.items() if isinstance(entry, MCPToolSpec)}
     entries = {
-        name: _tool_entry(name, entry, base_dir, memory) for name, entry in spec.tools.items()
+        name: Toolset() if name in mcp else _tool_entry(name, entry, base_dir, memory)
+        for name, entry in spec.tools.items()
     }
     tools = Toolset(list(entries.values()))
+    # Tools an MCP server will list are left out of these agents (the run's own
+    # agents, built by ``connected``, have them).
     agents = {
-        name: _agent(name, agent, backends, entries, memory, spec.memory)
+        name: _agent(name, agent, backends, entries, memory, spec.memory, partial=bool(mcp))
         for name, agent in spec.agents.items()
     }
-    return Built(backends, tools, entries, memory, agents, ledger)
+    return Built(backends, tools, entries, memory, agents, ledger, mcp, base_dir)
+
+
+@asynccontextmanager
+async def connected(spec: WorkflowSpec, built: Built) -> AsyncIterator[Built]:
+    """``built`` with its MCP servers' tools, for one run (or one ``plait mcp`` server).
+
+    Every MCP server starts on entering (their tool lists are needed for the
+    prompts and plans) and stops on leaving: one session per run. Agents are
+    built again with the listed tools. Without MCP entries, ``built`` itself.
+
+    Raises:
+        ToolError: a server could not be started or listed its tools wrongly.
+        ConfigError: a tool the file names is not listed by any server.
+    """
+    if not built.mcp:
+        yield built
+        return
+    clients = {name: _mcp_client(name, entry, built.base_dir) for name, entry in built.mcp.items()}
+    try:
+        listed = await gather_or_raise(client.tools() for client in clients.values())
+        entries = dict(built.entries) | dict(zip(clients, listed, strict=True))
+        _check_step_tools(spec, entries)
+        agents = {
+            name: _agent(name, agent, built.backends, entries, built.memory, spec.memory)
+            for name, agent in spec.agents.items()
+        }
+        yield dataclasses.replace(
+            built, entries=entries, tools=Toolset(list(entries.values())), agents=agents
+        )
+    finally:
+        # Shielded: a cancelled run must still stop its servers.
+        closing = asyncio.gather(*(c.aclose() for c in clients.values()), return_exceptions=True)
+        await asyncio.shield(closing)
+
+
+def _mcp_client(name: str, entry: MCPToolSpec, base_dir: Path) -> MCPClient:
+    server = entry.mcp
+    cwd = None
+    if server.command is not None:
+        folder = Path(server.cwd) if server.cwd is not None else Path(".")
+        cwd = folder if folder.is_absolute() else base_dir / folder
+    return MCPClient(
+        server.command,
+        url=server.url,
+        name=name,
+        cwd=cwd,
+        env=server.env,
+        headers=server.headers,
+        include=entry.include,
+        exclude=entry.exclude,
+        timeout_s=entry.timeout_s,
+        connect_timeout_s=server.connect_timeout_s,
+    )
+
+
+def _check_step_tools(spec: WorkflowSpec, entries: Mapping[str, Toolset]) -> None:
+    steps = getattr(spec.workflow, "steps", None) or []
+    available = [n for toolset in entries.values() for n in toolset.names]
+    for step in steps:
+        if step.tool is not None and step.tool not in available:
+            raise ConfigError(
+                f"step {step.id!r} calls tool {step.tool!r}, which no tools entry provides "
+                f"(tools: {', '.join(available) or 'none'})"
+            )
 
 
 def select_tools(entries: Mapping[str, Toolset], name: str) -> Toolset:
@@ -281,8 +355,14 @@ def _agent(
     entries: Mapping[str, Toolset],
     memory: Memory | None,
     memory_spec: MemorySpec | None,
+    *,
+    partial: bool = False,
 ) -> Agent[Any]:
     output_type = _output_model(name, body.output) if body.output is not None else None
+    names = body.tools
+    if partial:
+        known = {n for toolset in entries.values() for n in toolset.names}
+        names = [t for t in names if t in entries or t in known]
     notes = None
     if body.memory and memory is not None and memory_spec is not None:
         notes = _RecalledNotes(memory, name, memory_spec.recall_k)
@@ -290,7 +370,7 @@ def _agent(
         name,
         body.instructions,
         backend_named(backends, body.backend),
-        tools=[select_tools(entries, t) for t in body.tools],
+        tools=[select_tools(entries, t) for t in names],
         output_type=output_type,
         memory=notes,
         shared_context=body.shared_context,

@@ -55,8 +55,8 @@ def _schema_problems(source: Source, error: ValidationError) -> None:
             expected = item.get("ctx", {}).get("expected_tags", "")
             hint = f"kind must be one of {expected}" if expected else ""
             source.add((*loc, "kind"), "missing or unknown 'kind'", hint)
-        else:
-            source.add(loc, item["msg"])
+        else:  # a model validator's message, without pydantic's "Value error, " prefix
+            source.add(loc, item["msg"].removeprefix("Value error, "))
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
@@ -103,9 +103,14 @@ def _allowed_keys(loc: tuple[str | int, ...], source: Source) -> list[str]:
             "router": schema.RouterBackendSpec,
         }.get(kind, schema.LocalBackendSpec)
     elif section == "tools":
-        entry = _get(source.data, loc)
-        is_function = isinstance(entry, dict) and "function" in entry
-        model = schema.FunctionToolSpec if is_function else schema.BuiltinToolSpec
+        entry = _get(source.data, loc[:2])
+        if isinstance(entry, dict) and "mcp" in entry:
+            nested = len(loc) >= 3 and loc[2] == "mcp"
+            model = schema.MCPServerSpec if nested else schema.MCPToolSpec
+        elif isinstance(entry, dict) and "function" in entry:
+            model = schema.FunctionToolSpec
+        else:
+            model = schema.BuiltinToolSpec
     elif section == "memory" and "guard" in loc:
         model = schema.GuardSpec
     else:
@@ -139,15 +144,30 @@ def _ref(source: Source, path: tuple[str | int, ...], what: str, name: Any, know
     source.add(path, f"unknown {what} {name!r}", hint)
 
 
+class _AnyName(set[str]):
+    """Known names that also admit any other string (tools an MCP server may list)."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str)
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def _tool_names(tools: dict[str, Any]) -> dict[str, str]:
-    """Callable tool name -> the tools entry providing it."""
+    """Callable tool name -> the tools entry providing it.
+
+    An MCP entry provides the tools its ``include`` lists; without one, its
+    names are known only once the server runs (see :func:`_open_mcp`).
+    """
     names: dict[str, str] = {}
     for entry, body in tools.items():
-        if isinstance(body, dict) and "builtin" in body:
+        if isinstance(body, dict) and "mcp" in body:
+            for name in body.get("include") or []:
+                if isinstance(name, str):
+                    names[name] = entry
+        elif isinstance(body, dict) and "builtin" in body:
             try:
                 spec = BuiltinToolSpec.model_validate(body)
             except ValidationError:
@@ -157,6 +177,18 @@ def _tool_names(tools: dict[str, Any]) -> dict[str, str]:
         else:
             names[entry] = entry
     return names
+
+
+def _open_mcp(tools: dict[str, Any]) -> bool:
+    """Whether an MCP entry may provide any tool name (it has no ``include`` list).
+
+    Then a tool name no entry is known to provide is not reported here: the
+    run checks it against the servers' lists when it starts.
+    """
+    return any(
+        isinstance(body, dict) and "mcp" in body and body.get("include") is None
+        for body in tools.values()
+    )
 
 
 def _references(source: Source) -> None:
@@ -169,6 +201,8 @@ def _references(source: Source) -> None:
     known_backends = set(backends) | {"default"}
     # A tools list may name an entry (all its tools) or one tool of an entry.
     offered = set(tools) | set(_tool_names(tools))
+    if _open_mcp(tools):
+        offered = _AnyName(offered)
 
     router_graph = nx.DiGraph()
     for name, body in backends.items():
@@ -326,7 +360,10 @@ def _steps(
             if "args" in step:
                 source.add((*where, "args"), "an agent step takes 'input', not 'args'", key=True)
         if has_tool:
-            _ref(source, (*where, "tool"), "tool", step["tool"], set(tool_names))
+            known = set(tool_names)
+            if _open_mcp(_mapping(source.data.get("tools"))):
+                known = _AnyName(known)
+            _ref(source, (*where, "tool"), "tool", step["tool"], known)
             if "input" in step:
                 source.add((*where, "input"), "a tool step takes 'args', not 'input'", key=True)
         refs: set[str] = set()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from plait.memory import Memory
 from plait.tools import Toolset
 
 from ..dag import Plan, SQLiteResultStore
-from ._build import build, close_backends
+from ._build import build, close_backends, connected
 from ._checks import check
 from ._inputs import convert_input
 from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
@@ -113,7 +114,9 @@ class Workflow:
     Attributes:
         spec: the validated file (:class:`WorkflowSpec`).
         path: the file.
-        agents, tools, backends, memory: what the file declares, built.
+        agents, tools, backends, memory: what the file declares, built (without
+            the tools of MCP servers, which each run lists when it starts; see
+            :meth:`connected_tools`).
     """
 
     def __init__(
@@ -204,11 +207,11 @@ class Workflow:
                 metering(meter),
                 tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}),
             ):
-                done = await runner(
-                    RunContext(
-                        self.spec, self._built, self.runs_dir, values, run_id, store, on_event
+                # MCP servers run for the length of the run (one session per run).
+                async with connected(self.spec, self._built) as built:
+                    done = await runner(
+                        RunContext(self.spec, built, self.runs_dir, values, run_id, store, on_event)
                     )
-                )
             results = done.results
             outcome = dict(
                 status="done" if done.ok else "failed", answer=done.answer, steps=done.steps
@@ -277,6 +280,19 @@ class Workflow:
             )
         values = {n: s.default for n, s in self.spec.inputs.items()} | dict(inputs or {})
         return steps_plan(body, values)
+
+    @asynccontextmanager
+    async def connected_tools(self) -> AsyncIterator[Toolset]:
+        """Every tool the file declares, MCP servers' tools included, while the block runs.
+
+        The MCP servers start on entering and stop on leaving (runs of the
+        workflow open sessions of their own).
+
+        Raises:
+            ToolError: an MCP server could not be started.
+        """
+        async with connected(self.spec, self._built) as built:
+            yield built.tools
 
     async def aclose(self) -> None:
         """Release backends (engines, connections)."""

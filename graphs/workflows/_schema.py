@@ -5,7 +5,8 @@ loader validates files against :class:`WorkflowSpec`. A file has these sections:
 
     include: [agents.yaml]          # backends/tools/memory/agents from other files
     backends: {name: backend}       # local GGUF, openai-compatible, router
-    tools: {name: tool}             # builtin (calculator, files, http, memory) or module:function
+    tools: {name: tool}             # builtin (calculator, files, http, memory), module:function
+                                    # or an MCP server's tools (mcp: {command | url})
     memory: {...}                   # store, namespace, guard
     agents: {name: agent}
     inputs: {name: input}
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 __all__ = [
     "AgentSpec",
@@ -30,6 +31,8 @@ __all__ = [
     "GuardSpec",
     "InputSpec",
     "LocalBackendSpec",
+    "MCPServerSpec",
+    "MCPToolSpec",
     "MemorySpec",
     "OpenAIBackendSpec",
     "PlannerWorkflow",
@@ -160,14 +163,67 @@ class FunctionToolSpec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0)
 
 
+class MCPServerSpec(_Spec):
+    """How to reach an MCP server: ``command`` (stdio) or ``url`` (streamable HTTP)."""
+
+    command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="program and arguments, run in the workflow file's folder (stdio)",
+    )
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="the MCP endpoint (streamable HTTP)"
+    )
+    cwd: str | None = Field(
+        default=None, description="the command's folder, relative to the workflow file"
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="variables added to plait's environment (stdio)"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="HTTP headers; secrets as ${NAME} from the environment"
+    )
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
+        if self.command is None and (self.env or self.cwd):
+            raise ValueError("'env' and 'cwd' apply to a 'command' server only")
+        if self.url is None and self.headers:
+            raise ValueError("'headers' apply to a 'url' server only")
+        return self
+
+
+class MCPToolSpec(_Spec):
+    """An MCP server's tools, named as the server names them.
+
+    The server starts when a run begins (its tool list goes into prompts and
+    plans) and stops when the run ends: one session per run.
+    """
+
+    mcp: MCPServerSpec
+    include: list[str] | None = Field(default=None, description="only these tools")
+    exclude: list[str] = Field(default_factory=list, description="leave out these tools")
+    timeout_s: float | None = Field(default=None, gt=0, description="each call's time limit")
+
+
 def _tool_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "function" if "function" in value else "builtin"
-    return "function" if isinstance(value, FunctionToolSpec) else "builtin"
+        for key in ("function", "mcp"):
+            if key in value:
+                return key
+        return "builtin"
+    if isinstance(value, FunctionToolSpec):
+        return "function"
+    return "mcp" if isinstance(value, MCPToolSpec) else "builtin"
 
 
 ToolEntry = Annotated[
-    Annotated[BuiltinToolSpec, Tag("builtin")] | Annotated[FunctionToolSpec, Tag("function")],
+    Annotated[BuiltinToolSpec, Tag("builtin")]
+    | Annotated[FunctionToolSpec, Tag("function")]
+    | Annotated[MCPToolSpec, Tag("mcp")],
     Discriminator(_tool_kind),
 ]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from plait.errors import PlaitError, RunError
 
+from ._mcp import mcp_command
 from ._model import ask_command, doctor_command, version_command
 from ._runs import runs_list_command, runs_show_command
 from ._workflow import graph_command, run_command, schema_command, validate_command
@@ -96,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         help="write a self-contained HTML report (default: the run's report.html)",
     )
     runs_show.set_defaults(handler=runs_show_command)
+
+    mcp = commands.add_parser(
+        "mcp", help="serve a workflow's tools and the workflow itself over MCP (stdio or HTTP)"
+    )
+    mcp.add_argument("file", help="the workflow file")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP on 127.0.0.1")
+    mcp.add_argument("--port", type=int, help="HTTP port (default 8000; 0: any free port)")
+    mcp.set_defaults(handler=mcp_command)
 
     version = commands.add_parser("version", help="print versions")
     version.set_defaults(handler=version_command)

@@ -136,6 +136,13 @@ def workflow_session(path: Path) -> Session:
         ConfigError: the workflow is invalid.
     """
     workflow = load_workflow(path)
+    servers = [name for name, entry in workflow.spec.tools.items() if hasattr(entry, "mcp")]
+    if servers:
+        # Their tools are listed when a run starts; a session here would lack them.
+        raise ConfigError(
+            f"plait repl does not start MCP servers yet ({path}: tools {', '.join(servers)}); "
+            "use 'plait run' or 'plait mcp' for this file"
+        )
     tools: Toolset = workflow.tools
     agents: dict[str, Agent[Any]] = dict(workflow.agents)
     backends: dict[str, Backend] = dict(workflow.backends)
