@@ -17,7 +17,7 @@ from plait.tools import Toolset
 
 from ..adapters import UsageErrorStop, dag_dispatch, task_runner
 from ..compiler import LLMCompiler
-from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
+from ..dag import Approver, EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
 from ._build import Built, backend_named, select_tools
 from ._inputs import with_inputs
 from ._metering import ModelCall
@@ -42,6 +42,8 @@ class RunContext:
         run_id: the run's id.
         store: the run's result store (finished tasks, for resuming).
         on_event: the caller's event callback.
+        approver: decides on steps flagged ``requires_approval`` (without one they
+            are skipped as unapproved).
     """
 
     spec: WorkflowSpec
@@ -51,6 +53,7 @@ class RunContext:
     run_id: str
     store: SQLiteResultStore
     on_event: Callable[[WorkflowEvent], None] | None
+    approver: Approver | None = None
 
 
 def steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
@@ -69,6 +72,7 @@ def steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
                 timeout_s=step.timeout_s,
                 retries=step.retries,
                 continue_on_error=step.continue_on_error,
+                requires_approval=step.requires_approval,
             )
         )
     return Plan(tasks=tuple(tasks))
@@ -105,6 +109,7 @@ async def _run_steps(run: RunContext) -> Outcome:
         stop.wrap(runner),
         max_concurrency=body.max_concurrency,
         store=run.store,
+        approver=run.approver,
         on_event=run.on_event,
     )
     done = await stop.run(executor.run(plan, run_id=run.run_id))

@@ -248,6 +248,10 @@ class StepSpec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=0)
     continue_on_error: bool = False
+    requires_approval: bool = Field(
+        default=False,
+        description="a reviewer approves, rejects or edits the step before it runs (plait serve)",
+    )
 
 
 class StepsWorkflow(_Spec):
