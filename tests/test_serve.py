@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -466,3 +467,135 @@ def test_model_calls_stream_with_their_tokens(folder):
         assert events[-2]["answer"] == "Bees hum all day long."
     finally:
         server.stop()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class DevTools:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4).
+
+    A pipe needs no websocket client and no browser download: Debian's chromium
+    reads commands from fd 3 and writes answers to fd 4, each JSON ending in NUL.
+    """
+
+    def __init__(self, profile: Path) -> None:
+        assert CHROMIUM is not None
+        to_browser, self._commands = os.pipe()
+        self._answers, from_browser = os.pipe()
+
+        def wire() -> None:  # in the child: the pipe ends become fds 3 and 4
+            read_end, write_end = os.dup(to_browser), os.dup(from_browser)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+
+        self.process = subprocess.Popen(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            close_fds=False,  # the pipe ends are close-on-exec; fds 3 and 4 are not
+            preexec_fn=wire,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_browser)
+        os.close(from_browser)
+        self._next = 0
+        self._buffer = b""
+        self.session: str | None = None
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        message: dict[str, Any] = {"id": self._next, "method": method, "params": params}
+        if self.session is not None and not method.startswith("Target."):
+            message["sessionId"] = self.session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._answers, 1 << 16)
+                assert chunk, "chromium closed the DevTools pipe"
+                self._buffer += chunk
+            raw, _, self._buffer = self._buffer.partition(b"\0")
+            answer = json.loads(raw)
+            if answer.get("id") == self._next:
+                assert "error" not in answer, answer["error"]
+                return dict(answer.get("result", {}))
+
+    def open(self, url: str) -> None:
+        target = self.call("Target.createTarget", url=url)["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+
+    def js(self, expression: str) -> Any:
+        result = self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def wait(self, expression: str, what: str) -> Any:
+        deadline = time.monotonic() + 60  # a hang guard, not a timing check
+        while time.monotonic() < deadline:
+            value = self.js(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(
+            f"the page never showed {what}; it reads: {self.js('document.body.innerText')}"
+        )
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=30)
+        os.close(self._commands)
+        os.close(self._answers)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it)"
+)
+def test_live_page_in_chromium_starts_a_run_approves_and_shows_the_answer(server, tmp_path):
+    page = server.client.get("/").text
+    assert "<script src" not in page and "<link" not in page  # everything inline, no CDN
+    browser = DevTools(tmp_path / "profile")
+    try:
+        browser.open(server.url + "/")
+        browser.wait("!!document.querySelector('form[data-workflow=wf]')", "the workflow's form")
+        browser.js(
+            "document.querySelector('form[data-workflow=wf] input[name=topic]').value = 'owls';"
+            "document.querySelector('form[data-workflow=wf]').requestSubmit()"
+        )
+        browser.wait(
+            "document.querySelector('[data-task=fetch]')?.dataset.state === 'done'",
+            "step fetch done",
+        )
+        browser.wait(
+            "!!document.querySelector('button[data-approve=publish]')", "the approve button"
+        )
+        assert (
+            browser.js("document.querySelector('[data-task=publish]').dataset.state") == "awaiting"
+        )
+        browser.js("document.querySelector('button[data-approve=publish]').click()")
+        answer = browser.wait(
+            "document.getElementById('run').dataset.status === 'done'"
+            " && document.getElementById('answer').textContent",
+            "the answer",
+        )
+        assert answer == "NOTIFY PUBLISH OWLS"
+        states = browser.js(
+            "[...document.querySelectorAll('#dag .task')].map(t => t.dataset.task + ':' +"
+            " t.dataset.state)"
+        )
+        assert states == ["fetch:done", "publish:done", "notify:done"]
+        run_id = browser.js("document.getElementById('run').dataset.run")
+        assert browser.js("location.pathname") == f"/runs/{run_id}/live"
+        assert server.client.get(f"/runs/{run_id}").json()["status"] == "done"
+    finally:
+        browser.close()
