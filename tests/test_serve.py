@@ -285,7 +285,7 @@ def test_errors_are_json_with_what_and_where(server):
     assert body["detail"][0]["loc"] == ["body", "workflow"] and "served: wf" in body["error"]
     body = problem(client.post("/runs", json={"workflow": "wf", "inputs": {"n": "many"}}), 422)
     assert body["detail"] == [
-        {"loc": ["body", "inputs", "n"], "msg": "input 'n' must be a integer, got 'many'"}
+        {"loc": ["body", "inputs", "n"], "msg": "input 'n' must be an integer, got 'many'"}
     ]
     body = problem(
         client.post("/runs", json={"workflow": "wf", "inputs": {"n": "x", "colour": "red"}}), 422
