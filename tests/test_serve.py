@@ -213,6 +213,14 @@ def _calls(folder: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+def test_the_command_line_loads_the_http_stack_only_for_serve():
+    probe = "import sys, plait.cli; print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]", done.stderr
+
+
 def test_run_streams_events_in_order_waits_for_approval_and_answers(server, folder):
     started = server.client.post("/runs", json={"workflow": "wf", "inputs": {"topic": "ants"}})
     assert started.status_code == 202, started.text

@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from plait.errors import ConfigError, is_control_flow
 from plait.graphs import (
@@ -107,15 +107,29 @@ class ActiveRun:
     task: asyncio.Task[None] | None = None
     finished: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    log: TextIO | None = None
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Append to the log (memory and ``events.jsonl``) and wake the subscribers."""
+        """Append to the log (memory and ``events.jsonl``) and wake the subscribers.
+
+        The file is line-buffered: each event reaches the operating system as it
+        is written, so a server killed with SIGKILL loses none it has announced.
+        """
         event = {"seq": len(self.events), "at": time.time(), **event}
         self.events.append(event)
-        with (self.folder / EVENTS_FILE).open("a", encoding="utf-8") as log:
-            log.write(json.dumps(event, default=str) + "\n")
+        if self.log is None:
+            self.log = (self.folder / EVENTS_FILE).open("a", encoding="utf-8", buffering=1)
+        self.log.write(json.dumps(event, default=str) + "\n")
         self.changed.set()
         self.changed = asyncio.Event()
+
+    def close(self) -> None:
+        """The run has ended: wake the subscribers a last time, close the log."""
+        self.finished = True
+        self.changed.set()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 def read_events(folder: Path) -> list[dict[str, Any]]:
@@ -305,8 +319,7 @@ class RunService:
             if not isinstance(e, Exception):
                 raise  # cancellation and the like go on up
         finally:
-            active.finished = True
-            active.changed.set()
+            active.close()
             if self.active.get(active.run_id) is active:
                 del self.active[active.run_id]  # the log on disk serves from now on
 
