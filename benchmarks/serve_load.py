@@ -13,8 +13,10 @@ is served by a real ``plait serve`` subprocess on a loopback port.
   server is killed with SIGKILL, started again, and every run not done is
   resumed (runs still queued are queued again by the new server itself).
   ``lost``: runs accepted (their id was returned) that never finished;
-  ``duplicated_tasks``: tasks that ran more than once, from the tools' call log
-  (a task cut off mid-call by the kill runs again; a finished one must not).
+  ``duplicated_tasks``: finished tasks (a result stored) that ran again, from
+  the tools' call log and the result stores as the kill left them;
+  ``rerun_cut_off_tasks``: calls that had ended but whose result was not yet
+  stored when the kill came, run again on resume (not finished, so allowed).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -67,6 +70,43 @@ workflow:
     - {id: right, tool: work, args: {tag: "${inputs.tag}", step: "right ${fetch}", ms: 100}}
     - {id: join, tool: work, args: {tag: "${inputs.tag}", step: "join ${left} ${right}", ms: 50}}
 """
+
+
+RESTART = "--- restart"
+
+
+def _stored_tasks(folder: Path, run_ids: list[str]) -> set[tuple[str, str]]:
+    """(tag, step) of every task result on disk: what a resume must not run again."""
+    stored = set()
+    for run_id in run_ids:
+        run_dir = folder / ".plait" / "runs" / run_id
+        tag = json.loads((run_dir / "run.json").read_text())["inputs"]["tag"]
+        if (run_dir / "results.sqlite").exists():
+            with sqlite3.connect(run_dir / "results.sqlite") as db:
+                try:
+                    rows = db.execute("SELECT task_id FROM results WHERE run_id=?", (run_id,))
+                except sqlite3.OperationalError:
+                    continue  # killed while the store was being created: nothing stored
+                stored.update((tag, task_id) for (task_id,) in rows)
+    return stored
+
+
+def _duplicates(log: list[str], stored: set[tuple[str, str]]) -> tuple[int, int]:
+    """Finished tasks run again (twice in one server, or again after the restart),
+    and tasks cut off mid-call by the kill that ran again (allowed)."""
+    before = log[: log.index(RESTART)]
+    after = log[log.index(RESTART) + 1 :]
+
+    def key(line: str) -> tuple[str, str]:
+        tag, step = line.split(" ", 1)
+        return tag, step.split()[0]
+
+    counts = Counter(key(line) for line in before) + Counter(key(line) for line in after)
+    twice_before = sum(1 for n in Counter(key(line) for line in before).values() if n > 1)
+    again = [key(line) for line in after]
+    rerun_stored = sum(1 for k in again if k in stored)
+    cut_off = sum(1 for k in again if k not in stored and counts[k] > 1)
+    return twice_before + rerun_stored, cut_off
 
 
 def _free_port() -> int:
@@ -134,8 +174,11 @@ async def _wave(url: str, tags: list[str], clients: int) -> tuple[list[float], f
 async def _crash_wave(
     folder: Path, port: int, tags: list[str], clients: int, max_runs: int,
     process: subprocess.Popen[bytes],
-) -> tuple[int, int, subprocess.Popen[bytes]]:  # fmt: skip
-    """Accept runs, SIGKILL the server half-way, restart, resume: (accepted, lost, server)."""
+) -> tuple[int, int, set[tuple[str, str]], subprocess.Popen[bytes]]:  # fmt: skip
+    """Accept runs, SIGKILL the server half-way, restart, resume.
+
+    Returns: runs accepted, runs lost, (tag, step) stored when it was killed, the server.
+    """
     url = f"http://127.0.0.1:{port}"
     accepted: list[str] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -160,6 +203,9 @@ async def _crash_wave(
                     process.wait()
 
     await asyncio.gather(*(client_loop() for _ in range(clients)))
+    stored = _stored_tasks(folder, accepted)
+    with (folder / "calls.log").open("a") as log:
+        log.write(RESTART + "\n")
     process = _start(folder, port, max_runs)
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         for run_id in accepted:
@@ -169,7 +215,7 @@ async def _crash_wave(
         statuses = await asyncio.gather(*(_follow(client, run_id) for run_id in accepted))
         final = [(await client.get(f"/runs/{r}")).json()["status"] for r in accepted]
     del statuses
-    return len(accepted), sum(1 for s in final if s != "done"), process
+    return len(accepted), sum(1 for s in final if s != "done"), stored, process
 
 
 async def _in_process(folder: Path, tags: list[str], concurrency: int) -> float:
@@ -207,14 +253,13 @@ def main() -> None:
             wave1 = [f"w1-{i}" for i in range(args.runs)]
             latencies, wall = asyncio.run(_wave(f"http://127.0.0.1:{port}", wave1, args.clients))
             wave2 = [f"w2-{i}" for i in range(args.runs)]
-            accepted, lost, process = asyncio.run(
+            accepted, lost, stored, process = asyncio.run(
                 _crash_wave(folder, port, wave2, args.clients, args.max_runs, process)
             )
         finally:
             process.terminate()
             process.wait(timeout=60)
-        calls = Counter((folder / "calls.log").read_text().splitlines())
-        duplicated = sum(1 for n in calls.values() if n > 1)
+        duplicated, cut_off = _duplicates((folder / "calls.log").read_text().splitlines(), stored)
         # Runs in wave 1 that did not end done count as lost too.
         lost += args.runs - len(latencies)
         inproc_wall = asyncio.run(
@@ -234,6 +279,7 @@ def main() -> None:
                 "in_process_runs_per_s": round(args.runs / inproc_wall, 2),
                 "serve_overhead_ratio": round(wall / inproc_wall, 3),
                 "crash_wave_accepted_before_kill": accepted,
+                "rerun_cut_off_tasks": cut_off,
             }
         )
     )

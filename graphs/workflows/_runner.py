@@ -233,6 +233,7 @@ class Workflow:
                         approver,
                     )
                 )
+            await store.aclose()  # off the event loop; the finally below is then a no-op
             results = done.results
             outcome = dict(
                 status="done" if done.ok else "failed", answer=done.answer, steps=done.steps

@@ -154,7 +154,7 @@ def create_app(
 
     @app.post("/runs", status_code=202, summary="Start a run (returns its id at once)")
     async def start_run(request: RunRequest) -> dict[str, Any]:
-        record = service.submit(request.workflow, request.inputs)
+        record = await service.submit(request.workflow, request.inputs)
         return service.describe(record)
 
     @app.get("/runs", summary="Every run, newest first")

@@ -219,8 +219,13 @@ class RunService:
 
     # -- starting runs -----------------------------------------------------------
 
-    def submit(self, name: str, inputs: dict[str, Any]) -> RunRecord:
-        """Queue a new run; it starts when a run slot is free."""
+    async def submit(self, name: str, inputs: dict[str, Any]) -> RunRecord:
+        """Queue a new run; it starts when a run slot is free.
+
+        Its ``queued`` record is on disk before the id is returned (written in a
+        worker thread: a file replace waits on the disk), so an accepted run
+        survives a crash of the server.
+        """
         workflow = self.workflow_named(name)
         problems = workflow.input_problems(inputs)
         if problems:
@@ -238,7 +243,7 @@ class RunService:
             inputs=values,
             started_at=time.time(),
         )
-        record.write(self.runs_dir)
+        await asyncio.to_thread(record.write, self.runs_dir)
         self._start(name, record, resumed=False)
         return record
 
