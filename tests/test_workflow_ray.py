@@ -95,3 +95,14 @@ def test_the_executor_field_is_checked_with_its_position(tools_dir):
     with pytest.raises(WorkflowValidationError) as caught:
         validate_workflow(path)
     assert any("workflow.executor" in str(p) for p in caught.value.problems)
+
+
+def test_validate_says_which_tasks_stay_on_the_driver(tools_dir, capsys):
+    from plait.cli import main
+
+    path = tools_dir / "wf.yaml"
+    path.write_text(textwrap.dedent(WORKFLOW).lstrip())
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "executor ray (a local cluster): tool tasks run on Ray workers" in out
+    assert "on the driver (their models or stores stay here): writer" in out
