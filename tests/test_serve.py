@@ -289,6 +289,9 @@ def test_errors_are_json_with_what_and_where(server):
 
     body = problem(client.get("/runs/no-such-run"), 404)
     assert "no run 'no-such-run'" in body["error"]
+    for route in ["/runs/no-such-run/events", "/runs/no-such-run/report", "/runs/x/live"]:
+        assert problem(client.get(route), 404)["detail"][0]["loc"] == ["path", "run_id"]
+    problem(client.get("/runs/..%2f..%2fetc/report"), 404)
     body = problem(client.post("/runs", json={"workflow": "nope"}), 422)
     assert body["detail"][0]["loc"] == ["body", "workflow"] and "served: wf" in body["error"]
     body = problem(client.post("/runs", json={"workflow": "wf", "inputs": {"n": "many"}}), 422)
@@ -429,6 +432,31 @@ def test_runs_beyond_the_limit_wait_queued(folder):
         ]
     finally:
         server.stop()
+
+
+def test_a_restarted_server_starts_the_runs_a_killed_one_had_queued(folder):
+    first = Server(folder, "wf.yaml", "--max-runs", "1").start()
+    try:
+        held = first.client.post("/runs", json={"workflow": "wf", "inputs": {"topic": "a"}})
+        queued = first.client.post("/runs", json={"workflow": "wf", "inputs": {"topic": "b"}})
+        one, two = held.json()["run_id"], queued.json()["run_id"]
+        first.wait_for(one, "approval", "pending")
+        assert first.client.get(f"/runs/{two}").json()["status"] == "queued"
+        first.kill(signal.SIGKILL)
+    finally:
+        first.stop()
+
+    again = Server(folder, "wf.yaml", "--max-runs", "1").start()
+    try:
+        # The queued run is started again by the new server itself, with no request.
+        events = again.follow(two)
+        assert events[-1] == {**events[-1], "type": "run", "status": "done"}
+        assert again.client.get(f"/runs/{two}").json()["answer"] == "NOTIFY PUBLISH B"
+        # The one that was running waits for a resume (someone may want it stopped).
+        assert again.client.get(f"/runs/{one}").json()["resumable"] is True
+        assert _calls(folder) == ["a", "b", "publish B", "notify PUBLISH B"]
+    finally:
+        again.stop()
 
 
 def test_token_is_required_when_set_and_beyond_loopback(folder):
