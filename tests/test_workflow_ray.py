@@ -13,6 +13,7 @@ import pytest
 
 from plait.backends.testing import ScriptedBackend
 from plait.graphs import load_workflow, validate_workflow
+from plait.tracing import read_trace
 
 ray = pytest.importorskip("ray")
 
@@ -58,15 +59,25 @@ def tools_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cluster(tools_dir: Path) -> Iterator[Any]:
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = [*given, *(p for p in sys.path if p not in given)]
+    # Ray puts the driver's folder first on the workers' path; the tools' folder
+    # holds nothing that shadows the package (a source checkout's root would).
+    here = os.getcwd()
+    os.chdir(tools_dir)
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         _node_ip_address="127.0.0.1",  # loopback only: tests may not leave the machine
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(tools_dir), *sys.path])}},
+        # The workers import plait as this process does: PYTHONPATH first, then sys.path.
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(tools_dir), *paths])}},
     )
-    yield ray
-    ray.shutdown()
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        os.chdir(here)
 
 
 def test_tool_steps_run_on_ray_workers_and_agent_steps_on_the_driver(cluster, tools_dir, tmp_path):
@@ -83,6 +94,17 @@ def test_tool_steps_run_on_ray_workers_and_agent_steps_on_the_driver(cluster, to
     assert os.getpid() not in pids  # the tool calls ran in Ray worker processes
     assert answer == "Done."  # the agent ran here, on its in-process backend
     writer.assert_exhausted()
+
+    # The workers' spans reached the run's trace, each under its task's span.
+    spans = read_trace(Path(result.run_dir) / "trace.jsonl")
+    tasks = {s["attributes"].get("plait.task.id"): s for s in spans if s["name"] == "plait.task"}
+    workers = [s for s in spans if s["name"] == "plait.worker"]
+    assert sorted(w["attributes"]["plait.task.id"] for w in workers) == ["left", "right"]
+    for worker in workers:
+        task = tasks[worker["attributes"]["plait.task.id"]]
+        assert worker["parent_id"] == task["span_id"]
+        assert worker["trace_id"] == task["trace_id"]
+        assert worker["attributes"]["process.pid"] in pids
 
 
 def test_the_executor_field_is_checked_with_its_position(tools_dir):
