@@ -229,17 +229,18 @@ def _steps(workflow: Workflow) -> list[dict[str, Any]]:
 
 async def _stream(active: ActiveRun | None, past: list[dict[str, Any]], start: int) -> Any:
     """Server-sent events: the logged ones from ``start``, then live ones until the run ends."""
-    sent = start
-    for event in past[sent:]:
-        yield _sse(event)
-    sent = max(sent, len(past))
+    # Events that are ready together go out as one chunk: one write, not one each.
+    if past[start:]:
+        yield "".join(_sse(event) for event in past[start:])
+    sent = max(start, len(past))
     if active is None:
         return
     while True:
         waiter = active.changed
-        while sent < len(active.events):
-            yield _sse(active.events[sent])
-            sent += 1
+        if sent < len(active.events):
+            ready = active.events[sent:]
+            sent += len(ready)
+            yield "".join(_sse(event) for event in ready)
         if active.finished:
             return
         try:
