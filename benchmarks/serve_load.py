@@ -231,9 +231,14 @@ async def _in_process(folder: Path, tags: list[str], concurrency: int) -> float:
             result = await workflow.arun({"tag": tag})
             assert result.ok, result.error
 
-    began = time.perf_counter()
-    await asyncio.gather(*(one(tag) for tag in tags))
-    return time.perf_counter() - began
+    here = os.getcwd()
+    os.chdir(folder)  # the tools log their calls in the working folder
+    try:
+        began = time.perf_counter()
+        await asyncio.gather(*(one(tag) for tag in tags))
+        return time.perf_counter() - began
+    finally:
+        os.chdir(here)
 
 
 def main() -> None:
