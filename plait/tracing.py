@@ -26,17 +26,19 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from plait.errors import ConfigError
 
 __all__ = [
     "JsonlSink",
     "Span",
+    "SpanCollector",
     "add_event",
+    "collect_under",
     "configure",
     "content",
     "current_span",
@@ -45,6 +47,8 @@ __all__ = [
     "read_trace",
     "record_run",
     "record_to",
+    "remote_parent",
+    "replay",
     "span",
     "start_span",
     "use_span",
@@ -57,7 +61,7 @@ _MAX_CONTENT = 4000
 _tracer: Any = None  # an opentelemetry Tracer once configure() ran
 _provider: Any = None
 _redact = False
-_sinks: ContextVar[tuple[JsonlSink, ...]] = ContextVar("plait_trace_sinks", default=())
+_sinks: ContextVar[tuple[_Sink, ...]] = ContextVar("plait_trace_sinks", default=())
 _current: ContextVar[Span | None] = ContextVar("plait_current_span", default=None)
 
 
@@ -101,7 +105,7 @@ class Span:
     status: str
     error: str | None
     _otel: Any
-    _sinks: tuple[JsonlSink, ...]
+    _sinks: tuple[_Sink, ...]
 
     def __init__(
         self, name: str, parent: Span | None, attributes: Mapping[str, Any] | None
@@ -378,6 +382,79 @@ def disable() -> None:
     flush = getattr(provider, "force_flush", None)
     if flush is not None:
         flush()
+
+
+class _Sink(Protocol):
+    """Where finished span records go."""
+
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SpanCollector:
+    """A sink that keeps finished span records in memory, to send them elsewhere."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.records.append(dict(record))
+
+    def close(self) -> None:
+        return None
+
+
+def remote_parent() -> dict[str, str] | None:
+    """The current span's ids, for work that continues in another process.
+
+    ``None`` when no file records this context's spans (nothing to send back).
+    """
+    current = _current.get()
+    if current is None or not current._sinks:
+        return None
+    return {"trace_id": current.trace_id, "span_id": current.span_id}
+
+
+@contextlib.contextmanager
+def collect_under(parent: Mapping[str, str]) -> Iterator[SpanCollector]:
+    """In another process (a Ray worker): spans started inside the block become
+    children of ``parent`` (from :func:`remote_parent`) and are kept in the
+    collector, for the caller to send back and :func:`replay` into the run's trace.
+    """
+    collector = SpanCollector()
+    stand_in = Span.__new__(Span)  # the parent living in the other process
+    stand_in.name = "remote parent"
+    stand_in.span_id = parent["span_id"]
+    stand_in.trace_id = parent["trace_id"]
+    stand_in.parent_id = None
+    stand_in.start = time.time()
+    stand_in.end_time = None
+    stand_in.attributes = {}
+    stand_in.events = []
+    stand_in.status = "ok"
+    stand_in.error = None
+    stand_in._otel = None
+    stand_in._sinks = (collector,)
+    token = _sinks.set((collector,))
+    previous = _current.get()
+    _current.set(stand_in)
+    try:
+        yield collector
+    finally:
+        _current.set(previous)
+        _sinks.reset(token)
+
+
+def replay(records: Iterable[Mapping[str, Any]]) -> None:
+    """Write span records made in another process to where the current span goes."""
+    current = _current.get()
+    sinks = current._sinks if current is not None else _sinks.get()
+    for record in records:
+        for sink in sinks:
+            sink.write(record)
 
 
 class JsonlSink:

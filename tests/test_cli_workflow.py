@@ -104,7 +104,7 @@ def test_invalid_file_and_bad_input_exit_2(tmp_path, state, capsys):
     assert "bad.yaml:1:18: workflow.kind" in err and "Traceback" not in err
     assert main(["run", str(bad)]) == 2
     assert main(["run", str(write(tmp_path, STEPS)), "--input", "nope=1"]) == 2
-    assert "unknown input(s) nope" in capsys.readouterr().err
+    assert "unknown input 'nope'" in capsys.readouterr().err
     assert main(["runs", "show", "no-such-run"]) == 2
     assert main(["run"]) == 2
 

@@ -39,6 +39,14 @@ FORBIDDEN_EXTERNAL = {
     "plait.graphs.dag": ("langgraph",),
 }
 
+# Third-party packages only one package may import: the HTTP stack of `plait serve`
+# stays in plait.cli.serve (which the CLI imports lazily), so nothing else loads it.
+ONLY_IN: dict[str, str] = {
+    "fastapi": "plait.cli.serve",
+    "starlette": "plait.cli.serve",
+    "uvicorn": "plait.cli.serve",
+}
+
 # Deliberate exceptions: (importer room, imported room) -> why. Keep it empty if you can.
 ALLOWED: dict[tuple[str, str], str] = {
     ("plait.__main__", "plait.cli"): "`python -m plait` is the command line",
@@ -125,6 +133,16 @@ def _violations() -> list[str]:
 
 def test_no_layer_imports_a_higher_one():
     assert _violations() == []
+
+
+def test_the_http_stack_is_imported_only_by_plait_serve():
+    problems = []
+    for name, path in sorted(_modules().items()):
+        for line, target in _imports(name, path):
+            home = ONLY_IN.get(target.split(".")[0])
+            if home is not None and name != home and not name.startswith(home + "."):
+                problems.append(f"{path.relative_to(ROOT)}:{line}: {name} imports {target}")
+    assert problems == []
 
 
 def test_every_module_belongs_to_a_layer():

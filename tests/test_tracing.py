@@ -297,3 +297,23 @@ def test_span_failure_is_recorded_and_propagates(tmp_path: Any) -> None:
                 raise KeyError("k")
     (record,) = tracing.read_trace(tmp_path / "t.jsonl")
     assert record["status"] == "error" and record["error"] == "KeyError: 'k'"
+
+
+def test_spans_made_elsewhere_join_the_trace_under_their_remote_parent(tmp_path):
+    assert tracing.remote_parent() is None  # nothing records here: nothing to send back
+    with tracing.record_run(tmp_path, "r-remote"):
+        with tracing.span("plait.task", {"plait.task.id": "t"}) as task:
+            parent = tracing.remote_parent()
+            assert parent == {"trace_id": task.trace_id, "span_id": task.span_id}
+            # What a worker process does: its spans are collected, not written here.
+            with tracing.collect_under(parent) as collected:
+                with tracing.span("plait.worker"):
+                    with tracing.span("execute_tool add"):
+                        pass
+            assert [r["name"] for r in collected.records] == ["execute_tool add", "plait.worker"]
+            tracing.replay(collected.records)  # back in the driver
+    records = tracing.read_trace(tmp_path / "trace.jsonl")
+    by_name = {r["name"]: r for r in records}
+    assert by_name["plait.worker"]["parent_id"] == by_name["plait.task"]["span_id"]
+    assert by_name["execute_tool add"]["parent_id"] == by_name["plait.worker"]["span_id"]
+    assert {r["trace_id"] for r in records} == {by_name["plait.run"]["trace_id"]}

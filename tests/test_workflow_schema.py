@@ -268,7 +268,7 @@ def test_inputs_are_typed_and_required(tmp_path):
     assert wf.resolve_inputs({"n": "3", "text": "x"}) == {"n": 3, "text": "x"}
     with pytest.raises(ConfigError, match="input 'n' is required"):
         wf.resolve_inputs({"text": "x"})
-    with pytest.raises(ConfigError, match="must be a integer"):
+    with pytest.raises(ConfigError, match="must be an integer"):
         wf.resolve_inputs({"n": "three", "text": "x"})
     with pytest.raises(ConfigError, match="unknown input"):
         wf.resolve_inputs({"n": 1, "text": "x", "oops": 1})

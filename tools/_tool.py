@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import json
@@ -67,9 +68,9 @@ class Tool:
         """Whether the wrapped function is a coroutine function."""
         return inspect.iscoroutinefunction(self.fn)
 
-    @property
+    @functools.cached_property
     def spec(self) -> ToolSpec:
-        """The tool as a model sees it."""
+        """The tool as a model sees it (built once: checking the schema is not free)."""
         return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
 
     def renamed(self, name: str) -> Tool:

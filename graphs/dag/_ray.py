@@ -11,10 +11,13 @@ or timed-out attempt cancels its Ray task. Ray is an optional extra
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+from plait import tracing
 from plait.errors import ConfigError
 
 from ._executor import EagerExecutor, TaskRunner
@@ -41,16 +44,48 @@ class _Raised:
         self.error = error
 
 
-def _run_task_body(runner: TaskRunner, task: dict[str, Any], args: dict[str, Any]) -> Any:
-    """What a Ray worker executes: one attempt of one task."""
+class _Traced:
+    """A worker's answer with the spans it recorded, for the driver's trace."""
+
+    def __init__(self, value: Any, spans: list[dict[str, Any]]) -> None:
+        self.value = value
+        self.spans = spans
+
+
+def _run_task_body(
+    runner: TaskRunner,
+    task: dict[str, Any],
+    args: dict[str, Any],
+    parent: dict[str, str] | None = None,
+) -> Any:
+    """What a Ray worker executes: one attempt of one task.
+
+    With ``parent`` (the driver records a trace), the attempt runs in a
+    ``plait.worker`` span under the driver's task span, and every span made here
+    goes back with the answer to be written into the run's trace.
+    """
 
     async def attempt() -> Any:
         return await runner(Task.model_validate(task), args)
 
-    try:
-        return asyncio.run(attempt())
-    except Exception as e:  # handed back so the driver sees the task's own error
-        return _Raised(e)
+    def answer() -> Any:
+        try:
+            return asyncio.run(attempt())
+        except Exception as e:  # handed back so the driver sees the task's own error
+            return _Raised(e)
+
+    if parent is None:
+        return answer()
+    with tracing.collect_under(parent) as collected:
+        with tracing.span(
+            "plait.worker",
+            {"plait.task.id": task.get("id"), "process.pid": os.getpid(),
+             "host.name": socket.gethostname()},
+        ) as span:  # fmt: skip
+            value = answer()
+            if isinstance(value, _Raised):
+                span.fail(value.error)
+    return _Traced(value, collected.records)
 
 
 def _remote(ray: Any) -> Any:
@@ -106,7 +141,7 @@ class RayTaskRunner:
         ref = (
             _remote(ray)
             .options(num_cpus=self.num_cpus, name=f"plait.task:{task.tool}")
-            .remote(runner, task.model_dump(mode="json"), args)
+            .remote(runner, task.model_dump(mode="json"), args, tracing.remote_parent())
         )
         try:
             result = await ref
@@ -116,6 +151,9 @@ class RayTaskRunner:
             # so the worker process is ended (Ray starts a fresh one).
             ray.cancel(ref, force=True)
             raise
+        if isinstance(result, _Traced):
+            tracing.replay(result.spans)
+            result = result.value
         if isinstance(result, _Raised):
             raise result.error
         return result

@@ -136,13 +136,21 @@ class SQLiteResultStore(ResultStore):
             self._conn = conn
         return self._conn
 
+    async def _open(self) -> sqlite3.Connection:
+        """The connection, opened in a worker thread (creating the file waits on the disk,
+        which must not stall the event loop). Called with ``self._lock`` held."""
+        if self._conn is not None:
+            return self._conn
+        return await asyncio.to_thread(self._db)
+
     async def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         write = _Write(statements)
         self._pending.append(write)
         try:
             async with self._lock:
                 if write.commit is None:  # no commit took it while this one waited
-                    self._db()  # before the batch is taken: a failure here leaves it queued
+                    # Before the batch is taken: a failure here leaves it queued.
+                    await self._open()
                     batch, self._pending = self._pending, []
                     commit = asyncio.ensure_future(asyncio.to_thread(self._commit, batch))
                     for queued in batch:
@@ -178,7 +186,7 @@ class SQLiteResultStore(ResultStore):
 
     async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
         async with self._lock:
-            db = self._db()
+            db = await self._open()
             with self._thread_lock:
                 rows = db.execute(
                     "SELECT body FROM tasks WHERE run_id=? ORDER BY seq", (run_id,)
@@ -203,7 +211,7 @@ class SQLiteResultStore(ResultStore):
 
     async def load_value(self, scope: str, name: str) -> tuple[bool, Any]:
         async with self._lock:
-            db = self._db()
+            db = await self._open()
             with self._thread_lock:
                 row = db.execute(
                     "SELECT body FROM named_values WHERE scope=? AND name=?", (scope, name)
@@ -230,6 +238,10 @@ class SQLiteResultStore(ResultStore):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    async def aclose(self) -> None:
+        """:meth:`close` in a worker thread: closing checkpoints the write-ahead log."""
+        await asyncio.to_thread(self.close)
 
 
 def _save_task(run_id: str, task: Task) -> tuple[str, tuple[Any, ...]]:

@@ -30,7 +30,8 @@ def convert_input(name: str, value: Any, spec: InputSpec) -> Any:
             if spec.type == "number":
                 return float(text)
         except ValueError as e:
-            raise ConfigError(f"input {name!r} must be a {spec.type}, got {value!r}") from e
+            article = "an" if spec.type == "integer" else "a"
+            raise ConfigError(f"input {name!r} must be {article} {spec.type}, got {value!r}") from e
         if text.lower() in ("true", "yes", "1"):
             return True
         if text.lower() in ("false", "no", "0"):

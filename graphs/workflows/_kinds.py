@@ -17,11 +17,28 @@ from plait.tools import Toolset
 
 from ..adapters import UsageErrorStop, dag_dispatch, task_runner
 from ..compiler import LLMCompiler
-from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
+from ..dag import (
+    Approver,
+    EagerExecutor,
+    Plan,
+    RayTaskRunner,
+    SQLiteResultStore,
+    Task,
+    TaskEvent,
+    TaskRunner,
+    substitute,
+)
 from ._build import Built, backend_named, select_tools
 from ._inputs import with_inputs
 from ._metering import ModelCall
-from ._schema import PlannerWorkflow, StepsWorkflow, SupervisorWorkflow, WorkflowSpec
+from ._schema import (
+    ExecutorChoice,
+    PlannerWorkflow,
+    RayExecutorSpec,
+    StepsWorkflow,
+    SupervisorWorkflow,
+    WorkflowSpec,
+)
 
 __all__ = ["RUNNERS", "Outcome", "RunContext", "WorkflowEvent", "steps_plan"]
 
@@ -42,6 +59,8 @@ class RunContext:
         run_id: the run's id.
         store: the run's result store (finished tasks, for resuming).
         on_event: the caller's event callback.
+        approver: decides on steps flagged ``requires_approval`` (without one they
+            are skipped as unapproved).
     """
 
     spec: WorkflowSpec
@@ -51,6 +70,7 @@ class RunContext:
     run_id: str
     store: SQLiteResultStore
     on_event: Callable[[WorkflowEvent], None] | None
+    approver: Approver | None = None
 
 
 def steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
@@ -69,9 +89,44 @@ def steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
                 timeout_s=step.timeout_s,
                 retries=step.retries,
                 continue_on_error=step.continue_on_error,
+                requires_approval=step.requires_approval,
             )
         )
     return Plan(tasks=tuple(tasks))
+
+
+def driver_tools(spec: WorkflowSpec, built: Built) -> set[str]:
+    """Tools that must run in the driver process: the memory tools (they hold the store)."""
+    names: set[str] = set()
+    for entry, tool_spec in spec.tools.items():
+        if getattr(tool_spec, "builtin", None) == "memory":
+            names.update(t.name for t in built.entries[entry])
+    return names
+
+
+def placed(
+    executor: ExecutorChoice,
+    runner: TaskRunner,
+    tools: Toolset,
+    on_driver: set[str],
+) -> TaskRunner:
+    """``runner``, or (``executor: ray``) a runner sending tool tasks to Ray workers.
+
+    Tasks named in ``on_driver`` (agents, memory tools) keep running here.
+    """
+    if executor == "local":
+        return runner
+    ray_spec = executor if isinstance(executor, RayExecutorSpec) else RayExecutorSpec(kind="ray")
+    travelling = Toolset([t for t in tools if t.name not in on_driver])
+    _, tool_calls = task_runner(travelling, [])
+    remote = RayTaskRunner(tool_calls, address=ray_spec.address, num_cpus=ray_spec.num_cpus)
+
+    async def run(task: Task, args: dict[str, Any]) -> Any:
+        if task.tool in on_driver or task.tool not in travelling:
+            return await runner(task, args)
+        return await remote(task, args)
+
+    return run
 
 
 @dataclass
@@ -100,11 +155,14 @@ async def _run_steps(run: RunContext) -> Outcome:
     assert isinstance(body, StepsWorkflow)
     plan = steps_plan(body, run.inputs)
     _, runner = task_runner(run.built.tools, run.built.agents.values())
+    on_driver = set(run.built.agents) | driver_tools(run.spec, run.built)
+    runner = placed(body.executor, runner, run.built.tools, on_driver)
     stop = UsageErrorStop()  # a misconfigured step stops the run instead of failing
     executor = EagerExecutor(
         stop.wrap(runner),
         max_concurrency=body.max_concurrency,
         store=run.store,
+        approver=run.approver,
         on_event=run.on_event,
     )
     done = await stop.run(executor.run(plan, run_id=run.run_id))
@@ -129,6 +187,8 @@ async def _run_planner(run: RunContext) -> Outcome:
     assert isinstance(body, PlannerWorkflow)
     tools = Toolset([select_tools(run.built.entries, name) for name in body.tools])
     specs, runner = task_runner(tools, [run.built.agents[name] for name in body.agents])
+    on_driver = set(body.agents) | driver_tools(run.spec, run.built)
+    runner = placed(body.executor, runner, tools, on_driver)
     stop = UsageErrorStop()
     runner = stop.wrap(runner)
     compiler = LLMCompiler(

@@ -26,7 +26,7 @@ from plait.errors import ConfigError, RunError, WorkflowValidationError, is_cont
 from plait.memory import Memory
 from plait.tools import Toolset
 
-from ..dag import Plan, SQLiteResultStore
+from ..dag import Approver, Plan, SQLiteResultStore
 from ._build import build, close_backends, connected
 from ._checks import check
 from ._inputs import convert_input
@@ -144,24 +144,37 @@ class Workflow:
         """Inputs with defaults applied and values converted to their declared types.
 
         Raises:
-            ConfigError: an unknown input, a missing required one, or a bad value.
+            ConfigError: an unknown input, a missing required one, or a bad value
+                (every problem, in one message).
         """
+        values, problems = self._inputs(given)
+        if problems:
+            raise ConfigError("; ".join(problems.values()))
+        return values
+
+    def input_problems(self, given: Mapping[str, Any]) -> dict[str, str]:
+        """What is wrong with ``given`` as this workflow's inputs: input name -> problem."""
+        return self._inputs(given)[1]
+
+    def _inputs(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         declared = self.spec.inputs
-        unknown = sorted(set(given) - set(declared))
-        if unknown:
-            known = ", ".join(sorted(declared)) or "none"
-            raise ConfigError(
-                f"unknown input(s) {', '.join(unknown)}; this workflow takes: {known}"
-            )
+        known = ", ".join(sorted(declared)) or "none"
+        problems = {
+            name: f"unknown input {name!r}; this workflow takes: {known}"
+            for name in sorted(set(given) - set(declared))
+        }
         values: dict[str, Any] = {}
         for name, spec in declared.items():
             if name in given:
-                values[name] = convert_input(name, given[name], spec)
+                try:
+                    values[name] = convert_input(name, given[name], spec)
+                except ConfigError as e:
+                    problems[name] = str(e)
             elif spec.default is not None:
                 values[name] = spec.default
             else:
-                raise ConfigError(f"input {name!r} is required (pass --input {name}=...)")
-        return values
+                problems[name] = f"input {name!r} is required (pass --input {name}=...)"
+        return values, problems
 
     async def arun(
         self,
@@ -169,8 +182,12 @@ class Workflow:
         *,
         run_id: str | None = None,
         on_event: Callable[[WorkflowEvent], None] | None = None,
+        approver: Approver | None = None,
     ) -> WorkflowResult:
         """Run the workflow; a run id that exists already resumes that run.
+
+        ``approver`` decides on steps flagged ``requires_approval`` (a ``steps``
+        workflow); without one such a step is skipped as unapproved.
 
         A run-time failure (:class:`~plait.errors.RunError`) ends the run as
         ``failed`` in its result; anything else is recorded and raised.
@@ -210,8 +227,18 @@ class Workflow:
                 # MCP servers run for the length of the run (one session per run).
                 async with connected(self.spec, self._built) as built:
                     done = await runner(
-                        RunContext(self.spec, built, self.runs_dir, values, run_id, store, on_event)
+                        RunContext(
+                            self.spec,
+                            built,
+                            self.runs_dir,
+                            values,
+                            run_id,
+                            store,
+                            on_event,
+                            approver,
+                        )
                     )
+            await store.aclose()  # off the event loop; the finally below is then a no-op
             results = done.results
             outcome = dict(
                 status="done" if done.ok else "failed", answer=done.answer, steps=done.steps

@@ -21,7 +21,8 @@ from plait.settings import load_settings
 
 __all__ = ["RunRecord", "RunStatus", "list_runs", "new_run_id", "read_run", "runs_root"]
 
-RunStatus = Literal["running", "done", "failed", "interrupted"]
+RunStatus = Literal["queued", "running", "done", "failed", "interrupted"]
+"""``queued``: accepted by ``plait serve`` and waiting for a free run slot."""
 
 
 class RunRecord(BaseModel):

@@ -309,6 +309,32 @@ class StepSpec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=0)
     continue_on_error: bool = False
+    requires_approval: bool = Field(
+        default=False,
+        description="a reviewer approves, rejects or edits the step before it runs (plait serve)",
+    )
+
+
+class RayExecutorSpec(_Spec):
+    """Run tool tasks on a Ray cluster; agent and memory tasks stay on the driver.
+
+    Agents hold their backends (an in-process model cannot travel) and memory
+    tools hold the store's client, so those tasks run in the driver process;
+    every other tool call runs in a Ray worker, which must be able to import it.
+    """
+
+    kind: Literal["ray"]
+    address: str | None = Field(
+        default=None,
+        description="'auto' (the cluster of `ray start`), 'ray://host:10001', or omitted "
+        "for a local cluster",
+    )
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs one task reserves")
+
+
+ExecutorChoice = Literal["local", "ray"] | RayExecutorSpec
+"""``executor:`` of steps and planner workflows: ``local`` (default), ``ray``, or
+``{kind: ray, address: ..., num_cpus: ...}``."""
 
 
 class StepsWorkflow(_Spec):
@@ -320,6 +346,7 @@ class StepsWorkflow(_Spec):
         default=None, description="the answer, e.g. '${summary}' (default: the last step)"
     )
     max_concurrency: int = Field(default=8, ge=1)
+    executor: ExecutorChoice = "local"
 
 
 class PlannerWorkflow(_Spec):
@@ -334,6 +361,7 @@ class PlannerWorkflow(_Spec):
     plan_format: Literal["json", "text"] = "json"
     max_replans: int = Field(default=1, ge=0)
     max_tasks: int = Field(default=8, ge=1)
+    executor: ExecutorChoice = "local"
 
 
 class WorkerLimitsSpec(_Spec):

@@ -124,10 +124,26 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the completion as JSON")
     ask.set_defaults(handler=ask_command)
 
+    serve = commands.add_parser("serve", help="serve workflows over HTTP, with a live web page")
+    serve.add_argument("files", nargs="+", metavar="FILE", help="workflow files (served by stem)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-runs", type=int, default=4, help="runs at once; more are queued")
+    serve.add_argument(
+        "--max-body", type=int, default=1 << 20, metavar="BYTES", help="largest request body"
+    )
+    serve.set_defaults(handler=_serve)
+
     repl = commands.add_parser("repl", help="interactive session with agents, tools and plans")
     repl.add_argument("file", nargs="?", type=Path, help="workflow file (default: embedded model)")
     repl.set_defaults(handler=_repl)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve_command
+
+    return serve_command(args)
 
 
 def _repl(args: argparse.Namespace) -> int:

@@ -79,6 +79,21 @@ def validate_command(args: argparse.Namespace) -> int:
         f"{len(spec.inputs)} inputs",
     ]
     print(f"{args.file}: ok ({spec.workflow.kind} workflow; {', '.join(parts)})")
+    executor = getattr(spec.workflow, "executor", "local")
+    if executor != "local":
+        address = getattr(executor, "address", None) or "a local cluster"
+        driver = [
+            *spec.agents,
+            *(n for n, t in spec.tools.items() if getattr(t, "builtin", None) == "memory"),
+        ]
+        print(
+            f"  executor ray ({address}): tool tasks run on Ray workers"
+            + (
+                f"; on the driver (their models or stores stay here): {', '.join(driver)}"
+                if driver
+                else ""
+            )
+        )
     return 0
 
 
