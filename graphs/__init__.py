@@ -40,6 +40,7 @@ from .dag import (
 from .workflows import (
     ModelCall,
     RunRecord,
+    UnreadableRun,
     Workflow,
     WorkflowEvent,
     WorkflowResult,
@@ -48,6 +49,7 @@ from .workflows import (
     load_workflow,
     new_run_id,
     read_run,
+    scan_runs,
     validate_workflow,
     workflow_json_schema,
 )
@@ -76,6 +78,7 @@ __all__ = [
     "TaskOutcome",
     "TaskRunner",
     "TaskStatus",
+    "UnreadableRun",
     "Workflow",
     "WorkflowEvent",
     "WorkflowResult",
@@ -87,6 +90,7 @@ __all__ = [
     "load_workflow",
     "new_run_id",
     "read_run",
+    "scan_runs",
     "run_directory",
     "run_static",
     "task_runner",
