@@ -46,3 +46,21 @@ def block_forever(n: int) -> int:
     """
     STUCK.wait()
     return n
+
+
+def echo(text: str) -> str:
+    """Return the text as it is.
+
+    Args:
+        text: the text.
+    """
+    return text
+
+
+def place(city: str) -> dict[str, str]:
+    """A record naming a city (a JSON answer).
+
+    Args:
+        city: the city.
+    """
+    return {"city": city}
