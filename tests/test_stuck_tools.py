@@ -166,3 +166,6 @@ def test_a_signal_ends_plait_run_with_six_stuck_tools_recorded_interrupted(tmp_p
     record = json.loads(record_path.read_text())
     assert record["status"] == "interrupted"
     assert record["attempts"][-1]["status"] == "interrupted"
+    assert (
+        record["error"].startswith("interrupted") and signal.Signals(signum).name in record["error"]
+    )

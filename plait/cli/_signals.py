@@ -2,11 +2,11 @@
 
 ``asyncio.run`` would wait at the end for every thread of the default executor,
 and a thread stuck in a blocking call never ends; SIGTERM would kill the process
-before the run could record itself. :func:`run_until_signal` instead:
+before the run could record itself. :class:`SignalGuard` instead:
 
 - turns SIGINT and SIGTERM into cancelling the command's task, so the run records
   itself as interrupted (its ``finally`` blocks run) and the caller gets
-  :class:`Interrupted` with the signal;
+  ``KeyboardInterrupt``, with the signal in :attr:`SignalGuard.signum`;
 - gives that cancellation :data:`GRACE_S` seconds; a second signal, or the grace
   running out, stops the loop at once;
 - bounds the cleanup (other tasks, async generators) and never joins executor
@@ -25,7 +25,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["GRACE_S", "Interrupted", "exit_if_stuck", "run_until_signal"]
+__all__ = ["GRACE_S", "SignalGuard", "exit_if_stuck"]
 
 T = TypeVar("T")
 
@@ -35,66 +35,70 @@ GRACE_S = 5.0
 _CLEANUP_S = 2.0
 
 
-class Interrupted(Exception):
-    """The command was stopped by a signal.
+class SignalGuard:
+    """Runs one coroutine so that SIGINT and SIGTERM cancel it (see the module).
 
     Attributes:
-        signum: the signal (``signal.SIGINT``, ``signal.SIGTERM``).
-        exit_code: the shell's convention, 128 + the signal (130, 143).
+        signum: the first signal that arrived, or ``None``.
     """
 
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        self.exit_code = 128 + signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+    def __init__(self) -> None:
+        self.signum: int | None = None
 
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for the signal: 128 + its number (130, 143)."""
+        return 128 + (self.signum or signal.SIGINT)
 
-def run_until_signal(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` in a fresh event loop; SIGINT/SIGTERM cancel it.
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` in a fresh event loop; SIGINT/SIGTERM cancel it.
 
-    Raises:
-        Interrupted: a signal arrived before the coroutine finished.
-    """
-    loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(thread_name_prefix="plait-io")
-    loop.set_default_executor(executor)
-    asyncio.set_event_loop(loop)
-    main = loop.create_task(coroutine)
-    received: list[int] = []
+        Raises:
+            KeyboardInterrupt: a signal arrived before the coroutine finished
+                (:attr:`signum` says which).
+        """
+        loop = asyncio.new_event_loop()
+        executor = ThreadPoolExecutor(thread_name_prefix="plait-io")
+        loop.set_default_executor(executor)
+        asyncio.set_event_loop(loop)
+        name = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+        main = loop.create_task(coroutine)
+        received: list[int] = []
 
-    def stop_now() -> None:
-        if not main.done():
-            loop.stop()
+        def stop_now() -> None:
+            if not main.done():
+                loop.stop()
 
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            main.cancel()
-            loop.call_later(GRACE_S, stop_now)
-        else:
-            stop_now()  # asked twice: do not wait for the run to record itself
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            if len(received) == 1:
+                self.signum = signum
+                main.cancel(name.get(signum, f"signal {signum}"))
+                loop.call_later(GRACE_S, stop_now)
+            else:
+                stop_now()  # asked twice: do not wait for the run to record itself
 
-    handled = _install(loop, on_signal)
-    try:
+        handled = _install(loop, on_signal)
         try:
-            return loop.run_until_complete(main)
-        except asyncio.CancelledError:
-            if received:
-                raise Interrupted(received[0]) from None
-            raise
-        except RuntimeError:
-            if received and not main.done():  # stopped by stop_now
-                raise Interrupted(received[0]) from None
-            raise
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-        try:
-            _cleanup(loop)
+            try:
+                return loop.run_until_complete(main)
+            except asyncio.CancelledError:
+                if received:
+                    raise KeyboardInterrupt from None
+                raise
+            except RuntimeError:
+                if received and not main.done():  # stopped by stop_now
+                    raise KeyboardInterrupt from None
+                raise
         finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-            asyncio.set_event_loop(None)
-            loop.close()
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+            try:
+                _cleanup(loop)
+            finally:
+                executor.shutdown(wait=False, cancel_futures=True)
+                asyncio.set_event_loop(None)
+                loop.close()
 
 
 def _install(loop: asyncio.AbstractEventLoop, handler: Any) -> list[int]:

@@ -14,7 +14,7 @@ from typing import Any
 from plait.errors import ConfigError
 
 from ._progress import Progress
-from ._signals import Interrupted, exit_if_stuck, run_until_signal
+from ._signals import SignalGuard, exit_if_stuck
 
 __all__ = ["dump_json", "graph_command", "run_command", "schema_command", "validate_command"]
 
@@ -58,13 +58,13 @@ def run_command(args: argparse.Namespace) -> int:
     shown = workflow.redactor
     progress = Progress(sys.stderr, quiet=args.quiet, redact=shown.text)
     progress.begin(run_id, workflow.kind, str(file), resumed=bool(args.resume))
+    guard = SignalGuard()
     try:
-        result = run_until_signal(workflow.arun(inputs, run_id=run_id, on_event=progress.event))
-    except (Interrupted, KeyboardInterrupt) as e:
+        result = guard.run(workflow.arun(inputs, run_id=run_id, on_event=progress.event))
+    except KeyboardInterrupt:
         progress.interrupted(run_id)
-        code = e.exit_code if isinstance(e, Interrupted) else 130
-        exit_if_stuck(code)
-        return code
+        exit_if_stuck(guard.exit_code)
+        return guard.exit_code
     progress.end(result)
     if args.json:
         print(dump_json(shown.data(result.model_dump(mode="json"))))
