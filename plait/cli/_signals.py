@@ -61,7 +61,7 @@ class SignalGuard:
         executor = ThreadPoolExecutor(thread_name_prefix="plait-io")
         loop.set_default_executor(executor)
         asyncio.set_event_loop(loop)
-        name = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+        name: dict[int, str] = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
         main = loop.create_task(coroutine)
         received: list[int] = []
 
