@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the work failed (a :class:`~plait.errors.RunError`, or a
 run that ended ``failed``); 2 invalid input (any other plait error: ``ConfigError``
-and ``ModelLoadError``, ``PlanError``); 130 interrupted.
+and ``ModelLoadError``, ``PlanError``); 130 interrupted (Ctrl-C); 143 terminated
+(SIGTERM, ``plait run``).
 """
 
 from __future__ import annotations
