@@ -169,3 +169,24 @@ def test_a_signal_ends_plait_run_with_six_stuck_tools_recorded_interrupted(tmp_p
     assert (
         record["error"].startswith("interrupted") and signal.Signals(signum).name in record["error"]
     )
+
+
+def test_plait_run_in_process_gives_back_the_signal_handlers(tmp_path, monkeypatch, capsys):
+    from plait.cli import main
+
+    monkeypatch.setenv("PLAIT_STATE_DIR", str(tmp_path / "state"))
+
+    def mine(signum, frame):  # a caller's own handler
+        raise AssertionError("not called")
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        path = _workflow(tmp_path)
+        text = path.read_text().replace("timeout_s: 0.2", "timeout_s: 0.05")
+        path.write_text(text)
+        helpers.STUCK.set()  # nothing blocks here
+        assert main(["run", str(path), "-q"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)

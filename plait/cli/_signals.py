@@ -91,8 +91,10 @@ class SignalGuard:
                     raise KeyboardInterrupt from None
                 raise
         finally:
-            for signum in handled:
+            for signum, previous in handled.items():
                 loop.remove_signal_handler(signum)
+                if previous is not None:  # give back what was there (a caller's handler)
+                    signal.signal(signum, previous)
             try:
                 _cleanup(loop)
             finally:
@@ -101,16 +103,18 @@ class SignalGuard:
                 loop.close()
 
 
-def _install(loop: asyncio.AbstractEventLoop, handler: Any) -> list[int]:
+def _install(loop: asyncio.AbstractEventLoop, handler: Any) -> dict[int, Any]:
+    """Route SIGINT and SIGTERM to ``handler``; returns the handlers they had."""
     if threading.current_thread() is not threading.main_thread():
-        return []  # signal handlers live on the main thread only
-    handled: list[int] = []
+        return {}  # signal handlers live on the main thread only
+    handled: dict[int, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
         try:
             loop.add_signal_handler(signum, handler, signum)
         except (NotImplementedError, RuntimeError, ValueError):  # no signals here
             continue
-        handled.append(signum)
+        handled[signum] = previous
     return handled
 
 
