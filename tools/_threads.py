@@ -126,13 +126,13 @@ class ThreadLane:
                     self._spawn_if_needed()  # its place is free again
                 elif job.state == "queued":
                     job.state = "cancelled"
+                    self._queue.remove(job)  # never started: nothing to wait for
             raise
 
     def _spawn_if_needed(self) -> None:
         # Under the lock. Waiting jobs beyond idle threads get a thread, while
         # fewer than max_workers threads are doing live (not abandoned) work.
-        waiting = sum(1 for j in self._queue if j.state == "queued")
-        if waiting > self._idle and self._threads - self._abandoned < self.max_workers:
+        if len(self._queue) > self._idle and self._threads - self._abandoned < self.max_workers:
             self._threads += 1
             self._started += 1
             thread = threading.Thread(
