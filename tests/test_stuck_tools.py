@@ -190,3 +190,21 @@ def test_plait_run_in_process_gives_back_the_signal_handlers(tmp_path, monkeypat
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+async def test_a_call_cancelled_while_queued_never_runs():
+    lane = ThreadLane("test-lane", max_workers=1, max_abandoned=5)
+    release = threading.Event()
+    ran: list[str] = []
+    try:
+        busy = asyncio.ensure_future(lane.run(release.wait))
+        await asyncio.sleep(0.05)  # the only worker is busy with it
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await lane.run(ran.append, "queued")
+        release.set()
+        await busy
+        assert await lane.run(lambda: "after") == "after"
+        assert ran == [] and lane.abandoned == 0
+    finally:
+        release.set()
