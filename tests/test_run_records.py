@@ -332,3 +332,39 @@ def test_json_on_stdout_is_readable_utf8(tmp_path, state, capsys):
         p.read_text(encoding="utf-8") for p in list((state / "runs").glob("*/run.json"))[:1]
     }
     assert "São Paulo" in record
+
+
+async def test_a_second_run_of_the_same_id_in_one_process_refuses(tmp_path):
+    import asyncio
+
+    from tests.workflow_files import helpers
+
+    path = write(
+        tmp_path,
+        f"""
+        tools:
+          block: {{function: "{HELPERS}:block_forever"}}
+        workflow:
+          kind: steps
+          steps: [{{id: a, tool: block, args: {{n: 5}}}}]
+        """,
+    )
+    wf = load_workflow(path, runs_dir=tmp_path / "runs")
+    started = asyncio.Event()
+    helpers.STUCK.clear()
+    first = asyncio.ensure_future(
+        wf.arun(
+            run_id="once", on_event=lambda e: getattr(e, "kind", "") == "started" and started.set()
+        )
+    )
+    try:
+        await asyncio.wait_for(started.wait(), 60)
+        with pytest.raises(
+            ConfigError, match=f"run once is already running \\(process {os.getpid()}\\)"
+        ):
+            await wf.arun(run_id="once")
+    finally:
+        helpers.STUCK.set()
+    assert (await first).answer == 5
+    helpers.STUCK.clear()
+    assert (await wf.arun(run_id="once")).answer == 5  # released: it runs (restored) again
