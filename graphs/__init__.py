@@ -40,6 +40,7 @@ from .dag import (
 from .workflows import (
     ModelCall,
     RunRecord,
+    UnreadableRun,
     Workflow,
     WorkflowEvent,
     WorkflowResult,
@@ -48,6 +49,7 @@ from .workflows import (
     load_workflow,
     new_run_id,
     read_run,
+    scan_runs,
     validate_workflow,
     workflow_json_schema,
 )
@@ -76,6 +78,7 @@ __all__ = [
     "TaskOutcome",
     "TaskRunner",
     "TaskStatus",
+    "UnreadableRun",
     "Workflow",
     "WorkflowEvent",
     "WorkflowResult",
@@ -89,6 +92,7 @@ __all__ = [
     "read_run",
     "run_directory",
     "run_static",
+    "scan_runs",
     "task_runner",
     "tool_runner",
     "validate_workflow",

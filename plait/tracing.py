@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
@@ -461,15 +461,23 @@ class JsonlSink:
     """Appends finished spans to a JSON Lines file, one line each, flushed at once.
 
     Thread-safe; the file is opened lazily on the first span and kept open.
+
+    Args:
+        path: the file.
+        redact: applied to each record before it is written (a run's
+            :meth:`plait._secrets.Redactor.data`, hiding its secrets).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, redact: Callable[[Any], Any] | None = None) -> None:
         self.path = Path(path)
+        self.redact = redact
         self._file: Any = None
         self._lock = threading.Lock()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, default=str) + "\n"
+        if self.redact is not None:
+            record = self.redact(record)
+        line = json.dumps(record, default=str, ensure_ascii=False) + "\n"
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -485,9 +493,9 @@ class JsonlSink:
 
 
 @contextlib.contextmanager
-def record_to(path: str | Path) -> Iterator[JsonlSink]:
+def record_to(path: str | Path, redact: Callable[[Any], Any] | None = None) -> Iterator[JsonlSink]:
     """Inside the block, spans started in this context are also written to ``path``."""
-    sink = JsonlSink(path)
+    sink = JsonlSink(path, redact)
     token = _sinks.set((*_sinks.get(), sink))
     try:
         yield sink
@@ -498,14 +506,19 @@ def record_to(path: str | Path) -> Iterator[JsonlSink]:
 
 @contextlib.contextmanager
 def record_run(
-    run_dir: str | Path, run_id: str, attributes: Mapping[str, Any] | None = None
+    run_dir: str | Path,
+    run_id: str,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    redact: Callable[[Any], Any] | None = None,
 ) -> Iterator[Span]:
     """Trace one run: a ``plait.run`` root span, written to ``run_dir/trace.jsonl``.
 
     Everything started inside the block (plans, tasks, agents, model and tool
-    calls) becomes part of the run's trace.
+    calls) becomes part of the run's trace; ``redact`` is applied to each span
+    record before it is written (the run's secrets hidden).
     """
-    with record_to(Path(run_dir) / "trace.jsonl"):
+    with record_to(Path(run_dir) / "trace.jsonl", redact):
         with span("plait.run", {"plait.run_id": run_id, **(attributes or {})}) as s:
             yield s
 

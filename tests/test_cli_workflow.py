@@ -40,6 +40,11 @@ def state(tmp_path, monkeypatch):
     return tmp_path / "state"
 
 
+def python_path() -> str:
+    """The PYTHONPATH for a ``plait`` subprocess: this one's (the sources under test) + the root."""
+    return os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+
+
 def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text).lstrip())
@@ -141,9 +146,9 @@ def test_ctrl_c_keeps_the_run_and_resume_finishes_it(tmp_path, state):
             - {{id: slow, tool: slow, args: {{n: 3}}, depends_on: [fast]}}
         """,
     )
-    env = {**os.environ, "PLAIT_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PLAIT_STATE_DIR": str(state), "PYTHONPATH": python_path()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "plait", "run", str(path)],
+        [sys.executable, "-P", "-m", "plait", "run", str(path)],
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -166,7 +171,7 @@ def test_ctrl_c_keeps_the_run_and_resume_finishes_it(tmp_path, state):
     fast = path.read_text().replace("slow_count", "shout").replace("{n: 3}", "{text: x}")
     path.write_text(fast)
     done = subprocess.run(
-        [sys.executable, "-m", "plait", "run", "--resume", run_id],
+        [sys.executable, "-P", "-m", "plait", "run", "--resume", run_id],
         capture_output=True,
         text=True,
         env=env,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import inspect
@@ -18,6 +17,7 @@ from plait.chat import ToolSpec
 from plait.errors import ConfigError, ToolArgumentError
 
 from ._docstrings import parse_docstring
+from ._threads import SYNC_TOOLS
 
 __all__ = ["Tool", "json_schema_of", "render_result", "tool"]
 
@@ -106,12 +106,18 @@ class Tool:
         return {name: getattr(parsed, name) for name in type(parsed).model_fields}
 
     async def acall(self, arguments: Mapping[str, Any] | str) -> Any:
-        """Validate ``arguments`` and run the tool; sync functions run on a worker thread."""
+        """Validate ``arguments`` and run the tool; sync functions run on a worker thread.
+
+        Sync functions run on :data:`~plait.tools._threads.SYNC_TOOLS`, daemon
+        threads of their own; one whose caller gave up (timed out, cancelled)
+        is abandoned there and cannot block other work or the process's exit.
+        """
         kwargs = self.validate(arguments)
         if self.is_async:
             return await self.fn(**kwargs)
-        # A sync tool must not block the event loop other agents share.
-        result = await asyncio.to_thread(self.fn, **kwargs)
+        # A sync tool must not block the event loop other agents share, nor take
+        # threads of the default executor that other work needs (see _threads).
+        result = await SYNC_TOOLS.run(self.fn, **kwargs)
         if inspect.isawaitable(result):
             result = await result
         return result

@@ -8,6 +8,7 @@ inside a round is the eager executor's, never LangGraph's supersteps.
 from __future__ import annotations
 
 import operator
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -235,10 +236,22 @@ class LLMCompiler:
         )
 
     async def _invoke(self, run_id: str, payload: Any, *, durable: bool) -> CompilerResult:
+        config = {"configurable": {"thread_id": run_id}}
+        try:
+            return await self._invoke_with(run_id, payload, config, durable=durable)
+        except sqlite3.DatabaseError as e:  # a damaged checkpoint file (the store maps its own)
+            path = self.run_dir(run_id) / "checkpoints.sqlite"
+            raise ConfigError(
+                f"the run's checkpoints {path} cannot be used ({type(e).__name__}: {e});"
+                " if it is damaged, remove the run's folder to start the run again"
+            ) from e
+
+    async def _invoke_with(
+        self, run_id: str, payload: Any, config: Any, *, durable: bool
+    ) -> CompilerResult:
         from langgraph.checkpoint.memory import InMemorySaver
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        config = {"configurable": {"thread_id": run_id}}
         async with AsyncExitStack() as stack:
             if durable:
                 folder = self.run_dir(run_id)

@@ -7,7 +7,8 @@ import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,9 @@ class SQLiteResultStore(ResultStore):
     but many tasks finishing at once share one ``fsync``.
 
     Results must be JSON-serializable: that is what makes them survive a crash.
+
+    SQLite work runs on the store's own thread, never on asyncio's default
+    executor: blocked work there (a stuck sync tool, say) cannot delay a commit.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -116,6 +120,13 @@ class SQLiteResultStore(ResultStore):
         # The connection is used by one thread at a time, even when an awaiting
         # writer was cancelled and its commit still runs.
         self._thread_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """``fn(*args)`` on the store's thread (one thread: SQLite writes are serial)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plait-store")
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -137,11 +148,11 @@ class SQLiteResultStore(ResultStore):
         return self._conn
 
     async def _open(self) -> sqlite3.Connection:
-        """The connection, opened in a worker thread (creating the file waits on the disk,
-        which must not stall the event loop). Called with ``self._lock`` held."""
+        """The connection, opened on the store's thread (creating the file waits on the
+        disk, which must not stall the event loop). Called with ``self._lock`` held."""
         if self._conn is not None:
             return self._conn
-        return await asyncio.to_thread(self._db)
+        return await self._run(self._db)
 
     async def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         write = _Write(statements)
@@ -152,7 +163,7 @@ class SQLiteResultStore(ResultStore):
                     # Before the batch is taken: a failure here leaves it queued.
                     await self._open()
                     batch, self._pending = self._pending, []
-                    commit = asyncio.ensure_future(asyncio.to_thread(self._commit, batch))
+                    commit = self._run(self._commit, batch)
                     for queued in batch:
                         queued.commit = commit
                     # Shielded: a cancelled writer must not stop a commit others wait on.
@@ -184,18 +195,27 @@ class SQLiteResultStore(ResultStore):
             ("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (run_id, task_id, body))
         )
 
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        db = self._db()
+        with self._thread_lock:
+            try:
+                return db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise _unreadable(self.path, e) from e
+
     async def load(self, run_id: str) -> tuple[list[Task], dict[str, Any]]:
         async with self._lock:
-            db = await self._open()
-            with self._thread_lock:
-                rows = db.execute(
-                    "SELECT body FROM tasks WHERE run_id=? ORDER BY seq", (run_id,)
-                ).fetchall()
-                results = db.execute(
-                    "SELECT task_id, result FROM results WHERE run_id=?", (run_id,)
-                ).fetchall()
-        tasks = [Task.model_validate_json(body) for (body,) in rows]
-        return tasks, {task_id: json.loads(body) for task_id, body in results}
+            rows = await self._run(
+                self._query, "SELECT body FROM tasks WHERE run_id=? ORDER BY seq", (run_id,)
+            )
+            results = await self._run(
+                self._query, "SELECT task_id, result FROM results WHERE run_id=?", (run_id,)
+            )
+        try:
+            tasks = [Task.model_validate_json(body) for (body,) in rows]
+            return tasks, {task_id: json.loads(body) for task_id, body in results}
+        except (ValueError, TypeError) as e:  # pydantic's and json's errors are ValueErrors
+            raise _unreadable(self.path, e) from e
 
     async def save_value(self, scope: str, name: str, value: Any) -> None:
         try:
@@ -211,15 +231,20 @@ class SQLiteResultStore(ResultStore):
 
     async def load_value(self, scope: str, name: str) -> tuple[bool, Any]:
         async with self._lock:
-            db = await self._open()
-            with self._thread_lock:
-                row = db.execute(
-                    "SELECT body FROM named_values WHERE scope=? AND name=?", (scope, name)
-                ).fetchone()
-        return (True, json.loads(row[0])) if row else (False, None)
+            rows = await self._run(
+                self._query,
+                "SELECT body FROM named_values WHERE scope=? AND name=?",
+                (scope, name),
+            )
+        if not rows:
+            return False, None
+        try:
+            return True, json.loads(rows[0][0])
+        except (ValueError, TypeError) as e:
+            raise _unreadable(self.path, e) from e
 
     def _commit(self, batch: list[_Write]) -> None:
-        """Run a batch of statements in one transaction (in a worker thread)."""
+        """Run a batch of statements in one transaction (on the store's thread)."""
         with self._thread_lock:
             if self._conn is None:  # closed while this commit waited for the thread
                 closed = sqlite3.ProgrammingError(f"the run store {self.path} was closed")
@@ -229,19 +254,34 @@ class SQLiteResultStore(ResultStore):
             _execute_commit(self._conn, batch)
 
     def close(self) -> None:
-        """Close the database once any commit in flight has finished.
+        """Finish the commit under way, then close the file and the store's thread.
 
-        A writer cancelled mid-commit leaves its (shielded) commit running in a
-        worker thread; closing the connection under it would crash the process.
+        A writer cancelled mid-commit leaves its (shielded) commit running on the
+        store's thread; closing the connection under it would crash the process.
         """
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._close_connection()
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop (closing checkpoints the log)."""
+        if self._executor is not None:
+            await self._run(self._close_connection)  # after any commit already queued
+        self.close()
+
+    def _close_connection(self) -> None:
         with self._thread_lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
-    async def aclose(self) -> None:
-        """:meth:`close` in a worker thread: closing checkpoints the write-ahead log."""
-        await asyncio.to_thread(self.close)
+
+def _unreadable(path: Path, error: BaseException) -> ConfigError:
+    return ConfigError(
+        f"the run store {path} cannot be used ({type(error).__name__}: {error});"
+        " if it is damaged, remove the run's folder to start the run again"
+    )
 
 
 def _save_task(run_id: str, task: Task) -> tuple[str, tuple[Any, ...]]:

@@ -6,12 +6,13 @@
 
 from ._metering import ModelCall
 from ._runner import Workflow, WorkflowEvent, WorkflowResult, load_workflow, validate_workflow
-from ._runs import RunRecord, list_runs, new_run_id, read_run
+from ._runs import RunRecord, UnreadableRun, list_runs, new_run_id, read_run, scan_runs
 from ._schema import WorkflowSpec, workflow_json_schema
 
 __all__ = [
     "ModelCall",
     "RunRecord",
+    "UnreadableRun",
     "Workflow",
     "WorkflowEvent",
     "WorkflowResult",
@@ -20,6 +21,7 @@ __all__ = [
     "load_workflow",
     "new_run_id",
     "read_run",
+    "scan_runs",
     "validate_workflow",
     "workflow_json_schema",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait import tracing
+from plait._secrets import NO_SECRETS, Redactor
 from plait._sync import run_sync
 from plait.agents import Agent, TeamTrace
 from plait.backends import Backend
@@ -26,15 +27,15 @@ from plait.errors import ConfigError, RunError, WorkflowValidationError, is_cont
 from plait.memory import Memory
 from plait.tools import Toolset
 
-from ..dag import Approver, Plan, SQLiteResultStore
+from ..dag import Approver, Plan, SQLiteResultStore, run_directory
 from ._build import build, close_backends, connected
 from ._checks import check
 from ._inputs import convert_input
 from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
 from ._metering import RunMeter, metering
-from ._runs import RunRecord, new_run_id, runs_root
+from ._runs import Attempt, RunRecord, lock_run, new_run_id, read_run, runs_root
 from ._schema import StepsWorkflow, WorkflowSpec
-from ._source import read_source
+from ._source import Source, read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
 
@@ -77,11 +78,17 @@ def validate_workflow(
     Raises:
         WorkflowValidationError: every problem found, each with ``file:line:column``.
     """
+    return _read_checked(path, env)[0]
+
+
+def _read_checked(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None
+) -> tuple[WorkflowSpec, Source]:
     source = read_source(path, env)
     spec = check(source) if not source.problems or source.data else None
     if source.problems or spec is None:
         raise WorkflowValidationError(str(path), source.problems)
-    return spec
+    return spec, source
 
 
 def load_workflow(
@@ -104,8 +111,10 @@ def load_workflow(
         WorkflowValidationError: the file is invalid (every problem listed).
         ConfigError: something it names cannot be built (an import, a folder).
     """
-    spec = validate_workflow(path, env)
-    return Workflow(spec, Path(path), backends=backends, runs_dir=runs_dir)
+    spec, source = _read_checked(path, env)
+    return Workflow(
+        spec, Path(path), backends=backends, runs_dir=runs_dir, redactor=source.redactor
+    )
 
 
 class Workflow:
@@ -117,6 +126,9 @@ class Workflow:
         agents, tools, backends, memory: what the file declares, built (without
             the tools of MCP servers, which each run lists when it starts; see
             :meth:`connected_tools`).
+        redactor: hides the values the file took from ``${NAME}`` references in
+            everything a run writes (``run.json``, ``trace.jsonl``) and in the
+            errors it raises.
     """
 
     def __init__(
@@ -126,10 +138,16 @@ class Workflow:
         *,
         backends: Mapping[str, Backend] | None = None,
         runs_dir: str | os.PathLike[str] | None = None,
+        redactor: Redactor = NO_SECRETS,
     ) -> None:
         self.spec = spec
         self.path = path
-        self._built = build(spec, path.parent, backends)
+        self.redactor = redactor
+        try:
+            self._built = build(spec, path.parent, backends)
+        except Exception as e:  # its message may quote a value from the environment
+            redactor.error(e)
+            raise
         self.agents: dict[str, Agent[Any]] = self._built.agents
         self.tools: Toolset = self._built.tools
         self.backends: dict[str, Backend] = self._built.backends
@@ -190,29 +208,55 @@ class Workflow:
         workflow); without one such a step is skipped as unapproved.
 
         A run-time failure (:class:`~plait.errors.RunError`) ends the run as
-        ``failed`` in its result; anything else is recorded and raised.
+        ``failed`` in its result; anything else is recorded and raised. The run
+        holds its folder's lock (``run.lock``) while it runs. A resume keeps the
+        earlier attempts (``RunRecord.attempts``); usage and cost in the result
+        are this attempt's, in the record the totals. Errors it raises and
+        everything it writes have the workflow's secrets hidden.
 
         Raises:
-            ConfigError: bad inputs (nothing has run), or a misconfiguration found
-                while running (the run is recorded as ``failed``).
+            ConfigError: bad inputs (nothing has run); the run is running in another
+                process (or task); its record is unreadable; or a misconfiguration
+                found while running (the run is recorded as ``failed``).
             PlanError: a plan given in the file turned out invalid while running.
             asyncio.CancelledError, KeyboardInterrupt: after recording the run as
                 ``interrupted`` (its finished results stay stored for a resume).
         """
         values = self.resolve_inputs(inputs or {})
         run_id = run_id or new_run_id()
-        folder = self.runs_dir / run_id
+        folder = run_directory(run_id, self.runs_dir)
+        with lock_run(folder, run_id):  # a second process running this id refuses here
+            earlier: list[Attempt] = []
+            if (folder / "run.json").exists():  # a resume: keep what earlier attempts did
+                earlier = read_run(run_id, self.runs_dir).earlier_attempts()
+            return await self._attempt(values, run_id, folder, earlier, on_event)
+
+    async def _attempt(
+        self,
+        values: dict[str, Any],
+        run_id: str,
+        folder: Path,
+        earlier: list[Attempt],
+        on_event: Callable[[WorkflowEvent], None] | None,
+    ) -> WorkflowResult:
+        redactor = self.redactor
         # This run's tally, found by the shared backends' meters in the run's context.
         meter = RunMeter(on_call=on_event)
+        started = time.time()
+        before_usage = sum((a.usage for a in earlier), Usage())
+        before_cost = sum(a.cost for a in earlier)
         record = RunRecord(
             run_id=run_id,
             workflow=str(self.path),
             kind=self.kind,
             status="running",
             inputs=values,
-            started_at=time.time(),
+            started_at=earlier[0].started_at if earlier else started,
+            usage=before_usage,
+            cost=before_cost,
+            attempts=[*earlier, Attempt(started_at=started, status="running")],
         )
-        record.write(self.runs_dir)
+        record.write(self.runs_dir, redactor)
         store = SQLiteResultStore(folder / "results.sqlite")
         outcome: dict[str, Any] = {}
         team: TeamTrace | None = None
@@ -222,7 +266,9 @@ class Workflow:
             # HTML report (``plait runs show ID --html``) is drawn from it.
             with (
                 metering(meter),
-                tracing.record_run(folder, run_id, {"plait.workflow": str(self.path)}),
+                tracing.record_run(
+                    folder, run_id, {"plait.workflow": str(self.path)}, redact=redactor.data
+                ),
             ):
                 # MCP servers run for the length of the run (one session per run).
                 async with connected(self.spec, self._built) as built:
@@ -257,22 +303,40 @@ class Workflow:
             # Interrupted (its finished results stay stored for a resume), or a usage
             # error or bug that must surface as itself; either way recorded first.
             if is_control_flow(e):
-                outcome = dict(status="interrupted", error="interrupted")
+                why = str(e.args[0]) if e.args and isinstance(e.args[0], str) else ""
+                outcome = dict(
+                    status="interrupted", error=f"interrupted ({why})" if why else "interrupted"
+                )
             else:
                 outcome = dict(status="failed", error=f"{type(e).__name__}: {e}")
+                redactor.error(e)
             raise
         finally:
             store.close()
-            record = record.model_copy(
-                update=dict(outcome, finished_at=time.time(), usage=meter.usage, cost=meter.cost)
+            attempt = Attempt(
+                started_at=started,
+                finished_at=time.time(),
+                status=outcome.get("status", "failed"),
+                usage=meter.usage,
+                cost=meter.cost,
+                error=outcome.get("error"),
             )
-            record.write(self.runs_dir)
+            record = record.model_copy(
+                update=dict(
+                    outcome,
+                    finished_at=attempt.finished_at,
+                    usage=before_usage + meter.usage,
+                    cost=before_cost + meter.cost,
+                    attempts=[*earlier, attempt],
+                )
+            )
+            record.write(self.runs_dir, redactor)
         return WorkflowResult(
             run_id=run_id,
             ok=record.status == "done",
             answer=record.answer,
             status=record.status,
-            error=record.error,
+            error=redactor.text(record.error) if record.error else None,
             results=results,
             usage=meter.usage,
             cost=meter.cost,

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from plait._secrets import Redactor
+
 __all__ = ["Position", "Problem", "Source", "read_source"]
 
 Path_ = tuple[str | int, ...]
@@ -77,7 +79,7 @@ class Source:
         keys: path -> where the key was written.
         values: path -> where the value starts.
         problems: syntax, include and environment problems.
-        secrets: values that came from the environment (never shown).
+        secrets: values that came from the environment (long ones are never shown).
     """
 
     path: Path
@@ -105,11 +107,13 @@ class Source:
         )
 
     def redact(self, text: str) -> str:
-        """``text`` with every environment-substituted value replaced by ``***``."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` with environment-substituted values hidden (see :mod:`plait._secrets`)."""
+        return self.redactor.text(text)
+
+    @property
+    def redactor(self) -> Redactor:
+        """What hides this file's secrets wherever a run writes or prints."""
+        return Redactor(self.secrets)
 
 
 def dotted(path: Path_) -> str:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the work failed (a :class:`~plait.errors.RunError`, or a
 run that ended ``failed``); 2 invalid input (any other plait error: ``ConfigError``
-and ``ModelLoadError``, ``PlanError``); 130 interrupted.
+and ``ModelLoadError``, ``PlanError``); 130 interrupted (Ctrl-C); 143 terminated
+(SIGTERM, ``plait run``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from plait.errors import PlaitError, RunError
 
 from ._mcp import mcp_command
 from ._model import ask_command, doctor_command, version_command
+from ._new import new_command
 from ._runs import runs_list_command, runs_show_command
 from ._workflow import graph_command, run_command, schema_command, validate_command
 
@@ -59,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted or failed run")
     run.add_argument("--quiet", "-q", action="store_true", help="only the summary on stderr")
     run.set_defaults(handler=run_command)
+
+    new = commands.add_parser("new", help="scaffold a workflow folder (YAML, tools, README)")
+    new.add_argument("name", help="the folder to create (letters, digits, '_', '-')")
+    new.set_defaults(handler=new_command)
 
     validate = commands.add_parser("validate", help="check a workflow file, every problem at once")
     validate.add_argument("file")

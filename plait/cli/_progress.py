@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 __all__ = ["Progress"]
@@ -14,11 +15,19 @@ class Progress:
     Args:
         stream: where to print (stderr, so stdout carries only the answer).
         quiet: print only the summary.
+        redact: applied to every line (the workflow's secrets hidden).
     """
 
-    def __init__(self, stream: TextIO, *, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        quiet: bool = False,
+        redact: Callable[[str], str] = str,
+    ) -> None:
         self.stream = stream
         self.quiet = quiet
+        self.redact = redact
         self.running: dict[str, str] = {}
         self.most_parallel = 0
         self.finished = 0
@@ -30,7 +39,7 @@ class Progress:
 
     def _say(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=self.stream, flush=True)
+            print(self.redact(text), file=self.stream, flush=True)
 
     def begin(self, run_id: str, kind: str, file: str, *, resumed: bool) -> None:
         verb = "resuming" if resumed else "run"
@@ -87,10 +96,12 @@ class Progress:
         restored = f", {self.restored} restored" if self.restored else ""
         failed = f", {self.failed} failed" if self.failed else ""
         print(
-            f"{result.status} in {elapsed:.1f}s: {self.finished} tasks{failed}{restored}, "
-            f"at most {self.most_parallel} at once; {self.prompt} prompt tokens "
-            f"({self.cached} cached), {self.generated} generated; cost {self.cost:.4f}; "
-            f"run {result.run_id}",
+            self.redact(
+                f"{result.status} in {elapsed:.1f}s: {self.finished} tasks{failed}{restored}, "
+                f"at most {self.most_parallel} at once; {self.prompt} prompt tokens "
+                f"({self.cached} cached), {self.generated} generated; cost {self.cost:.4f}; "
+                f"run {result.run_id}"
+            ),
             file=self.stream,
             flush=True,
         )

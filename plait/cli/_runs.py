@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+
+from ._workflow import dump_json
 
 __all__ = ["runs_list_command", "runs_show_command"]
 
@@ -14,18 +17,21 @@ def _when(at: float | None) -> str:
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def runs_list_command(args: argparse.Namespace) -> int:
-    """One line per run, newest first."""
-    from plait.graphs import list_runs
+    """One line per run, newest first; unreadable records are named on stderr."""
+    from plait.graphs import scan_runs
 
-    records = list_runs()[: args.limit]
+    found, broken = scan_runs()
+    records = found[: args.limit]
+    for bad in broken:
+        print(f"plait: warning: {bad.reason}", file=sys.stderr)
     if args.json:
-        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        print(dump_json([r.model_dump(mode="json") for r in records]))
         return 0
     if not records:
         print("no runs yet (plait run FILE starts one)")
@@ -33,7 +39,7 @@ def runs_list_command(args: argparse.Namespace) -> int:
     for r in records:
         took = f"{r.finished_at - r.started_at:.1f}s" if r.finished_at else "-"
         shown = _short(r.answer if r.status == "done" else r.error or "")
-        print(f"{r.run_id}  {r.status:<11} {took:>7}  {r.workflow}  {shown}")
+        print(f"{r.run_id}  {_status(r):<11} {took:>7}  {r.workflow}  {shown}")
     return 0
 
 
@@ -58,6 +64,15 @@ def _model_lines(run_id: str) -> list[str]:
             f"{call['backend']}{via}{failed}"
         )
     return lines
+def _status(record: object) -> str:
+    """The record's status; a ``running`` one that no process holds ended unrecorded."""
+    from plait.graphs import run_directory
+    from plait.graphs.workflows._runs import run_is_held
+
+    status = str(getattr(record, "status", ""))
+    if status == "running" and not run_is_held(run_directory(getattr(record, "run_id", ""))):
+        return "running (not held by any process: it ended unrecorded; --resume finishes it)"
+    return status
 
 
 def runs_show_command(args: argparse.Namespace) -> int:
@@ -74,18 +89,28 @@ def runs_show_command(args: argparse.Namespace) -> int:
         print(f"wrote {written}")
         return 0
     if args.json:
-        print(record.model_dump_json(indent=2))
+        print(dump_json(record.model_dump(mode="json")))
         return 0
     usage = record.usage
+    total = " in all" if len(record.attempts) > 1 else ""
     lines = [
-        f"run {record.run_id}: {record.status}",
+        f"run {record.run_id}: {_status(record)}",
         f"  workflow: {record.workflow} ({record.kind})",
         f"  started:  {_when(record.started_at)}   finished: {_when(record.finished_at)}",
-        f"  inputs:   {json.dumps(record.inputs)}",
+        f"  inputs:   {json.dumps(record.inputs, ensure_ascii=False)}",
         f"  tokens:   {usage.prompt_tokens} prompt ({usage.cached_prompt_tokens} cached), "
-        f"{usage.completion_tokens} generated; cost {record.cost:.4f}",
+        f"{usage.completion_tokens} generated; cost {record.cost:.4f}{total}",
     ]
     lines.extend(_model_lines(record.run_id))
+    if len(record.attempts) > 1:
+        for number, attempt in enumerate(record.attempts, 1):
+            used = attempt.usage
+            lines.append(
+                f"  attempt {number}: {attempt.status}, started {_when(attempt.started_at)},"
+                f" {used.prompt_tokens} prompt + {used.completion_tokens} generated tokens,"
+                f" cost {attempt.cost:.4f}"
+                + (f"; {_short(attempt.error, 80)}" if attempt.error else "")
+            )
     for step, status in record.steps.items():
         lines.append(f"  step {step}: {status}")
     if record.team is not None:
@@ -98,7 +123,7 @@ def runs_show_command(args: argparse.Namespace) -> int:
         lines.append(f"  error:    {record.error}")
     answer = record.answer
     if answer is not None:
-        shown = answer if isinstance(answer, str) else json.dumps(answer, indent=2)
+        shown = answer if isinstance(answer, str) else dump_json(answer)
         lines.append(f"  answer:   {shown}")
     if record.status in ("interrupted", "failed"):
         lines.append(f"  resume:   plait run --resume {record.run_id}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import subprocess
@@ -15,8 +14,9 @@ from typing import Any
 from plait.errors import ConfigError
 
 from ._progress import Progress
+from ._signals import SignalGuard, exit_if_stuck
 
-__all__ = ["graph_command", "run_command", "schema_command", "validate_command"]
+__all__ = ["dump_json", "graph_command", "run_command", "schema_command", "validate_command"]
 
 
 def _inputs(pairs: list[str]) -> dict[str, str]:
@@ -30,7 +30,11 @@ def _inputs(pairs: list[str]) -> dict[str, str]:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run a workflow file (or resume a run); print the answer on stdout."""
+    """Run a workflow file (or resume a run); print the answer on stdout.
+
+    Ctrl-C and SIGTERM end it within seconds, recorded as interrupted (exit 130
+    or 143). Secrets the file took from the environment are hidden in all it prints.
+    """
     from plait.graphs import load_workflow, new_run_id, read_run
 
     inputs: dict[str, Any] = _inputs(args.input or [])
@@ -42,29 +46,40 @@ def run_command(args: argparse.Namespace) -> int:
                 "leave FILE out to resume it"
             )
         file, run_id = Path(record.workflow), record.run_id
-        inputs = {**record.inputs, **inputs}
+        # Inputs stored as *** held a secret: they come from the file's defaults
+        # (the environment) again, or from --input.
+        kept = {k: v for k, v in record.inputs.items() if k not in record.redacted_inputs}
+        inputs = {**kept, **inputs}
     elif args.file is None:
         raise ConfigError("plait run needs a workflow FILE (or --resume RUN_ID)")
     else:
         file, run_id = Path(args.file), new_run_id()
     workflow = load_workflow(file)
-    progress = Progress(sys.stderr, quiet=args.quiet)
+    shown = workflow.redactor
+    progress = Progress(sys.stderr, quiet=args.quiet, redact=shown.text)
     progress.begin(run_id, workflow.kind, str(file), resumed=bool(args.resume))
+    guard = SignalGuard()
     try:
-        result = asyncio.run(workflow.arun(inputs, run_id=run_id, on_event=progress.event))
+        result = guard.run(workflow.arun(inputs, run_id=run_id, on_event=progress.event))
     except KeyboardInterrupt:
         progress.interrupted(run_id)
-        raise
+        exit_if_stuck(guard.exit_code)
+        return guard.exit_code
     progress.end(result)
     if args.json:
-        print(result.model_dump_json(indent=2))
+        print(dump_json(shown.data(result.model_dump(mode="json"))))
     elif result.answer is not None:
-        answer = result.answer
-        print(answer if isinstance(answer, str) else json.dumps(answer, indent=2, default=str))
+        answer = shown.data(result.answer)
+        print(answer if isinstance(answer, str) else dump_json(answer))
     if not result.ok:
-        print(f"plait: failed: run {run_id}: {result.error}", file=sys.stderr)
+        print(f"plait: failed: run {run_id}: {shown.text(result.error or '')}", file=sys.stderr)
         return 1
     return 0
+
+
+def dump_json(value: Any) -> str:
+    """JSON for people: indented, non-ASCII text as it is (``"São"``, not ``"S\\u00e3o"``)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -188,5 +203,5 @@ def schema_command(_args: argparse.Namespace) -> int:
     """Print the JSON Schema of workflow files."""
     from plait.graphs import workflow_json_schema
 
-    print(json.dumps(workflow_json_schema(), indent=2))
+    print(dump_json(workflow_json_schema()))
     return 0

@@ -1,5 +1,6 @@
 """Tools that the workflow tests import as ``module:function``."""
 
+import threading
 import time
 
 from plait.errors import ConfigError
@@ -31,3 +32,35 @@ def misconfigured(text: str) -> str:
         text: ignored.
     """
     raise ConfigError("tool 'misconfigured': API key setting PLAIT_TEST_KEY is not set")
+
+
+STUCK = threading.Event()
+"""What ``block_forever`` waits on; nothing sets it in a run (a test may, to clean up)."""
+
+
+def block_forever(n: int) -> int:
+    """Block like a read of a FIFO nobody writes to: the call never returns by itself.
+
+    Args:
+        n: returned if the block is ever lifted.
+    """
+    STUCK.wait()
+    return n
+
+
+def echo(text: str) -> str:
+    """Return the text as it is.
+
+    Args:
+        text: the text.
+    """
+    return text
+
+
+def place(city: str) -> dict[str, str]:
+    """A record naming a city (a JSON answer).
+
+    Args:
+        city: the city.
+    """
+    return {"city": city}
