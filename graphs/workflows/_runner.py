@@ -229,7 +229,7 @@ class Workflow:
             earlier: list[Attempt] = []
             if (folder / "run.json").exists():  # a resume: keep what earlier attempts did
                 earlier = read_run(run_id, self.runs_dir).earlier_attempts()
-            return await self._attempt(values, run_id, folder, earlier, on_event)
+            return await self._attempt(values, run_id, folder, earlier, on_event, approver)
 
     async def _attempt(
         self,
@@ -238,6 +238,7 @@ class Workflow:
         folder: Path,
         earlier: list[Attempt],
         on_event: Callable[[WorkflowEvent], None] | None,
+        approver: Approver | None,
     ) -> WorkflowResult:
         redactor = self.redactor
         # This run's tally, found by the shared backends' meters in the run's context.

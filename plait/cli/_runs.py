@@ -64,6 +64,8 @@ def _model_lines(run_id: str) -> list[str]:
             f"{call['backend']}{via}{failed}"
         )
     return lines
+
+
 def _status(record: object) -> str:
     """The record's status; a ``running`` one that no process holds ended unrecorded."""
     from plait.graphs import run_directory
