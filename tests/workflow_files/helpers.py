@@ -16,12 +16,15 @@ def shout(text: str) -> str:
 
 
 def slow_count(n: int) -> int:
-    """Sleep a while, then return n (for interrupt tests).
+    """Sleep a long while, then return n (for interrupt tests).
+
+    Long enough that a Ctrl-C sent on a loaded machine still lands mid-step: an
+    interrupted run never waits for this thread.
 
     Args:
         n: the number.
     """
-    time.sleep(6)
+    time.sleep(120)
     return n
 
 
