@@ -141,7 +141,7 @@ def memory_tools(
     helper = MemoryTools(memory, agent=agent, k=k)
 
     @tool(name="memory_search")
-    async def search(query: Annotated[str, Field(min_length=1)]) -> str:
+    async def search(query: Annotated[str, Field(min_length=1)]) -> Sourced:
         """Search long-term memory for facts, past episodes and lessons.
 
         Args:

@@ -148,7 +148,9 @@ class Violation(BaseModel):
         """One paragraph saying what was refused and why."""
         where = f"task {self.task_id} " if self.task_id is not None else ""
         who = f"agent {self.agent!r} " if self.agent is not None else ""
-        target = f"argument {self.argument!r} of {self.tool!r}" if self.argument else repr(self.tool)
+        target = repr(self.tool)
+        if self.argument:
+            target = f"argument {self.argument!r} of {target}"
         via = f" (path: {' -> '.join(self.path)})" if self.path else ""
         verb = {
             "fail": "refused",
@@ -234,8 +236,10 @@ class PolicySet:
 
 def strictest(violations: Iterable[Violation]) -> PolicyAction | None:
     """The action to take for several broken policies (``fail`` beats approval beats ``drop``)."""
-    actions = [v.action for v in violations]
-    return max(actions, key=_SEVERITY.__getitem__) if actions else None
+    actions: list[PolicyAction] = [v.action for v in violations]
+    if not actions:
+        return None
+    return max(actions, key=lambda a: _SEVERITY[a])
 
 
 def default_policies() -> PolicySet:

@@ -110,8 +110,8 @@ def parse_source(text: str) -> Source:
     if "@" in text:
         text, trust = text.rsplit("@", 1)
     kind, _, name = text.partition(":")
-    level = trust if trust in _TRUST_WORDS else _DEFAULT_TRUST.get(kind, "low")
-    return Source(kind=kind, name=name or None, trust=level)  # type: ignore[arg-type]
+    level: Any = trust if trust in _TRUST_WORDS else _DEFAULT_TRUST.get(kind, "low")
+    return Source(kind=kind, name=name or None, trust=level)
 
 
 def matches(pattern: str, source: Source) -> bool:

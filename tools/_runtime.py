@@ -26,7 +26,7 @@ from plait.errors import (
 )
 from plait.messages import ToolCall, ToolMessage
 from plait.policies import Policy, PolicySet, Violation, active_policies, record_violation
-from plait.provenance import Source, unwrap
+from plait.provenance import Source
 
 from ._registry import Toolset
 from ._tool import Tool, render_result
@@ -252,7 +252,8 @@ class ToolRunner:
         found = self.tools.get(call.name)
         if found is None:
             known = ", ".join(self.allowed(agent).names) or "(none)"
-            return _Attempt("unknown_tool", f"Error: there is no tool {call.name!r}. Tools: {known}.")
+            text = f"Error: there is no tool {call.name!r}. Tools: {known}."
+            return _Attempt("unknown_tool", text)
         try:
             self.permissions.check(agent, call.name)
         except ToolPermissionError as e:
@@ -276,7 +277,8 @@ class ToolRunner:
                 async with asyncio.timeout(timeout):
                     value = await found.acall(call.arguments)
             except TimeoutError:
-                return _Attempt("timeout", f"Error: tool {call.name!r} timed out after {timeout:g} s.")
+                text = f"Error: tool {call.name!r} timed out after {timeout:g} s."
+                return _Attempt("timeout", text)
             except ToolPermissionError as e:
                 return _Attempt("permission", f"Error: {e}")
             except ToolError as e:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from plait.agents import Runnable
 from plait.chat import ToolSpec
 from plait.errors import PlanError, ToolError
-from plait.provenance import Sourced, agent_source
+from plait.provenance import Source, Sourced, agent_source
 from plait.tools import Tool, Toolset
 
 from ..dag import IdempotencyKey, Task, TaskRunner
@@ -67,7 +67,7 @@ def task_runner(
             output = result.output
             # Results must survive a durable store: typed outputs become JSON data.
             value = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
-            sources = getattr(result, "sources", frozenset())
+            sources: frozenset[Source] = getattr(result, "sources", frozenset())
             return Sourced(value, frozenset(sources) | {agent_source(agent.name)})
         found = toolset[task.tool]
         return found.sourced(await found.acall(args))

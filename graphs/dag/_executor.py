@@ -117,6 +117,13 @@ class EagerExecutor:
         copy._store = store
         return copy
 
+    def with_policies(self, policies: PolicySet | Iterable[Policy]) -> EagerExecutor:
+        """A copy of this executor (same settings and store) checking ``policies``."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._policies = policies if isinstance(policies, PolicySet) else PolicySet(policies)
+        return copy
+
     async def run(
         self,
         plan: Plan | Iterable[Task] | AsyncIterable[Task],
