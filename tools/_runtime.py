@@ -17,6 +17,7 @@ from plait._span_attributes import tool_call_attributes, tool_result_attributes
 from plait._tasks import gather_or_raise
 from plait.errors import (
     ConfigError,
+    ModelOutputError,
     PlaitError,
     RunError,
     ToolArgumentError,
@@ -199,7 +200,10 @@ class ToolRunner:
         if not policies or not policies.guards(call.name):
             return []
         read = frozenset(sources)
-        arguments = call.arguments if isinstance(call.arguments, Mapping) else {}
+        try:
+            arguments = call.parsed_arguments()
+        except ModelOutputError:
+            arguments = {}  # checked as a whole call; validation reports the JSON
         found = []
         for violation in policies.check(call.name, dict.fromkeys(arguments, read), whole=read):
             first = next((s for s in sorted(read, key=str) if str(s) in violation.offending), None)
