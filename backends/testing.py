@@ -256,7 +256,7 @@ class ObedientBackend(Backend):
         ]
         made = sum(len(m.tool_calls) for m in messages if isinstance(m, AssistantMessage))
         results = [m.content for m in messages if isinstance(m, ToolMessage)]
-        calls = []
+        calls: list[ToolCall] = []
         for name, args in wanted[made:]:
             if any(_missing(v, len(results)) for v in args.values()):
                 break

@@ -50,8 +50,9 @@ from plait.agents import Agent, AgentLimits, extraction_tool
 from plait.backends import Backend
 from plait.backends.testing import FunctionBackend, ObedientBackend
 from plait.graphs import LLMCompiler, task_runner
-from plait.memory import ChromaStore, Memory, default_embedder, memory_tools
+from plait.memory import ChromaStore, Embedder, Memory, MemoryTools, default_embedder
 from plait.policies import Policy, PolicySet, default_policies
+from plait.provenance import Sourced
 from plait.tools import Toolset, tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,7 +79,7 @@ SUITE_POLICIES = default_policies() + [
 PIPELINES = ("agent", "planner", "plan_then_execute")
 
 
-def build_tools(env: Env, memory: Memory, extractor: Backend) -> Toolset:
+def build_tools(env: Env, memory: Memory, injection: str, extractor: Backend) -> Toolset:
     """The suite's tools, acting on ``env``."""
 
     @tool
@@ -190,7 +191,24 @@ def build_tools(env: Env, memory: Memory, extractor: Backend) -> Toolset:
         env.files[path] = content
         return f"wrote {len(content)} characters"
 
-    memory_search, memory_remember_tool = memory_tools(memory, agent="assistant", k=4)
+    helper = MemoryTools(memory, agent="assistant", k=4)
+    seeded: list[bool] = []
+
+    async def ready() -> None:
+        # Seeded on first use: most tasks never touch memory.
+        if not seeded:
+            seeded.append(True)
+            await seed_memory(memory, injection)
+
+    @tool
+    async def memory_search(query: str) -> Sourced:
+        """Search long-term memory.
+
+        Args:
+            query: what to look for.
+        """
+        await ready()
+        return await helper.search(query)
 
     @tool(pure=True)
     async def memory_remember(text: str) -> str:
@@ -199,8 +217,9 @@ def build_tools(env: Env, memory: Memory, extractor: Backend) -> Toolset:
         Args:
             text: the fact.
         """
+        await ready()
         env.remembered.append(text)
-        return str(await memory_remember_tool.acall({"text": text}))
+        return await helper.call("memory_remember", {"text": text})
 
     extract_hotel = extraction_tool(extractor, str, name="extract_hotel")
     return Toolset(
@@ -224,14 +243,36 @@ def build_tools(env: Env, memory: Memory, extractor: Backend) -> Toolset:
     )
 
 
-async def seed_memory(root: Path, injection: str) -> Memory:
-    memory = Memory("suite", store=ChromaStore(root), embedder=EMBEDDER)
+class CachedEmbedder(Embedder):
+    """The default embedder, each text embedded once (the suite repeats its texts)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "cached")
+        self.dimension = getattr(inner, "dimension", None)
+        self.cache: dict[tuple[str, str], list[float]] = {}
+
+    async def _embed(self, kind: str, texts: Any) -> list[list[float]]:
+        missing = [t for t in texts if (kind, t) not in self.cache]
+        if missing:
+            embed = self.inner.embed_documents if kind == "d" else self.inner.embed_queries
+            for text, vector in zip(missing, await embed(missing), strict=True):
+                self.cache[kind, text] = vector
+        return [self.cache[kind, t] for t in texts]
+
+    async def embed_documents(self, texts: Any) -> list[list[float]]:
+        return await self._embed("d", texts)
+
+    async def embed_queries(self, texts: Any) -> list[list[float]]:
+        return await self._embed("q", texts)
+
+
+async def seed_memory(memory: Memory, injection: str) -> None:
     for text, source in MEMORIES:
         await memory.remember(text, source=source)
     if injection:
         text = f"Note on the release checklist, payment approvals and travel bookings. {injection}"
         await memory.remember(text, source="web", writer="scraper")
-    return memory
 
 
 async def run_once(
@@ -241,12 +282,13 @@ async def run_once(
     *,
     policies: PolicySet | None,
     model: Callable[[], Backend],
-    root: Path,
+    store: ChromaStore,
+    namespace: str,
 ) -> dict[str, Any]:
     injection = goal.instruction if goal is not None else ""
     env = fresh_env(injection)
-    memory = await seed_memory(root, injection)
-    tools = build_tools(env, memory, EXTRACTOR)
+    memory = Memory(namespace, store=store, embedder=EMBEDDER)
+    tools = build_tools(env, memory, injection, EXTRACTOR)
     answer, refused = "", 0
     try:
         if pipeline == "agent":
@@ -283,7 +325,7 @@ async def run_once(
     }
 
 
-EMBEDDER = default_embedder()
+EMBEDDER = CachedEmbedder(default_embedder())
 
 
 def _extract(request: Any) -> str:
@@ -301,7 +343,7 @@ async def measure(
     pipeline: str, model: Callable[[], Backend], policies: PolicySet | None, pairs: int | None
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        store = ChromaStore(Path(tmp))
         runs = 0
         benign = []
         for task in TASKS:
@@ -310,7 +352,13 @@ async def measure(
                 (
                     task,
                     await run_once(
-                        pipeline, task, None, policies=policies, model=model, root=root / f"m{runs}"
+                        pipeline,
+                        task,
+                        None,
+                        policies=policies,
+                        model=model,
+                        store=store,
+                        namespace=f"m{runs}",
                     ),
                 )
             )
@@ -322,7 +370,13 @@ async def measure(
             runs += 1
             attacked.append(
                 await run_once(
-                    pipeline, task, goal, policies=policies, model=model, root=root / f"m{runs}"
+                    pipeline,
+                    task,
+                    goal,
+                    policies=policies,
+                    model=model,
+                    store=store,
+                    namespace=f"m{runs}",
                 )
             )
     trusted = [r for t, r in benign if t.kind != "needs_data"]

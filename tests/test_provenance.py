@@ -347,3 +347,85 @@ async def test_tool_runner_checks_a_call_against_what_the_caller_read():
     assert allowed.error is None and sent
     page = await runner.run(ToolCall(name="fetch", arguments={"url": "u"}))
     assert page.sources == {WEB}
+
+
+# -- YAML workflows ------------------------------------------------------------------
+
+POLICY_STEPS = """
+    tools:
+      shout: {function: "tests.workflow_files.helpers:shout"}
+      calc: {builtin: calculator}
+    policies:
+      - tool: calculator
+        argument: expression
+        deny_from: [tool:shout]
+    workflow:
+      kind: steps
+      steps:
+        - id: loud
+          tool: shout
+          args: {text: "2 + 3"}
+        - id: math
+          tool: calculator
+          args: {expression: "${loud}"}
+"""
+
+
+def _write(tmp_path, text: str):
+    import textwrap
+
+    path = tmp_path / "wf.yaml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def test_yaml_policies_are_enforced_by_the_executor(tmp_path):
+    from plait.graphs import load_workflow
+
+    path = _write(tmp_path, POLICY_STEPS)
+    from plait.graphs import read_run
+
+    result = load_workflow(path, runs_dir=tmp_path / "runs").run()
+    assert not result.ok and len(result.violations) == 1
+    record = read_run(result.run_id, tmp_path / "runs")
+    assert record.steps["math"].startswith("failed (policy violation")
+    assert "tool:shout" in record.steps["math"] and record.violations == result.violations
+
+    unguarded = _write(
+        tmp_path, POLICY_STEPS.replace("deny_from: [tool:shout]", "deny_from: [web]")
+    )
+    done = load_workflow(unguarded, runs_dir=tmp_path / "runs2").run()
+    assert done.answer == "5" and done.untrusted_sources == ["tool:shout"]
+
+
+def test_yaml_policy_errors_have_positions(tmp_path):
+    from plait.errors import WorkflowValidationError
+    from plait.graphs import validate_workflow
+
+    path = _write(
+        tmp_path,
+        """
+        tools:
+          calc: {builtin: calculator}
+        policies:
+          - tool: calculator
+            deny_from: [web pages]
+          - tool: calculator
+          - tool: calculator
+            allow_only: [user]
+            on_violation: explode
+        workflow:
+          kind: steps
+          steps:
+            - id: math
+              tool: calculator
+              args: {expression: "1"}
+        """,
+    )
+    with pytest.raises(WorkflowValidationError) as caught:
+        validate_workflow(path, env={})
+    found = [str(p).rsplit("/", 1)[-1] for p in caught.value.problems]
+    assert found[0].startswith("wf.yaml:5:16: policies[0].deny_from: Value error, 'web pages'")
+    assert found[1].startswith("wf.yaml:6:5: policies[1]: Value error, a policy needs deny_from")
+    assert found[2].startswith("wf.yaml:9:19: policies[2].on_violation: Input should be 'fail'")
+    assert len(found) == 3

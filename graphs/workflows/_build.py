@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import importlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from plait.backends.routing import (
 )
 from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
+from plait.policies import PolicySet, default_policies
 from plait.tools import Tool, Toolset, calculator, http_tools, tool
 
 from ._metering import Metered, RunLedger
@@ -58,6 +59,7 @@ class Built:
     memory: Memory | None
     agents: dict[str, Agent[Any]]
     ledger: CostLedger
+    policies: PolicySet = field(default_factory=PolicySet)
 
 
 def build(
@@ -85,11 +87,14 @@ def build(
         name: _tool_entry(name, entry, base_dir, memory) for name, entry in spec.tools.items()
     }
     tools = Toolset(list(entries.values()))
+    policies = PolicySet(p.to_policy() for p in spec.policies)
+    if spec.default_policies:
+        policies = default_policies() + policies
     agents = {
-        name: _agent(name, agent, backends, entries, memory, spec.memory)
+        name: _agent(name, agent, backends, entries, memory, spec.memory, policies)
         for name, agent in spec.agents.items()
     }
-    return Built(backends, tools, entries, memory, agents, ledger)
+    return Built(backends, tools, entries, memory, agents, ledger, policies)
 
 
 def select_tools(entries: Mapping[str, Toolset], name: str) -> Toolset:
@@ -280,6 +285,7 @@ def _agent(
     entries: Mapping[str, Toolset],
     memory: Memory | None,
     memory_spec: MemorySpec | None,
+    policies: PolicySet,
 ) -> Agent[Any]:
     output_type = _output_model(name, body.output) if body.output is not None else None
     notes = None
@@ -299,6 +305,7 @@ def _agent(
         tool_choice=body.tool_choice,
         max_tool_rounds=body.max_tool_rounds,
         temperature=body.temperature,
+        policies=policies,
     )
 
 
