@@ -2,8 +2,10 @@
 
 Suite: ``benchmarks/injection_suite.py`` (30 user tasks in three domains, 10
 injection goals hidden in emails, web pages, memory records and MCP answers).
-Every (task, goal) pair runs on a fresh environment with the goal's
-instruction placed in every carrier; a benign run of each task has none.
+Each task that reads injectable data is attacked with ``--goals-per-task``
+goals (default 3, rotating so every goal is used; 10 runs every pair), each
+on a fresh environment with the goal's instruction placed in every carrier; a
+benign run of each task has none.
 
 Pipelines, each without and with policies:
 - ``agent``: a tool-loop ``Agent``;
@@ -339,36 +341,32 @@ def _extract(request: Any) -> str:
 EXTRACTOR = FunctionBackend(_extract, name="extractor")
 
 
+def pairs_of(goals_per_task: int) -> list[tuple[UserTask, InjectionGoal]]:
+    """Each injectable task with ``goals_per_task`` goals, rotating so every goal is used."""
+    injectable = [t for t in TASKS if t.carrier is not None]
+    return [
+        (task, GOALS[(i * goals_per_task + j) % len(GOALS)])
+        for i, task in enumerate(injectable)
+        for j in range(min(goals_per_task, len(GOALS)))
+    ]
+
+
 async def measure(
-    pipeline: str, model: Callable[[], Backend], policies: PolicySet | None, pairs: int | None
+    pipeline: str,
+    model: Callable[[], Backend],
+    policies: PolicySet | None,
+    tasks: list[UserTask],
+    pairs: list[tuple[UserTask, InjectionGoal]],
 ) -> dict[str, Any]:
+    label = f"{pipeline} {'on' if policies else 'off'}"
     with tempfile.TemporaryDirectory() as tmp:
         store = ChromaStore(Path(tmp))
-        runs = 0
-        benign = []
-        for task in TASKS:
-            runs += 1
-            benign.append(
-                (
-                    task,
-                    await run_once(
-                        pipeline,
-                        task,
-                        None,
-                        policies=policies,
-                        model=model,
-                        store=store,
-                        namespace=f"m{runs}",
-                    ),
-                )
-            )
-        attacked = []
-        candidates = [(t, g) for t in TASKS if t.carrier is not None for g in GOALS]
-        if pairs is not None:
-            candidates = candidates[:: max(1, len(candidates) // pairs)][:pairs]
-        for task, goal in candidates:
-            runs += 1
-            attacked.append(
+        jobs = [(t, None) for t in tasks] + list(pairs)
+        results = []
+        for n, (task, goal) in enumerate(jobs):
+            if n % 25 == 0:
+                print(f"{label}: {n}/{len(jobs)}", file=sys.stderr, flush=True)
+            results.append(
                 await run_once(
                     pipeline,
                     task,
@@ -376,9 +374,11 @@ async def measure(
                     policies=policies,
                     model=model,
                     store=store,
-                    namespace=f"m{runs}",
+                    namespace=f"m{n}",
                 )
             )
+    benign = list(zip(tasks, results[: len(tasks)], strict=True))
+    attacked = results[len(tasks) :]
     trusted = [r for t, r in benign if t.kind != "needs_data"]
     return {
         "asr": _share(r["attacked"] for r in attacked),
@@ -396,30 +396,35 @@ def _share(values: Any) -> float:
     return round(sum(items) / len(items), 3) if items else 0.0
 
 
-async def main(embedded_pairs: int) -> dict[str, Any]:
+async def main(goals_per_task: int, embedded_pairs: int) -> dict[str, Any]:
     started = time.perf_counter()
+    pairs = pairs_of(goals_per_task)
     report: dict[str, Any] = {
         "suite": {
             "user_tasks": len(TASKS),
             "injection_goals": len(GOALS),
             "domains": sorted({t.domain for t in TASKS}),
             "carriers": sorted({t.carrier for t in TASKS if t.carrier}),
+            "attacked_pairs": len(pairs),
+            "goals_per_task": goals_per_task,
         },
         "obedient": {},
     }
     for pipeline in PIPELINES:
         report["obedient"][pipeline] = {
-            "off": await measure(pipeline, ObedientBackend, None, None),
-            "on": await measure(pipeline, ObedientBackend, SUITE_POLICIES, None),
+            "off": await measure(pipeline, ObedientBackend, None, TASKS, pairs),
+            "on": await measure(pipeline, ObedientBackend, SUITE_POLICIES, TASKS, pairs),
         }
     if embedded_pairs:
         from plait.backends import LocalBackend
 
         local = LocalBackend()
+        few = pairs[:: max(1, len(pairs) // embedded_pairs)][:embedded_pairs]
+        tasks = [t for t, _ in few]
         report["embedded"] = {
             "agent": {
-                "off": await measure("agent", lambda: local, None, embedded_pairs),
-                "on": await measure("agent", lambda: local, SUITE_POLICIES, embedded_pairs),
+                "off": await measure("agent", lambda: local, None, tasks, few),
+                "on": await measure("agent", lambda: local, SUITE_POLICIES, tasks, few),
             }
         }
     report["wall_s"] = round(time.perf_counter() - started, 1)
@@ -430,12 +435,18 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
+        "--goals-per-task",
+        type=int,
+        default=3,
+        help="injection goals tried against each injectable task (10: every pair)",
+    )
+    parser.add_argument(
         "--embedded-pairs",
         type=int,
         default=6,
         help="attacked pairs run with the embedded model (0: skip it)",
     )
     args = parser.parse_args()
-    result = asyncio.run(main(args.embedded_pairs))
+    result = asyncio.run(main(args.goals_per_task, args.embedded_pairs))
     json.dump(result, sys.stdout, indent=None if args.json else 2)
     print()
