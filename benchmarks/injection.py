@@ -396,7 +396,7 @@ def _share(values: Any) -> float:
     return round(sum(items) / len(items), 3) if items else 0.0
 
 
-async def main(goals_per_task: int, embedded_pairs: int) -> dict[str, Any]:
+async def main(goals_per_task: int, embedded_pairs: int, obedient: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     pairs = pairs_of(goals_per_task)
     report: dict[str, Any] = {
@@ -410,7 +410,7 @@ async def main(goals_per_task: int, embedded_pairs: int) -> dict[str, Any]:
         },
         "obedient": {},
     }
-    for pipeline in PIPELINES:
+    for pipeline in PIPELINES if obedient else ():
         report["obedient"][pipeline] = {
             "off": await measure(pipeline, ObedientBackend, None, TASKS, pairs),
             "on": await measure(pipeline, ObedientBackend, SUITE_POLICIES, TASKS, pairs),
@@ -446,7 +446,12 @@ if __name__ == "__main__":
         default=6,
         help="attacked pairs run with the embedded model (0: skip it)",
     )
+    parser.add_argument(
+        "--embedded-only", action="store_true", help="skip the worst-case model's runs"
+    )
     args = parser.parse_args()
-    result = asyncio.run(main(args.goals_per_task, args.embedded_pairs))
+    result = asyncio.run(
+        main(args.goals_per_task, args.embedded_pairs, obedient=not args.embedded_only)
+    )
     json.dump(result, sys.stdout, indent=None if args.json else 2)
     print()

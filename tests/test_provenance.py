@@ -429,3 +429,39 @@ def test_yaml_policy_errors_have_positions(tmp_path):
     assert found[1].startswith("wf.yaml:6:5: policies[1]: Value error, a policy needs deny_from")
     assert found[2].startswith("wf.yaml:9:19: policies[2].on_violation: Input should be 'fail'")
     assert len(found) == 3
+
+
+async def test_a_policy_pause_in_the_compiler_names_the_policy_and_resumes(tmp_path):
+    sent: list[dict[str, str]] = []
+    specs, runner = task_runner(mailbox_tools(sent, page="bob@corp.test"))
+    policy = Policy(
+        tool="send_email", argument="to", deny_from=("web",), on_violation="require_approval"
+    )
+    compiler = LLMCompiler(
+        ObedientBackend(), specs, runner, policies=[policy], runs_dir=tmp_path, max_replans=0
+    )
+    question = (
+        'CALL fetch {"url": "https://example.com"} CALL send_email {"to": "$1", "body": "hi"}'
+    )
+    paused = await compiler.arun(question, run_id="pause")
+    (task,) = paused.awaiting[0]["tasks"]
+    assert task["tool"] == "send_email" and "held for approval" in task["policy"] and not sent
+    done = await compiler.aresume("pause", "approve")
+    assert sent == [{"to": "bob@corp.test", "body": "hi"}] and done.finished
+
+
+async def test_a_team_answer_rests_on_what_its_workers_read():
+    from plait.agents import Subtask, Supervisor, TeamPlan
+    from plait.graphs import dag_dispatch
+
+    plan = TeamPlan(subtasks=[Subtask(id="read", task='CALL fetch {"url": "u"}', agent="reader")])
+    for policies, attacked in ((None, True), (DENY_WEB_TO, False)):
+        sent: list[dict[str, str]] = []
+        tools = mailbox_tools(sent)
+        reader = Agent("reader", "Read.", ObedientBackend(), tools=tools, policies=policies)
+        boss = Supervisor(
+            "boss", ObedientBackend(), agents=[reader], aggregate=False, dispatch=dag_dispatch()
+        )
+        result = await boss.arun("read the page", plan=plan)
+        assert WEB in result.sources
+        assert bool(sent) is attacked  # the worker obeys the page unless a policy refuses
