@@ -465,3 +465,18 @@ async def test_a_team_answer_rests_on_what_its_workers_read():
         result = await boss.arun("read the page", plan=plan)
         assert WEB in result.sources
         assert bool(sent) is attacked  # the worker obeys the page unless a policy refuses
+
+
+def test_the_run_report_says_what_the_answer_rests_on():
+    from plait.cli.report import build_html_report
+
+    info = {
+        "run_id": "r",
+        "answer": "Sunny.",
+        "untrusted_sources": ["web"],
+        "violations": ["policy violation: task 2 call to 'send_email' refused"],
+    }
+    page = build_html_report([], info)
+    assert "<b>Rests on (untrusted):</b> web" in page
+    assert "Refused by policy:</b> policy violation: task 2" in page
+    assert "trusted sources only" in build_html_report([], {"answer": "4"})
