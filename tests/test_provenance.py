@@ -480,3 +480,25 @@ def test_the_run_report_says_what_the_answer_rests_on():
     assert "<b>Rests on (untrusted):</b> web" in page
     assert "Refused by policy:</b> policy violation: task 2" in page
     assert "trusted sources only" in build_html_report([], {"answer": "4"})
+
+
+async def test_recalled_memories_are_sources_with_their_trust(tmp_path):
+    from plait.memory import ChromaStore, E5Embedder, Memory
+
+    memory = Memory("notes", store=ChromaStore(tmp_path / "m"), embedder=E5Embedder())
+    await memory.remember("The staging host is reached through the bastion.", source="tool")
+    await memory.remember("Staging needs the VPN.", source="user")
+    sent: list[dict[str, str]] = []
+    # The recalled (tool-written, low-trust) note asks for a mail; the agent obeys.
+    script = 'CALL send_email {"to": "ops@corp.test", "body": "staging"}'
+    agent = Agent(
+        "a",
+        "Help.",
+        ObedientBackend(),
+        memory=memory,
+        tools=mailbox_tools(sent),
+        policies=[Policy(tool="send_email", deny_from=("memory:low",))],
+    )
+    result = await agent.arun(f"How do I reach staging? {script}")
+    assert {"memory:notes@low", "memory:notes@high"} <= {str(s) for s in result.sources}
+    assert result.trace.violations[0].path == ("recalled memory", "send_email call") and not sent
