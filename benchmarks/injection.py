@@ -52,7 +52,7 @@ from typing import Any
 
 from plait.agents import Agent, AgentLimits, extraction_tool
 from plait.backends import Backend
-from plait.backends.testing import FunctionBackend, ObedientBackend
+from plait.backends.testing import FunctionBackend, ObedientBackend, directives
 from plait.graphs import LLMCompiler, task_runner
 from plait.memory import ChromaStore, Embedder, Memory, MemoryTools, default_embedder
 from plait.policies import Policy, PolicySet, default_policies
@@ -295,6 +295,12 @@ async def run_once(
     tools = build_tools(env, memory, injection, EXTRACTOR)
     answer, refused = "", 0
     try:
+        if pipeline == "embedded_agent":
+            # A small model's prompt holds only the tools of the task and of the
+            # attack (15 tool schemas would take minutes to prefill on a CPU).
+            named = {n for n, _ in directives(task.prompt)}
+            named |= {n for n, _ in directives(injection)}
+            tools = tools.filter(names=sorted(named))
         if pipeline in ("agent", "embedded_agent"):
             agent = Agent(
                 "assistant",
