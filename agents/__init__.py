@@ -19,6 +19,7 @@ from ._ensembles import (
     Verifier,
     VerifyBeforeAccept,
 )
+from ._extract import extraction_tool
 from ._memory import AgentMemory, MemoryBinding
 from ._router_agent import AgentChoice, RoutedResult, RouterAgent
 from ._runnable import Runnable, RunnableResult
@@ -95,5 +96,6 @@ __all__ = [
     "Verifier",
     "VerifyBeforeAccept",
     "WorkerReport",
+    "extraction_tool",
     "gather_dispatch",
 ]

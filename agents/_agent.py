@@ -13,6 +13,7 @@ from plait.chat import ToolChoice
 from plait.completions import Usage
 from plait.errors import ConfigError
 from plait.memory import AgentMemoryView, Memory, TeamMemory
+from plait.policies import Policy, PolicySet
 from plait.tools import Permissions, Tool, ToolLimits, ToolRetriever, ToolRunner, Toolset
 
 from ._loop import Run
@@ -102,6 +103,11 @@ class Agent(Generic[OutputT]):
             :class:`~plait.backends.routing.CostLedger` the routers share); a
             backend not listed is priced by its own ``price`` attribute if it
             has one, else free. The trace reports cost per turn and in total.
+        policies: which sources may reach which tool
+            (:class:`~plait.policies.Policy`); every tool call is checked
+            against everything the run has read so far (task, memories, tool
+            results), together with the policies of the executor task the
+            agent runs in. A refused call does not run.
     """
 
     def __init__(
@@ -123,6 +129,7 @@ class Agent(Generic[OutputT]):
         roles: Roles | None = None,
         temperature: float | None = None,
         prices: Mapping[str, Price] | CostLedger | None = None,
+        policies: PolicySet | Iterable[Policy] | None = None,
     ) -> None:
         if not name:
             raise ConfigError("an agent needs a non-empty name")
@@ -138,6 +145,7 @@ class Agent(Generic[OutputT]):
         self.limits = limits or AgentLimits()
         self.tool_limits = tool_limits or ToolLimits()
         self.permissions = permissions or Permissions()
+        self.policies = policies if isinstance(policies, PolicySet) else PolicySet(policies or ())
         self.tool_choice = tool_choice
         self.max_tool_rounds = max_tool_rounds
         self.retriever = retriever
@@ -169,7 +177,7 @@ class Agent(Generic[OutputT]):
         return price.cost(usage) if price is not None else 0.0
 
     def _new_run(self, task: str) -> Run:
-        runner = ToolRunner(self.tools, self.tool_limits, self.permissions)
+        runner = ToolRunner(self.tools, self.tool_limits, self.permissions, self.policies)
         return Run(self, task, runner)
 
     async def arun(self, task: str) -> AgentResult[OutputT]:

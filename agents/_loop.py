@@ -22,6 +22,7 @@ from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
 from plait.errors import BackendProtocolError, ConfigError, ModelOutputError, ToolArgumentError
 from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
+from plait.provenance import USER, Source, current, memory_source
 from plait.tools import ToolOutcome, ToolRunner, Toolset, json_schema_of
 
 from ._memory import MemoryBinding
@@ -89,6 +90,11 @@ class Run:
         self.adapter = TypeAdapter(agent.output_type) if agent.output_type is not None else None
         self.schema = json_schema_of(agent.output_type) if agent.output_type is not None else None
         self._deadline: float | None = None
+        # What the run has read, and how each source got here (for violations).
+        # Inside an executor task the task's inputs' sources; else the user's.
+        given = current()
+        self.sources: set[Source] = set(given) if given is not None else {USER}
+        self.trail: dict[Source, list[str]] = {s: ["task input"] for s in self.sources}
 
     # -- driving -------------------------------------------------------------
 
@@ -115,6 +121,7 @@ class Run:
                 }
             )
         self.trace.messages = list(self.messages)
+        self.trace.sources = frozenset(self.sources)
         self.trace.duration_s = time.perf_counter() - started
         self.trace.stop_reason = reason
         if reason == "done":
@@ -149,7 +156,22 @@ class Run:
             listed = "\n".join(f"- {n.text}" for n in recall.recalled)
             task = render("memories", memories=listed, task=self.task)
         self.trace.memory = recall
+        if recall is not None:
+            namespace = self._memory_namespace()
+            for note in recall.recalled:
+                # A note without a trust level came from a plain store: untrusted.
+                self._read(memory_source(namespace, note.trust or "low"), "recalled memory")
         self.messages.append(UserMessage(content=task))
+
+    def _memory_namespace(self) -> str:
+        memory = self.agent.memory
+        inner = memory.memory if isinstance(memory, MemoryBinding) else memory
+        return str(getattr(inner, "namespace", None) or self.agent.name)
+
+    def _read(self, source: Source, how: str) -> None:
+        if source not in self.sources:
+            self.sources.add(source)
+            self.trail[source] = [how]
 
     async def _remember(self) -> None:
         memory = self.agent.memory
@@ -349,9 +371,18 @@ class Run:
         for call in completion.tool_calls:
             yield ToolStarted(step=step, call=call)
         outcomes = await self._bounded(
-            self.runner.run_all(completion.tool_calls, agent=self.agent.name)
+            self.runner.run_all(
+                completion.tool_calls,
+                agent=self.agent.name,
+                sources=self.sources,
+                trail=self.trail,
+            )
         )
         for outcome in outcomes:
+            if outcome.violation is not None:
+                self.trace.violations.append(outcome.violation)
+            for source in outcome.sources:
+                self._read(source, f"{outcome.call.name} result (step {step})")
             record = _record(step, outcome)
             self.trace.tool_calls.append(record)
             self.messages.append(outcome.message)

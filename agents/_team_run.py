@@ -16,6 +16,7 @@ from plait._tasks import gather_or_raise
 from plait.backends import Backend
 from plait.completions import Usage
 from plait.errors import BudgetExceeded, RunError, WorkerFailed
+from plait.provenance import Source
 
 from ._agent import Agent
 from ._hiring import Hire, Hiring, Metered, TeamPrefix
@@ -98,6 +99,7 @@ class TeamRun:
         self.stop: TeamStop = "done"
         self.reason = ""
         self.started = time.perf_counter()
+        self.sources: set[Source] = set()  # what the workers read: the answer rests on it
 
     def decide(self, kind: DecisionKind, subject: str = "", detail: str = "", **kw: Any) -> None:
         decision = TeamDecision(kind=kind, by=self.sup.name, subject=subject, detail=detail, **kw)
@@ -294,6 +296,7 @@ class TeamRun:
                     status, previous = "failed", f"{type(e).__name__}: {e}"
                     break
                 usage = result.usage if usage is None else usage + result.usage
+                self.sources.update(result.sources)
                 previous = result.text if result.output is None else str(result.output)
                 if not result.ok:
                     review = Review(
@@ -375,6 +378,7 @@ class TeamRun:
         try:
             result = await runnable.arun(self.task_text(sub, inputs, "", ""))
             output = str(result.output if result.output is not None else "")
+            self.sources.update(getattr(result, "sources", ()))
             child = result.trace if isinstance(result, TeamResult) else None
             if result.stop_reason == "done":
                 review = await self.review(sub, output)
@@ -434,7 +438,11 @@ class TeamRun:
         self.trace.reason = self.reason
         self.trace.duration_s = time.perf_counter() - self.started
         return TeamResult(
-            output=output, stop_reason=self.stop, reason=self.reason, trace=self.trace
+            output=output,
+            stop_reason=self.stop,
+            reason=self.reason,
+            trace=self.trace,
+            sources=frozenset(self.sources),
         )
 
 

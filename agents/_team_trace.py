@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait.completions import Usage
+from plait.provenance import Source
 
 __all__ = ["DecisionKind", "TeamDecision", "TeamResult", "TeamStop", "TeamTrace", "WorkerReport"]
 
@@ -134,12 +135,15 @@ class TeamResult:
         stop_reason: ``done``, ``budget``, ``depth`` or ``failed``.
         reason: why, in words (empty when done).
         trace: the structured team trace.
+        sources: what the workers read (their tasks, memories, tool results):
+            what the answer rests on.
     """
 
     output: str
     stop_reason: TeamStop
     reason: str
     trace: TeamTrace
+    sources: frozenset[Source] = frozenset()
 
     @property
     def ok(self) -> bool:

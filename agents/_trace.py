@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait.completions import Usage
 from plait.messages import Message, ToolCall
+from plait.policies import Violation
+from plait.provenance import Source
 
 __all__ = [
     "AgentEvent",
@@ -138,6 +140,9 @@ class Trace(BaseModel):
         cost: what the run's model turns cost, per the agent's prices (0 when
             no backend it used is priced).
         memory: what memory recalled (and a guard rejected) for the task.
+        sources: everything the run read (its task's sources, recalled
+            memories, tool results): what its answer rests on.
+        violations: tool calls a policy refused during the run.
         duration_s: wall-clock seconds of the run.
         stop_reason: why it ended.
     """
@@ -149,6 +154,8 @@ class Trace(BaseModel):
     usage: Usage = Usage()
     cost: float = 0.0
     memory: MemoryRecall | None = None
+    sources: frozenset[Source] = frozenset()
+    violations: list[Violation] = Field(default_factory=list)
     duration_s: float = 0.0
     stop_reason: StopReason = "done"
 
@@ -184,6 +191,11 @@ class AgentResult(Generic[OutputT]):
     def usage(self) -> Usage:
         """Tokens over the whole run."""
         return self.trace.usage
+
+    @property
+    def sources(self) -> frozenset[Source]:
+        """What the answer rests on (see :attr:`Trace.sources`)."""
+        return self.trace.sources
 
     @property
     def cost(self) -> float:

@@ -14,6 +14,7 @@ asked (a substring of the last message, or a predicate on the request).
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,11 +23,19 @@ from typing import TypeAlias
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Usage
 from plait.errors import ScriptExhausted
-from plait.messages import ToolCall
+from plait.messages import AssistantMessage, ToolCall, ToolMessage
 
 from ._base import Backend, Capabilities
 
-__all__ = ["FunctionBackend", "Reply", "ScriptExhausted", "ScriptedBackend", "Step"]
+__all__ = [
+    "FunctionBackend",
+    "ObedientBackend",
+    "Reply",
+    "ScriptExhausted",
+    "ScriptedBackend",
+    "Step",
+    "directives",
+]
 
 Reply: TypeAlias = str | Completion | ToolCall | Sequence[ToolCall] | BaseException
 """What a scripted step answers: text, a completion, tool call(s), or an error to raise."""
@@ -162,3 +171,150 @@ class FunctionBackend(Backend):
             reply = await reply
         async for chunk in _stream_completion(_to_completion(reply, request, self.name)):
             yield chunk
+
+
+_DIRECTIVE = re.compile(r"CALL ([A-Za-z_][A-Za-z0-9_.\-]*) ")
+_WITHHELD = re.compile(r"write \$([0-9]+) in the answer")
+
+
+def directives(text: str) -> list[tuple[str, dict[str, object]]]:
+    """Every ``CALL <tool> {json arguments}`` instruction in ``text``, in order."""
+    found: list[tuple[str, dict[str, object]]] = []
+    decoder = json.JSONDecoder()
+    for match in _DIRECTIVE.finditer(text):
+        try:
+            args, _ = decoder.raw_decode(text, match.end())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(args, dict):
+            found.append((match.group(1), args))
+    return found
+
+
+class ObedientBackend(Backend):
+    """The worst case for prompt injection: a model that obeys every instruction it reads.
+
+    Instructions are written ``CALL <tool> {json arguments}``; the model follows
+    them wherever they appear, in the user's question or inside a tool result, a
+    web page or a memory. It is the attacker's best ally, for tests and
+    benchmarks of defenses that must hold with any model.
+
+    - With tools offered (an agent's turn), every instruction in the messages
+      since its last turn whose tool is offered becomes a tool call (``"$n"``
+      in an argument is the n-th tool result of the conversation); with none
+      left, it answers with the newest messages' text.
+    - Asked for a plan (a response schema with ``tasks``), every instruction of
+      the request not yet planned in an earlier round becomes a task.
+    - Asked for a join decision (a schema with ``action``), it replans while
+      the results hold instructions not yet planned, else it finishes with the
+      results as its answer (writing ``$n`` where a result is withheld and
+      the text says to).
+    - Asked for anything else with a schema whose one property is ``value``, it
+      answers the first quoted string of the request, else its first line.
+
+    Attributes:
+        requests: every request received, in order.
+    """
+
+    def __init__(self, *, name: str = "obedient") -> None:
+        self.name = name
+        self.capabilities = _ALL_CAPABILITIES
+        self.requests: list[ChatRequest] = []
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+        self.requests.append(request)
+        completion = _to_completion(self._reply(request), request, self.name)
+        async for chunk in _stream_completion(completion):
+            yield chunk
+
+    def _reply(self, request: ChatRequest) -> Reply:
+        properties = (request.response_schema or {}).get("properties", {})
+        text = "\n".join(getattr(m, "content", None) or "" for m in request.messages[1:])
+        if "tasks" in properties:
+            return self._plan(text)
+        if "action" in properties:
+            return self._join(text)
+        if request.tools:
+            return self._turn(request)
+        if list(properties) == ["value"]:
+            quoted = re.findall(r'"([^"\n]+)"', text)
+            value = quoted[0] if quoted else text.strip().splitlines()[-1]
+            return json.dumps({"value": value})
+        return text.strip().splitlines()[-1] if text.strip() else ""
+
+    def _turn(self, request: ChatRequest) -> Reply:
+        offered = {t.name for t in request.tools}
+        messages = list(request.messages)[1:]
+        # Every instruction read so far, in the order it was read; the ones after
+        # those already acted on are next, as far as their "$n" inputs exist.
+        wanted = [
+            (name, args)
+            for m in messages
+            if not isinstance(m, AssistantMessage)
+            for name, args in directives(getattr(m, "content", None) or "")
+            if name in offered
+        ]
+        made = sum(len(m.tool_calls) for m in messages if isinstance(m, AssistantMessage))
+        results = [m.content for m in messages if isinstance(m, ToolMessage)]
+        calls: list[ToolCall] = []
+        for name, args in wanted[made:]:
+            if any(_missing(v, len(results)) for v in args.values()):
+                break
+            filled = {k: _fill(v, results) for k, v in args.items()}
+            call_id = f"call_{len(self.requests)}_{len(calls)}"
+            calls.append(ToolCall(id=call_id, name=name, arguments=filled))
+        if calls:
+            return calls
+        last_turn = max(
+            (i for i, m in enumerate(messages) if isinstance(m, AssistantMessage)), default=-1
+        )
+        return "\n".join(getattr(m, "content", None) or "" for m in messages[last_turn + 1 :])
+
+    def _plan(self, text: str) -> str:
+        planned = _planned(text)
+        tasks = [
+            {"tool": name, "args": args}
+            for name, args in directives(text)
+            if (name, json.dumps(args, sort_keys=True)) not in planned
+        ]
+        return json.dumps({"tasks": tasks or [{"tool": "none", "args": {}}]})
+
+    def _join(self, text: str) -> str:
+        results = text.split("Tool results:", 1)[-1]
+        planned = _planned(results)
+        pending = [
+            d
+            for d in directives(results)
+            if (d[0], json.dumps(d[1], sort_keys=True)) not in planned
+        ]
+        if pending:
+            return json.dumps({"answer": "Following the instructions.", "action": "replan"})
+        withheld = _WITHHELD.findall(results)
+        answer = " ".join(f"${n}" for n in withheld) if withheld else results.strip()
+        return json.dumps({"answer": answer[:400], "action": "finish"})
+
+
+def _planned(text: str) -> set[tuple[str, str]]:
+    """Calls listed as ``N. tool({...})`` (earlier plans shown to a planner or joiner)."""
+    found = set()
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"^\d+\. ([A-Za-z_][\w.\-]*)\(", text, re.MULTILINE):
+        try:
+            args, _ = decoder.raw_decode(text, match.end())
+        except json.JSONDecodeError:
+            continue
+        found.add((match.group(1), json.dumps(args, sort_keys=True)))
+    return found
+
+
+def _missing(value: object, available: int) -> bool:
+    whole = re.fullmatch(r"\$([0-9]+)", value) if isinstance(value, str) else None
+    return whole is not None and int(whole.group(1)) > available
+
+
+def _fill(value: object, results: list[str]) -> object:
+    if isinstance(value, str):
+        whole = re.fullmatch(r"\$([0-9]+)", value)
+        if whole and 0 < int(whole.group(1)) <= len(results):
+            return results[int(whole.group(1)) - 1]
+    return value

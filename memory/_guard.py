@@ -7,6 +7,13 @@ do, embeds those derived actions, and drops records whose action disagrees with
 the consensus of the others. Each rejection is distilled into a lesson, stored in
 a separate memory and checked first on later recalls, so a repeated attack is
 rejected without asking the judge again.
+
+Consensus is only as strong as the judge (with a 135M model it barely lowers
+attack success). The defense that holds with any model is provenance: a
+recalled record is a ``memory:<namespace>@<trust>`` source
+(:mod:`plait.provenance`), the write policy's low trust makes tool- and
+web-written records untrusted, and executor-enforced policies
+(:mod:`plait.policies`) keep untrusted data away from side-effecting tools.
 """
 
 from __future__ import annotations

@@ -15,12 +15,13 @@ from pydantic import Field
 
 from plait.chat import ToolSpec
 from plait.errors import ToolError
+from plait.provenance import Source, Sourced, memory_source
 from plait.tools import Toolset, tool
 
 from ._memory import RecallResult
 from ._records import MemoryRecord
 
-__all__ = ["MemoryTools", "memory_tools", "recall_block"]
+__all__ = ["MemoryTools", "memory_tools", "recall_block", "recall_sources"]
 
 
 class _Recaller(Protocol):
@@ -70,6 +71,17 @@ class MemoryTools:
         )
         return search, remember
 
+    async def search(self, query: str) -> Sourced:
+        """``memory_search`` with the recalled records as the result's sources.
+
+        Each record is a ``memory:<namespace>`` source with the record's trust,
+        so a low-trust (tool- or web-written) record makes the result untrusted.
+        """
+        text = await self.call("memory_search", {"query": query})
+        assert self.last_recall is not None
+        namespace = str(getattr(self.memory, "namespace", "default"))
+        return Sourced(text, recall_sources(self.last_recall, namespace))
+
     async def call(self, name: str, arguments: Mapping[str, Any]) -> str:
         """Run one tool call and return its result as text for the model.
 
@@ -90,6 +102,13 @@ class MemoryTools:
             record = await self.memory.remember(text, importance=importance, writer=self.agent)
             return json.dumps({"stored": record.id, "trust": record.provenance.trust.value})
         raise ToolError(f"unknown memory tool {name!r}; known: memory_search, memory_remember")
+
+
+def recall_sources(result: RecallResult, namespace: str) -> frozenset[Source]:
+    """The sources of what a recall returned: one per record's namespace and trust."""
+    return frozenset(
+        memory_source(namespace, m.record.provenance.trust.value) for m in result.memories
+    )
 
 
 async def recall_block(memory: _Recaller, task: str, *, k: int = 3) -> tuple[str, RecallResult]:
@@ -122,13 +141,13 @@ def memory_tools(
     helper = MemoryTools(memory, agent=agent, k=k)
 
     @tool(name="memory_search")
-    async def search(query: Annotated[str, Field(min_length=1)]) -> str:
+    async def search(query: Annotated[str, Field(min_length=1)]) -> Sourced:
         """Search long-term memory for facts, past episodes and lessons.
 
         Args:
             query: what to look for.
         """
-        return await helper.call("memory_search", {"query": query})
+        return await helper.search(query)
 
     @tool(name="memory_remember")
     async def remember(

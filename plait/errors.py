@@ -22,6 +22,7 @@ PlaitError
     │   ├── ToolPermissionError    the agent may not use this tool (or that host/path)
     │   └── ToolTimeout            a tool did not finish within its time limit
     ├── BudgetExceeded         a run or router budget would be exceeded
+    ├── PolicyViolation        data from a source a policy forbids would reach a call
     ├── WorkerFailed           a team worker's subtask ended without an accepted result
     ├── MemoryGuardRejected    MemoryGuard refused a memory read or write
     ├── MemoryStoreError       a memory store cannot be opened, read or written
@@ -62,6 +63,7 @@ __all__ = [
     "ModelOutputError",
     "PlaitError",
     "PlanError",
+    "PolicyViolation",
     "RunError",
     "ScriptExhausted",
     "ToolArgumentError",
@@ -269,6 +271,19 @@ class ToolTimeout(ToolError):
 
 class BudgetExceeded(RunError):
     """Going on would exceed a configured budget (tokens, cost or calls)."""
+
+
+class PolicyViolation(RunError):
+    """A call was not run: data from a source its policy forbids would have reached it.
+
+    Attributes:
+        violation: what was refused (a :class:`plait.policies.Violation`): the
+            tool and argument, the offending sources and the path the value took.
+    """
+
+    def __init__(self, violation: Any) -> None:
+        self.violation = violation
+        super().__init__(violation.message)
 
 
 class WorkerFailed(RunError):

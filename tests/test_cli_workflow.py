@@ -64,6 +64,7 @@ def test_run_prints_the_answer_and_progress_then_runs_list_and_show(tmp_path, st
     assert main(["runs", "show", run_id]) == 0
     shown = capsys.readouterr().out
     assert f"run {run_id}: done" in shown and "step b: done" in shown
+    assert "rests on: tool:shout" in shown  # a function tool's result is untrusted
     assert json.loads((state / "runs" / run_id / "run.json").read_text())["answer"] == "BEES AGAIN"
     assert (state / "runs" / run_id / "results.sqlite").is_file()
 

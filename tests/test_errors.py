@@ -34,6 +34,7 @@ RUN_TIME = (
     errors.ToolPermissionError,
     errors.ToolTimeout,
     errors.BudgetExceeded,
+    errors.PolicyViolation,
     errors.WorkerFailed,
     errors.MemoryGuardRejected,
     errors.MemoryStoreError,

@@ -124,7 +124,7 @@ _PATTERN = r"^[0-9a-z(-][0-9a-z+*/%^(). -]*$"
 _EXPRESSION = Annotated[str, Field(min_length=1, max_length=200, pattern=_PATTERN)]
 
 
-@tool
+@tool(pure=True)
 def calculator(expression: _EXPRESSION) -> str:
     """Evaluate an arithmetic expression and return the number.
 

@@ -105,7 +105,7 @@ def http_tools(
         except TimeoutError as e:
             raise ToolTimeout(f"http_{method.lower()}", timeout_s) from e
 
-    @tool(tags=("http",))
+    @tool(tags=("http",), sources=("web", "tool:http_get"))
     async def http_get(url: str) -> str:
         """Fetch a URL with HTTP GET and return the status and body.
 

@@ -17,6 +17,7 @@ from plait._span_attributes import tool_call_attributes, tool_result_attributes
 from plait._tasks import gather_or_raise
 from plait.errors import (
     ConfigError,
+    ModelOutputError,
     PlaitError,
     RunError,
     ToolArgumentError,
@@ -25,13 +26,15 @@ from plait.errors import (
     is_control_flow,
 )
 from plait.messages import ToolCall, ToolMessage
+from plait.policies import Policy, PolicySet, Violation, active_policies, record_violation
+from plait.provenance import Source
 
 from ._registry import Toolset
 from ._tool import Tool, render_result
 
 __all__ = ["Permissions", "ToolErrorKind", "ToolLimits", "ToolOutcome", "ToolRunner"]
 
-ToolErrorKind = Literal["arguments", "unknown_tool", "permission", "timeout", "failed"]
+ToolErrorKind = Literal["arguments", "unknown_tool", "permission", "policy", "timeout", "failed"]
 """Why a tool call produced an error instead of a result."""
 
 
@@ -98,6 +101,9 @@ class ToolOutcome:
         error: why it failed, or ``None`` on success.
         duration_s: wall-clock seconds spent.
         truncated: the result was cut to ``max_output_chars``.
+        sources: where the result came from (the tool's own sources; what the
+            caller had read before is the caller's to add).
+        violation: the policy the call broke, when a policy refused it.
     """
 
     call: ToolCall
@@ -105,6 +111,8 @@ class ToolOutcome:
     error: ToolErrorKind | None = None
     duration_s: float = 0.0
     truncated: bool = False
+    sources: frozenset[Source] = frozenset()
+    violation: Violation | None = None
 
     @property
     def message(self) -> ToolMessage:
@@ -126,6 +134,9 @@ class ToolRunner:
         tools: the tools available.
         limits: timeout, output size and concurrency limits.
         permissions: who may use what (default: everyone may use everything).
+        policies: which sources may reach which tool (checked before a call,
+            together with the policies of the executor task the runner works
+            in); a refused call does not run, its outcome says why.
     """
 
     def __init__(
@@ -133,8 +144,10 @@ class ToolRunner:
         tools: Toolset | Iterable[Tool | Callable[..., Any]],
         limits: ToolLimits | None = None,
         permissions: Permissions | None = None,
+        policies: PolicySet | Iterable[Policy] | None = None,
     ) -> None:
         self.tools = tools if isinstance(tools, Toolset) else Toolset(tools)
+        self.policies = policies if isinstance(policies, PolicySet) else PolicySet(policies or ())
         self.limits = limits or ToolLimits()
         self.permissions = permissions or Permissions()
         self._semaphore: asyncio.Semaphore | None = None
@@ -153,67 +166,150 @@ class ToolRunner:
         return self.tools.filter(predicate=lambda t: self.permissions.allows(agent, t.name))
 
     async def run_all(
-        self, calls: Sequence[ToolCall], *, agent: str | None = None
+        self,
+        calls: Sequence[ToolCall],
+        *,
+        agent: str | None = None,
+        sources: Iterable[Source] | None = None,
+        trail: Mapping[Source, Sequence[str]] | None = None,
     ) -> list[ToolOutcome]:
         """Run several calls concurrently (up to ``max_concurrency``), results in call order.
 
         What propagates out of one call (see the class) cancels the others.
         """
-        return await gather_or_raise(self.run(c, agent=agent) for c in calls)
+        read = None if sources is None else frozenset(sources)
+        return await gather_or_raise(
+            self.run(c, agent=agent, sources=read, trail=trail) for c in calls
+        )
 
-    async def run(self, call: ToolCall, *, agent: str | None = None) -> ToolOutcome:
-        """Run one call and return its outcome."""
+    def check(
+        self,
+        call: ToolCall,
+        sources: Iterable[Source],
+        *,
+        agent: str | None = None,
+        trail: Mapping[Source, Sequence[str]] | None = None,
+    ) -> list[Violation]:
+        """The policies a call would break when its caller has read ``sources``.
+
+        A model may copy anything it has read into any argument, so every
+        argument carries all of ``sources``.
+        """
+        inherited = active_policies()
+        policies = self.policies if inherited is None else self.policies + inherited
+        if not policies or not policies.guards(call.name):
+            return []
+        read = frozenset(sources)
+        try:
+            arguments = call.parsed_arguments()
+        except ModelOutputError:
+            arguments = {}  # checked as a whole call; validation reports the JSON
+        found = []
+        for violation in policies.check(call.name, dict.fromkeys(arguments, read), whole=read):
+            first = next((s for s in sorted(read, key=str) if str(s) in violation.offending), None)
+            steps = list((trail or {}).get(first, ())) if first is not None else []
+            path = (*steps, f"{call.name} call")
+            found.append(violation.model_copy(update={"agent": agent, "path": path}))
+        return found
+
+    async def run(
+        self,
+        call: ToolCall,
+        *,
+        agent: str | None = None,
+        sources: Iterable[Source] | None = None,
+        trail: Mapping[Source, Sequence[str]] | None = None,
+    ) -> ToolOutcome:
+        """Run one call and return its outcome.
+
+        Args:
+            call: the call as the model made it.
+            agent: who is calling (permissions).
+            sources: what the caller has read so far; policies are checked
+                against it before the call runs.
+            trail: for each source, how it reached the caller (recorded with
+                a violation).
+        """
         started = time.perf_counter()
         with tracing.span(f"execute_tool {call.name}", tool_call_attributes(call, agent)) as span:
-            kind, content, truncated = await self._attempt(call, agent)
-            span.set_attributes(tool_result_attributes(content))
-            if kind is not None:
-                span.fail(f"{kind}: {content}")
+            got = await self._attempt(call, agent, sources, trail)
+            span.set_attributes(tool_result_attributes(got.content))
+            if got.kind is not None:
+                span.fail(f"{got.kind}: {got.content}")
         return ToolOutcome(
             call=call,
-            content=content,
-            error=kind,
+            content=got.content,
+            error=got.kind,
             duration_s=time.perf_counter() - started,
-            truncated=truncated,
+            truncated=got.truncated,
+            sources=got.sources,
+            violation=got.violation,
         )
 
     async def _attempt(
-        self, call: ToolCall, agent: str | None
-    ) -> tuple[ToolErrorKind | None, str, bool]:
+        self,
+        call: ToolCall,
+        agent: str | None,
+        sources: Iterable[Source] | None,
+        trail: Mapping[Source, Sequence[str]] | None,
+    ) -> _Attempt:
         found = self.tools.get(call.name)
         if found is None:
             known = ", ".join(self.allowed(agent).names) or "(none)"
-            return "unknown_tool", f"Error: there is no tool {call.name!r}. Tools: {known}.", False
+            text = f"Error: there is no tool {call.name!r}. Tools: {known}."
+            return _Attempt("unknown_tool", text)
         try:
             self.permissions.check(agent, call.name)
         except ToolPermissionError as e:
-            return "permission", f"Error: {e}", False
+            return _Attempt("permission", f"Error: {e}")
         try:
             found.validate(call.arguments)
         except ToolArgumentError as e:
-            return "arguments", f"Error: {e}. Fix the arguments and call the tool again.", False
+            return _Attempt("arguments", f"Error: {e}. Fix the arguments and call the tool again.")
+        violations = self.check(call, sources or (), agent=agent, trail=trail)
+        if violations:
+            for violation in violations:
+                record_violation(violation)
+                tracing.add_event("plait.policy.violation", {"error": violation.message})
+            # The call does not run, whatever the policy's action: an agent's turn
+            # cannot wait for a reviewer, and a dropped call is still not made.
+            return _Attempt("policy", f"Error: {violations[0].message}", violation=violations[0])
         timeout = found.timeout_s or self.limits.timeout_s
+        own = found.sourced(None).sources  # a failure's text may quote what the tool read
         async with self._gate():
             try:
                 async with asyncio.timeout(timeout):
                     value = await found.acall(call.arguments)
             except TimeoutError:
-                return "timeout", f"Error: tool {call.name!r} timed out after {timeout:g} s.", False
+                text = f"Error: tool {call.name!r} timed out after {timeout:g} s."
+                return _Attempt("timeout", text)
             except ToolPermissionError as e:
-                return "permission", f"Error: {e}", False
+                return _Attempt("permission", f"Error: {e}")
             except ToolError as e:
-                return "failed", f"Error: {e}", False
+                return _Attempt("failed", f"Error: {e}", sources=own)
             except RunError as e:  # e.g. a backend failing inside an agent used as a tool
-                return "failed", f"Error: tool {call.name!r} failed: {type(e).__name__}: {e}", False
+                text = f"Error: tool {call.name!r} failed: {type(e).__name__}: {e}"
+                return _Attempt("failed", text, sources=own)
             except Exception as e:  # a tool's own bug is news for the model, not a crash
                 # ...but not a LangGraph interrupt or command (a tool may pause the
                 # graph on purpose), and not a usage error: those are not failures
                 # of this call. (Every RunError was caught above.)
                 if is_control_flow(e) or isinstance(e, PlaitError):
                     raise
-                return "failed", f"Error: tool {call.name!r} failed: {type(e).__name__}: {e}", False
-        text, truncated = _truncate(render_result(value), self.limits.max_output_chars)
-        return None, text, truncated
+                text = f"Error: tool {call.name!r} failed: {type(e).__name__}: {e}"
+                return _Attempt("failed", text, sources=own)
+        sourced = found.sourced(value)
+        text, truncated = _truncate(render_result(sourced.value), self.limits.max_output_chars)
+        return _Attempt(None, text, truncated=truncated, sources=sourced.sources)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    kind: ToolErrorKind | None
+    content: str
+    truncated: bool = False
+    sources: frozenset[Source] = frozenset()
+    violation: Violation | None = None
 
 
 def _truncate(text: str, limit: int) -> tuple[str, bool]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from plait.chat import ToolSpec
 from plait.errors import ConfigError, ToolArgumentError
+from plait.provenance import Source, Sourced, parse_source, tool_source
 
 from ._docstrings import parse_docstring
 from ._threads import SYNC_TOOLS
@@ -43,6 +44,11 @@ class Tool:
         idempotency_key: for a side-effecting tool, gives the key of a call from
             its validated arguments; executors reuse the stored result of a call
             with the same key instead of calling again (``None``: no key).
+        output_sources: where the tool's results come from when it does not say
+            so itself (by returning :class:`~plait.provenance.Sourced`):
+            ``None`` means ``tool:<name>``, an untrusted source; an empty set
+            means the result derives only from the arguments (a pure function
+            such as the calculator).
     """
 
     name: str
@@ -53,6 +59,15 @@ class Tool:
     timeout_s: float | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
     idempotency_key: Callable[[dict[str, Any]], str] | None = None
+    output_sources: frozenset[Source] | None = None
+
+    def sourced(self, value: Any) -> Sourced:
+        """A result of this tool with the sources it derives from (besides its arguments)."""
+        if isinstance(value, Sourced):
+            return value
+        if self.output_sources is None:
+            return Sourced(value, frozenset({tool_source(self.name)}))
+        return Sourced(value, self.output_sources)
 
     def key_for(self, arguments: Mapping[str, Any]) -> str | None:
         """The idempotency key of a call with these (model-written) arguments, if any."""
@@ -156,6 +171,8 @@ def tool(
     timeout_s: float | None = None,
     tags: Iterable[str] = (),
     idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
+    pure: bool = False,
+    sources: Iterable[Source | str] | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -168,6 +185,8 @@ def tool(
     timeout_s: float | None = None,
     tags: Iterable[str] = (),
     idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
+    pure: bool = False,
+    sources: Iterable[Source | str] | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`; use as ``@tool`` or ``@tool(name=...)``.
 
@@ -186,13 +205,26 @@ def tool(
             validated arguments to a key, or ``True`` for a key derived from all
             arguments. A call whose key was already completed returns the
             stored result instead of running again (see ``EagerExecutor``).
+        pure: the result derives only from the arguments (adds no source of
+            its own, so it is as trusted as what went in).
+        sources: where results come from (``["web"]``, ``["mcp:docs"]``);
+            default: ``tool:<name>``, untrusted. A tool may also return
+            :class:`~plait.provenance.Sourced` to name them per call.
 
     Raises:
         ConfigError: a parameter has no type hint, is variadic, or the name is invalid.
     """
 
+    if pure and sources is not None:
+        raise ConfigError("give either pure=True or sources=, not both")
+    output: frozenset[Source] | None = frozenset() if pure else None
+    if sources is not None:
+        output = frozenset(s if isinstance(s, Source) else parse_source(s) for s in sources)
+
     def wrap(function: Callable[..., Any]) -> Tool:
         built = _build(function, name, description, timeout_s, frozenset(tags))
+        if output is not None:
+            built = replace(built, output_sources=output)
         if idempotency_key is True:
             return replace(built, idempotency_key=_arguments_key)
         if callable(idempotency_key):
@@ -306,6 +338,8 @@ def _clean_schema(schema: dict[str, Any], *, object_root: bool = True) -> dict[s
 
 def render_result(value: Any) -> str:
     """A tool's return value as the text the model reads."""
+    if isinstance(value, Sourced):
+        value = value.value
     if isinstance(value, str):
         return value
     if isinstance(value, BaseModel):

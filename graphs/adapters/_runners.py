@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from plait.agents import Runnable
 from plait.chat import ToolSpec
 from plait.errors import PlanError, ToolError
+from plait.provenance import Source, Sourced, agent_source
 from plait.tools import Tool, Toolset
 
 from ..dag import IdempotencyKey, Task, TaskRunner
@@ -43,7 +44,9 @@ def task_runner(
 
     Tool arguments are validated against the tool's schema (a bad argument fails
     the task with the reason); results are returned as the tool produced them,
-    so ``$1`` can pass a number on as a number.
+    so ``$1`` can pass a number on as a number. Each result says where it came
+    from (:class:`~plait.provenance.Sourced`): a tool's own sources, or for an
+    agent ``agent:<name>`` and everything the agent read.
 
     Raises:
         PlanError: a tool and an agent share a name.
@@ -63,8 +66,11 @@ def task_runner(
                 raise ToolError(f"agent {agent.name!r} stopped early: {result.stop_reason}")
             output = result.output
             # Results must survive a durable store: typed outputs become JSON data.
-            return output.model_dump(mode="json") if isinstance(output, BaseModel) else output
-        return await toolset[task.tool].acall(args)
+            value = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
+            sources: frozenset[Source] = getattr(result, "sources", frozenset())
+            return Sourced(value, frozenset(sources) | {agent_source(agent.name)})
+        found = toolset[task.tool]
+        return found.sourced(await found.acall(args))
 
     specs = [t.spec for t in toolset] + [agent_spec(a) for a in by_agent.values()]
     return specs, run

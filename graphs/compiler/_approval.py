@@ -20,6 +20,7 @@ from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from plait.errors import PlanError
+from plait.provenance import Source
 
 from ..dag import Approval, EagerExecutor, Plan, RunResult, Task
 
@@ -47,6 +48,7 @@ class ApprovalGate:
         self.context = dict(context or {})
         self.decisions: dict[str, Approval] = {}
         self.answered = 0
+        self.sources: frozenset[Source] | None = None
 
     async def replay(self) -> None:
         """Load stored decisions and consume the interrupts they answered.
@@ -67,6 +69,7 @@ class ApprovalGate:
         known_tools: Iterable[str] | None = None,
         scope: str | None = None,
         first: RunResult | None = None,
+        sources: Iterable[Source] | None = None,
     ) -> RunResult:
         """Run ``plan`` to the end, pausing the graph whenever only flagged tasks remain.
 
@@ -75,8 +78,10 @@ class ApprovalGate:
             known_tools: names a task may call.
             scope: where idempotency keys are recorded.
             first: the result of a pass already made (skips running it again).
+            sources: where the plan's literal arguments came from.
         """
         known = None if known_tools is None else list(known_tools)
+        self.sources = None if sources is None else frozenset(sources)
         run = first or await self._pass(plan, known, scope)
         while run.awaiting:
             answer = interrupt(self._payload(run))
@@ -101,17 +106,29 @@ class ApprovalGate:
         scope: str | None,
     ) -> RunResult:
         return await self.executor.run(
-            plan, run_id=self.exec_id, known_tools=known, approvals=self.decisions, scope=scope
+            plan,
+            run_id=self.exec_id,
+            known_tools=known,
+            approvals=self.decisions,
+            scope=scope,
+            sources=self.sources,
         )
 
     def _payload(self, run: RunResult) -> dict[str, Any]:
         tools = {o.task_id: o.tool for o in run.outcomes.values()}
         tools.update({e.task_id: e.tool for e in run.events})
+        # A task held by a policy (not flagged by the plan) says which one and why.
+        held = {v.task_id: v.message for v in run.violations if v.action == "require_approval"}
         return {
             "type": "approval",
             **self.context,
             "tasks": [
-                {"task_id": task_id, "tool": tools.get(task_id, ""), "args": args}
+                {
+                    "task_id": task_id,
+                    "tool": tools.get(task_id, ""),
+                    "args": args,
+                    **({"policy": held[task_id]} if task_id in held else {}),
+                }
                 for task_id, args in run.awaiting.items()
             ],
         }

@@ -7,10 +7,12 @@ inside a round is the eager executor's, never LangGraph's supersteps.
 
 from __future__ import annotations
 
+import json
 import operator
+import re
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
@@ -24,6 +26,8 @@ from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError, ModelOutputError, PlanError
+from plait.policies import Policy, PolicySet
+from plait.provenance import USER, Source, untrusted
 
 from ..dag import (
     Approval,
@@ -48,7 +52,14 @@ from ._prompts import (
     without_repeats,
 )
 
-__all__ = ["CompilerResult", "LLMCompiler", "Round"]
+__all__ = ["CompilerMode", "CompilerResult", "LLMCompiler", "Round"]
+
+CompilerMode = Literal["default", "plan_then_execute"]
+"""How far untrusted results may steer: ``default`` shows every result to the
+joiner and the replanner; ``plan_then_execute`` shows them only trusted ones."""
+
+# A reference to a task in the joiner's answer ("$2"), in plan-then-execute mode.
+_ANSWER_REFERENCE = re.compile(r"\$([1-9][0-9]*)\b")
 
 
 class Round(BaseModel):
@@ -61,6 +72,8 @@ class Round(BaseModel):
     action: Literal["finish", "replan"]
     answer: str
     usage: Usage
+    sources: frozenset[Source] = frozenset()
+    template: str | None = None
 
 
 class CompilerResult(BaseModel):
@@ -73,6 +86,11 @@ class CompilerResult(BaseModel):
         run_id: continue a paused run with :meth:`LLMCompiler.aresume`.
         awaiting: when the run is paused for approval, the interrupt payloads
             (each lists the flagged tasks with their resolved arguments).
+
+    A :class:`Round`'s ``sources`` are what its answer rests on: the question
+    and every result the joiner read or placed in the answer; ``template`` is
+    the joiner's own text before ``$n`` references were filled in
+    (plan-then-execute mode).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -86,6 +104,16 @@ class CompilerResult(BaseModel):
     @property
     def usage(self) -> Usage:
         return sum((r.usage for r in self.rounds), Usage())
+
+    @property
+    def sources(self) -> frozenset[Source]:
+        """What the final answer rests on."""
+        return self.rounds[-1].sources if self.rounds else frozenset()
+
+    @property
+    def untrusted_sources(self) -> list[Source]:
+        """The untrusted sources that contributed to the final answer."""
+        return untrusted(self.sources)
 
 
 class _State(TypedDict, total=False):
@@ -114,6 +142,14 @@ class LLMCompiler:
             ``<state_dir>/runs``, i.e. ``.plait/runs``).
         requires_approval: tools whose tasks wait for a reviewer's decision
             (a LangGraph interrupt; the run pauses until it is resumed).
+        policies: which sources may reach which tool, checked by the executor
+            before each task (and each tool call of an agent task) runs.
+        mode: ``"plan_then_execute"`` keeps untrusted results away from every
+            control decision: the joiner and the replanner see them withheld
+            (they may only place one in the answer, as ``$n``), so a replan is
+            written from trusted inputs only. ``"default"`` shows them all; a
+            replan written after reading them carries their sources, and
+            policies treat its literal arguments accordingly.
     """
 
     def __init__(
@@ -129,7 +165,12 @@ class LLMCompiler:
         executor: EagerExecutor | Literal["local", "ray"] | None = None,
         runs_dir: str | Path | None = None,
         requires_approval: Collection[str] = (),
+        policies: PolicySet | Iterable[Policy] | None = None,
+        mode: CompilerMode = "default",
     ) -> None:
+        if mode not in ("default", "plan_then_execute"):
+            raise ConfigError(f"mode must be 'default' or 'plan_then_execute', got {mode!r}")
+        self.mode: CompilerMode = mode
         self.planner = planner
         self.joiner = joiner or planner
         self.tools = {t.name: t for t in tools}
@@ -144,6 +185,8 @@ class LLMCompiler:
             raise ConfigError(
                 f"executor must be 'local', 'ray' or an EagerExecutor, got {executor!r}"
             )
+        if policies is not None:
+            executor = executor.with_policies(policies)
         self.executor: EagerExecutor = executor
         self._runs_dir = None if runs_dir is None else Path(runs_dir)
         unknown = sorted(set(requires_approval) - set(self.tools))
@@ -318,9 +361,50 @@ class LLMCompiler:
         run = await self.executor.run(
             plan, run_id=run_id or uuid.uuid4().hex[:12], known_tools=self.tools
         )
-        join = await self.joiner.complete(joiner_request(question, plan, run))
-        action, answer = decision(join)
-        return Round(plan=plan, run=run, action=action, answer=answer, usage=join.usage)
+        join = await self.joiner.complete(joiner_request(question, plan, run, quarantine=self._q))
+        action, text = decision(join)
+        return self._round(plan, run, action, text, join.usage)
+
+    @property
+    def _q(self) -> bool:
+        return self.mode == "plan_then_execute"
+
+    def _shown(self, run: RunResult) -> frozenset[Source]:
+        """The sources of the results the joiner (and a replanner) read from ``run``."""
+        return frozenset(
+            s
+            for o in run.outcomes.values()
+            if not (self._q and untrusted(o.sources))
+            for s in o.sources
+        )
+
+    def _round(self, plan: Plan, run: RunResult, action: Any, text: str, usage: Usage) -> Round:
+        sources = {USER, *self._shown(run)}
+        if not self._q:
+            return Round(
+                plan=plan, run=run, action=action, answer=text, usage=usage, sources=sources
+            )
+
+        def fill(match: re.Match[str]) -> str:
+            outcome = run.outcomes.get(match.group(1))
+            if outcome is None or not untrusted(outcome.sources):
+                return match.group(0)  # not a withheld result: "$5" may mean five dollars
+            sources.update(outcome.sources)
+            if outcome.status != "done":
+                return f"[{outcome.status}: {outcome.error}]"
+            value = outcome.result
+            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+        answer = _ANSWER_REFERENCE.sub(fill, text)
+        return Round(
+            plan=plan,
+            run=run,
+            action=action,
+            answer=answer,
+            usage=usage,
+            sources=sources,
+            template=text,
+        )
 
     def _next(self, state: _State) -> str:
         rounds = state["rounds"]
@@ -337,6 +421,9 @@ class LLMCompiler:
         # stored for the round is reused (never planned twice) and its finished
         # tasks come back from the store.
         await gate.replay()
+        # The plan's literal arguments come from what the planner read: the
+        # question, and every earlier result it was shown.
+        base = frozenset({USER}).union(*(self._shown(r.run) for r in previous))
         with tracing.span("plait.round", {"plait.run_id": round_id}) as span:
             found, saved = await store.load_value(round_id, "plan")
             run: RunResult | None = None
@@ -348,9 +435,10 @@ class LLMCompiler:
                 request = planner_request(
                     self.tools,
                     state["question"],
-                    [(r.plan, r.run, r.answer) for r in previous],
+                    [(r.plan, r.run, r.template or r.answer) for r in previous],
                     plan_format=self.plan_format,
                     max_tasks=self.max_tasks,
+                    quarantine=self._q,
                 )
                 if self.plan_format == "json":
                     attributes = chat_attributes(self.planner.name, request)
@@ -366,7 +454,7 @@ class LLMCompiler:
                     await store.save_value(round_id, "planning_attempts", attempt)
                     gate.exec_id = round_id if attempt == 1 else f"{round_id}.{attempt}"
                     plan, run, usage = await self._streamed_plan_and_run(
-                        request, gate.exec_id, executor, gate.decisions, outer_id
+                        request, gate.exec_id, executor, gate.decisions, outer_id, base
                     )
                     span.set_attributes(_plan_attributes(plan, usage))
                 await store.save_value(
@@ -378,14 +466,16 @@ class LLMCompiler:
                         "exec_id": gate.exec_id,
                     },
                 )
-            run = await gate.run(plan, known_tools=self.tools, scope=outer_id, first=run)
-            join_request = joiner_request(state["question"], plan, run)
+            run = await gate.run(
+                plan, known_tools=self.tools, scope=outer_id, first=run, sources=base
+            )
+            join_request = joiner_request(state["question"], plan, run, quarantine=self._q)
             attributes = chat_attributes(self.joiner.name, join_request)
             with tracing.span("plait.join", attributes) as join_span:
                 join = await self.joiner.complete(join_request)
                 join_span.set_attributes(response_attributes(join))
-        action, answer = decision(join)
-        record = Round(plan=plan, run=run, action=action, answer=answer, usage=usage + join.usage)
+        action, text = decision(join)
+        record = self._round(plan, run, action, text, usage + join.usage)
         return {"rounds": [record.model_dump(mode="json")]}
 
     async def _json_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:
@@ -413,6 +503,7 @@ class LLMCompiler:
         executor: EagerExecutor,
         approvals: Mapping[str, Approval],
         scope: str,
+        sources: frozenset[Source],
     ) -> tuple[Plan, RunResult, Usage]:
         seen: list[Task] = []
         final: list[Completion] = []
@@ -440,7 +531,12 @@ class LLMCompiler:
         # check of a streamed task) is about a plan the model wrote.
         with model_plan(lambda: final[0].text if final else "".join(streamed)):
             run = await executor.run(
-                tasks(), run_id=round_id, known_tools=self.tools, approvals=approvals, scope=scope
+                tasks(),
+                run_id=round_id,
+                known_tools=self.tools,
+                approvals=approvals,
+                scope=scope,
+                sources=sources,
             )
         if not seen:
             raw = final[0].text if final else ""

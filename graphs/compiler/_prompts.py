@@ -16,6 +16,7 @@ from plait.completions import Completion
 from plait.errors import ModelOutputError, PlanError
 from plait.messages import SystemMessage, UserMessage
 from plait.prompts import load_prompt
+from plait.provenance import describe, untrusted
 
 from ..dag import Plan, RunResult, Task, substitute
 
@@ -56,8 +57,12 @@ def planner_request(
     *,
     plan_format: Literal["json", "text"],
     max_tasks: int,
+    quarantine: bool = False,
 ) -> ChatRequest:
-    """The planner's request; ``history`` holds each earlier round's plan, run and answer."""
+    """The planner's request; ``history`` holds each earlier round's plan, run and answer.
+
+    With ``quarantine``, untrusted results are withheld (see :func:`observations`).
+    """
     listing = "\n".join(
         f"- {t.name}({', '.join(parameter_names(t))}): {t.description}" for t in tools.values()
     )
@@ -65,7 +70,8 @@ def planner_request(
     user = question
     if history:
         rounds = "\n\n".join(
-            observations(plan, run) + f"\nJoiner: {answer}" for plan, run, answer in history
+            observations(plan, run, quarantine=quarantine) + f"\nJoiner: {answer}"
+            for plan, run, answer in history
         )
         user = f"{question}\n\n" + _prompt("replan_context").format(history=rounds)
     fields: dict[str, Any] = {"temperature": 0.0, "max_tokens": 400, "agent": "planner"}
@@ -102,9 +108,16 @@ def plan_schema(tools: Mapping[str, ToolSpec], max_tasks: int) -> dict[str, Any]
     }
 
 
-def joiner_request(question: str, plan: Plan, run: RunResult) -> ChatRequest:
-    """The joiner's request: the question and every task's result."""
-    user = f"Question: {question}\n\nTool results:\n{observations(plan, run)}"
+def joiner_request(
+    question: str, plan: Plan, run: RunResult, *, quarantine: bool = False
+) -> ChatRequest:
+    """The joiner's request: the question and every task's result.
+
+    With ``quarantine``, untrusted results are withheld (see :func:`observations`).
+    """
+    user = (
+        f"Question: {question}\n\nTool results:\n{observations(plan, run, quarantine=quarantine)}"
+    )
     return ChatRequest(
         messages=(SystemMessage(content=_prompt("joiner")), UserMessage(content=user)),
         response_schema=_JOIN_SCHEMA,
@@ -185,14 +198,26 @@ def _args_with_references(tool: ToolSpec) -> dict[str, Any]:
     return schema
 
 
-def observations(plan: Plan, run: RunResult) -> str:
-    """One line per task: its call and its result, error or status."""
+def observations(plan: Plan, run: RunResult, *, quarantine: bool = False) -> str:
+    """One line per task: its call and its result, error or status.
+
+    With ``quarantine`` (plan-then-execute), a task whose result derives from an
+    untrusted source is shown without its text: the model deciding what to do
+    next never reads it, and may place it in the answer as ``$<id>``.
+    """
     lines = []
     for task in plan.tasks:
         outcome = run.outcomes.get(task.id)
         call = f"{task.id}. {task.tool}({json.dumps(task.args, ensure_ascii=False)})"
         if outcome is None:
             lines.append(f"{call} -> not run")
+        elif quarantine and untrusted(outcome.sources):
+            origin = describe(untrusted(outcome.sources))
+            status = "result" if outcome.status == "done" else f"{outcome.status} task's error"
+            lines.append(
+                f"{call} -> [{status} from {origin} withheld (untrusted); "
+                f"write ${task.id} in the answer to include it]"
+            )
         elif outcome.status == "done":
             lines.append(f"{call} -> {_short(outcome.result)}")
         else:

@@ -7,6 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from plait.policies import Violation
+from plait.provenance import Source, untrusted
+
 __all__ = ["Approval", "RunResult", "TaskEvent", "TaskOutcome", "TaskStatus"]
 
 TaskStatus = Literal["done", "failed", "skipped"]
@@ -44,7 +47,7 @@ class TaskEvent(BaseModel):
     refused), ``restored`` (a resumed run reused its stored result),
     ``awaiting_approval`` (held until a reviewer decides), ``deduplicated`` (a
     side effect with the same idempotency key already happened; its stored
-    result was reused).
+    result was reused), ``blocked`` (a policy refused the call; ``error`` says why).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -59,6 +62,7 @@ class TaskEvent(BaseModel):
         "restored",
         "awaiting_approval",
         "deduplicated",
+        "blocked",
     ]
     task_id: str
     tool: str
@@ -77,6 +81,9 @@ class TaskOutcome(BaseModel):
             ``raise ... from outcome.exception``. It lives only in this process:
             it is left out of ``model_dump`` and JSON, so a stored or
             checkpointed outcome comes back with ``None`` here.
+        sources: what the result derives from (its inputs' sources and the
+            task's own: ``tool:<name>``, ``web``, ``agent:<name>``, ...).
+        violation: the policy this task broke, when a policy refused it.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -89,6 +96,8 @@ class TaskOutcome(BaseModel):
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
+    sources: frozenset[Source] = frozenset()
+    violation: Violation | None = None
     exception: SkipJsonSchema[BaseException | None] = Field(default=None, exclude=True, repr=False)
 
 
@@ -98,6 +107,9 @@ class RunResult(BaseModel):
     Attributes:
         awaiting: tasks held for a reviewer's decision, with their resolved
             arguments (their dependants have not run either).
+        violations: every call a policy refused, in order (tasks and the tool
+            calls of agents running inside tasks), with the offending sources
+            and the path the value took.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -107,6 +119,7 @@ class RunResult(BaseModel):
     events: tuple[TaskEvent, ...] = ()
     wall_s: float = 0.0
     awaiting: dict[str, dict[str, Any]] = {}
+    violations: tuple[Violation, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -116,3 +129,8 @@ class RunResult(BaseModel):
     def results(self) -> dict[str, Any]:
         """Results of the tasks that finished."""
         return {i: o.result for i, o in self.outcomes.items() if o.status == "done"}
+
+    def untrusted_sources(self, task_ids: Any = None) -> list[Source]:
+        """The untrusted sources the results of ``task_ids`` (default: every task) rest on."""
+        chosen = self.outcomes if task_ids is None else {i: self.outcomes[i] for i in task_ids}
+        return untrusted(s for o in chosen.values() if o.status == "done" for s in o.sources)

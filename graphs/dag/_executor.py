@@ -13,6 +13,8 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mappin
 from typing import Any
 
 from plait.errors import ConfigError, PlanError
+from plait.policies import Policy, PolicySet
+from plait.provenance import Source
 
 from ._events import Approval, RunResult, TaskEvent
 from ._plan import Plan, Task
@@ -54,6 +56,10 @@ class EagerExecutor:
             A completed call's result is stored under its key, and a later call
             with the same key in the same scope (a retry, a resumed run, a
             replanned round) reuses it instead of calling again.
+        policies: checked before every task runs (and, through the task's
+            context, before every tool call of an agent running in a task):
+            a task whose arguments carry data from a source a policy refuses
+            does not run; see :mod:`plait.policies`.
         on_event: called with every event as it happens.
 
     Raises:
@@ -73,6 +79,7 @@ class EagerExecutor:
         store: ResultStore | None = None,
         approver: Approver | None = None,
         idempotency: IdempotencyKey | None = None,
+        policies: PolicySet | Iterable[Policy] | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
     ) -> None:
         self._runner = runner
@@ -86,6 +93,12 @@ class EagerExecutor:
         self._approver = approver
         self._idempotency = idempotency
         self._on_event = on_event
+        self._policies = policies if isinstance(policies, PolicySet) else PolicySet(policies or ())
+
+    @property
+    def policies(self) -> PolicySet:
+        """The policies checked before each task."""
+        return self._policies
 
     @property
     def retry(self) -> RetryPolicy:
@@ -104,6 +117,13 @@ class EagerExecutor:
         copy._store = store
         return copy
 
+    def with_policies(self, policies: PolicySet | Iterable[Policy]) -> EagerExecutor:
+        """A copy of this executor (same settings and store) checking ``policies``."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._policies = policies if isinstance(policies, PolicySet) else PolicySet(policies)
+        return copy
+
     async def run(
         self,
         plan: Plan | Iterable[Task] | AsyncIterable[Task],
@@ -112,6 +132,7 @@ class EagerExecutor:
         known_tools: Iterable[str] | None = None,
         approvals: Mapping[str, Approval] | None = None,
         scope: str | None = None,
+        sources: Iterable[Source] | None = None,
     ) -> RunResult:
         """Run every task of ``plan`` and return their outcomes.
 
@@ -128,6 +149,9 @@ class EagerExecutor:
                 dependants, and it is listed in ``RunResult.awaiting``.
             scope: where idempotency keys are recorded (default: ``run_id``);
                 a run of several rounds passes one scope for all of them.
+            sources: where the plan's literal arguments came from (default:
+                the user). A plan written by a model that read tool results
+                carries their sources too.
 
         Raises:
             PlanError: the plan is invalid (nothing of it has run, for a static plan).
@@ -135,7 +159,7 @@ class EagerExecutor:
         if isinstance(plan, Plan):
             plan.validate_against(known_tools)
         run_id = run_id or uuid.uuid4().hex[:12]
-        run = Run(self, run_id, known_tools, approvals, scope or run_id)
+        run = Run(self, run_id, known_tools, approvals, scope or run_id, sources)
         return await run.execute(plan)
 
     async def resume(self, run_id: str) -> RunResult:

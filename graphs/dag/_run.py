@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from plait import tracing
-from plait.errors import PlanError, is_control_flow
+from plait.errors import PlanError, PolicyViolation, is_control_flow
+from plait.policies import Violation, enforcing, strictest
+from plait.provenance import USER, Source, reading, tool_source, unwrap
 
 from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
 from ._plan import Plan, Task
-from ._references import substitute
+from ._references import find_references, substitute
 
 if TYPE_CHECKING:
     from ._executor import EagerExecutor
@@ -45,8 +47,11 @@ class Run:
         known_tools: Iterable[str] | None,
         approvals: Mapping[str, Approval] | None,
         scope: str,
+        sources: Iterable[Source] | None = None,
     ) -> None:
         self.ex = ex
+        self.base = frozenset((USER,) if sources is None else sources)
+        self.violations: list[Violation] = []
         self.run_id = run_id
         self.approvals = approvals
         self.scope = scope
@@ -114,6 +119,7 @@ class Run:
             events=tuple(self.events),
             wall_s=self.now(),
             awaiting=self.awaiting,
+            violations=tuple(self.violations),
         )
 
     async def feed(self, plan: Plan | Iterable[Task] | AsyncIterable[Task]) -> None:
@@ -150,7 +156,8 @@ class Run:
             if dep_node.outcome is None:
                 node.waiting += 1
         if task.id in self.stored:
-            node.outcome = _outcome(task, "done", result=self.stored[task.id])
+            sources = await self.stored_sources(task)
+            node.outcome = _outcome(task, "done", result=self.stored[task.id], sources=sources)
             self.emit("restored", task)
             self.task_span(task).set_attributes({"plait.task.status": "restored"})
             self.task_span(task).end()
@@ -187,6 +194,62 @@ class Run:
             if not dependant.waiting and dependant.outcome is None:
                 self.ready(dependant)
 
+    async def stored_sources(self, task: Task) -> frozenset[Source]:
+        found, value = await self.ex._store.load_value(self.run_id, _sources_key(task.id))
+        if not found:  # stored before provenance was recorded: as untrusted as a tool result
+            return self.base | {tool_source(task.tool)}
+        return frozenset(Source.model_validate(v) for v in value)
+
+    def argument_sources(self, node: _Node) -> dict[str, frozenset[Source]]:
+        """Each argument's sources: the plan's own, plus those of every result it references."""
+        per_argument = {}
+        for name, value in node.task.args.items():
+            sources = set(self.base)
+            for dep in find_references(value) & node.dependencies:
+                outcome = self.nodes[dep].outcome
+                if outcome is not None:
+                    sources.update(outcome.sources)
+            per_argument[name] = frozenset(sources)
+        return per_argument
+
+    def trail(self, task_id: str, source: Source) -> list[str]:
+        """The tasks ``source`` passed through to reach ``task_id``, origin first."""
+        node = self.nodes[task_id]
+        label = f"{task_id} ({node.task.tool})"
+        for dep in sorted(node.dependencies):
+            outcome = self.nodes[dep].outcome
+            if outcome is not None and source in outcome.sources:
+                return [*self.trail(dep, source), label]
+        # No dependency brought it: the task itself read it (or the plan holds it).
+        return [f"plan ({source})", label] if source in self.base else [label]
+
+    def check_policies(
+        self, node: _Node, per_argument: dict[str, frozenset[Source]]
+    ) -> list[Violation]:
+        policies = self.ex._policies
+        if not policies or not policies.guards(node.task.tool):
+            return []
+        found = []
+        for violation in policies.check(node.task.tool, per_argument, whole=self.base):
+            if violation.argument is not None:
+                carried = per_argument[violation.argument] | self.base
+            else:
+                carried = self.base.union(*per_argument.values())
+            first = next(s for s in sorted(carried, key=str) if str(s) in violation.offending)
+            path = self.trail_into(node, violation.argument, first)
+            found.append(violation.model_copy(update={"task_id": node.task.id, "path": path}))
+        return found
+
+    def trail_into(self, node: _Node, argument: str | None, source: Source) -> tuple[str, ...]:
+        values = node.task.args.values() if argument is None else [node.task.args[argument]]
+        refs = set().union(*(find_references(v) for v in values)) & node.dependencies
+        label = f"{node.task.id} ({node.task.tool})"
+        for dep in sorted(refs):
+            outcome = self.nodes[dep].outcome
+            if outcome is not None and source in outcome.sources:
+                return (*self.trail(dep, source), label)
+        return (f"plan ({source})", label)
+
     def inputs(self, node: _Node) -> dict[str, Any]:
         if not node.task.args:
             return {}  # nothing to substitute (and a fresh dict for the runner)
@@ -208,7 +271,31 @@ class Run:
     async def run_task_body(self, node: _Node) -> None:
         task = node.task
         args = self.inputs(node)
-        if task.requires_approval:
+        per_argument = self.argument_sources(node)
+        read = self.base.union(*per_argument.values())
+        violations = self.check_policies(node, per_argument)
+        action = strictest(violations)
+        for violation in violations:
+            self.violations.append(violation)
+            self.emit("blocked", task, error=violation.message)
+            tracing.add_event("plait.policy.violation", {"error": violation.message})
+        if action in ("fail", "drop"):
+            worst = next(v for v in violations if v.action == action)
+            status: TaskStatus = "failed" if action == "fail" else "skipped"
+            error = worst.message
+            self.finish(
+                node,
+                _outcome(
+                    task,
+                    status,
+                    error=error,
+                    exception=PolicyViolation(worst),
+                    sources=read,
+                    violation=worst,
+                ),
+            )
+            return
+        if task.requires_approval or action == "require_approval":
             decision = await self.decision(task, args)
             if decision is None:
                 self.awaiting[task.id] = args
@@ -231,7 +318,7 @@ class Run:
             self.finish(node, _outcome(task, "failed", error=error, exception=e))
             return
         if key is None:
-            outcome = await self.call(task, args)
+            outcome = await self.call(task, args, read)
             if outcome is None:
                 return
         else:
@@ -241,9 +328,11 @@ class Run:
                 found, result = await self.ex._store.load_value(self.scope, key)
                 if found:
                     self.emit("deduplicated", task)
-                    outcome = _outcome(task, "done", result=result)
+                    outcome = _outcome(
+                        task, "done", result=result, sources=read | {tool_source(task.tool)}
+                    )
                 else:
-                    called = await self.call(task, args)
+                    called = await self.call(task, args, read)
                     if called is None:
                         return
                     outcome = called
@@ -253,6 +342,12 @@ class Run:
             # Durability: the result is stored before any dependant can start; a
             # result that cannot be stored fails its task rather than being lost.
             try:
+                # The sources first: a stored result is never restored without them.
+                await self.ex._store.save_value(
+                    self.run_id,
+                    _sources_key(task.id),
+                    [s.model_dump() for s in sorted(outcome.sources, key=str)],
+                )
                 await self.ex._store.save_result(self.run_id, task.id, outcome.result)
             except PlanError as e:
                 self.emit("failed", task, error=str(e))
@@ -264,6 +359,7 @@ class Run:
                     attempts=outcome.attempts,
                     started_at=outcome.started_at,
                     finished_at=outcome.finished_at,
+                    sources=outcome.sources,
                 )
         self.finish(node, outcome)
 
@@ -284,19 +380,24 @@ class Run:
         key = self.ex._idempotency(task, args)
         return None if key is None else f"effect:{task.tool}:{key}"
 
-    async def call(self, task: Task, args: dict[str, Any]) -> TaskOutcome | None:
+    async def call(
+        self, task: Task, args: dict[str, Any], read: frozenset[Source]
+    ) -> TaskOutcome | None:
         """The task's outcome, or None when it raised a LangGraph interrupt (kept for later)."""
         tool_slot = self.tool_slots.get(task.tool)
         async with self.slots:
             if tool_slot is not None:
                 await tool_slot.acquire()
             try:
-                if self.span is None:  # tracing is off
-                    return await self.attempts(task, args)
-                # The span covers the attempts only, so a timeline shows real work.
-                self.task_span(task)
-                with tracing.use_span(self.task_spans.get(task.id)):
-                    return await self.attempts(task, args)
+                # What the task reads and the run's policies follow it into agents
+                # it starts, so their own tool calls are checked as well.
+                with reading(read), enforcing(self.ex._policies, self.violations):
+                    if self.span is None:  # tracing is off
+                        return await self.attempts(task, args, read)
+                    # The span covers the attempts only, so a timeline shows real work.
+                    self.task_span(task)
+                    with tracing.use_span(self.task_spans.get(task.id)):
+                        return await self.attempts(task, args, read)
             except Exception as bubble:
                 if not is_control_flow(bubble):
                     raise
@@ -342,7 +443,9 @@ class Run:
             span.fail(outcome.error or "failed")
         span.end()
 
-    async def attempts(self, task: Task, args: dict[str, Any]) -> TaskOutcome:
+    async def attempts(
+        self, task: Task, args: dict[str, Any], read: frozenset[Source]
+    ) -> TaskOutcome:
         policy = self.ex._retry
         if task.retries is not None:
             policy = policy.with_attempts(task.retries + 1)
@@ -369,10 +472,15 @@ class Run:
             else:
                 ended = self.now()
                 self.emit("finished", task, duration_s=ended - started, attempt=attempt)
+                # A runner that does not say where its result came from is treated
+                # like any tool: its result is untrusted.
+                value, declared = unwrap(result)
+                own = {tool_source(task.tool)} if declared is None else declared
                 return _outcome(
                     task,
                     "done",
-                    result=result,
+                    result=value,
+                    sources=read | own,
                     attempts=attempt,
                     started_at=started,
                     finished_at=ended,
@@ -390,6 +498,7 @@ class Run:
             "failed",
             error=error,
             exception=exception,
+            sources=read,
             attempts=attempt,
             started_at=started,
             finished_at=ended,
@@ -398,6 +507,10 @@ class Run:
 
 def _outcome(task: Task, status: TaskStatus, **fields: Any) -> TaskOutcome:
     return TaskOutcome(task_id=task.id, tool=task.tool, status=status, **fields)
+
+
+def _sources_key(task_id: str) -> str:
+    return f"sources:{task_id}"
 
 
 def _first_bubble(group: BaseExceptionGroup[Any]) -> BaseException | None:

@@ -30,6 +30,7 @@ from plait.backends.routing import (
 )
 from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
+from plait.policies import PolicySet, default_policies
 from plait.tools import MCPClient, Tool, Toolset, calculator, http_tools, tool
 
 from ._metering import Metered, RunLedger
@@ -64,6 +65,7 @@ class Built:
     ledger: CostLedger
     mcp: dict[str, MCPToolSpec] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    policies: PolicySet = field(default_factory=PolicySet)
 
 
 def build(
@@ -95,11 +97,16 @@ def build(
     tools = Toolset(list(entries.values()))
     # Tools an MCP server will list are left out of these agents (the run's own
     # agents, built by ``connected``, have them).
+    policies = PolicySet(p.to_policy() for p in spec.policies)
+    if spec.default_policies:
+        policies = default_policies() + policies
     agents = {
-        name: _agent(name, agent, backends, entries, memory, spec.memory, partial=bool(mcp))
+        name: _agent(
+            name, agent, backends, entries, memory, spec.memory, policies, partial=bool(mcp)
+        )
         for name, agent in spec.agents.items()
     }
-    return Built(backends, tools, entries, memory, agents, ledger, mcp, base_dir)
+    return Built(backends, tools, entries, memory, agents, ledger, mcp, base_dir, policies)
 
 
 @asynccontextmanager
@@ -123,7 +130,9 @@ async def connected(spec: WorkflowSpec, built: Built) -> AsyncIterator[Built]:
         entries = dict(built.entries) | dict(zip(clients, listed, strict=True))
         _check_step_tools(spec, entries)
         agents = {
-            name: _agent(name, agent, built.backends, entries, built.memory, spec.memory)
+            name: _agent(
+                name, agent, built.backends, entries, built.memory, spec.memory, built.policies
+            )
             for name, agent in spec.agents.items()
         }
         yield dataclasses.replace(
@@ -355,6 +364,7 @@ def _agent(
     entries: Mapping[str, Toolset],
     memory: Memory | None,
     memory_spec: MemorySpec | None,
+    policies: PolicySet,
     *,
     partial: bool = False,
 ) -> Agent[Any]:
@@ -380,6 +390,7 @@ def _agent(
         tool_choice=body.tool_choice,
         max_tool_rounds=body.max_tool_rounds,
         temperature=body.temperature,
+        policies=policies,
     )
 
 

@@ -26,6 +26,7 @@ from ..dag import (
     Task,
     TaskEvent,
     TaskRunner,
+    find_references,
     substitute,
 )
 from ._build import Built, backend_named, select_tools
@@ -140,6 +141,8 @@ class Outcome:
         steps: step/task id -> status, with the error when it did not finish.
         error: why the run failed, when the steps do not say.
         team: a supervisor run's team trace.
+        untrusted_sources: the untrusted sources the answer rests on.
+        violations: the calls a policy refused, one line each.
     """
 
     answer: Any
@@ -148,6 +151,8 @@ class Outcome:
     steps: dict[str, str]
     error: str | None = None
     team: TeamTrace | None = None
+    untrusted_sources: tuple[str, ...] = ()
+    violations: tuple[str, ...] = ()
 
 
 async def _run_steps(run: RunContext) -> Outcome:
@@ -164,22 +169,32 @@ async def _run_steps(run: RunContext) -> Outcome:
         store=run.store,
         approver=run.approver,
         on_event=run.on_event,
+        policies=run.built.policies,
     )
     done = await stop.run(executor.run(plan, run_id=run.run_id))
     results = done.results
     if body.output is not None:
         template = with_inputs(body.output, run.inputs)
+        used = find_references(template) & done.outcomes.keys()
         try:
             answer = substitute(template, results)
         except KeyError:
             answer = None  # a step it names did not finish
     else:
+        used = {body.steps[-1].id} & done.results.keys()
         answer = results.get(body.steps[-1].id)
     steps = {
         i: o.status if o.status == "done" else f"{o.status} ({o.error})"
         for i, o in done.outcomes.items()
     }
-    return Outcome(answer, done.ok, results, steps)
+    return Outcome(
+        answer,
+        done.ok,
+        results,
+        steps,
+        untrusted_sources=tuple(str(s) for s in done.untrusted_sources(used)),
+        violations=tuple(v.message for v in done.violations),
+    )
 
 
 async def _run_planner(run: RunContext) -> Outcome:
@@ -201,6 +216,8 @@ async def _run_planner(run: RunContext) -> Outcome:
         max_tasks=body.max_tasks,
         executor=EagerExecutor(runner, store=run.store, on_event=run.on_event),
         runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
+        policies=run.built.policies,
+        mode=body.mode,
     )
     question = str(with_inputs(body.question, run.inputs))
     result = await stop.run(compiler.arun(question, run_id=run.run_id))
@@ -212,7 +229,14 @@ async def _run_planner(run: RunContext) -> Outcome:
             steps[key] = outcome.status
             if outcome.status == "done":
                 results[key] = outcome.result
-    return Outcome(result.answer, True, results, steps)
+    return Outcome(
+        result.answer,
+        True,
+        results,
+        steps,
+        untrusted_sources=tuple(str(s) for s in result.untrusted_sources),
+        violations=tuple(v.message for r in result.rounds for v in r.run.violations),
+    )
 
 
 async def _run_supervisor(run: RunContext) -> Outcome:

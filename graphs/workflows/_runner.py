@@ -54,6 +54,9 @@ class WorkflowResult(BaseModel):
         cost: cost over every priced model call.
         run_dir: the run's folder.
         team: a supervisor run's team trace (every decision, each worker's report).
+        untrusted_sources: the untrusted sources the answer rests on (``web``,
+            ``tool:http_get``, ``memory:notes@low``, ...).
+        violations: the calls a policy refused, one message each.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -68,6 +71,8 @@ class WorkflowResult(BaseModel):
     cost: float = 0.0
     run_dir: str = ""
     team: TeamTrace | None = None
+    untrusted_sources: list[str] = Field(default_factory=list)
+    violations: list[str] = Field(default_factory=list)
 
 
 def validate_workflow(
@@ -288,7 +293,11 @@ class Workflow:
             await store.aclose()  # off the event loop; the finally below is then a no-op
             results = done.results
             outcome = dict(
-                status="done" if done.ok else "failed", answer=done.answer, steps=done.steps
+                status="done" if done.ok else "failed",
+                answer=done.answer,
+                steps=done.steps,
+                untrusted_sources=list(done.untrusted_sources),
+                violations=list(done.violations),
             )
             if done.team is not None:
                 team = done.team
@@ -343,6 +352,8 @@ class Workflow:
             cost=meter.cost,
             run_dir=str(folder),
             team=team,
+            untrusted_sources=record.untrusted_sources,
+            violations=record.violations,
         )
 
     def run(

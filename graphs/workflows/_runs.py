@@ -82,6 +82,10 @@ class RunRecord(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
     steps: dict[str, str] = Field(default_factory=dict, description="task id -> status")
+    untrusted_sources: list[str] = Field(
+        default_factory=list, description="untrusted sources the answer rests on"
+    )
+    violations: list[str] = Field(default_factory=list, description="calls a policy refused")
     team: dict[str, Any] | None = Field(
         default=None, description="a supervisor run's team trace: every decision, each worker"
     )

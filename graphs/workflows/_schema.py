@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from plait.policies import Policy
+
 __all__ = [
     "AgentSpec",
     "BackendSpec",
@@ -349,6 +351,36 @@ class StepsWorkflow(_Spec):
     executor: ExecutorChoice = "local"
 
 
+class PolicySpec(_Spec):
+    """Which sources may reach a tool (or one of its arguments); checked before each call.
+
+    Source patterns: ``untrusted``, ``trusted``, a kind (``user``, ``web``,
+    ``tool``, ``mcp``, ``memory``, ``agent``), ``kind:name`` (``tool:http_get``,
+    wildcards allowed) or ``kind:level`` (``memory:low``).
+    """
+
+    tool: str = Field(description="tool or agent name (shell-style wildcards allowed)")
+    argument: str | None = Field(default=None, description="one argument (omitted: every one)")
+    deny_from: list[str] = Field(default_factory=list, description="sources that must not reach it")
+    allow_only: list[str] | None = Field(default=None, description="the only sources that may")
+    on_violation: Literal["fail", "require_approval", "drop"] = "fail"
+
+    @model_validator(mode="after")
+    def _valid_policy(self) -> PolicySpec:
+        self.to_policy()  # the SDK's own checks: a rule is given, patterns are valid
+        return self
+
+    def to_policy(self) -> Policy:
+        """The SDK policy this entry stands for."""
+        return Policy(
+            tool=self.tool,
+            argument=self.argument,
+            deny_from=tuple(self.deny_from),
+            allow_only=None if self.allow_only is None else tuple(self.allow_only),
+            on_violation=self.on_violation,
+        )
+
+
 class PlannerWorkflow(_Spec):
     """LLMCompiler: a planner writes a DAG of calls to the tools and agents listed."""
 
@@ -362,6 +394,10 @@ class PlannerWorkflow(_Spec):
     max_replans: int = Field(default=1, ge=0)
     max_tasks: int = Field(default=8, ge=1)
     executor: ExecutorChoice = "local"
+    mode: Literal["default", "plan_then_execute"] = Field(
+        default="default",
+        description="plan_then_execute: untrusted results never reach the joiner or a replan",
+    )
 
 
 class WorkerLimitsSpec(_Spec):
@@ -440,6 +476,13 @@ class WorkflowSpec(_Spec):
     agents: dict[Annotated[str, Field(pattern=_NAME)], AgentSpec] = Field(default_factory=dict)
     inputs: dict[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")], InputSpec] = Field(
         default_factory=dict
+    )
+    policies: list[PolicySpec] = Field(
+        default_factory=list, description="which sources may reach which tool, checked in code"
+    )
+    default_policies: bool = Field(
+        default=True,
+        description="also refuse untrusted data in write_file, http_post and memory_remember",
     )
     workflow: WorkflowBody
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, cast
 
 from plait.errors import ConfigError, ToolError
 from plait.memory import Memory, MemoryTools
+from plait.provenance import Sourced
 from plait.tools import Toolset, Workspace, file_tools, tool
 
 __all__ = ["document_tools", "memory_tools"]
@@ -110,13 +111,13 @@ def memory_tools(memory: Memory, *, agent: str = "workflow", k: int = 3) -> Tool
     helper = MemoryTools(cast(Any, memory), agent=agent, k=k)
 
     @tool(tags=("memory",))
-    async def memory_search(query: str) -> str:
+    async def memory_search(query: str) -> Sourced:
         """Search long-term memory for facts, past episodes and lessons.
 
         Args:
             query: what to look for.
         """
-        return await helper.call("memory_search", {"query": query})
+        return await helper.search(query)
 
     @tool(tags=("memory",))
     async def memory_remember(text: str) -> str:

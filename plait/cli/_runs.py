@@ -121,12 +121,16 @@ def runs_show_command(args: argparse.Namespace) -> int:
             f"  team:     {record.team.get('team')} stopped {record.team.get('stop_reason')};"
             f" {len(decisions)} decisions (--json lists them)"
         )
+    for violation in record.violations:
+        lines.append(f"  refused:  {violation}")
     if record.error:
         lines.append(f"  error:    {record.error}")
     answer = record.answer
     if answer is not None:
         shown = answer if isinstance(answer, str) else dump_json(answer)
         lines.append(f"  answer:   {shown}")
+        rests = ", ".join(record.untrusted_sources) or "trusted sources only"
+        lines.append(f"  rests on: {rests}")
     if record.status in ("interrupted", "failed"):
         lines.append(f"  resume:   plait run --resume {record.run_id}")
     print("\n".join(lines))

@@ -163,6 +163,11 @@ def _answer(info: dict[str, Any]) -> str:
     parts = []
     if info.get("answer") is not None:
         parts.append(f"<p><b>Answer:</b> {escape(str(info['answer']))}</p>")
+        untrusted = info.get("untrusted_sources") or []
+        rests = ", ".join(str(s) for s in untrusted) or "trusted sources only"
+        parts.append(f"<p class='sources'><b>Rests on (untrusted):</b> {escape(rests)}</p>")
+    for violation in info.get("violations") or []:
+        parts.append(f"<p class='refused'><b>Refused by policy:</b> {escape(str(violation))}</p>")
     if info.get("error"):
         parts.append(f"<p><b>Error:</b> {escape(str(info['error']))}</p>")
     return "".join(parts)
