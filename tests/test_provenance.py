@@ -425,8 +425,8 @@ def test_yaml_policy_errors_have_positions(tmp_path):
     with pytest.raises(WorkflowValidationError) as caught:
         validate_workflow(path, env={})
     found = [str(p).rsplit("/", 1)[-1] for p in caught.value.problems]
-    assert found[0].startswith("wf.yaml:5:16: policies[0].deny_from: Value error, 'web pages'")
-    assert found[1].startswith("wf.yaml:6:5: policies[1]: Value error, a policy needs deny_from")
+    assert found[0].startswith("wf.yaml:5:16: policies[0].deny_from: 'web pages'")
+    assert found[1].startswith("wf.yaml:6:5: policies[1]: a policy needs deny_from")
     assert found[2].startswith("wf.yaml:9:19: policies[2].on_violation: Input should be 'fail'")
     assert len(found) == 3
 
