@@ -335,7 +335,7 @@ async def test_backend_reads_tool_calls_from_the_envelope_once():
         description="Add two numbers.",
         parameters={"type": "object", "properties": {"a": {"type": "integer"}}},
     )
-    fake = FakeLlama(reply='{"tool_calls": [{"name": "add", "arguments": {"a": 2}}]}')
+    fake = FakeLlama(reply='{"tool_calls":[{"name":"add","arguments":{"a":2}}]}')
     backend = fake.backend(n_ctx=1024, n_seq_max=2)
     request = ChatRequest.from_prompt("Add 2.", system="You add.", tools=(add,))
     deltas = [c.delta async for c in backend.stream(request) if c.delta]
@@ -343,7 +343,8 @@ async def test_backend_reads_tool_calls_from_the_envelope_once():
     assert deltas == []  # an envelope is read whole, never streamed
     assert done.finish_reason == "tool_calls" and done.text == ""
     assert [(c.name, c.parsed_arguments()) for c in done.tool_calls] == [("add", {"a": 2})]
-    assert fake.runtimes[0].sampling[-1].grammar is not None  # decoding was constrained
+    assert fake.runtimes[0].masks  # decoding was constrained
+    assert done.usage.forced_tokens > 0  # and the envelope's keys were not sampled
 
 
 async def test_backend_raises_the_engine_failure_instead_of_a_partial_completion():

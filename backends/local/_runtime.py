@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 from plait.errors import BackendError
 
 from ._jobs import EngineOptions
@@ -58,6 +59,14 @@ class Runtime(Protocol):
 
     def logits(self, index: int) -> list[float]:
         """A copy of the logits of batch index ``index`` of the last decode."""
+        ...
+
+    def mask(self, index: int, allowed: bytes) -> None:
+        """Forbid, in the logits of batch index ``index``, every token not in ``allowed``.
+
+        ``allowed`` is a bitmask: bit ``t % 8`` of byte ``t // 8`` set means token
+        ``t`` may be sampled. Samplers then pick among the allowed tokens only.
+        """
         ...
 
     def sampler(self, params: SamplingParams) -> Sampler:
@@ -121,6 +130,14 @@ class LlamaRuntime:
 
     def logits(self, index: int) -> list[float]:
         return self._lib.llama_get_logits_ith(self._ctx.ctx, index)[: self.n_vocab]
+
+    def mask(self, index: int, allowed: bytes) -> None:
+        # The sampler chain reads the context's own logits buffer: mask it in place.
+        row = np.ctypeslib.as_array(
+            self._lib.llama_get_logits_ith(self._ctx.ctx, index), shape=(self.n_vocab,)
+        )
+        bits = np.unpackbits(np.frombuffer(allowed, np.uint8), bitorder="little")
+        np.putmask(row, bits[: self.n_vocab] == 0, -np.inf)
 
     def sampler(self, params: SamplingParams) -> Sampler:
         return _BoundSampler(SamplerChain(self._vocab, params), self._ctx.ctx)

@@ -1,10 +1,16 @@
 """Scheduling one step of the local engine: admission, prefix forks, batches, eviction.
 
 Runs on the engine thread only. Each step admits new jobs (forking the longest
-cached prefix into the job's own sequence), then packs one decode token of every
-generating job and prefill chunks of the others into a single decode batch,
-samples every sequence that produced logits, and hands each token to its job's
-callback. No job waits for another to finish.
+cached prefix into the job's own sequence), then packs the next tokens of every
+generating job (its last sampled token, plus the tokens its grammar forced after
+it) and prefill chunks of the others into a single decode batch, samples every
+sequence that produced logits, and hands each token to its job's callback. No
+job waits for another to finish.
+
+A job with a grammar (:class:`~._guidance.Constraint`) has its logits masked
+before sampling; the tokens the grammar then forces are handed out at once and
+evaluated in the next batch together with the sampled token, as one multi-token
+row (jump-forward), so they cost a share of one decode step instead of a step each.
 
 Jobs that arrive together and share a prefix that nobody has evaluated yet
 prefill it once: the later job waits until the earlier one has evaluated the
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from plait.errors import BackendError, is_control_flow
 
@@ -37,9 +43,9 @@ class _Active:
     wait_len: int = 0
     reused: int = 0
     prefilled: int = 0
-    decoded: int = 0
     generated: int = 0
-    last_token: int = -1
+    forced: int = 0
+    pending: list[int] = field(default_factory=list)  # tokens for the next batch
     decoding: bool = False
     done: bool = False
     started_at: float | None = None
@@ -176,11 +182,20 @@ class Scheduler:
         for active in list(self._active):
             if active.job.cancelled.is_set():
                 self._finish(active, Outcome(finish="cancelled"))
-        for active in self._active:
-            if active.decoding:
-                rows.append((active, [active.last_token], True))
-                budget -= 1
-        for active in self._active:
+        for active in list(self._active):
+            if (
+                not active.decoding
+                and active.wait_on is None
+                and active.n_past >= len(active.job.prompt) - 1
+            ):
+                self._start_decoding(active)
+        decoding = [a for a in self._active if a.decoding]
+        for k, active in enumerate(decoding):
+            # Every later decoding row keeps at least one slot (n_seq_max <= n_batch).
+            room = budget - (len(decoding) - k - 1)
+            rows.append(self._decode_row(active, room))
+            budget -= len(rows[-1][1])
+        for active in list(self._active):
             if active.decoding or budget <= 0:
                 continue
             source = active.wait_on
@@ -191,17 +206,37 @@ class Scheduler:
                 source.entry.users -= 1
                 active.wait_on = None
             prompt = active.job.prompt
-            # The last prompt token is evaluated on its own, like a decode step:
-            # llama.cpp's arithmetic differs slightly between a token inside a
-            # multi-token chunk and a lone token, and a repeat of this prompt
-            # (the same seed again) evaluates only that token.
-            end = len(prompt) - 1 if active.n_past < len(prompt) - 1 else len(prompt)
-            chunk = prompt[active.n_past : min(end, active.n_past + budget)]
+            if active.n_past >= len(prompt) - 1:
+                self._start_decoding(active)
+                if not active.done:
+                    rows.append(self._decode_row(active, budget))
+                    budget -= len(rows[-1][1])
+                continue
+            # The last prompt token is evaluated apart from the rest, as the first
+            # row of the decode stage: llama.cpp's arithmetic differs slightly
+            # between a token inside a multi-token chunk and a lone token, and a
+            # repeat of this prompt (the same seed again) evaluates only that token.
+            chunk = prompt[active.n_past : min(len(prompt) - 1, active.n_past + budget)]
             budget -= len(chunk)
-            last = active.n_past + len(chunk) == len(prompt)
-            rows.append((active, chunk, last))
+            rows.append((active, chunk, False))
         if rows:
             self._decode(rows)
+
+    def _start_decoding(self, active: _Active) -> None:
+        """Enter the decode stage: the last prompt token, then what the grammar forces."""
+        active.decoding = True
+        active.pending = [active.job.prompt[-1]]
+        constraint = active.job.constraint
+        if constraint is None or active.sampler is None:
+            return
+        self._extend(active, constraint.forced())
+
+    @staticmethod
+    def _decode_row(active: _Active, room: int) -> tuple[_Active, list[int], bool]:
+        """The next tokens of a decoding job that fit in ``room`` (logits once all are in)."""
+        chunk = active.pending[:room]
+        wants_logits = len(chunk) == len(active.pending) and active.sampler is not None
+        return active, chunk, wants_logits
 
     def _decode(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
         batch: list[BatchRow] = []
@@ -225,11 +260,11 @@ class Scheduler:
             return
         self._stats.batch(i, len(rows))
         for active, tokens, _ in rows:
+            n_prompt = len(active.job.prompt)
+            active.prefilled += max(0, min(n_prompt - active.n_past, len(tokens)))
             active.entry.tokens.extend(tokens)
             if active.decoding:
-                active.decoded += 1
-            else:
-                active.prefilled += len(tokens)
+                del active.pending[: len(tokens)]
         for active, index in outputs:
             self._advance(active, index)
         for active, _, _ in rows:  # prefill finished and nothing to generate (a pin)
@@ -253,10 +288,38 @@ class Scheduler:
                     raise
                 self._finish(active, Outcome(error=e))
                 return
+        constraint = job.constraint
+        if constraint is not None:
+            self._runtime.mask(index, constraint.mask())
         token = active.sampler.sample(index)
         if self._runtime.is_eog(token):
             self._finish(active, Outcome(finish="eog"))
             return
+        if constraint is not None and not constraint.consume(token):
+            error = BackendError(
+                f"the sampler picked token {token}, which the output's grammar forbids "
+                f"({constraint.error or 'outside the mask'})"
+            )
+            self._finish(active, Outcome(error=error))
+            return
+        active.pending = [token]
+        if self._emit(active, token) and constraint is not None:
+            self._extend(active, constraint.forced())
+
+    def _extend(self, active: _Active, forced: list[int]) -> None:
+        """Hand out the tokens the grammar forced and queue them for the next batch."""
+        for token in forced:
+            active.forced += 1
+            active.pending.append(token)
+            if not self._emit(active, token):
+                return
+        constraint = active.job.constraint
+        if constraint is not None and constraint.done:
+            self._finish(active, Outcome(finish="eog"))  # complete: nothing but its end is left
+
+    def _emit(self, active: _Active, token: int) -> bool:
+        """Give one generated token to the job; ``False``: the job ended."""
+        job = active.job
         active.generated += 1
         try:
             keep_going = job.on_token(token)
@@ -264,14 +327,14 @@ class Scheduler:
             if is_control_flow(e):
                 raise
             self._finish(active, Outcome(error=e))
-            return
+            return False
         if not keep_going:
             self._finish(active, Outcome(finish="stopped"))
-        elif active.generated >= job.max_tokens:
+            return False
+        if active.generated >= job.max_tokens:
             self._finish(active, Outcome(finish="length"))
-        else:
-            active.last_token = token
-            active.decoding = True
+            return False
+        return True
 
     def _make_room(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
         victim = self._index.victim(time.monotonic())
@@ -320,7 +383,9 @@ class Scheduler:
             reused_tokens=active.reused,
             prefilled_tokens=active.prefilled,
             decode_tokens=active.generated,
+            forced_tokens=active.forced,
             queued_s=started - active.job.submitted_at,
+            mask_s=active.job.constraint.mask_s if active.job.constraint is not None else 0.0,
         )
         self._stats.finished(outcome.stats)
         active.job.on_done(outcome)
