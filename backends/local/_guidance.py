@@ -50,7 +50,12 @@ class _Pieces:
     """What ``llguidance.TokenizerWrapper`` reads: token bytes, specials, a tokenizer."""
 
     def __init__(
-        self, pieces: Sequence[bytes], eos: int, bos: int | None, special: Sequence[int], encode: Any
+        self,
+        pieces: Sequence[bytes],
+        eos: int,
+        bos: int | None,
+        special: Sequence[int],
+        encode: Any,
     ) -> None:
         self.tokens = list(pieces)
         self.eos_token_id = eos

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+
 from plait.errors import BackendError
 
 from ._jobs import EngineOptions
