@@ -320,3 +320,59 @@ def test_a_constraint_reports_completion_only_at_the_end():
     assert constraint.consume(ord("t") + 3)
     assert constraint.forced() == [ord(c) + 3 for c in "rue"]
     assert constraint.done
+
+
+# -- the real embedded model (short; structure and validity, never exact words) -------
+
+
+@pytest.mark.local_model
+async def test_the_calculator_call_for_17_times_23_parses_and_is_mostly_forced(local_backend):
+    from plait.tools import calculator
+
+    request = ChatRequest.from_prompt(
+        "What is 17 * 23?", tools=(calculator.spec,), tool_choice="required", temperature=0.0
+    )
+    done = await local_backend.complete(request)
+    assert done.finish_reason == "tool_calls"
+    (call,) = done.tool_calls
+    assert call.name == "calculator"
+    jsonschema.validate(call.parsed_arguments(), calculator.spec.parameters)
+    # The envelope up to the expression's opening quote is forced, never sampled.
+    assert done.usage.forced_tokens >= 10
+    assert done.usage.forced_tokens > done.usage.completion_tokens - done.usage.forced_tokens
+
+
+@pytest.mark.local_model
+async def test_a_nested_response_schema_validates_at_any_temperature(local_backend):
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 40},
+            "mood": {"enum": ["happy", "sad", "calm"]},
+            "steps": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer"}, "done": {"type": "boolean"}},
+                    "required": ["n", "done"],
+                    "additionalProperties": False,
+                },
+            },
+            "note": {"anyOf": [{"type": "string", "maxLength": 30}, {"type": "null"}]},
+        },
+        "required": ["title", "mood", "steps", "note"],
+        "additionalProperties": False,
+    }
+    for temperature, seed in ((0.0, None), (0.9, 7)):
+        request = ChatRequest.from_prompt(
+            "Plan a short walk as JSON.",
+            response_schema=schema,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=200,
+        )
+        done = await local_backend.complete(request)
+        jsonschema.validate(json.loads(done.text), schema)
+        assert not _free_whitespace(done.text)

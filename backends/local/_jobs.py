@@ -64,6 +64,9 @@ class Job:
             applied to the logits before sampling, the tokens it forces are
             appended without sampling (jump-forward) and the job ends once the
             grammar is complete. Used on the engine thread only.
+        speculate: longest model-free draft to verify per step (0: none); drafts
+            come from earlier occurrences of the sequence's last tokens in its own
+            prompt and output and in earlier outputs (not used with a constraint).
     """
 
     prompt: list[int]
@@ -76,4 +79,5 @@ class Job:
     on_logits: Callable[[list[float]], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     constraint: Constraint | None = None
+    speculate: int = 0
     submitted_at: float = field(default_factory=time.perf_counter)

@@ -25,14 +25,16 @@ __all__ = ["BatchRow", "LlamaRuntime", "Runtime", "Sampler", "open_llama"]
 class BatchRow(NamedTuple):
     """Tokens of one sequence in a decode batch, at positions ``pos, pos + 1, ...``.
 
-    ``logits``: whether the last token's logits are wanted (its batch index is
-    the sum of the lengths of the rows before it, plus its own length, minus one).
+    ``logits``: for how many of the last tokens logits are wanted (0 or ``False``:
+    none; 1 or ``True``: the last token's, whose batch index is the sum of the
+    lengths of the rows before it, plus its own length, minus one; more: a
+    speculative draft's, one per drafted token plus the token before them).
     """
 
     seq_id: int
     pos: int
     tokens: Sequence[int]
-    logits: bool
+    logits: int
 
 
 class Sampler(Protocol):
@@ -118,13 +120,13 @@ class LlamaRuntime:
         batch = self._batch
         i = 0
         for seq_id, pos, tokens, wants_logits in rows:
-            last = len(tokens) - 1
+            first = len(tokens) - int(wants_logits)
             for k, token in enumerate(tokens):
                 batch.token[i] = token
                 batch.pos[i] = pos + k
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = seq_id
-                batch.logits[i] = wants_logits and k == last
+                batch.logits[i] = k >= first
                 i += 1
         batch.n_tokens = i
         return int(self._lib.llama_decode(self._ctx.ctx, batch))

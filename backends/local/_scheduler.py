@@ -30,6 +30,7 @@ from ._jobs import EngineOptions, Job, Outcome
 from ._prefix_index import Entry, PrefixIndex, common_prefix
 from ._runtime import BatchRow, Runtime, Sampler
 from ._stats import RequestStats, StatsRecorder
+from ._suffix import Drafter, OutputIndex
 
 __all__ = ["Scheduler"]
 
@@ -46,6 +47,9 @@ class _Active:
     generated: int = 0
     forced: int = 0
     pending: list[int] = field(default_factory=list)  # tokens for the next batch
+    draft: list[int] = field(default_factory=list)  # speculative tokens after ``pending``
+    drafter: Drafter | None = None
+    history: list[int] = field(default_factory=list)  # prompt and generated tokens
     decoding: bool = False
     done: bool = False
     started_at: float | None = None
@@ -70,6 +74,7 @@ class Scheduler:
         self._stats = stats
         self._index = PrefixIndex(options.n_seq_max)
         self._active: list[_Active] = []
+        self._outputs = OutputIndex()  # earlier outputs, for speculative drafts
 
     @property
     def busy(self) -> bool:
@@ -151,6 +156,9 @@ class Scheduler:
                 if evicted is source:
                     source, reuse = None, 0
         active = _Active(job=job, entry=entry, reused=len(entry.tokens))
+        if job.speculate > 0 and job.constraint is None and job.max_tokens > 0:
+            active.history = list(job.prompt)
+            active.drafter = Drafter(active.history, self._outputs, job.speculate)
         entry.users = 1
         entry.n_prompt = len(job.prompt)
         try:
@@ -177,7 +185,7 @@ class Scheduler:
 
     def step(self) -> None:
         """Drop cancelled jobs, then decode one batch and hand out its tokens."""
-        rows: list[tuple[_Active, list[int], bool]] = []
+        rows: list[tuple[_Active, list[int], int]] = []
         budget = self.options.n_batch
         for active in list(self._active):
             if active.job.cancelled.is_set():
@@ -231,26 +239,37 @@ class Scheduler:
             return
         self._extend(active, constraint.forced())
 
-    @staticmethod
-    def _decode_row(active: _Active, room: int) -> tuple[_Active, list[int], bool]:
-        """The next tokens of a decoding job that fit in ``room`` (logits once all are in)."""
-        chunk = active.pending[:room]
-        wants_logits = len(chunk) == len(active.pending) and active.sampler is not None
-        return active, chunk, wants_logits
+    def _decode_row(self, active: _Active, room: int) -> tuple[_Active, list[int], int]:
+        """The next tokens of a decoding job that fit in ``room`` (logits once all are in).
 
-    def _decode(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
+        A job that speculates adds a draft after its sampled token, with logits for
+        each draft position, when its text so far suggests one and there is room.
+        """
+        chunk = active.pending[:room]
+        if len(chunk) < len(active.pending) or active.sampler is None:
+            return active, chunk, 0
+        if active.drafter is not None and len(chunk) == 1:
+            draft = active.drafter.propose(min(room - 1, active.job.max_tokens - active.generated))
+            if draft:
+                active.draft = draft
+                return active, chunk + draft, 1 + len(draft)
+        return active, chunk, 1
+
+    def _decode(self, rows: list[tuple[_Active, list[int], int]]) -> None:
         batch: list[BatchRow] = []
         i = 0
-        outputs: list[tuple[_Active, int]] = []
+        outputs: list[tuple[_Active, int, int]] = []
         for active, tokens, wants_logits in rows:
             if active.started_at is None:
                 active.started_at = time.perf_counter()
             batch.append(BatchRow(active.entry.seq_id, active.n_past, tokens, wants_logits))
             i += len(tokens)
             if wants_logits:
-                outputs.append((active, i - 1))
+                outputs.append((active, i - wants_logits, wants_logits))
         rc = self._runtime.decode(batch)
         if rc == 1:  # no free KV cells: evict a cached prefix, or fail the newest job
+            for active, _, _ in rows:
+                active.draft = []
             self._make_room(rows)
             return
         if rc != 0:
@@ -265,8 +284,11 @@ class Scheduler:
             active.entry.tokens.extend(tokens)
             if active.decoding:
                 del active.pending[: len(tokens)]
-        for active, index in outputs:
-            self._advance(active, index)
+        for active, index, n in outputs:
+            if n > 1:
+                self._verify(active, index)
+            else:
+                self._advance(active, index)
         for active, _, _ in rows:  # prefill finished and nothing to generate (a pin)
             if (
                 not active.done
@@ -306,6 +328,52 @@ class Scheduler:
         if self._emit(active, token) and constraint is not None:
             self._extend(active, constraint.forced())
 
+    def _verify(self, active: _Active, first: int) -> None:
+        """Keep the longest prefix of a draft that the job's sampler picks itself.
+
+        The sampler picks at each draft position in turn (logits at ``first``,
+        ``first + 1``, ...: the token before the draft, then each drafted token);
+        while its pick equals the drafted token, that token is accepted (its KV
+        cells are already right). The first pick that differs, or the pick after
+        a wholly accepted draft, is the next token, sampled as usual. Greedy
+        sampling thus gives the same tokens as decoding one at a time, and seeded
+        sampling the same distribution. Cells of rejected draft tokens are removed.
+        """
+        assert active.sampler is not None and active.drafter is not None
+        job, draft = active.job, active.draft
+        active.draft = []
+        picked: list[int] = []
+        ended = False
+        for j in range(len(draft) + 1):
+            if job.on_logits is not None:
+                try:
+                    job.on_logits(self._runtime.logits(first + j))
+                except Exception as e:  # a broken consumer ends its own job only
+                    if is_control_flow(e):
+                        raise
+                    self._finish(active, Outcome(error=e))
+                    return
+            token = active.sampler.sample(first + j)
+            if self._runtime.is_eog(token):
+                ended = True
+                break
+            picked.append(token)
+            if j == len(draft) or token != draft[j]:
+                break
+        accepted = len(picked) if ended else len(picked) - 1
+        active.drafter.verified(len(draft), accepted)
+        keep = active.n_past - len(draft) + accepted  # the cells of accepted tokens stay
+        if keep < active.n_past:
+            self._seq_rm(active.entry.seq_id, keep)
+            del active.entry.tokens[keep:]
+        for token in picked:
+            if not self._emit(active, token):
+                return
+        if ended:
+            self._finish(active, Outcome(finish="eog"))
+        else:
+            active.pending = [picked[-1]]
+
     def _extend(self, active: _Active, forced: list[int]) -> None:
         """Hand out the tokens the grammar forced and queue them for the next batch."""
         for token in forced:
@@ -321,6 +389,8 @@ class Scheduler:
         """Give one generated token to the job; ``False``: the job ended."""
         job = active.job
         active.generated += 1
+        if active.drafter is not None:
+            active.history.append(token)
         try:
             keep_going = job.on_token(token)
         except Exception as e:  # a broken consumer ends its own job only
@@ -336,7 +406,7 @@ class Scheduler:
             return False
         return True
 
-    def _make_room(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
+    def _make_room(self, rows: list[tuple[_Active, list[int], int]]) -> None:
         victim = self._index.victim(time.monotonic())
         if victim is not None:
             self._seq_rm(victim.seq_id, 0)
@@ -374,6 +444,8 @@ class Scheduler:
             self._seq_rm(entry.seq_id, len(entry.tokens))  # drop cells of a failed batch
         if not entry.tokens and not entry.users:
             self._index.evict(entry)
+        if active.drafter is not None and outcome.error is None:
+            self._outputs.add(active.history[len(active.job.prompt) :])
         if outcome.error is None and active.job.pin_ttl_s is not None:
             ttl = None if active.job.pin_ttl_s == float("inf") else active.job.pin_ttl_s
             outcome.pin_id = self._index.pin(entry, ttl, time.monotonic())
@@ -384,6 +456,8 @@ class Scheduler:
             prefilled_tokens=active.prefilled,
             decode_tokens=active.generated,
             forced_tokens=active.forced,
+            drafted_tokens=active.drafter.drafted if active.drafter is not None else 0,
+            accepted_tokens=active.drafter.accepted if active.drafter is not None else 0,
             queued_s=started - active.job.submitted_at,
             mask_s=active.job.constraint.mask_s if active.job.constraint is not None else 0.0,
         )

@@ -18,6 +18,8 @@ class RequestStats:
         prefilled_tokens: prompt tokens this request evaluated itself.
         decode_tokens: generated tokens (sampled and forced).
         forced_tokens: generated tokens the grammar forced, appended without sampling.
+        drafted_tokens: tokens proposed by speculative drafts (model-free).
+        accepted_tokens: drafted tokens the sampler accepted (decode steps saved).
         queued_s: seconds from submission to the request's first batch.
         mask_s: seconds spent computing grammar masks and forced tokens.
     """
@@ -27,6 +29,8 @@ class RequestStats:
     prefilled_tokens: int = 0
     decode_tokens: int = 0
     forced_tokens: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
     queued_s: float = 0.0
     mask_s: float = 0.0
 
@@ -47,6 +51,8 @@ class EngineStats:
         prefilled_tokens: prompt tokens evaluated.
         decode_tokens: tokens generated (sampled and forced).
         forced_tokens: generated tokens a grammar forced (appended, not sampled).
+        drafted_tokens: tokens proposed by speculative drafts.
+        accepted_tokens: drafted tokens accepted.
         mask_s: seconds spent computing grammar masks and forced tokens.
         batches: ``llama_decode`` calls.
         batch_tokens: tokens over all batches.
@@ -61,6 +67,8 @@ class EngineStats:
     prefilled_tokens: int = 0
     decode_tokens: int = 0
     forced_tokens: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
     mask_s: float = 0.0
     batches: int = 0
     batch_tokens: int = 0
@@ -113,6 +121,8 @@ class StatsRecorder:
             prefilled_tokens=t.prefilled_tokens + request.prefilled_tokens,
             decode_tokens=t.decode_tokens + request.decode_tokens,
             forced_tokens=t.forced_tokens + request.forced_tokens,
+            drafted_tokens=t.drafted_tokens + request.drafted_tokens,
+            accepted_tokens=t.accepted_tokens + request.accepted_tokens,
             mask_s=t.mask_s + request.mask_s,
         )
         self.recent.append(request)

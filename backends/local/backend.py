@@ -93,6 +93,13 @@ class LocalBackend(Backend):
             whitespace run free and raw control characters into strings).
         jump_forward: append the tokens a grammar forces without sampling them
             (llguidance only; off: every token is sampled under the mask).
+        speculate: longest model-free speculative draft per decode step (0: off).
+            Drafts continue earlier occurrences of the last few tokens in the
+            request's own prompt and output or in earlier outputs of this model,
+            and are verified in one batch row: greedy output stays the same
+            tokens (up to llama.cpp's batch arithmetic), sampled output the same
+            distribution. Pays off on text that copies (answers quoting tool
+            results, summaries, replans); not used under a JSON constraint.
         settings: settings to read defaults from (default: the environment).
     """
 
@@ -113,8 +120,12 @@ class LocalBackend(Backend):
         prefix_cache: bool | None = None,
         structured: Literal["llguidance", "gbnf"] = "llguidance",
         jump_forward: bool = True,
+        speculate: int = 0,
         settings: Settings | None = None,
     ) -> None:
+        if speculate < 0:
+            raise ConfigError(f"speculate must be 0 (off) or a draft length, got {speculate}")
+        self._speculate = speculate
         if structured not in ("llguidance", "gbnf"):
             raise ConfigError(
                 f"unknown structured decoding {structured!r}; use 'llguidance' or 'gbnf'"
@@ -259,6 +270,7 @@ class LocalBackend(Backend):
                 reuse=self._prefix_cache,
                 cancelled=cancelled,
                 constraint=constraint,
+                speculate=self._speculate,
             )
         )
         try:
