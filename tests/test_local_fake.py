@@ -335,7 +335,7 @@ async def test_backend_reads_tool_calls_from_the_envelope_once():
         description="Add two numbers.",
         parameters={"type": "object", "properties": {"a": {"type": "integer"}}},
     )
-    fake = FakeLlama(reply='{"tool_calls":[{"name":"add","arguments":{"a":2}}]}')
+    fake = FakeLlama(reply='{"tool_calls": [{"name": "add", "arguments": {"a": 2}}]}')
     backend = fake.backend(n_ctx=1024, n_seq_max=2)
     request = ChatRequest.from_prompt("Add 2.", system="You add.", tools=(add,))
     deltas = [c.delta async for c in backend.stream(request) if c.delta]

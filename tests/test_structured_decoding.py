@@ -113,13 +113,13 @@ CALL = {
 
 
 def test_forced_tokens_are_appended_in_one_row_and_counted():
-    wanted = '{"tool_calls":[{"name":"calculator","arguments":{"expression":"17 * 23"}}]}'
+    wanted = '{"tool_calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}}]}'
     fake = FakeLlama(next_token=script(wanted))
     job = run(fake, CALL)
     outcome = job.wait()
     assert outcome.error is None and outcome.finish == "eog"  # complete, no end token needed
     assert job.text == wanted
-    prefix = '{"tool_calls":[{"name":"calculator","arguments":{"expression":"'
+    prefix = '{"tool_calls": [{"name": "calculator", "arguments": {"expression": "'
     sampled = len("17 * 23") + len('"') + len("]")  # the rest is forced
     assert outcome.stats.forced_tokens == len(wanted) - sampled
     assert outcome.stats.sampled_tokens == sampled == len(fake.runtimes[0].masks)
@@ -129,7 +129,7 @@ def test_forced_tokens_are_appended_in_one_row_and_counted():
 
 
 def test_without_jump_forward_every_token_is_sampled_under_the_mask():
-    wanted = '{"tool_calls":[{"name":"calculator","arguments":{"expression":"1+1"}}]}'
+    wanted = '{"tool_calls": [{"name": "calculator", "arguments": {"expression": "1+1"}}]}'
     fake = FakeLlama(next_token=script(wanted))
     job = run(fake, CALL, jump_forward=False)
     assert job.text == wanted
@@ -164,7 +164,7 @@ def test_max_tokens_cuts_a_forced_run():
 def test_a_string_never_holds_a_raw_control_character():
     # The model wants a newline inside the string, then free text; the grammar
     # forbids both, so the fake's fallback (a closing quote) ends the string.
-    wants = '{"tool_calls":[{"name":"calculator","arguments":{"expression":"17 * 23\n'
+    wants = '{"tool_calls": [{"name": "calculator", "arguments": {"expression": "17 * 23\n'
     closers = (QUOTE, RBRACE, RBRACKET)
     fake = FakeLlama(
         next_token=script(wants),
@@ -205,7 +205,7 @@ async def test_the_backend_counts_forced_tokens_in_usage_and_gbnf_stays_reachabl
         description="Add two numbers.",
         parameters={"type": "object", "properties": {"a": {"type": "integer"}}},
     )
-    fake = FakeLlama(reply='{"tool_calls":[{"name":"add","arguments":{"a":2}}]}')
+    fake = FakeLlama(reply='{"tool_calls": [{"name": "add", "arguments": {"a": 2}}]}')
     request = ChatRequest.from_prompt("Add 2.", tools=(add,), tool_choice="required")
     done = await fake.backend(n_ctx=1024, n_seq_max=2).complete(request)
     assert [(c.name, c.parsed_arguments()) for c in done.tool_calls] == [("add", {"a": 2})]
@@ -301,15 +301,20 @@ def test_every_output_of_a_generated_schema_parses_and_validates(jump_forward):
 
 
 def _free_whitespace(text: str) -> bool:
-    """Whether ``text`` has whitespace outside its JSON strings."""
+    """Whether ``text`` has whitespace outside its JSON strings, other than ``json.dumps``'s.
+
+    ``json.dumps`` writes one space after each ``,`` and ``:`` and none elsewhere.
+    """
     in_string = escaped = False
+    before = ""
     for c in text:
         if in_string:
             escaped, in_string = (not escaped and c == "\\"), (escaped or c != '"')
         elif c == '"':
             in_string = True
-        elif c in " \t\r\n":
+        elif c in "\t\r\n" or (c == " " and before not in (",", ":")):
             return True
+        before = c
     return False
 
 

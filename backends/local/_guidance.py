@@ -7,8 +7,9 @@ and top-p sampling still pick among the allowed tokens), and after it, which
 tokens the grammar forces (the engine appends those without sampling them:
 jump-forward decoding).
 
-The JSON is compact and exact: no whitespace between tokens, strings without raw
-control characters, numbers as JSON numbers, keys in the schema's order. A schema
+The JSON is exact and laid out as ``json.dumps`` writes it: one space after each
+comma and colon and no other whitespace, strings without raw control characters,
+numbers as JSON numbers, keys in the schema's order. A schema
 llguidance cannot compile is a :class:`~plait.errors.ConfigError` that names the
 part of the schema at fault, raised before the engine sees the request.
 """
@@ -28,7 +29,10 @@ from plait.errors import ConfigError
 
 __all__ = ["Constraint", "compile_schema", "lltokenizer_from_llama", "lltokenizer_from_pieces"]
 
-_OPTIONS = {"whitespace_flexible": False}
+# JSON as ``json.dumps`` writes it, the form the tool prompt and earlier turns show
+# the model: one space after each comma and colon, none anywhere else. (Compact
+# JSON reads differently to a small model: it kept adding calls after the first.)
+_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 _CACHE_SIZE = 64
 
 

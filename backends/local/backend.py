@@ -73,9 +73,9 @@ class LocalBackend(Backend):
     JSON answers (``response_schema``) and tool calls are produced by
     grammar-constrained decoding (llguidance token masks applied to the logits
     before sampling), so they always parse and match their schema unless
-    generation is cut off by ``max_tokens``; the JSON is compact, and the tokens
-    the schema forces (keys, punctuation, a tool's name once its prefix is
-    unique) are appended without sampling.
+    generation is cut off by ``max_tokens``; the JSON has no free whitespace,
+    and the tokens the schema forces (keys, punctuation, a tool's name once its
+    prefix is unique) are appended without sampling.
 
     Args:
         model_path: a GGUF file.
