@@ -20,7 +20,9 @@ envelope schema, which holds every offered tool's parameter schema. With
 (c/a, first generated token to the reply's end), ``latency_ratio`` (c/a, whole
 request), ``sampled_tokens_ratio`` (c/a), ``forced_share_c`` and
 ``mask_us_per_token`` (grammar work per sampled token on path c) with
-``mask_share_of_decode`` (that over the time of one sampled token on path a).
+``mask_share_of_decode`` (that over the time of one sampled token on path a);
+``cpu_ratio`` (c/a, this process's CPU seconds) is the steadier figure on a
+machine shared with other work, where wall times of paths run minutes apart vary.
 """
 
 from __future__ import annotations
@@ -166,16 +168,18 @@ def valid(case: dict[str, Any], completion: Any) -> bool:
 
 def run_path(
     backend: LocalBackend, case: dict[str, Any]
-) -> tuple[bool, float, float, int, int, float, str]:
-    """(valid, latency_s, generation_s, sampled, forced, mask_s, error) of one request."""
-    started = time.perf_counter()
+) -> tuple[bool, float, float, float, int, int, float, str]:
+    """(valid, latency_s, cpu_s, generation_s, sampled, forced, mask_s, error) of one request."""
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         completion = backend.complete_sync(case["request"])
     except (ModelOutputError, ConfigError, json.JSONDecodeError) as e:
         stats = backend.stats().recent[-1]
-        latency = time.perf_counter() - started
-        return False, latency, latency, stats.sampled_tokens, stats.forced_tokens, 0.0, str(e)
-    latency = time.perf_counter() - started
+        latency, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return (
+            False, latency, cpu, latency, stats.sampled_tokens, stats.forced_tokens, 0.0, str(e)
+        )  # fmt: skip
+    latency, cpu = time.perf_counter() - started, time.process_time() - cpu
     stats = backend.stats().recent[-1]
     first = completion.timings.first_token_s or 0.0
     try:
@@ -183,7 +187,7 @@ def run_path(
     except json.JSONDecodeError:
         ok = False
     generation = completion.timings.total_s - first
-    return ok, latency, generation, stats.sampled_tokens, stats.forced_tokens, stats.mask_s, ""
+    return ok, latency, cpu, generation, stats.sampled_tokens, stats.forced_tokens, stats.mask_s, ""
 
 
 def main() -> None:
@@ -207,8 +211,8 @@ def main() -> None:
         if key in chosen
     }
     warm = next(iter(backends.values()))
-    totals = {k: {"valid": 0, "latency": 0.0, "gen": 0.0, "sampled": 0, "forced": 0, "mask": 0.0}
-              for k in backends}  # fmt: skip
+    zero = {"valid": 0, "latency": 0.0, "cpu": 0.0, "gen": 0.0, "sampled": 0, "forced": 0}
+    totals = {k: {**zero, "mask": 0.0} for k in backends}
     per_kind: dict[str, dict[str, int]] = {}
     for case in cases:
         # Warm the prefix cache with the prompt, as an agent loop's earlier turns would.
@@ -217,8 +221,9 @@ def main() -> None:
         except ModelOutputError:  # one token of an envelope is not a reply; the prompt is cached
             pass
         for key, backend in backends.items():
-            ok, latency, gen, sampled, forced, mask, error = run_path(backend, case)
+            ok, latency, cpu, gen, sampled, forced, mask, error = run_path(backend, case)
             t = totals[key]
+            t["cpu"] += cpu
             t["valid"] += ok
             t["latency"] += latency
             t["gen"] += gen
@@ -229,8 +234,8 @@ def main() -> None:
             kind[key] += ok
             if args.verbose:
                 print(
-                    f"{case['name']:>22} {key} ok={ok} {latency:.2f}s sampled={sampled} "
-                    f"forced={forced} {error[:120]}",
+                    f"{case['name']:>22} {key} ok={ok} {latency:.2f}s cpu={cpu:.2f}s "
+                    f"sampled={sampled} forced={forced} {error[:120]}",
                     file=sys.stderr,
                 )
         per_kind[case["kind"]]["n"] += 1
@@ -248,6 +253,7 @@ def main() -> None:
         "valid_rate_c": round(c["valid"] / n, 3),
         "generation_ratio": round(c["gen"] / a["gen"], 3),
         "latency_ratio": round(c["latency"] / a["latency"], 3),
+        "cpu_ratio": round(c["cpu"] / a["cpu"], 3),
         "latency_ratio_b": None if b is None else round(b["latency"] / a["latency"], 3),
         "sampled_tokens_ratio_b": None if b is None else round(b["sampled"] / a["sampled"], 3),
         "sampled_tokens_ratio": round(c["sampled"] / max(a["sampled"], 1), 3),

@@ -246,9 +246,9 @@ class FakeRuntime:
             cells = self._seqs.setdefault(row.seq_id, [])
             cells.extend(_Cell(token) for token in row.tokens)
             index += len(row.tokens)
-            held = tuple(cell.token for cell in cells)
+            context = tuple(cell.token for cell in cells)
             for back in range(int(row.logits)):  # a draft's rows want logits at each token
-                self._outputs[index - 1 - back] = held[: len(held) - back]
+                self._outputs[index - 1 - back] = context[: len(context) - back]
         self.batches.append(list(rows))
         return 0
 
