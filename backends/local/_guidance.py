@@ -87,7 +87,8 @@ def lltokenizer_from_pieces(
 class _Compiled:
     """A schema's grammar, compiled once for one tokenizer; new matchers are copies."""
 
-    def __init__(self, matcher: llguidance.LLMatcher) -> None:
+    def __init__(self, tokenizer: llguidance.LLTokenizer, matcher: llguidance.LLMatcher) -> None:
+        self.tokenizer = tokenizer  # held, so its id is not reused while cached
         self._template = matcher
         self._lock = threading.Lock()
 
@@ -113,8 +114,10 @@ def compile_schema(
     key = (id(tokenizer), json.dumps(schema))
     with _compiled_lock:
         compiled = _compiled.get(key)
-        if compiled is not None:
+        if compiled is not None and compiled.tokenizer is tokenizer:
             _compiled.move_to_end(key)
+        else:
+            compiled = None
     if compiled is None:
         grammar = _grammar(schema, "")
         failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
@@ -124,7 +127,7 @@ def compile_schema(
                 f"the JSON Schema cannot constrain decoding: {why} (at {where or '/'}; "
                 f"schema {key[1][:200]})"
             )
-        compiled = _Compiled(llguidance.LLMatcher(tokenizer, grammar, log_level=0))
+        compiled = _Compiled(tokenizer, llguidance.LLMatcher(tokenizer, grammar, log_level=0))
         with _compiled_lock:
             _compiled[key] = compiled
             while len(_compiled) > _CACHE_SIZE:
