@@ -338,10 +338,10 @@ async def test_the_calculator_call_for_17_times_23_parses_and_is_mostly_forced(l
         "What is 17 * 23?", tools=(calculator.spec,), tool_choice="required", temperature=0.0
     )
     done = await local_backend.complete(request)
-    assert done.finish_reason == "tool_calls"
-    (call,) = done.tool_calls
-    assert call.name == "calculator"
-    jsonschema.validate(call.parsed_arguments(), calculator.spec.parameters)
+    assert done.finish_reason == "tool_calls" and done.tool_calls
+    for call in done.tool_calls:  # a small model may add a second call; each one is valid
+        assert call.name == "calculator"
+        jsonschema.validate(call.parsed_arguments(), calculator.spec.parameters)
     # The envelope up to the expression's opening quote is forced, never sampled.
     assert done.usage.forced_tokens >= 10
     assert done.usage.forced_tokens > done.usage.completion_tokens - done.usage.forced_tokens

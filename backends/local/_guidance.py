@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -47,7 +48,11 @@ def lltokenizer_from_llama(llama: Any) -> llguidance.LLTokenizer:
     vocab = llama._model.vocab
     n = int(llama_cpp.llama_vocab_n_tokens(vocab))
     eog = [t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)]
-    return lltokenizer_from_vocab(vocab, eos_token=eog or None)
+    with warnings.catch_warnings():
+        # It reads each token's attributes through a binding llama-cpp-python marks
+        # deprecated: one warning per token of the vocabulary, none of them ours.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lltokenizer_from_vocab(vocab, eos_token=eog or None)
 
 
 class _Pieces:
