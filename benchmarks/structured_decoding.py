@@ -38,6 +38,7 @@ import jsonschema
 
 from plait import ChatRequest, ToolSpec
 from plait.backends import LocalBackend
+from plait.backends.local import _guidance
 from plait.backends.local._tool_calls import envelope_schema
 from plait.errors import ConfigError, ModelOutputError
 from plait.graphs.compiler._prompts import planner_request
@@ -199,7 +200,15 @@ def main() -> None:
     parser.add_argument(
         "--paths", default="a,b,c", help="which paths to run (a always runs: the ratios' base)"
     )
+    parser.add_argument(
+        "--layout",
+        choices=("dumps", "spaced"),
+        default="dumps",
+        help="llguidance JSON layout: json.dumps's (default) or at most one space between tokens",
+    )
     args = parser.parse_args()
+    if args.layout == "spaced":
+        _guidance._OPTIONS = {"whitespace_flexible": True, "whitespace_pattern": "[ ]?"}
     chosen = {"a", *args.paths.split(",")}
 
     cases = builtin_cases()
@@ -248,6 +257,7 @@ def main() -> None:
         "benchmark": "structured_decoding",
         "requests": n,
         "paths": sorted(backends),
+        "layout": args.layout,
         "valid_rate_a": round(a["valid"] / n, 3),
         "valid_rate_b": None if b is None else round(b["valid"] / n, 3),
         "valid_rate_c": round(c["valid"] / n, 3),
