@@ -19,7 +19,9 @@ class Usage(BaseModel):
     """Token counts of one request.
 
     ``cached_prompt_tokens`` is the part of the prompt that was not prefilled
-    again because a prefix cache already held it.
+    again because a prefix cache already held it. ``forced_tokens`` is the part
+    of ``completion_tokens`` that a grammar forced, so the local engine appended
+    it without sampling (jump-forward decoding).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -27,6 +29,7 @@ class Usage(BaseModel):
     prompt_tokens: int = Field(default=0, ge=0)
     cached_prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
+    forced_tokens: int = Field(default=0, ge=0)
 
     @property
     def total_tokens(self) -> int:
@@ -37,6 +40,7 @@ class Usage(BaseModel):
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            forced_tokens=self.forced_tokens + other.forced_tokens,
         )
 
 

@@ -343,7 +343,8 @@ async def test_backend_reads_tool_calls_from_the_envelope_once():
     assert deltas == []  # an envelope is read whole, never streamed
     assert done.finish_reason == "tool_calls" and done.text == ""
     assert [(c.name, c.parsed_arguments()) for c in done.tool_calls] == [("add", {"a": 2})]
-    assert fake.runtimes[0].sampling[-1].grammar is not None  # decoding was constrained
+    assert fake.runtimes[0].masks  # decoding was constrained
+    assert done.usage.forced_tokens > 0  # and the envelope's keys were not sampled
 
 
 async def test_backend_raises_the_engine_failure_instead_of_a_partial_completion():

@@ -6,9 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._sampling import SamplingParams
 from ._stats import RequestStats
+
+if TYPE_CHECKING:
+    from ._guidance import Constraint
 
 __all__ = ["EngineOptions", "Job", "Outcome"]
 
@@ -56,6 +60,13 @@ class Job:
         on_logits: if set, called with a copy of each step's logits before
             sampling (for correctness checks; costs a copy of the vocabulary row).
         cancelled: set from any thread to stop the job at the next step.
+        constraint: the grammar the output must follow (llguidance): its mask is
+            applied to the logits before sampling, the tokens it forces are
+            appended without sampling (jump-forward) and the job ends once the
+            grammar is complete. Used on the engine thread only.
+        speculate: longest model-free draft to verify per step (0: none); drafts
+            come from earlier occurrences of the sequence's last tokens in its own
+            prompt and output and in earlier outputs (not used with a constraint).
     """
 
     prompt: list[int]
@@ -67,4 +78,6 @@ class Job:
     pin_ttl_s: float | None = None
     on_logits: Callable[[list[float]], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    constraint: Constraint | None = None
+    speculate: int = 0
     submitted_at: float = field(default_factory=time.perf_counter)

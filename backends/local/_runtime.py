@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
+
 from plait.errors import BackendError
 
 from ._jobs import EngineOptions
@@ -23,14 +25,16 @@ __all__ = ["BatchRow", "LlamaRuntime", "Runtime", "Sampler", "open_llama"]
 class BatchRow(NamedTuple):
     """Tokens of one sequence in a decode batch, at positions ``pos, pos + 1, ...``.
 
-    ``logits``: whether the last token's logits are wanted (its batch index is
-    the sum of the lengths of the rows before it, plus its own length, minus one).
+    ``logits``: for how many of the last tokens logits are wanted (0 or ``False``:
+    none; 1 or ``True``: the last token's, whose batch index is the sum of the
+    lengths of the rows before it, plus its own length, minus one; more: a
+    speculative draft's, one per drafted token plus the token before them).
     """
 
     seq_id: int
     pos: int
     tokens: Sequence[int]
-    logits: bool
+    logits: int
 
 
 class Sampler(Protocol):
@@ -58,6 +62,14 @@ class Runtime(Protocol):
 
     def logits(self, index: int) -> list[float]:
         """A copy of the logits of batch index ``index`` of the last decode."""
+        ...
+
+    def mask(self, index: int, allowed: bytes) -> None:
+        """Forbid, in the logits of batch index ``index``, every token not in ``allowed``.
+
+        ``allowed`` is a bitmask: bit ``t % 8`` of byte ``t // 8`` set means token
+        ``t`` may be sampled. Samplers then pick among the allowed tokens only.
+        """
         ...
 
     def sampler(self, params: SamplingParams) -> Sampler:
@@ -108,19 +120,27 @@ class LlamaRuntime:
         batch = self._batch
         i = 0
         for seq_id, pos, tokens, wants_logits in rows:
-            last = len(tokens) - 1
+            first = len(tokens) - int(wants_logits)
             for k, token in enumerate(tokens):
                 batch.token[i] = token
                 batch.pos[i] = pos + k
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = seq_id
-                batch.logits[i] = wants_logits and k == last
+                batch.logits[i] = k >= first
                 i += 1
         batch.n_tokens = i
         return int(self._lib.llama_decode(self._ctx.ctx, batch))
 
     def logits(self, index: int) -> list[float]:
         return self._lib.llama_get_logits_ith(self._ctx.ctx, index)[: self.n_vocab]
+
+    def mask(self, index: int, allowed: bytes) -> None:
+        # The sampler chain reads the context's own logits buffer: mask it in place.
+        row = np.ctypeslib.as_array(
+            self._lib.llama_get_logits_ith(self._ctx.ctx, index), shape=(self.n_vocab,)
+        )
+        bits = np.unpackbits(np.frombuffer(allowed, np.uint8), bitorder="little")
+        np.putmask(row, bits[: self.n_vocab] == 0, -np.inf)
 
     def sampler(self, params: SamplingParams) -> Sampler:
         return _BoundSampler(SamplerChain(self._vocab, params), self._ctx.ctx)

@@ -1,10 +1,16 @@
 """Scheduling one step of the local engine: admission, prefix forks, batches, eviction.
 
 Runs on the engine thread only. Each step admits new jobs (forking the longest
-cached prefix into the job's own sequence), then packs one decode token of every
-generating job and prefill chunks of the others into a single decode batch,
-samples every sequence that produced logits, and hands each token to its job's
-callback. No job waits for another to finish.
+cached prefix into the job's own sequence), then packs the next tokens of every
+generating job (its last sampled token, plus the tokens its grammar forced after
+it) and prefill chunks of the others into a single decode batch, samples every
+sequence that produced logits, and hands each token to its job's callback. No
+job waits for another to finish.
+
+A job with a grammar (:class:`~._guidance.Constraint`) has its logits masked
+before sampling; the tokens the grammar then forces are handed out at once and
+evaluated in the next batch together with the sampled token, as one multi-token
+row (jump-forward), so they cost a share of one decode step instead of a step each.
 
 Jobs that arrive together and share a prefix that nobody has evaluated yet
 prefill it once: the later job waits until the earlier one has evaluated the
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from plait.errors import BackendError, is_control_flow
 
@@ -24,6 +30,7 @@ from ._jobs import EngineOptions, Job, Outcome
 from ._prefix_index import Entry, PrefixIndex, common_prefix
 from ._runtime import BatchRow, Runtime, Sampler
 from ._stats import RequestStats, StatsRecorder
+from ._suffix import Drafter, OutputIndex
 
 __all__ = ["Scheduler"]
 
@@ -37,9 +44,12 @@ class _Active:
     wait_len: int = 0
     reused: int = 0
     prefilled: int = 0
-    decoded: int = 0
     generated: int = 0
-    last_token: int = -1
+    forced: int = 0
+    pending: list[int] = field(default_factory=list)  # tokens for the next batch
+    draft: list[int] = field(default_factory=list)  # speculative tokens after ``pending``
+    drafter: Drafter | None = None
+    history: list[int] = field(default_factory=list)  # prompt and generated tokens
     decoding: bool = False
     done: bool = False
     started_at: float | None = None
@@ -64,6 +74,7 @@ class Scheduler:
         self._stats = stats
         self._index = PrefixIndex(options.n_seq_max)
         self._active: list[_Active] = []
+        self._outputs = OutputIndex()  # earlier outputs, for speculative drafts
 
     @property
     def busy(self) -> bool:
@@ -145,6 +156,9 @@ class Scheduler:
                 if evicted is source:
                     source, reuse = None, 0
         active = _Active(job=job, entry=entry, reused=len(entry.tokens))
+        if job.speculate > 0 and job.constraint is None and job.max_tokens > 0:
+            active.history = list(job.prompt)
+            active.drafter = Drafter(active.history, self._outputs, job.speculate)
         entry.users = 1
         entry.n_prompt = len(job.prompt)
         try:
@@ -171,16 +185,25 @@ class Scheduler:
 
     def step(self) -> None:
         """Drop cancelled jobs, then decode one batch and hand out its tokens."""
-        rows: list[tuple[_Active, list[int], bool]] = []
+        rows: list[tuple[_Active, list[int], int]] = []
         budget = self.options.n_batch
         for active in list(self._active):
             if active.job.cancelled.is_set():
                 self._finish(active, Outcome(finish="cancelled"))
-        for active in self._active:
-            if active.decoding:
-                rows.append((active, [active.last_token], True))
-                budget -= 1
-        for active in self._active:
+        for active in list(self._active):
+            if (
+                not active.decoding
+                and active.wait_on is None
+                and active.n_past >= len(active.job.prompt) - 1
+            ):
+                self._start_decoding(active)
+        decoding = [a for a in self._active if a.decoding]
+        for k, active in enumerate(decoding):
+            # Every later decoding row keeps at least one slot (n_seq_max <= n_batch).
+            room = budget - (len(decoding) - k - 1)
+            rows.append(self._decode_row(active, room))
+            budget -= len(rows[-1][1])
+        for active in list(self._active):
             if active.decoding or budget <= 0:
                 continue
             source = active.wait_on
@@ -191,31 +214,62 @@ class Scheduler:
                 source.entry.users -= 1
                 active.wait_on = None
             prompt = active.job.prompt
-            # The last prompt token is evaluated on its own, like a decode step:
-            # llama.cpp's arithmetic differs slightly between a token inside a
-            # multi-token chunk and a lone token, and a repeat of this prompt
-            # (the same seed again) evaluates only that token.
-            end = len(prompt) - 1 if active.n_past < len(prompt) - 1 else len(prompt)
-            chunk = prompt[active.n_past : min(end, active.n_past + budget)]
+            if active.n_past >= len(prompt) - 1:
+                self._start_decoding(active)
+                if not active.done:
+                    rows.append(self._decode_row(active, budget))
+                    budget -= len(rows[-1][1])
+                continue
+            # The last prompt token is evaluated apart from the rest, as the first
+            # row of the decode stage: llama.cpp's arithmetic differs slightly
+            # between a token inside a multi-token chunk and a lone token, and a
+            # repeat of this prompt (the same seed again) evaluates only that token.
+            chunk = prompt[active.n_past : min(len(prompt) - 1, active.n_past + budget)]
             budget -= len(chunk)
-            last = active.n_past + len(chunk) == len(prompt)
-            rows.append((active, chunk, last))
+            rows.append((active, chunk, False))
         if rows:
             self._decode(rows)
 
-    def _decode(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
+    def _start_decoding(self, active: _Active) -> None:
+        """Enter the decode stage: the last prompt token, then what the grammar forces."""
+        active.decoding = True
+        active.pending = [active.job.prompt[-1]]
+        constraint = active.job.constraint
+        if constraint is None or active.sampler is None:
+            return
+        self._extend(active, constraint.forced())
+
+    def _decode_row(self, active: _Active, room: int) -> tuple[_Active, list[int], int]:
+        """The next tokens of a decoding job that fit in ``room`` (logits once all are in).
+
+        A job that speculates adds a draft after its sampled token, with logits for
+        each draft position, when its text so far suggests one and there is room.
+        """
+        chunk = active.pending[:room]
+        if len(chunk) < len(active.pending) or active.sampler is None:
+            return active, chunk, 0
+        if active.drafter is not None and len(chunk) == 1:
+            draft = active.drafter.propose(min(room - 1, active.job.max_tokens - active.generated))
+            if draft:
+                active.draft = draft
+                return active, chunk + draft, 1 + len(draft)
+        return active, chunk, 1
+
+    def _decode(self, rows: list[tuple[_Active, list[int], int]]) -> None:
         batch: list[BatchRow] = []
         i = 0
-        outputs: list[tuple[_Active, int]] = []
+        outputs: list[tuple[_Active, int, int]] = []
         for active, tokens, wants_logits in rows:
             if active.started_at is None:
                 active.started_at = time.perf_counter()
             batch.append(BatchRow(active.entry.seq_id, active.n_past, tokens, wants_logits))
             i += len(tokens)
             if wants_logits:
-                outputs.append((active, i - 1))
+                outputs.append((active, i - wants_logits, wants_logits))
         rc = self._runtime.decode(batch)
         if rc == 1:  # no free KV cells: evict a cached prefix, or fail the newest job
+            for active, _, _ in rows:
+                active.draft = []
             self._make_room(rows)
             return
         if rc != 0:
@@ -225,13 +279,16 @@ class Scheduler:
             return
         self._stats.batch(i, len(rows))
         for active, tokens, _ in rows:
+            n_prompt = len(active.job.prompt)
+            active.prefilled += max(0, min(n_prompt - active.n_past, len(tokens)))
             active.entry.tokens.extend(tokens)
             if active.decoding:
-                active.decoded += 1
+                del active.pending[: len(tokens)]
+        for active, index, n in outputs:
+            if n > 1:
+                self._verify(active, index)
             else:
-                active.prefilled += len(tokens)
-        for active, index in outputs:
-            self._advance(active, index)
+                self._advance(active, index)
         for active, _, _ in rows:  # prefill finished and nothing to generate (a pin)
             if (
                 not active.done
@@ -253,27 +310,103 @@ class Scheduler:
                     raise
                 self._finish(active, Outcome(error=e))
                 return
+        constraint = job.constraint
+        if constraint is not None:
+            self._runtime.mask(index, constraint.mask())
         token = active.sampler.sample(index)
         if self._runtime.is_eog(token):
             self._finish(active, Outcome(finish="eog"))
             return
+        if constraint is not None and not constraint.consume(token):
+            error = BackendError(
+                f"the sampler picked token {token}, which the output's grammar forbids "
+                f"({constraint.error or 'outside the mask'})"
+            )
+            self._finish(active, Outcome(error=error))
+            return
+        active.pending = [token]
+        if self._emit(active, token) and constraint is not None:
+            self._extend(active, constraint.forced())
+
+    def _verify(self, active: _Active, first: int) -> None:
+        """Keep the longest prefix of a draft that the job's sampler picks itself.
+
+        The sampler picks at each draft position in turn (logits at ``first``,
+        ``first + 1``, ...: the token before the draft, then each drafted token);
+        while its pick equals the drafted token, that token is accepted (its KV
+        cells are already right). The first pick that differs, or the pick after
+        a wholly accepted draft, is the next token, sampled as usual. Greedy
+        sampling thus gives the same tokens as decoding one at a time, and seeded
+        sampling the same distribution. Cells of rejected draft tokens are removed.
+        """
+        assert active.sampler is not None and active.drafter is not None
+        job, draft = active.job, active.draft
+        active.draft = []
+        picked: list[int] = []
+        ended = False
+        for j in range(len(draft) + 1):
+            if job.on_logits is not None:
+                try:
+                    job.on_logits(self._runtime.logits(first + j))
+                except Exception as e:  # a broken consumer ends its own job only
+                    if is_control_flow(e):
+                        raise
+                    self._finish(active, Outcome(error=e))
+                    return
+            token = active.sampler.sample(first + j)
+            if self._runtime.is_eog(token):
+                ended = True
+                break
+            picked.append(token)
+            if j == len(draft) or token != draft[j]:
+                break
+        accepted = len(picked) if ended else len(picked) - 1
+        active.drafter.verified(len(draft), accepted)
+        keep = active.n_past - len(draft) + accepted  # the cells of accepted tokens stay
+        if keep < active.n_past:
+            self._seq_rm(active.entry.seq_id, keep)
+            del active.entry.tokens[keep:]
+        for token in picked:
+            if not self._emit(active, token):
+                return
+        if ended:
+            self._finish(active, Outcome(finish="eog"))
+        else:
+            active.pending = [picked[-1]]
+
+    def _extend(self, active: _Active, forced: list[int]) -> None:
+        """Hand out the tokens the grammar forced and queue them for the next batch."""
+        for token in forced:
+            active.forced += 1
+            active.pending.append(token)
+            if not self._emit(active, token):
+                return
+        constraint = active.job.constraint
+        if constraint is not None and constraint.done:
+            self._finish(active, Outcome(finish="eog"))  # complete: nothing but its end is left
+
+    def _emit(self, active: _Active, token: int) -> bool:
+        """Give one generated token to the job; ``False``: the job ended."""
+        job = active.job
         active.generated += 1
+        if active.drafter is not None:
+            active.history.append(token)
         try:
             keep_going = job.on_token(token)
         except Exception as e:  # a broken consumer ends its own job only
             if is_control_flow(e):
                 raise
             self._finish(active, Outcome(error=e))
-            return
+            return False
         if not keep_going:
             self._finish(active, Outcome(finish="stopped"))
-        elif active.generated >= job.max_tokens:
+            return False
+        if active.generated >= job.max_tokens:
             self._finish(active, Outcome(finish="length"))
-        else:
-            active.last_token = token
-            active.decoding = True
+            return False
+        return True
 
-    def _make_room(self, rows: list[tuple[_Active, list[int], bool]]) -> None:
+    def _make_room(self, rows: list[tuple[_Active, list[int], int]]) -> None:
         victim = self._index.victim(time.monotonic())
         if victim is not None:
             self._seq_rm(victim.seq_id, 0)
@@ -311,6 +444,8 @@ class Scheduler:
             self._seq_rm(entry.seq_id, len(entry.tokens))  # drop cells of a failed batch
         if not entry.tokens and not entry.users:
             self._index.evict(entry)
+        if active.drafter is not None and outcome.error is None:
+            self._outputs.add(active.history[len(active.job.prompt) :])
         if outcome.error is None and active.job.pin_ttl_s is not None:
             ttl = None if active.job.pin_ttl_s == float("inf") else active.job.pin_ttl_s
             outcome.pin_id = self._index.pin(entry, ttl, time.monotonic())
@@ -320,7 +455,11 @@ class Scheduler:
             reused_tokens=active.reused,
             prefilled_tokens=active.prefilled,
             decode_tokens=active.generated,
+            forced_tokens=active.forced,
+            drafted_tokens=active.drafter.drafted if active.drafter is not None else 0,
+            accepted_tokens=active.drafter.accepted if active.drafter is not None else 0,
             queued_s=started - active.job.submitted_at,
+            mask_s=active.job.constraint.mask_s if active.job.constraint is not None else 0.0,
         )
         self._stats.finished(outcome.stats)
         active.job.on_done(outcome)

@@ -16,15 +16,28 @@ class RequestStats:
         prompt_tokens: tokens in the rendered prompt.
         reused_tokens: prompt tokens taken from the KV cache instead of prefilled.
         prefilled_tokens: prompt tokens this request evaluated itself.
-        decode_tokens: generated tokens.
+        decode_tokens: generated tokens (sampled and forced).
+        forced_tokens: generated tokens the grammar forced, appended without sampling.
+        drafted_tokens: tokens proposed by speculative drafts (model-free).
+        accepted_tokens: drafted tokens the sampler accepted (decode steps saved).
         queued_s: seconds from submission to the request's first batch.
+        mask_s: seconds spent computing grammar masks and forced tokens.
     """
 
     prompt_tokens: int = 0
     reused_tokens: int = 0
     prefilled_tokens: int = 0
     decode_tokens: int = 0
+    forced_tokens: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
     queued_s: float = 0.0
+    mask_s: float = 0.0
+
+    @property
+    def sampled_tokens(self) -> int:
+        """Generated tokens that were sampled (each one a decode step of its own)."""
+        return self.decode_tokens - self.forced_tokens
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,11 @@ class EngineStats:
         prompt_tokens: their prompt tokens.
         reused_tokens: prompt tokens served from the KV cache.
         prefilled_tokens: prompt tokens evaluated.
-        decode_tokens: tokens generated.
+        decode_tokens: tokens generated (sampled and forced).
+        forced_tokens: generated tokens a grammar forced (appended, not sampled).
+        drafted_tokens: tokens proposed by speculative drafts.
+        accepted_tokens: drafted tokens accepted.
+        mask_s: seconds spent computing grammar masks and forced tokens.
         batches: ``llama_decode`` calls.
         batch_tokens: tokens over all batches.
         batch_sequences: sequences over all batches (a sequence counts once per batch).
@@ -49,6 +66,10 @@ class EngineStats:
     reused_tokens: int = 0
     prefilled_tokens: int = 0
     decode_tokens: int = 0
+    forced_tokens: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    mask_s: float = 0.0
     batches: int = 0
     batch_tokens: int = 0
     batch_sequences: int = 0
@@ -59,6 +80,11 @@ class EngineStats:
     def mean_batch_sequences(self) -> float:
         """Batch occupancy: sequences served by an average ``llama_decode`` call."""
         return self.batch_sequences / self.batches if self.batches else 0.0
+
+    @property
+    def sampled_tokens(self) -> int:
+        """Generated tokens that were sampled."""
+        return self.decode_tokens - self.forced_tokens
 
     @property
     def reuse_ratio(self) -> float:
@@ -94,6 +120,10 @@ class StatsRecorder:
             reused_tokens=t.reused_tokens + request.reused_tokens,
             prefilled_tokens=t.prefilled_tokens + request.prefilled_tokens,
             decode_tokens=t.decode_tokens + request.decode_tokens,
+            forced_tokens=t.forced_tokens + request.forced_tokens,
+            drafted_tokens=t.drafted_tokens + request.drafted_tokens,
+            accepted_tokens=t.accepted_tokens + request.accepted_tokens,
+            mask_s=t.mask_s + request.mask_s,
         )
         self.recent.append(request)
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from plait.chat import ChatRequest
 from plait.completions import Completion, FinishReason, StreamChunk, Timings, Usage
@@ -21,6 +21,7 @@ from plait.settings import Settings, available_cpus, load_settings
 
 from .._base import Backend, Capabilities
 from ._engine import EngineOptions, Job, Outcome
+from ._guidance import compile_schema
 from ._loaded import LoadedModel, load_model
 from ._model_file import default_model_path
 from ._sampling import SamplingParams
@@ -70,8 +71,11 @@ class LocalBackend(Backend):
     sequences) and reuses cached prompt prefixes across requests and agents.
 
     JSON answers (``response_schema``) and tool calls are produced by
-    grammar-constrained decoding, so they always parse and match their schema
-    unless generation is cut off by ``max_tokens``.
+    grammar-constrained decoding (llguidance token masks applied to the logits
+    before sampling), so they always parse and match their schema unless
+    generation is cut off by ``max_tokens``; the JSON has no free whitespace,
+    and the tokens the schema forces (keys, punctuation, a tool's name once its
+    prefix is unique) are appended without sampling.
 
     Args:
         model_path: a GGUF file.
@@ -83,6 +87,19 @@ class LocalBackend(Backend):
         type_k: storage type of cached keys, e.g. "q8_0" (default from settings).
         type_v: storage type of cached values.
         prefix_cache: reuse cached prompt prefixes (off: prefill every prompt fully).
+        structured: how JSON output is constrained: "llguidance" (token masks and
+            forced tokens), or "gbnf", llama.cpp's grammar sampler on a grammar from
+            its own schema converter (the former path, kept for comparison: it lets
+            whitespace run free and raw control characters into strings).
+        jump_forward: append the tokens a grammar forces without sampling them
+            (llguidance only; off: every token is sampled under the mask).
+        speculate: longest model-free speculative draft per decode step (0: off).
+            Drafts continue earlier occurrences of the last few tokens in the
+            request's own prompt and output or in earlier outputs of this model,
+            and are verified in one batch row: greedy output stays the same
+            tokens (up to llama.cpp's batch arithmetic), sampled output the same
+            distribution. Pays off on text that copies (answers quoting tool
+            results, summaries, replans); not used under a JSON constraint.
         settings: settings to read defaults from (default: the environment).
     """
 
@@ -101,8 +118,20 @@ class LocalBackend(Backend):
         type_k: str | None = None,
         type_v: str | None = None,
         prefix_cache: bool | None = None,
+        structured: Literal["llguidance", "gbnf"] = "llguidance",
+        jump_forward: bool = True,
+        speculate: int = 0,
         settings: Settings | None = None,
     ) -> None:
+        if speculate < 0:
+            raise ConfigError(f"speculate must be 0 (off) or a draft length, got {speculate}")
+        self._speculate = speculate
+        if structured not in ("llguidance", "gbnf"):
+            raise ConfigError(
+                f"unknown structured decoding {structured!r}; use 'llguidance' or 'gbnf'"
+            )
+        self._structured = structured
+        self._jump_forward = jump_forward
         settings = settings or load_settings()
         self._model_path = Path(model_path) if model_path else settings.local_model
         self._options = EngineOptions(
@@ -200,7 +229,16 @@ class LocalBackend(Backend):
         model = await asyncio.to_thread(self.load)
         prepared = prepare(request)
         prompt = _prompt_tokens(model, prepared)
-        grammar = _grammar_for(prepared.schema)
+        grammar, constraint = None, None
+        if prepared.schema is not None and self._structured == "gbnf":
+            grammar = _grammar_for(prepared.schema)
+        elif prepared.schema is not None:
+            schema = prepared.schema
+            constraint = await asyncio.to_thread(
+                lambda: compile_schema(
+                    schema, model.guidance_tokenizer(), jump_forward=self._jump_forward
+                )
+            )
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Piece] = asyncio.Queue()
@@ -231,6 +269,8 @@ class LocalBackend(Backend):
                 on_done=text.on_done,
                 reuse=self._prefix_cache,
                 cancelled=cancelled,
+                constraint=constraint,
+                speculate=self._speculate,
             )
         )
         try:
@@ -325,6 +365,7 @@ class _Text:
                         prompt_tokens=self._n_prompt,
                         cached_prompt_tokens=outcome.stats.reused_tokens,
                         completion_tokens=outcome.stats.decode_tokens,
+                        forced_tokens=outcome.stats.forced_tokens,
                     ),
                     timings=Timings(
                         first_token_s=None if first is None else first - self._started,
@@ -352,10 +393,8 @@ def _prompt_tokens(model: LoadedModel, prepared: PreparedRequest) -> list[int]:
 _grammar_cache: dict[str, str] = {}
 
 
-def _grammar_for(schema: dict[str, Any] | None) -> str | None:
-    """The GBNF grammar constraining output to ``schema`` (None: free text)."""
-    if schema is None:
-        return None
+def _grammar_for(schema: dict[str, Any]) -> str:
+    """The GBNF grammar constraining output to ``schema`` (``structured="gbnf"`` only)."""
     # Property order is meaningful (the grammar emits keys in declaration order,
     # e.g. a tool's name before its arguments), so the key must not sort keys.
     key = json.dumps(schema)

@@ -17,7 +17,10 @@ Everything above the runtime is the real code: the engine's loop, admission,
 prefix forking, eviction and failure handling, and ``LocalBackend`` itself. The
 fake checks how it is used (a sequence decoded at a position it does not hold is
 an ``AssertionError``), so engine bugs fail loudly. It samples greedily from its
-script whatever the sampling parameters; they are recorded, not honoured.
+script whatever the sampling parameters; they are recorded, not honoured. A
+grammar's mask is honoured: when the scripted token is masked out, the fake picks
+the allowed token the script's ``fallback`` prefers (by default the lowest id),
+as a greedy sampler over flat logits would.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class FakeLlama:
             every token it holds (prompt and generated so far), like a real
             model; for engine tests that submit token prompts directly.
         faults: where the runtime fails.
+        fallback: under a grammar mask that forbids the scripted token, the
+            allowed token to pick, given the allowed tokens in id order
+            (default: the first).
     """
 
     def __init__(
@@ -87,8 +93,11 @@ class FakeLlama:
         *,
         next_token: Callable[[Sequence[int]], int] | None = None,
         faults: Sequence[Fault] = (),
+        fallback: Callable[[list[int]], int] | None = None,
     ) -> None:
         self._reply = reply
+        self.fallback = fallback or (lambda allowed: allowed[0])
+        self._lltokenizer: Any = None
         self._next_token = next_token or self._scripted
         self._faults = list(faults)
         self._calls: dict[str, int] = {}
@@ -110,6 +119,21 @@ class FakeLlama:
     def detokenize(self, tokens: Sequence[int], special: bool = False) -> bytes:
         names = {BOS: b"<s>", EOS: b"</s>"} if special else {}
         return b"".join(bytes([t - _BYTE0]) if t >= _BYTE0 else names.get(t, b"") for t in tokens)
+
+    def guidance_tokenizer(self) -> Any:
+        """The fake vocabulary as an llguidance tokenizer (one token per byte)."""
+        if self._lltokenizer is None:
+            from ._guidance import lltokenizer_from_pieces
+
+            pieces = [b"\xff<unk>", b"\xff<s>", b"\xff</s>"] + [bytes([b]) for b in range(256)]
+            self._lltokenizer = lltokenizer_from_pieces(
+                pieces,
+                eos=EOS,
+                bos=BOS,
+                special=[0, BOS, EOS],
+                encode=lambda text: self.tokenize(text, add_bos=False),
+            )
+        return self._lltokenizer
 
     def text(self, tokens: Sequence[int]) -> str:
         """The text of some tokens (specials left out)."""
@@ -172,6 +196,7 @@ class FakeRuntime:
         options: what the engine asked for.
         sampling: the parameters of every sampler made, in order.
         batches: the rows of every decode call that evaluated.
+        masks: how many tokens each grammar mask allowed, in order.
         closed: whether the engine closed it.
     """
 
@@ -184,6 +209,8 @@ class FakeRuntime:
         self.sampling: list[SamplingParams] = []
         self.open_samplers = 0
         self.batches: list[list[BatchRow]] = []
+        self.masks: list[int] = []
+        self._masked: dict[int, list[int]] = {}
         self.closed = False
 
     def tokens(self, seq_id: int) -> list[int]:
@@ -213,13 +240,15 @@ class FakeRuntime:
         if n > self.options.n_ctx - self.cells_used:
             return 1  # like llama.cpp: no slot for the batch, nothing evaluated
         self._outputs.clear()
+        self._masked.clear()
         index = 0
         for row in rows:
             cells = self._seqs.setdefault(row.seq_id, [])
             cells.extend(_Cell(token) for token in row.tokens)
             index += len(row.tokens)
-            if row.logits:
-                self._outputs[index - 1] = tuple(cell.token for cell in cells)
+            context = tuple(cell.token for cell in cells)
+            for back in range(int(row.logits)):  # a draft's rows want logits at each token
+                self._outputs[index - 1 - back] = context[: len(context) - back]
         self.batches.append(list(rows))
         return 0
 
@@ -228,6 +257,13 @@ class FakeRuntime:
         row = [0.0] * self.n_vocab
         row[self._fake.next_token(self._output(index))] = 1.0
         return row
+
+    def mask(self, index: int, allowed: bytes) -> None:
+        self._output(index)
+        ids = [t for t in range(self.n_vocab) if allowed[t // 8] >> (t % 8) & 1]
+        assert ids, "a grammar mask that allows no token"
+        self._masked[index] = ids
+        self.masks.append(len(ids))
 
     def sampler(self, params: SamplingParams) -> Sampler:
         self.sampling.append(params)
@@ -264,8 +300,14 @@ class _FakeSampler:
 
     def sample(self, index: int) -> int:
         assert self._open, "sample on a freed sampler"
-        self._runtime._fake._hit("sample")
-        return self._runtime._fake.next_token(self._runtime._output(index))
+        runtime = self._runtime
+        runtime._fake._hit("sample")
+        token = runtime._fake.next_token(runtime._output(index))
+        allowed = runtime._masked.get(index)
+        if allowed is not None and token not in allowed:
+            token = runtime._fake.fallback(allowed)
+            assert token in allowed, f"the fallback picked {token}, which the mask forbids"
+        return token
 
     def close(self) -> None:
         if self._open:

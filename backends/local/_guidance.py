@@ -1,0 +1,241 @@
+"""Constrained decoding with llguidance: JSON Schemas as token masks and forced tokens.
+
+A request constrained to a JSON Schema gets a :class:`Constraint`: an llguidance
+matcher over the model's vocabulary that, before each sampled token, says which
+tokens may come next (a bitmask the engine applies to the logits, so temperature
+and top-p sampling still pick among the allowed tokens), and after it, which
+tokens the grammar forces (the engine appends those without sampling them:
+jump-forward decoding).
+
+The JSON is exact and laid out as ``json.dumps`` writes it: one space after each
+comma and colon and no other whitespace, strings without raw control characters,
+numbers as JSON numbers, keys in the schema's order. A schema
+llguidance cannot compile is a :class:`~plait.errors.ConfigError` that names the
+part of the schema at fault, raised before the engine sees the request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import llguidance
+
+from plait.errors import ConfigError
+
+__all__ = ["Constraint", "compile_schema", "lltokenizer_from_llama", "lltokenizer_from_pieces"]
+
+# JSON as ``json.dumps`` writes it, the form the tool prompt and earlier turns show
+# the model: one space after each comma and colon, none anywhere else. (Compact
+# JSON reads differently to a small model: it kept adding calls after the first.)
+_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+_CACHE_SIZE = 64
+
+
+def lltokenizer_from_llama(llama: Any) -> llguidance.LLTokenizer:
+    """The llguidance tokenizer of a loaded ``llama_cpp.Llama`` (about 0.3 s; cache it).
+
+    Every end-of-generation token of the model counts as the grammar's end.
+    """
+    import llama_cpp
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    vocab = llama._model.vocab
+    n = int(llama_cpp.llama_vocab_n_tokens(vocab))
+    eog = [t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+    with warnings.catch_warnings():
+        # It reads each token's attributes through a binding llama-cpp-python marks
+        # deprecated: one warning per token of the vocabulary, none of them ours.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lltokenizer_from_vocab(vocab, eos_token=eog or None)
+
+
+class _Pieces:
+    """What ``llguidance.TokenizerWrapper`` reads: token bytes, specials, a tokenizer."""
+
+    def __init__(
+        self,
+        pieces: Sequence[bytes],
+        eos: int,
+        bos: int | None,
+        special: Sequence[int],
+        encode: Any,
+    ) -> None:
+        self.tokens = list(pieces)
+        self.eos_token_id = eos
+        self.bos_token_id = bos
+        self.special_token_ids = list(special)
+        self._encode = encode
+
+    def __call__(self, text: bytes | str) -> list[int]:
+        return list(self._encode(text.encode() if isinstance(text, str) else text))
+
+
+def lltokenizer_from_pieces(
+    pieces: Sequence[bytes],
+    *,
+    eos: int,
+    bos: int | None,
+    special: Sequence[int],
+    encode: Any,
+) -> llguidance.LLTokenizer:
+    """An llguidance tokenizer from each token's bytes and an ``encode(bytes)`` function."""
+    wrapper = llguidance.TokenizerWrapper(_Pieces(pieces, eos, bos, special, encode))
+    return llguidance.LLTokenizer(wrapper)
+
+
+class _Compiled:
+    """A schema's grammar, compiled once for one tokenizer; new matchers are copies."""
+
+    def __init__(self, tokenizer: llguidance.LLTokenizer, matcher: llguidance.LLMatcher) -> None:
+        self.tokenizer = tokenizer  # held, so its id is not reused while cached
+        self._template = matcher
+        self._lock = threading.Lock()
+
+    def matcher(self) -> llguidance.LLMatcher:
+        with self._lock:
+            return self._template.deep_copy()
+
+
+_compiled: OrderedDict[tuple[int, str], _Compiled] = OrderedDict()
+_compiled_lock = threading.Lock()
+
+
+def compile_schema(
+    schema: dict[str, Any], tokenizer: llguidance.LLTokenizer, *, jump_forward: bool = True
+) -> Constraint:
+    """A fresh constraint for one request whose output must match ``schema``.
+
+    Compiled grammars are cached per tokenizer and schema (property order counts).
+
+    Raises:
+        ConfigError: llguidance cannot compile the schema; the message names where.
+    """
+    key = (id(tokenizer), json.dumps(schema))
+    with _compiled_lock:
+        compiled = _compiled.get(key)
+        if compiled is not None and compiled.tokenizer is tokenizer:
+            _compiled.move_to_end(key)
+        else:
+            compiled = None
+    if compiled is None:
+        grammar = _grammar(schema, "")
+        failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
+        if failed:
+            where, why = _locate(schema, messages[0], tokenizer)
+            raise ConfigError(
+                f"the JSON Schema cannot constrain decoding: {why} (at {where or '/'}; "
+                f"schema {key[1][:200]})"
+            )
+        compiled = _Compiled(tokenizer, llguidance.LLMatcher(tokenizer, grammar, log_level=0))
+        with _compiled_lock:
+            _compiled[key] = compiled
+            while len(_compiled) > _CACHE_SIZE:
+                _compiled.popitem(last=False)
+    return Constraint(compiled.matcher(), jump_forward=jump_forward)
+
+
+def _grammar(schema: Any, where: str) -> str:
+    try:
+        return llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=_OPTIONS)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise ConfigError(f"the JSON Schema at {where or '/'} is not a JSON object ({e})") from e
+
+
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "contains", "not", "if", "then", "else")
+
+
+def _children(schema: dict[str, Any], where: str) -> Iterator[tuple[str, Any]]:
+    for key in _SUBSCHEMA_MAPS:
+        value = schema.get(key)
+        if isinstance(value, dict):
+            for name, sub in value.items():
+                yield f"{where}/{key}/{name}", sub
+    for key in _SUBSCHEMA_LISTS:
+        value = schema.get(key)
+        if isinstance(value, list):
+            for i, sub in enumerate(value):
+                yield f"{where}/{key}/{i}", sub
+    for key in _SUBSCHEMA_ONE:
+        value = schema.get(key)
+        if isinstance(value, dict):
+            yield f"{where}/{key}", value
+
+
+def _locate(schema: Any, message: str, tokenizer: llguidance.LLTokenizer) -> tuple[str, str]:
+    """The deepest sub-schema (a JSON Pointer) that fails on its own with ``message``.
+
+    A sub-schema that only fails alone because it refers elsewhere (``$ref``)
+    fails with another message, so the search does not stop there.
+    """
+    where = ""
+    node = schema
+    while isinstance(node, dict):
+        for path, child in _children(node, where):
+            if not isinstance(child, dict):
+                continue
+            failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
+                _grammar(child, path), tokenizer
+            )
+            if failed and messages[0] == message:
+                where, node = path, child
+                break
+        else:
+            break
+    return where, message.strip().replace("\n", " ")
+
+
+class Constraint:
+    """One request's grammar state on the engine thread: masks, forced tokens, its end.
+
+    Attributes:
+        jump_forward: append forced tokens without sampling them.
+        mask_s: seconds spent computing masks and forced tokens.
+        masks: masks computed.
+    """
+
+    def __init__(self, matcher: llguidance.LLMatcher, *, jump_forward: bool = True) -> None:
+        self._matcher = matcher
+        self.jump_forward = jump_forward
+        self.mask_s = 0.0
+        self.masks = 0
+
+    def mask(self) -> bytes:
+        """Which tokens may come next: bit ``t % 8`` of byte ``t // 8`` is token ``t``."""
+        started = time.perf_counter()
+        bits = self._matcher.compute_bitmask()
+        self.mask_s += time.perf_counter() - started
+        self.masks += 1
+        return bits
+
+    def consume(self, token: int) -> bool:
+        """Advance past a sampled token; ``False``: the grammar does not allow it."""
+        return bool(self._matcher.consume_token(token))
+
+    def forced(self) -> list[int]:
+        """The tokens the grammar forces next, already consumed (none without jump-forward)."""
+        if not self.jump_forward:
+            return []
+        started = time.perf_counter()
+        tokens = list(self._matcher.compute_ff_tokens())
+        if tokens and not self._matcher.consume_tokens(tokens):
+            tokens = []  # cannot happen for tokens the matcher itself forced
+        self.mask_s += time.perf_counter() - started
+        return tokens
+
+    @property
+    def done(self) -> bool:
+        """Whether the output is complete: the grammar allows nothing but its end."""
+        return bool(self._matcher.is_stopped())
+
+    @property
+    def error(self) -> str:
+        """Why the matcher failed (empty: it did not)."""
+        return str(self._matcher.get_error())
