@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, Sour
 from plait.tools import Tool, Toolset, calculator, http_tools, tool
 
 from ._metering import Metered, RunLedger
+from ._modules import import_tool_module
 from ._schema import (
     AgentSpec,
     LocalBackendSpec,
@@ -49,7 +49,11 @@ class Built:
     """What a workflow file builds: named backends, tools, memory and agents.
 
     Shared by every run of the workflow, so it holds nothing a run counts (see
-    :mod:`._metering`).
+    :mod:`._metering`). ``aliases`` offers each function tool under its
+    function's own name too (``hotel_price`` for ``price: {function:
+    mytools:hotel_price}``) where no other tool has that name: agents, plans
+    and steps that name it get it; ``tools`` (what a session offers) holds
+    each tool once.
     """
 
     backends: dict[str, Backend]
@@ -58,12 +62,19 @@ class Built:
     memory: Memory | None
     agents: dict[str, Agent[Any]]
     ledger: CostLedger
+    aliases: dict[str, Tool] = field(default_factory=dict)
 
 
 def build(
-    spec: WorkflowSpec, base_dir: Path, overrides: Mapping[str, Backend] | None = None
+    spec: WorkflowSpec,
+    base_dir: Path,
+    overrides: Mapping[str, Backend] | None = None,
+    where: Callable[[tuple[str | int, ...]], object] | None = None,
 ) -> Built:
     """Build everything ``spec`` declares; ``overrides`` replace backends by name (tests).
+
+    ``where`` gives the position of a part of the file (a path of keys), so that
+    an error building a tools entry says where the entry was written.
 
     Raises:
         ConfigError: a function tool cannot be imported, a folder does not exist...
@@ -81,24 +92,39 @@ def build(
     )
     backends = _backends(spec, base_dir, overrides or {}, prices, ledger)
     memory = _memory(spec.memory, backends) if spec.memory else None
-    entries = {
-        name: _tool_entry(name, entry, base_dir, memory) for name, entry in spec.tools.items()
-    }
+    entries: dict[str, Toolset] = {}
+    for name, entry in spec.tools.items():
+        try:
+            entries[name] = _tool_entry(name, entry, base_dir, memory)
+        except ConfigError as e:
+            if where is None or e.location is not None:
+                raise
+            raise ConfigError(str(e), location=str(where(("tools", name)))) from e
     tools = Toolset(list(entries.values()))
+    aliases: dict[str, Tool] = {}
+    for name, entry in spec.tools.items():
+        function = getattr(entry, "function", None)
+        alias = function.partition(":")[2] if isinstance(function, str) else ""
+        if alias and alias != name and alias not in tools and alias not in entries | aliases:
+            aliases[alias] = entries[name][name].renamed(alias)
     agents = {
-        name: _agent(name, agent, backends, entries, memory, spec.memory)
+        name: _agent(name, agent, backends, entries, memory, spec.memory, aliases)
         for name, agent in spec.agents.items()
     }
-    return Built(backends, tools, entries, memory, agents, ledger)
+    return Built(backends, tools, entries, memory, agents, ledger, aliases)
 
 
-def select_tools(entries: Mapping[str, Toolset], name: str) -> Toolset:
-    """A tools entry by name, or the one tool of that name from any entry."""
+def select_tools(
+    entries: Mapping[str, Toolset], name: str, aliases: Mapping[str, Tool] | None = None
+) -> Toolset:
+    """A tools entry by name, the one tool of that name from any entry, or an alias."""
     if name in entries:
         return entries[name]
     for toolset in entries.values():
         if name in toolset:
             return Toolset([toolset[name]])
+    if aliases and name in aliases:
+        return Toolset([aliases[name]])
     raise ConfigError(f"unknown tool {name!r}")
 
 
@@ -236,17 +262,16 @@ def _builtin_or_function(name: str, entry: Any, base_dir: Path, memory: Memory |
     if builtin == "memory":
         assert memory is not None  # checked by validation
         return memory_tools(memory)
-    return Toolset([_function_tool(name, entry.function, entry.description, entry.timeout_s)])
+    return Toolset(
+        [_function_tool(name, entry.function, entry.description, entry.timeout_s, base_dir)]
+    )
 
 
 def _function_tool(
-    name: str, target: str, description: str | None, timeout_s: float | None
+    name: str, target: str, description: str | None, timeout_s: float | None, base_dir: Path
 ) -> Tool:
     module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"tool {name!r}: cannot import module {module_name!r} ({e})") from e
+    module = import_tool_module(base_dir, module_name, tool=name)
     function = getattr(module, attribute, None)
     if function is None:
         raise ConfigError(f"tool {name!r}: module {module_name!r} has no {attribute!r}")
@@ -280,6 +305,7 @@ def _agent(
     entries: Mapping[str, Toolset],
     memory: Memory | None,
     memory_spec: MemorySpec | None,
+    aliases: Mapping[str, Tool],
 ) -> Agent[Any]:
     output_type = _output_model(name, body.output) if body.output is not None else None
     notes = None
@@ -289,7 +315,7 @@ def _agent(
         name,
         body.instructions,
         backend_named(backends, body.backend),
-        tools=[select_tools(entries, t) for t in body.tools],
+        tools=[select_tools(entries, t, aliases) for t in body.tools],
         output_type=output_type,
         memory=notes,
         shared_context=body.shared_context,

@@ -9,17 +9,22 @@ invalid. Every problem carries the ``file:line:column`` of the offending key.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
 from ..dag import find_references
+from ._modules import module_problem
 from ._schema import BuiltinToolSpec, WorkflowSpec, builtin_tool_names
 from ._source import Source
 
-__all__ = ["check", "input_references"]
+__all__ = ["check", "input_references", "workflow_folder"]
+
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def check(source: Source) -> WorkflowSpec | None:
@@ -144,8 +149,13 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _tool_names(tools: dict[str, Any]) -> dict[str, str]:
-    """Callable tool name -> the tools entry providing it."""
+    """Callable tool name -> the tools entry providing it.
+
+    A function tool is named after its entry, and also after its function where
+    no other tool has that name (as ``_build`` offers it).
+    """
     names: dict[str, str] = {}
+    aliases: dict[str, str] = {}
     for entry, body in tools.items():
         if isinstance(body, dict) and "builtin" in body:
             try:
@@ -156,7 +166,59 @@ def _tool_names(tools: dict[str, Any]) -> dict[str, str]:
                 names[name] = entry
         else:
             names[entry] = entry
+            function = body.get("function") if isinstance(body, dict) else None
+            if isinstance(function, str) and _FUNCTION.match(function):
+                aliases.setdefault(function.partition(":")[2], entry)
+    for alias, entry in aliases.items():
+        if alias not in names and alias not in tools:
+            names[alias] = entry
     return names
+
+
+def workflow_folder(source: Source) -> Path:
+    """The folder of the workflow file, symlinks resolved."""
+    try:
+        return source.path.resolve().parent
+    except (OSError, RuntimeError, ValueError):
+        return source.path.absolute().parent
+
+
+def _tool_entries(source: Source, tools: dict[str, Any]) -> None:
+    """A files tool's root stays inside the workflow's folder; function modules compile."""
+    folder = workflow_folder(source)
+    for name, body in tools.items():
+        if not isinstance(body, dict):
+            continue
+        root = body.get("root")
+        if body.get("builtin") == "files" and (root is None or isinstance(root, str)):
+            _files_root(source, ("tools", name, "root" if root is not None else "builtin"), root)
+        function = body.get("function")
+        if isinstance(function, str) and _FUNCTION.match(function):
+            problem = module_problem(folder, function.partition(":")[0])
+            if problem:
+                source.add(("tools", name, "function"), problem)
+
+
+def _files_root(source: Source, path: tuple[str | int, ...], root: str | None) -> None:
+    folder = workflow_folder(source)
+    text = root or "."
+    if "\x00" in text:
+        source.add(path, "the files tool's root cannot contain a NUL character")
+        return
+    try:
+        resolved = (folder / text).resolve()
+    except (OSError, RuntimeError, ValueError):
+        source.add(path, "the files tool's root cannot be resolved (a symlink loop?)")
+        return
+    if not resolved.is_relative_to(folder):
+        source.add(
+            path,
+            f"the files tool's root {text!r} is outside the workflow's folder",
+            "a workspace is a folder inside the workflow's folder (symlinks resolved), "
+            "never the filesystem root or a folder above the workflow",
+        )
+    elif not resolved.is_dir():
+        source.add(path, f"the files tool's folder {text!r} does not exist")
 
 
 def _references(source: Source) -> None:
@@ -218,6 +280,7 @@ def _references(source: Source) -> None:
     for name, body in tools.items():
         if _mapping(body).get("builtin") == "memory" and not isinstance(memory, dict):
             source.add(("tools", name), "the memory tools need a 'memory' section")
+    _tool_entries(source, tools)
 
     workflow = _mapping(data.get("workflow"))
     kind = workflow.get("kind")

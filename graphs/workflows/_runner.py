@@ -33,7 +33,7 @@ from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
 from ._metering import RunMeter, metering
 from ._runs import RunRecord, new_run_id, runs_root
 from ._schema import StepsWorkflow, WorkflowSpec
-from ._source import read_source
+from ._source import Source, read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
 
@@ -76,11 +76,17 @@ def validate_workflow(
     Raises:
         WorkflowValidationError: every problem found, each with ``file:line:column``.
     """
+    return _validated(path, env)[0]
+
+
+def _validated(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None
+) -> tuple[WorkflowSpec, Source]:
     source = read_source(path, env)
     spec = check(source) if not source.problems or source.data else None
     if source.problems or spec is None:
         raise WorkflowValidationError(str(path), source.problems)
-    return spec
+    return spec, source
 
 
 def load_workflow(
@@ -103,8 +109,8 @@ def load_workflow(
         WorkflowValidationError: the file is invalid (every problem listed).
         ConfigError: something it names cannot be built (an import, a folder).
     """
-    spec = validate_workflow(path, env)
-    return Workflow(spec, Path(path), backends=backends, runs_dir=runs_dir)
+    spec, source = _validated(path, env)
+    return Workflow(spec, Path(path), backends=backends, runs_dir=runs_dir, where=source.where)
 
 
 class Workflow:
@@ -113,6 +119,8 @@ class Workflow:
     Attributes:
         spec: the validated file (:class:`WorkflowSpec`).
         path: the file.
+        where: (argument) the position of a part of the file, for messages
+            (``load_workflow`` passes the file's own).
         agents, tools, backends, memory: what the file declares, built.
     """
 
@@ -123,10 +131,11 @@ class Workflow:
         *,
         backends: Mapping[str, Backend] | None = None,
         runs_dir: str | os.PathLike[str] | None = None,
+        where: Callable[[tuple[str | int, ...]], object] | None = None,
     ) -> None:
         self.spec = spec
         self.path = path
-        self._built = build(spec, path.parent, backends)
+        self._built = build(spec, path.parent, backends, where)
         self.agents: dict[str, Agent[Any]] = self._built.agents
         self.tools: Toolset = self._built.tools
         self.backends: dict[str, Backend] = self._built.backends

@@ -19,8 +19,17 @@ references in ``_checks`` and run it in ``_kinds`` (``RUNNERS``).
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
     "AgentSpec",
@@ -91,6 +100,19 @@ class OpenAIBackendSpec(_Spec):
     timeout_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     price: PriceSpec | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # The URL is not quoted back: it may hold a ${SECRET}.
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:
+            parts, host = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            raise ValueError("base_url must be an http:// or https:// URL with a host")
+        return value
 
 
 class RuleSpec(_Spec):
@@ -230,6 +252,28 @@ class InputSpec(_Spec):
     type: Literal["string", "integer", "number", "boolean"] = "string"
     default: Any = None
     description: str = ""
+
+    @field_validator("default")
+    @classmethod
+    def _default_has_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("type")
+        if value is None or kind is None:
+            return value
+        fits = {
+            "string": isinstance(value, str),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+        }[kind]
+        if not fits:
+            hint = " (quote it to make it text)" if kind == "string" else ""
+            raise ValueError(f"default must be a {kind}, got a {_yaml_type(value)}{hint}")
+        return value
+
+
+def _yaml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list"}
+    return names.get(type(value), "mapping" if isinstance(value, dict) else type(value).__name__)
 
 
 class StepSpec(_Spec):
