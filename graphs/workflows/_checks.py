@@ -9,20 +9,23 @@ invalid. Every problem carries the ``file:line:column`` of the offending key.
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
+from plait.errors import WorkflowValidationError
+
 from ..dag import find_references
 from ._modules import module_problem
 from ._schema import BuiltinToolSpec, WorkflowSpec, builtin_tool_names
-from ._source import Source
+from ._source import Source, read_source
 
-__all__ = ["check", "input_references", "workflow_folder"]
+__all__ = ["check", "input_references", "validate_workflow", "validated", "workflow_folder"]
 
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -442,3 +445,25 @@ def _cycles(source: Source, graph: nx.DiGraph, section: str, message: str) -> No
         )
         where = ("workflow", "steps", index)
     source.add(where, f"{message}: {path}", "remove one of these dependencies")
+
+
+def validate_workflow(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> WorkflowSpec:
+    """Read and validate a workflow file without building anything.
+
+    Raises:
+        WorkflowValidationError: every problem found, each with ``file:line:column``.
+    """
+    return validated(path, env)[0]
+
+
+def validated(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None
+) -> tuple[WorkflowSpec, Source]:
+    """The spec and its source (positions), or every problem raised."""
+    source = read_source(path, env)
+    spec = check(source) if not source.problems or source.data else None
+    if source.problems or spec is None:
+        raise WorkflowValidationError(str(path), source.problems)
+    return spec, source

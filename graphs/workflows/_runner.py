@@ -21,19 +21,18 @@ from plait._sync import run_sync
 from plait.agents import Agent, TeamTrace
 from plait.backends import Backend
 from plait.completions import Usage
-from plait.errors import ConfigError, RunError, WorkflowValidationError, is_control_flow
+from plait.errors import ConfigError, RunError, is_control_flow
 from plait.memory import Memory
 from plait.tools import Toolset
 
 from ..dag import Plan, SQLiteResultStore
 from ._build import build, close_backends
-from ._checks import check
+from ._checks import validate_workflow, validated
 from ._inputs import convert_input
 from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
 from ._metering import RunMeter, metering
 from ._runs import RunRecord, new_run_id, runs_root
 from ._schema import StepsWorkflow, WorkflowSpec
-from ._source import Source, read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
 
@@ -68,27 +67,6 @@ class WorkflowResult(BaseModel):
     team: TeamTrace | None = None
 
 
-def validate_workflow(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
-) -> WorkflowSpec:
-    """Read and validate a workflow file without building anything.
-
-    Raises:
-        WorkflowValidationError: every problem found, each with ``file:line:column``.
-    """
-    return _validated(path, env)[0]
-
-
-def _validated(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None
-) -> tuple[WorkflowSpec, Source]:
-    source = read_source(path, env)
-    spec = check(source) if not source.problems or source.data else None
-    if source.problems or spec is None:
-        raise WorkflowValidationError(str(path), source.problems)
-    return spec, source
-
-
 def load_workflow(
     path: str | os.PathLike[str],
     *,
@@ -109,7 +87,7 @@ def load_workflow(
         WorkflowValidationError: the file is invalid (every problem listed).
         ConfigError: something it names cannot be built (an import, a folder).
     """
-    spec, source = _validated(path, env)
+    spec, source = validated(path, env)
     return Workflow(spec, Path(path), backends=backends, runs_dir=runs_dir, where=source.where)
 
 

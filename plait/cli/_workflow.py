@@ -31,7 +31,7 @@ def _inputs(pairs: list[str]) -> dict[str, str]:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run a workflow file (or resume a run); print the answer on stdout."""
-    from plait.graphs import load_workflow, new_run_id, read_run
+    from plait.graphs import new_run_id, read_run, validate_workflow
 
     inputs: dict[str, Any] = _inputs(args.input or [])
     if args.resume:
@@ -47,6 +47,9 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError("plait run needs a workflow FILE (or --resume RUN_ID)")
     else:
         file, run_id = Path(args.file), new_run_id()
+    validate_workflow(file)  # quick: a bad file fails before agents and LangGraph load
+    from plait.graphs import load_workflow
+
     workflow = load_workflow(file)
     progress = Progress(sys.stderr, quiet=args.quiet)
     progress.begin(run_id, workflow.kind, str(file), resumed=bool(args.resume))
