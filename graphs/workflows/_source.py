@@ -62,6 +62,7 @@ _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_YAML + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 _PLAIN = "plain YAML data: mappings, lists, text, numbers, booleans, null"
 _MESSAGE_CHARS = 160
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,13 @@ class Problem:
     key: str
     message: str
     hint: str = ""
+
+    def __post_init__(self) -> None:
+        # A hostile file's keys and values can be huge: a message stays a line.
+        for name, limit in (("key", 120), ("message", 400), ("hint", 200)):
+            text = getattr(self, name)
+            if len(text) > limit:
+                object.__setattr__(self, name, text[: limit - 3] + "...")
 
     def __str__(self) -> str:
         text = (
@@ -522,11 +530,17 @@ class _Reader:
         if node.tag not in _SCALAR_TAGS:
             raise _TooBig(f"unsupported YAML tag {_tag(node)} ({_PLAIN})", _pos(self.file, node))
         try:
-            return _construct(node)
+            value = _construct(node)
         except (ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as e:
             raise _TooBig(
                 f"the value does not match its tag {_tag(node)}", _pos(self.file, node)
             ) from e
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise _TooBig(
+                "the text holds a lone surrogate escape (\\ud800-\\udfff), which is no character",
+                _pos(self.file, node),
+            )
+        return value
 
     def mapping(self, node: yaml.MappingNode, path: Path_, depth: int = 0) -> dict[str, Any]:
         self.expect(node, "map")
