@@ -256,9 +256,16 @@ class InputSpec(_Spec):
     @field_validator("default")
     @classmethod
     def _default_has_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        # Text converts as ``--input`` does (``${N}`` from the environment is text).
         kind = info.data.get("type")
         if value is None or kind is None:
             return value
+        article = "an" if kind == "integer" else "a"
+        if isinstance(value, str) and kind != "string":
+            converted = _from_text(kind, value)
+            if converted is None:
+                raise ValueError(f"default must be {article} {kind}, got text that is not one")
+            return converted
         fits = {
             "string": isinstance(value, str),
             "integer": isinstance(value, int) and not isinstance(value, bool),
@@ -267,8 +274,23 @@ class InputSpec(_Spec):
         }[kind]
         if not fits:
             hint = " (quote it to make it text)" if kind == "string" else ""
-            raise ValueError(f"default must be a {kind}, got a {_yaml_type(value)}{hint}")
+            raise ValueError(f"default must be {article} {kind}, got a {_yaml_type(value)}{hint}")
         return value
+
+
+def _from_text(kind: str, text: str) -> Any:
+    """``text`` as an integer, number or boolean, or ``None``."""
+    word = text.strip()
+    try:
+        if kind == "integer":
+            return int(word)
+        if kind == "number":
+            return float(word)
+    except ValueError:
+        return None
+    return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(
+        word.lower()
+    )
 
 
 def _yaml_type(value: Any) -> str:

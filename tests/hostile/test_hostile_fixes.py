@@ -153,12 +153,14 @@ def test_typed_defaults_and_urls_that_are_right_pass(tmp_path: Path):
           x: {type: number, default: 3}
           b: {type: boolean, default: false}
           s: {type: string, default: "3"}
+          t: {type: integer, default: "${PLAIT_HOSTILE_SEVEN}"}
         tools: {c: {builtin: calculator}}
         workflow: {kind: steps, steps: [{id: s, tool: calculator}]}
         """,
     )
-    spec = validate_workflow(path)
+    spec = validate_workflow(path, env={"PLAIT_HOSTILE_SEVEN": "7"})
     assert spec.inputs["x"].default == 3 and spec.inputs["b"].default is False
+    assert spec.inputs["t"].default == 7  # text converts, as --input does
 
 
 def test_merge_keys_and_a_byte_order_mark_read_as_plain_data(tmp_path: Path):

@@ -384,11 +384,11 @@ CASES: list[Case] = [
     Case(
         "input_default_wrong_type",
         text("inputs: {n: {type: integer, default: abc}}\n" + STEP),
-        "must be a integer",
+        "must be an integer",
     ),
     Case(
         "input_bool_default_text",
-        text("inputs: {b: {type: boolean, default: 'yes'}}\n" + STEP),
+        text("inputs: {b: {type: boolean, default: 'maybe'}}\n" + STEP),
         "must be a boolean",
     ),
     Case("input_unknown_type", text("inputs: {n: {type: bytes}}\n" + STEP), "type"),
