@@ -9,7 +9,8 @@ module is being imported, at its end, so that the module's own ``import
 helpers`` of a sibling file works). Any other name is imported as usual.
 
 :func:`module_problem` is what ``plait validate`` checks without running the
-module: that it can be found, is a regular file and compiles.
+module: that it can be found and, for a module in the workflow's folder, that it
+is a regular file and compiles.
 :func:`import_tool_module` imports it for a run; whatever the import raises
 (a syntax error, a missing dependency, an exception in the module's body)
 becomes a :class:`~plait.errors.ConfigError` naming the module.
@@ -85,18 +86,20 @@ def module_problem(folder: Path, module: str) -> str | None:
     if local is not None:
         shown = str(local.relative_to(folder))
         return _readable_module(local, shown) or _syntax_problem(local, shown)
+    # Only the top-level name is looked up: finding ``a.b`` would import ``a``,
+    # and validation runs no code.
+    top = module.partition(".")[0]
     try:
-        spec = importlib.util.find_spec(module)
-    except Exception as e:  # a parent package failed to import: anything it raised
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError) as e:
         return f"cannot import module {module!r} ({type(e).__name__}: {_short(e)})"
     if spec is None:
         return (
             f"cannot import module {module!r}: there is no {module.replace('.', '/')}.py "
-            "in the workflow's folder and no such module on the Python path"
+            f"in the workflow's folder and no module {top!r} on the Python path"
         )
-    origin = spec.origin
-    if origin and origin.endswith(".py") and spec.has_location:
-        return _syntax_problem(Path(origin), origin)
+    # A module on the Python path is only looked up: installed code is not
+    # recompiled on every validation (a broken one still fails the run, positioned).
     return None
 
 
