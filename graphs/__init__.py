@@ -11,48 +11,102 @@ events, stores, the eager and Ray executors, static runs: plait core only),
 ``compiler`` (the LLMCompiler loop and approval, on ``dag``), ``adapters``
 (agents and teams as DAG tasks, on ``dag``) and ``workflows`` (YAML files, on
 all three).
+
+The names load on first use (``LLMCompiler`` imports LangGraph,
+``validate_workflow`` does not), so ``plait validate`` starts quickly.
 """
 
-from .adapters import agent_spec, dag_dispatch, idempotency_keys, task_runner
-from .compiler import ApprovalGate, CompilerResult, LLMCompiler, Round
-from .dag import (
-    Approval,
-    Approver,
-    EagerExecutor,
-    IdempotencyKey,
-    MemoryResultStore,
-    Plan,
-    RayExecutor,
-    RayTaskRunner,
-    ResultStore,
-    RetryPolicy,
-    RunResult,
-    SQLiteResultStore,
-    Task,
-    TaskEvent,
-    TaskOutcome,
-    TaskRunner,
-    TaskStatus,
-    run_directory,
-    run_static,
-    tool_runner,
-)
-from .workflows import (
-    ModelCall,
-    RunRecord,
-    UnreadableRun,
-    Workflow,
-    WorkflowEvent,
-    WorkflowResult,
-    WorkflowSpec,
-    list_runs,
-    load_workflow,
-    new_run_id,
-    read_run,
-    scan_runs,
-    validate_workflow,
-    workflow_json_schema,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .adapters import agent_spec, dag_dispatch, idempotency_keys, task_runner
+    from .compiler import ApprovalGate, CompilerResult, LLMCompiler, Round
+    from .dag import (
+        Approval,
+        Approver,
+        EagerExecutor,
+        IdempotencyKey,
+        MemoryResultStore,
+        Plan,
+        RayExecutor,
+        RayTaskRunner,
+        ResultStore,
+        RetryPolicy,
+        RunResult,
+        SQLiteResultStore,
+        Task,
+        TaskEvent,
+        TaskOutcome,
+        TaskRunner,
+        TaskStatus,
+        run_directory,
+        run_static,
+        tool_runner,
+    )
+    from .workflows import (
+        ModelCall,
+        RunRecord,
+        UnreadableRun,
+        Workflow,
+        WorkflowEvent,
+        WorkflowResult,
+        WorkflowSpec,
+        list_runs,
+        load_workflow,
+        new_run_id,
+        read_run,
+        scan_runs,
+        validate_workflow,
+        workflow_json_schema,
+    )
+
+_HOMES = {
+    "agent_spec": "adapters",
+    "dag_dispatch": "adapters",
+    "idempotency_keys": "adapters",
+    "task_runner": "adapters",
+    "ApprovalGate": "compiler",
+    "CompilerResult": "compiler",
+    "LLMCompiler": "compiler",
+    "Round": "compiler",
+    "Approval": "dag",
+    "Approver": "dag",
+    "EagerExecutor": "dag",
+    "IdempotencyKey": "dag",
+    "MemoryResultStore": "dag",
+    "Plan": "dag",
+    "RayExecutor": "dag",
+    "RayTaskRunner": "dag",
+    "ResultStore": "dag",
+    "RetryPolicy": "dag",
+    "RunResult": "dag",
+    "SQLiteResultStore": "dag",
+    "Task": "dag",
+    "TaskEvent": "dag",
+    "TaskOutcome": "dag",
+    "TaskRunner": "dag",
+    "TaskStatus": "dag",
+    "run_directory": "dag",
+    "run_static": "dag",
+    "tool_runner": "dag",
+    "ModelCall": "workflows",
+    "RunRecord": "workflows",
+    "UnreadableRun": "workflows",
+    "Workflow": "workflows",
+    "WorkflowEvent": "workflows",
+    "WorkflowResult": "workflows",
+    "WorkflowSpec": "workflows",
+    "list_runs": "workflows",
+    "load_workflow": "workflows",
+    "new_run_id": "workflows",
+    "read_run": "workflows",
+    "scan_runs": "workflows",
+    "validate_workflow": "workflows",
+    "workflow_json_schema": "workflows",
+}
 
 __all__ = [
     "Approval",
@@ -98,3 +152,16 @@ __all__ = [
     "validate_workflow",
     "workflow_json_schema",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,13 +1,39 @@
 """YAML workflow files: schema, source positions, checks, build, runner and runs.
 
 ``load_workflow`` reads a file (``WorkflowSpec`` is its schema) into a runnable
-``Workflow``; every run is recorded under ``.plait/runs/<run_id>/``.
+``Workflow``; every run is recorded under ``.plait/runs/<run_id>/``. Names load
+on first use: ``validate_workflow`` reads and checks a file without importing
+the runner (agents, LangGraph).
 """
 
-from ._metering import ModelCall
-from ._runner import Workflow, WorkflowEvent, WorkflowResult, load_workflow, validate_workflow
-from ._runs import RunRecord, UnreadableRun, list_runs, new_run_id, read_run, scan_runs
-from ._schema import WorkflowSpec, workflow_json_schema
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._checks import validate_workflow
+    from ._metering import ModelCall
+    from ._runner import Workflow, WorkflowEvent, WorkflowResult, load_workflow
+    from ._runs import RunRecord, UnreadableRun, list_runs, new_run_id, read_run, scan_runs
+    from ._schema import WorkflowSpec, workflow_json_schema
+
+_HOMES = {
+    "ModelCall": "_metering",
+    "RunRecord": "_runs",
+    "UnreadableRun": "_runs",
+    "Workflow": "_runner",
+    "WorkflowEvent": "_runner",
+    "WorkflowResult": "_runner",
+    "WorkflowSpec": "_schema",
+    "list_runs": "_runs",
+    "load_workflow": "_runner",
+    "new_run_id": "_runs",
+    "read_run": "_runs",
+    "scan_runs": "_runs",
+    "validate_workflow": "_checks",
+    "workflow_json_schema": "_schema",
+}
 
 __all__ = [
     "ModelCall",
@@ -25,3 +51,16 @@ __all__ = [
     "validate_workflow",
     "workflow_json_schema",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from plait.policies import PolicySet, default_policies
 from plait.tools import MCPClient, Tool, Toolset, calculator, http_tools, tool
 
 from ._metering import Metered, RunLedger
+from ._modules import import_tool_module
 from ._schema import (
     AgentSpec,
     LocalBackendSpec,
@@ -55,6 +55,11 @@ class Built:
     Shared by every run of the workflow, so it holds nothing a run counts (see
     :mod:`._metering`). MCP entries are empty here: their tools are known once
     their servers run, which :func:`connected` does for each run.
+    ``aliases`` offers each function tool under its
+    function's own name too (``hotel_price`` for ``price: {function:
+    mytools:hotel_price}``) where no other tool has that name: agents, plans
+    and steps that name it get it; ``tools`` (what a session offers) holds
+    each tool once.
     """
 
     backends: dict[str, Backend]
@@ -66,12 +71,19 @@ class Built:
     mcp: dict[str, MCPToolSpec] = field(default_factory=dict)
     base_dir: Path = Path(".")
     policies: PolicySet = field(default_factory=PolicySet)
+    aliases: dict[str, Tool] = field(default_factory=dict)
 
 
 def build(
-    spec: WorkflowSpec, base_dir: Path, overrides: Mapping[str, Backend] | None = None
+    spec: WorkflowSpec,
+    base_dir: Path,
+    overrides: Mapping[str, Backend] | None = None,
+    where: Callable[[tuple[str | int, ...]], object] | None = None,
 ) -> Built:
     """Build everything ``spec`` declares; ``overrides`` replace backends by name (tests).
+
+    ``where`` gives the position of a part of the file (a path of keys), so that
+    an error building a tools entry says where the entry was written.
 
     Raises:
         ConfigError: a function tool cannot be imported, a folder does not exist...
@@ -90,23 +102,44 @@ def build(
     backends = _backends(spec, base_dir, overrides or {}, prices, ledger)
     memory = _memory(spec.memory, backends) if spec.memory else None
     mcp = {name: entry for name, entry in spec.tools.items() if isinstance(entry, MCPToolSpec)}
-    entries = {
-        name: Toolset() if name in mcp else _tool_entry(name, entry, base_dir, memory)
-        for name, entry in spec.tools.items()
-    }
+    entries: dict[str, Toolset] = {}
+    for name, entry in spec.tools.items():
+        if name in mcp:  # listed when its server runs (see connected)
+            entries[name] = Toolset()
+            continue
+        try:
+            entries[name] = _tool_entry(name, entry, base_dir, memory)
+        except ConfigError as e:
+            if where is None or e.location is not None:
+                raise
+            raise ConfigError(str(e), location=str(where(("tools", name)))) from e
     tools = Toolset(list(entries.values()))
-    # Tools an MCP server will list are left out of these agents (the run's own
-    # agents, built by ``connected``, have them).
+    aliases: dict[str, Tool] = {}
+    for name, entry in spec.tools.items():
+        function = getattr(entry, "function", None)
+        alias = function.partition(":")[2] if isinstance(function, str) else ""
+        if alias and alias != name and alias not in tools and alias not in entries | aliases:
+            aliases[alias] = entries[name][name].renamed(alias)
     policies = PolicySet(p.to_policy() for p in spec.policies)
     if spec.default_policies:
         policies = default_policies() + policies
+    # Tools an MCP server will list are left out of these agents (the run's own
+    # agents, built by ``connected``, have them).
     agents = {
         name: _agent(
-            name, agent, backends, entries, memory, spec.memory, policies, partial=bool(mcp)
+            name,
+            agent,
+            backends,
+            entries,
+            memory,
+            spec.memory,
+            policies,
+            aliases,
+            partial=bool(mcp),
         )
         for name, agent in spec.agents.items()
     }
-    return Built(backends, tools, entries, memory, agents, ledger, mcp, base_dir, policies)
+    return Built(backends, tools, entries, memory, agents, ledger, mcp, base_dir, policies, aliases)
 
 
 @asynccontextmanager
@@ -128,10 +161,17 @@ async def connected(spec: WorkflowSpec, built: Built) -> AsyncIterator[Built]:
     try:
         listed = await gather_or_raise(client.tools() for client in clients.values())
         entries = dict(built.entries) | dict(zip(clients, listed, strict=True))
-        _check_step_tools(spec, entries)
+        _check_step_tools(spec, entries, built.aliases)
         agents = {
             name: _agent(
-                name, agent, built.backends, entries, built.memory, spec.memory, built.policies
+                name,
+                agent,
+                built.backends,
+                entries,
+                built.memory,
+                spec.memory,
+                built.policies,
+                built.aliases,
             )
             for name, agent in spec.agents.items()
         }
@@ -164,9 +204,11 @@ def _mcp_client(name: str, entry: MCPToolSpec, base_dir: Path) -> MCPClient:
     )
 
 
-def _check_step_tools(spec: WorkflowSpec, entries: Mapping[str, Toolset]) -> None:
+def _check_step_tools(
+    spec: WorkflowSpec, entries: Mapping[str, Toolset], aliases: Mapping[str, Tool]
+) -> None:
     steps = getattr(spec.workflow, "steps", None) or []
-    available = [n for toolset in entries.values() for n in toolset.names]
+    available = [n for toolset in entries.values() for n in toolset.names] + list(aliases)
     for step in steps:
         if step.tool is not None and step.tool not in available:
             raise ConfigError(
@@ -175,13 +217,17 @@ def _check_step_tools(spec: WorkflowSpec, entries: Mapping[str, Toolset]) -> Non
             )
 
 
-def select_tools(entries: Mapping[str, Toolset], name: str) -> Toolset:
-    """A tools entry by name, or the one tool of that name from any entry."""
+def select_tools(
+    entries: Mapping[str, Toolset], name: str, aliases: Mapping[str, Tool] | None = None
+) -> Toolset:
+    """A tools entry by name, the one tool of that name from any entry, or an alias."""
     if name in entries:
         return entries[name]
     for toolset in entries.values():
         if name in toolset:
             return Toolset([toolset[name]])
+    if aliases and name in aliases:
+        return Toolset([aliases[name]])
     raise ConfigError(f"unknown tool {name!r}")
 
 
@@ -320,17 +366,16 @@ def _builtin_or_function(name: str, entry: Any, base_dir: Path, memory: Memory |
     if builtin == "memory":
         assert memory is not None  # checked by validation
         return memory_tools(memory)
-    return Toolset([_function_tool(name, entry.function, entry.description, entry.timeout_s)])
+    return Toolset(
+        [_function_tool(name, entry.function, entry.description, entry.timeout_s, base_dir)]
+    )
 
 
 def _function_tool(
-    name: str, target: str, description: str | None, timeout_s: float | None
+    name: str, target: str, description: str | None, timeout_s: float | None, base_dir: Path
 ) -> Tool:
     module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"tool {name!r}: cannot import module {module_name!r} ({e})") from e
+    module = import_tool_module(base_dir, module_name, tool=name)
     function = getattr(module, attribute, None)
     if function is None:
         raise ConfigError(f"tool {name!r}: module {module_name!r} has no {attribute!r}")
@@ -365,6 +410,7 @@ def _agent(
     memory: Memory | None,
     memory_spec: MemorySpec | None,
     policies: PolicySet,
+    aliases: Mapping[str, Tool],
     *,
     partial: bool = False,
 ) -> Agent[Any]:
@@ -372,7 +418,7 @@ def _agent(
     names = body.tools
     if partial:
         known = {n for toolset in entries.values() for n in toolset.names}
-        names = [t for t in names if t in entries or t in known]
+        names = [t for t in names if t in entries or t in known or t in aliases]
     notes = None
     if body.memory and memory is not None and memory_spec is not None:
         notes = _RecalledNotes(memory, name, memory_spec.recall_k)
@@ -380,7 +426,7 @@ def _agent(
         name,
         body.instructions,
         backend_named(backends, body.backend),
-        tools=[select_tools(entries, t) for t in names],
+        tools=[select_tools(entries, t, aliases) for t in names],
         output_type=output_type,
         memory=notes,
         shared_context=body.shared_context,

@@ -9,17 +9,25 @@ invalid. Every problem carries the ``file:line:column`` of the offending key.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
-from ..dag import find_references
-from ._schema import BuiltinToolSpec, WorkflowSpec, builtin_tool_names
-from ._source import Source
+from plait.errors import WorkflowValidationError
 
-__all__ = ["check", "input_references"]
+from ..dag import find_references
+from ._modules import module_problem
+from ._schema import BuiltinToolSpec, WorkflowSpec, builtin_tool_names
+from ._source import Source, read_source
+
+__all__ = ["check", "input_references", "validate_workflow", "validated", "workflow_folder"]
+
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def check(source: Source) -> WorkflowSpec | None:
@@ -160,8 +168,11 @@ def _tool_names(tools: dict[str, Any]) -> dict[str, str]:
 
     An MCP entry provides the tools its ``include`` lists; without one, its
     names are known only once the server runs (see :func:`_open_mcp`).
+    A function tool is named after its entry, and also after its function where
+    no other tool has that name (as ``_build`` offers it).
     """
     names: dict[str, str] = {}
+    aliases: dict[str, str] = {}
     for entry, body in tools.items():
         if isinstance(body, dict) and "mcp" in body:
             for name in body.get("include") or []:
@@ -176,6 +187,12 @@ def _tool_names(tools: dict[str, Any]) -> dict[str, str]:
                 names[name] = entry
         else:
             names[entry] = entry
+            function = body.get("function") if isinstance(body, dict) else None
+            if isinstance(function, str) and _FUNCTION.match(function):
+                aliases.setdefault(function.partition(":")[2], entry)
+    for alias, entry in aliases.items():
+        if alias not in names and alias not in tools:
+            names[alias] = entry
     return names
 
 
@@ -189,6 +206,52 @@ def _open_mcp(tools: dict[str, Any]) -> bool:
         isinstance(body, dict) and "mcp" in body and body.get("include") is None
         for body in tools.values()
     )
+
+
+def workflow_folder(source: Source) -> Path:
+    """The folder of the workflow file, symlinks resolved."""
+    try:
+        return source.path.resolve().parent
+    except (OSError, RuntimeError, ValueError):
+        return source.path.absolute().parent
+
+
+def _tool_entries(source: Source, tools: dict[str, Any]) -> None:
+    """A files tool's root stays inside the workflow's folder; function modules compile."""
+    folder = workflow_folder(source)
+    for name, body in tools.items():
+        if not isinstance(body, dict):
+            continue
+        root = body.get("root")
+        if body.get("builtin") == "files" and (root is None or isinstance(root, str)):
+            _files_root(source, ("tools", name, "root" if root is not None else "builtin"), root)
+        function = body.get("function")
+        if isinstance(function, str) and _FUNCTION.match(function):
+            problem = module_problem(folder, function.partition(":")[0])
+            if problem:
+                source.add(("tools", name, "function"), problem)
+
+
+def _files_root(source: Source, path: tuple[str | int, ...], root: str | None) -> None:
+    folder = workflow_folder(source)
+    text = root or "."
+    if "\x00" in text:
+        source.add(path, "the files tool's root cannot contain a NUL character")
+        return
+    try:
+        resolved = (folder / text).resolve()
+    except (OSError, RuntimeError, ValueError):
+        source.add(path, "the files tool's root cannot be resolved (a symlink loop?)")
+        return
+    if not resolved.is_relative_to(folder):
+        source.add(
+            path,
+            f"the files tool's root {text!r} is outside the workflow's folder",
+            "a workspace is a folder inside the workflow's folder (symlinks resolved), "
+            "never the filesystem root or a folder above the workflow",
+        )
+    elif not resolved.is_dir():
+        source.add(path, f"the files tool's folder {text!r} does not exist")
 
 
 def _references(source: Source) -> None:
@@ -252,6 +315,7 @@ def _references(source: Source) -> None:
     for name, body in tools.items():
         if _mapping(body).get("builtin") == "memory" and not isinstance(memory, dict):
             source.add(("tools", name), "the memory tools need a 'memory' section")
+    _tool_entries(source, tools)
 
     workflow = _mapping(data.get("workflow"))
     kind = workflow.get("kind")
@@ -416,3 +480,25 @@ def _cycles(source: Source, graph: nx.DiGraph, section: str, message: str) -> No
         )
         where = ("workflow", "steps", index)
     source.add(where, f"{message}: {path}", "remove one of these dependencies")
+
+
+def validate_workflow(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> WorkflowSpec:
+    """Read and validate a workflow file without building anything.
+
+    Raises:
+        WorkflowValidationError: every problem found, each with ``file:line:column``.
+    """
+    return validated(path, env)[0]
+
+
+def validated(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None
+) -> tuple[WorkflowSpec, Source]:
+    """The spec and its source (positions), or every problem raised."""
+    source = read_source(path, env)
+    spec = check(source) if not source.problems or source.data else None
+    if source.problems or spec is None:
+        raise WorkflowValidationError(str(path), source.problems)
+    return spec, source

@@ -159,9 +159,10 @@ async def _run_steps(run: RunContext) -> Outcome:
     body = run.spec.workflow
     assert isinstance(body, StepsWorkflow)
     plan = steps_plan(body, run.inputs)
-    _, runner = task_runner(run.built.tools, run.built.agents.values())
+    tools = Toolset([run.built.tools, *run.built.aliases.values()])
+    _, runner = task_runner(tools, run.built.agents.values())
     on_driver = set(run.built.agents) | driver_tools(run.spec, run.built)
-    runner = placed(body.executor, runner, run.built.tools, on_driver)
+    runner = placed(body.executor, runner, tools, on_driver)
     stop = UsageErrorStop()  # a misconfigured step stops the run instead of failing
     executor = EagerExecutor(
         stop.wrap(runner),
@@ -200,7 +201,9 @@ async def _run_steps(run: RunContext) -> Outcome:
 async def _run_planner(run: RunContext) -> Outcome:
     body = run.spec.workflow
     assert isinstance(body, PlannerWorkflow)
-    tools = Toolset([select_tools(run.built.entries, name) for name in body.tools])
+    tools = Toolset(
+        [select_tools(run.built.entries, name, run.built.aliases) for name in body.tools]
+    )
     specs, runner = task_runner(tools, [run.built.agents[name] for name in body.agents])
     on_driver = set(body.agents) | driver_tools(run.spec, run.built)
     runner = placed(body.executor, runner, tools, on_driver)

@@ -23,19 +23,18 @@ from plait._sync import run_sync
 from plait.agents import Agent, TeamTrace
 from plait.backends import Backend
 from plait.completions import Usage
-from plait.errors import ConfigError, RunError, WorkflowValidationError, is_control_flow
+from plait.errors import ConfigError, RunError, is_control_flow
 from plait.memory import Memory
 from plait.tools import Toolset
 
 from ..dag import Approver, Plan, SQLiteResultStore, run_directory
 from ._build import build, close_backends, connected
-from ._checks import check
+from ._checks import validate_workflow, validated
 from ._inputs import convert_input
 from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
 from ._metering import RunMeter, metering
 from ._runs import Attempt, RunRecord, lock_run, new_run_id, read_run, runs_root
 from ._schema import StepsWorkflow, WorkflowSpec
-from ._source import Source, read_source
 
 __all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
 
@@ -75,27 +74,6 @@ class WorkflowResult(BaseModel):
     violations: list[str] = Field(default_factory=list)
 
 
-def validate_workflow(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
-) -> WorkflowSpec:
-    """Read and validate a workflow file without building anything.
-
-    Raises:
-        WorkflowValidationError: every problem found, each with ``file:line:column``.
-    """
-    return _read_checked(path, env)[0]
-
-
-def _read_checked(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None
-) -> tuple[WorkflowSpec, Source]:
-    source = read_source(path, env)
-    spec = check(source) if not source.problems or source.data else None
-    if source.problems or spec is None:
-        raise WorkflowValidationError(str(path), source.problems)
-    return spec, source
-
-
 def load_workflow(
     path: str | os.PathLike[str],
     *,
@@ -116,9 +94,14 @@ def load_workflow(
         WorkflowValidationError: the file is invalid (every problem listed).
         ConfigError: something it names cannot be built (an import, a folder).
     """
-    spec, source = _read_checked(path, env)
+    spec, source = validated(path, env)
     return Workflow(
-        spec, Path(path), backends=backends, runs_dir=runs_dir, redactor=source.redactor
+        spec,
+        Path(path),
+        backends=backends,
+        runs_dir=runs_dir,
+        redactor=source.redactor,
+        where=source.where,
     )
 
 
@@ -131,6 +114,8 @@ class Workflow:
         agents, tools, backends, memory: what the file declares, built (without
             the tools of MCP servers, which each run lists when it starts; see
             :meth:`connected_tools`).
+        where: (argument) the position of a part of the file, for messages
+            (``load_workflow`` passes the file's own).
         redactor: hides the values the file took from ``${NAME}`` references in
             everything a run writes (``run.json``, ``trace.jsonl``) and in the
             errors it raises.
@@ -144,12 +129,13 @@ class Workflow:
         backends: Mapping[str, Backend] | None = None,
         runs_dir: str | os.PathLike[str] | None = None,
         redactor: Redactor = NO_SECRETS,
+        where: Callable[[tuple[str | int, ...]], object] | None = None,
     ) -> None:
         self.spec = spec
         self.path = path
         self.redactor = redactor
         try:
-            self._built = build(spec, path.parent, backends)
+            self._built = build(spec, path.parent, backends, where)
         except Exception as e:  # its message may quote a value from the environment
             redactor.error(e)
             raise

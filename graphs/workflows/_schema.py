@@ -20,8 +20,18 @@ references in ``_checks`` and run it in ``_kinds`` (``RUNNERS``).
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from plait.policies import Policy
 
@@ -101,6 +111,19 @@ class OpenAIBackendSpec(_Spec):
     )
     max_attempts: int = Field(default=3, ge=1)
     price: PriceSpec | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # The URL is not quoted back: it may hold a ${SECRET}.
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:
+            parts, host = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            raise ValueError("base_url must be an http:// or https:// URL with a host")
+        return value
 
 
 class RuleSpec(_Spec):
@@ -293,6 +316,50 @@ class InputSpec(_Spec):
     type: Literal["string", "integer", "number", "boolean"] = "string"
     default: Any = None
     description: str = ""
+
+    @field_validator("default")
+    @classmethod
+    def _default_has_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        # Text converts as ``--input`` does (``${N}`` from the environment is text).
+        kind = info.data.get("type")
+        if value is None or kind is None:
+            return value
+        article = "an" if kind == "integer" else "a"
+        if isinstance(value, str) and kind != "string":
+            converted = _from_text(kind, value)
+            if converted is None:
+                raise ValueError(f"default must be {article} {kind}, got text that is not one")
+            return converted
+        fits = {
+            "string": isinstance(value, str),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+        }[kind]
+        if not fits:
+            hint = " (quote it to make it text)" if kind == "string" else ""
+            raise ValueError(f"default must be {article} {kind}, got a {_yaml_type(value)}{hint}")
+        return value
+
+
+def _from_text(kind: str, text: str) -> Any:
+    """``text`` as an integer, number or boolean, or ``None``."""
+    word = text.strip()
+    try:
+        if kind == "integer":
+            return int(word)
+        if kind == "number":
+            return float(word)
+    except ValueError:
+        return None
+    return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(
+        word.lower()
+    )
+
+
+def _yaml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list"}
+    return names.get(type(value), "mapping" if isinstance(value, dict) else type(value).__name__)
 
 
 class StepSpec(_Spec):

@@ -3,13 +3,16 @@
 Exit codes: 0 success; 1 the work failed (a :class:`~plait.errors.RunError`, or a
 run that ended ``failed``); 2 invalid input (any other plait error: ``ConfigError``
 and ``ModelLoadError``, ``PlanError``); 130 interrupted (Ctrl-C); 143 terminated
-(SIGTERM, ``plait run``).
+(SIGTERM, ``plait run``). Anything else is a bug in plait: a one-line "internal
+error" message (no traceback unless ``PLAIT_DEBUG=1``) and exit 1; ``SystemExit``
+passes through.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("plait: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one short message (PLAIT_DEBUG=1 shows the traceback)
+        if os.environ.get("PLAIT_DEBUG"):
+            raise
+        message = " ".join(str(e).split())[:300]
+        print(
+            f"plait: internal error: {type(e).__name__}: {message} -- this is a bug in plait; "
+            "please report it on the project's issue tracker with the command you ran "
+            "(set PLAIT_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.filters import Condition
-from prompt_toolkit.history import FileHistory
+from prompt_toolkit.history import FileHistory, History
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
 
 from plait.settings import load_settings
 
@@ -17,7 +19,10 @@ from ._commands import Shell
 from ._completion import ReplCompleter
 from ._session import Session
 
-__all__ = ["arun_repl", "run_repl"]
+__all__ = ["MAX_INPUT_CHARS", "LineCap", "arun_repl", "prompt_session", "run_repl"]
+
+MAX_INPUT_CHARS = 10_000
+"""The most characters one REPL input may hold (longer pastes are cut and not sent)."""
 
 
 def run_repl(session: Session, *, history: Path | None = None) -> int:
@@ -36,12 +41,8 @@ async def arun_repl(session: Session, *, history: Path | None = None) -> int:
     history = history or load_settings().state_dir / "repl_history"
     history.parent.mkdir(parents=True, exist_ok=True)
     shell = Shell(session)
-    prompt: PromptSession[str] = PromptSession(
-        history=FileHistory(str(history)),
-        completer=ReplCompleter(lambda: shell.session),
-        key_bindings=_key_bindings(),
-        prompt_continuation=lambda width, _line, _soft: "...".rjust(width - 1) + " ",
-    )
+    cap = LineCap()
+    prompt = prompt_session(shell, cap, history=FileHistory(str(history)))
     shell.say(
         f"plait repl — {session.source}. Talking to {session.current}; "
         "/help lists commands, Ctrl-D leaves."
@@ -50,12 +51,61 @@ async def arun_repl(session: Session, *, history: Path | None = None) -> int:
         try:
             line = await prompt.prompt_async(f"{shell.session.current}> ")
         except KeyboardInterrupt:
+            cap.dropped = 0
             continue  # Ctrl-C at the prompt drops the line, as in a shell
         except EOFError:
             break
+        if cap.dropped:
+            shell.error(cap.notice())
+            cap.dropped = 0
+            continue
         if not await _cancellable(shell, line):
             break
     return 0
+
+
+class LineCap:
+    """Bounds what one prompt may hold: a longer paste is cut, typing past the cap is dropped.
+
+    A terminal layer that lays out one huge line is slow (a 100 KB paste took
+    about a minute and gigabytes), so the input stops at ``limit`` characters;
+    a cut line is not sent, and the user is told why.
+    """
+
+    def __init__(self, limit: int = MAX_INPUT_CHARS) -> None:
+        self.limit = limit
+        self.dropped = 0
+
+    def fit(self, held: int, text: str) -> str:
+        """The part of ``text`` that fits after ``held`` characters; the rest is counted."""
+        room = max(0, self.limit - held)
+        if len(text) <= room:
+            return text
+        self.dropped += len(text) - room
+        return text[:room]
+
+    def full(self, held: int) -> bool:
+        return held >= self.limit
+
+    def notice(self) -> str:
+        return (
+            f"the input was longer than {self.limit:,} characters "
+            f"({self.dropped:,} more were cut), so nothing was sent; "
+            "put long text in a file and let a files tool read it"
+        )
+
+
+def prompt_session(
+    shell: Shell, cap: LineCap, *, history: History | None = None, **options: Any
+) -> PromptSession[str]:
+    """The REPL's prompt (``options`` go to ``PromptSession``: tests pass input and output)."""
+    return PromptSession(
+        history=history,
+        completer=ReplCompleter(lambda: shell.session),
+        key_bindings=_key_bindings(cap),
+        prompt_continuation=lambda width, _line, _soft: "...".rjust(width - 1) + " ",
+        **options,
+    )
 
 
 async def _cancellable(shell: Shell, line: str) -> bool:
@@ -81,9 +131,27 @@ async def _cancellable(shell: Shell, line: str) -> bool:
             pass
 
 
-def _key_bindings() -> KeyBindings:
-    """A trailing backslash or Esc then Enter continues the input on a new line."""
+def _key_bindings(cap: LineCap) -> KeyBindings:
+    """A trailing backslash or Esc then Enter continues the input on a new line.
+
+    Pastes and typing stop at ``cap`` (see :class:`LineCap`).
+    """
     bindings = KeyBindings()
+
+    @Condition
+    def buffer_full() -> bool:
+        from prompt_toolkit.application import get_app
+
+        return cap.full(len(get_app().current_buffer.text))
+
+    @bindings.add(Keys.BracketedPaste)
+    def _paste(event: KeyPressEvent) -> None:
+        text = event.data.replace("\r\n", "\n").replace("\r", "\n")
+        event.current_buffer.insert_text(cap.fit(len(event.current_buffer.text), text))
+
+    @bindings.add(Keys.Any, filter=buffer_full)
+    def _drop(event: KeyPressEvent) -> None:
+        cap.dropped += len(event.data)
 
     @Condition
     def ends_with_backslash() -> bool:

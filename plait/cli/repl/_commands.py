@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from plait.agents import RunFinished, TextDelta, ToolFinished, ToolStarted
-from plait.errors import ConfigError, PlaitError
+from plait.errors import ConfigError, PlaitError, is_control_flow
 
 from ._render import (
     render_agents,
@@ -244,7 +244,19 @@ class Shell:
         if not arg:
             raise ConfigError("/load needs a workflow file, e.g. /load examples/research.yaml")
         path = Path(arg.strip("'\"")).expanduser()
-        self.session = self.loader(path)
+        try:
+            session = self.loader(path)
+        except PlaitError:
+            raise
+        except Exception as e:  # a bug while loading: the session goes on, as it was
+            if is_control_flow(e):
+                raise
+            self.error(
+                f"cannot load {path}: internal error {type(e).__name__}: {e} "
+                "(a bug in plait; please report it with the file that caused it)"
+            )
+            return True
+        self.session = session
         self.say(f"loaded {path}: agents {', '.join(self.session.agents)}")
         return True
 
