@@ -34,7 +34,8 @@ def test_readme_python_examples_run(capsys):
     out = capsys.readouterr().out
     assert "{'sentiment': 'positive'}" in out and "get_weather" in out
     assert "result=84.0" in out  # the Agents example
-    assert "{'1': '391'}" in out  # the plan example ran the calculator
+    # The plan example ran the calculator (the small model may plan more tasks).
+    assert "{'1': '391'" in out
     assert "rejected by the reviewer: no" in out  # the approval example paused and resumed
     assert "[] ('fetch result (step 1)', 'send_email call')" in out  # the policy refused
     assert "stop_reason=" in out and "team prefix unpinned" in out  # the team example
