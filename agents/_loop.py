@@ -22,10 +22,11 @@ from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
 from plait.errors import BackendProtocolError, ConfigError, ModelOutputError, ToolArgumentError
 from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
-from plait.tools import ToolOutcome, ToolRunner, Toolset, json_schema_of
+from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, json_schema_of
 
 from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
+from ._selection import resolve_selection, select_turn
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -199,10 +200,19 @@ class Run:
                     extra = [UserMessage(content=render("summarizer"))]
             if not may_call:
                 choice = "none" if tools else "auto"
+            decision: SelectionDecision | None = None
+            if may_call:
+                selection = resolve_selection(self.agent.tool_selection, backend)
+                turn = await self._bounded(select_turn(selection, self.task, tools, choice))
+                tools, choice, decision = turn.tools, turn.choice, turn.decision
+                # The call prompt asks for a call: only where one is due (the
+                # first round, or the caller's turn), never over tool results.
+                if turn.prompt and (self.tool_rounds == 0 or role == "caller"):
+                    extra = [*extra, UserMessage(content=turn.prompt)]
             schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
             request = self._request(extra, tools=tools, choice=choice, schema=schema)
             completion: Completion | None = None
-            async for item in self._model_turn(backend, request, role):
+            async for item in self._model_turn(backend, request, role, decision):
                 if isinstance(item, Completion):
                     completion = item
                 else:
@@ -239,7 +249,11 @@ class Run:
         )
 
     async def _model_turn(
-        self, backend: Backend, request: ChatRequest, role: Role
+        self,
+        backend: Backend,
+        request: ChatRequest,
+        role: Role,
+        selection: SelectionDecision | None = None,
     ) -> AsyncIterator[TextDelta | Completion]:
         """One model call: its text deltas as they stream, then its completion, last."""
         if self.trace.steps >= self.limits.max_steps:
@@ -253,6 +267,13 @@ class Run:
             "plait.agent.step": step,
             "plait.agent.role": role,
         }
+        if selection is not None:
+            attributes["plait.tool_selection.policy"] = selection.policy
+            attributes["plait.tool_selection.offered"] = list(selection.offered)
+            if selection.fixed is not None:
+                attributes["plait.tool_selection.fixed"] = selection.fixed
+            if selection.margin is not None:
+                attributes["plait.tool_selection.margin"] = selection.margin
         timed_out = False
         with tracing.span(f"chat {backend.name}", attributes) as span:
             chunks = backend.stream(request)
@@ -297,6 +318,7 @@ class Run:
                 text=completion.text,
                 tool_calls=completion.tool_calls,
                 offered_tools=tuple(t.name for t in request.tools),
+                selection=selection,
                 finish_reason=completion.finish_reason,
                 usage=completion.usage,
                 cost=cost,

@@ -15,19 +15,39 @@ from ._langchain import as_langchain_tool, as_langchain_tools, from_langchain
 from ._registry import Toolset
 from ._retrieval import EmbeddingScorer, LexicalScorer, Scorer, ToolRetriever, tool_document
 from ._runtime import Permissions, ToolErrorKind, ToolLimits, ToolOutcome, ToolRunner
-from ._tool import Tool, json_schema_of, render_result, tool
+from ._schema_tool import schema_tool
+from ._selection import (
+    ExampleMatch,
+    SelectionDecision,
+    SelectionPolicy,
+    TextEmbedder,
+    ToolScore,
+    ToolSelection,
+    ToolSelector,
+    selection_document,
+)
+from ._tool import Tool, ToolExample, ToolExampleLike, json_schema_of, render_result, tool
 
 __all__ = [
     "EmbeddingScorer",
+    "ExampleMatch",
     "LexicalScorer",
     "Permissions",
     "Scorer",
+    "SelectionDecision",
+    "SelectionPolicy",
+    "TextEmbedder",
     "Tool",
     "ToolErrorKind",
+    "ToolExample",
+    "ToolExampleLike",
     "ToolLimits",
     "ToolOutcome",
     "ToolRetriever",
     "ToolRunner",
+    "ToolScore",
+    "ToolSelection",
+    "ToolSelector",
     "Toolset",
     "Workspace",
     "as_langchain_tool",
@@ -39,6 +59,8 @@ __all__ = [
     "http_tools",
     "json_schema_of",
     "render_result",
+    "schema_tool",
+    "selection_document",
     "tool",
     "tool_document",
 ]

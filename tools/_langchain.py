@@ -18,30 +18,20 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, SchemaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ValidationError
 
 from plait.errors import ConfigError, ToolArgumentError, ToolError
 from plait.messages import ToolCall
 
 from ._registry import Toolset
 from ._runtime import Permissions, ToolLimits, ToolRunner
+from ._schema_tool import UNSET, json_schema_model
 from ._tool import Tool, _check_name, _clean_schema, _describe
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool, StructuredTool
 
 __all__ = ["as_langchain_tool", "as_langchain_tools", "from_langchain"]
-
-
-class _Unset:
-    """Marks an optional argument the model left out (it is not passed on)."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-_UNSET: Any = _Unset()
 
 
 def from_langchain(
@@ -85,7 +75,7 @@ def from_langchain(
         call_schema = lc_tool.tool_call_schema
         if isinstance(call_schema, dict):
             raw = {k: v for k, v in call_schema.items() if k != "description"}
-            args_model = _json_schema_model(tool_name, raw)
+            args_model = json_schema_model(tool_name, raw)
         elif issubclass(call_schema, BaseModel):
             raw = call_schema.model_json_schema()
             # Defaults the model leaves out are filled in here as LangChain's own
@@ -100,7 +90,7 @@ def from_langchain(
         ) from e
 
     async def invoke(**arguments: Any) -> Any:
-        given = {k: v for k, v in arguments.items() if v is not _UNSET}
+        given = {k: v for k, v in arguments.items() if v is not UNSET}
         payload = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in given.items()}
         try:
             return await lc_tool.ainvoke(payload)
@@ -119,33 +109,6 @@ def from_langchain(
         timeout_s=timeout_s,
         tags=frozenset(tags),
     )
-
-
-def _json_schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
-    """A pydantic model that checks arguments against a plain JSON Schema."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as e:
-        raise ValueError(f"invalid JSON Schema: {e}") from e
-    validator = Draft202012Validator(schema)
-    required = set(schema.get("required", ()))
-    fields: dict[str, Any] = {
-        key: (Any, Field() if key in required else Field(_UNSET))
-        for key in schema.get("properties", {})
-    }
-
-    def check(cls: type[BaseModel], data: Any) -> Any:
-        problems = [
-            f"{'.'.join(str(p) for p in err.path) or '(arguments)'}: {err.message}"
-            for err in validator.iter_errors(data)
-        ]
-        if problems:
-            raise ValueError("; ".join(problems))
-        return data
-
-    validators: dict[str, Any] = {"_check": model_validator(mode="before")(classmethod(check))}  # type: ignore[arg-type]
-    config = ConfigDict(extra="allow", validate_default=False)
-    return create_model(f"{name}_arguments", __config__=config, __validators__=validators, **fields)
 
 
 def as_langchain_tool(

@@ -18,9 +18,30 @@ from plait.errors import ConfigError, ToolArgumentError
 
 from ._docstrings import parse_docstring
 
-__all__ = ["Tool", "json_schema_of", "render_result", "tool"]
+__all__ = ["Tool", "ToolExample", "ToolExampleLike", "json_schema_of", "render_result", "tool"]
 
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
+
+
+@dataclass(frozen=True)
+class ToolExample:
+    """A worked example of a tool: a request and the arguments that answer it.
+
+    Agents show a small model the examples most similar to the request at hand
+    (retrieved by an embedder), after the shared system prompt.
+
+    Attributes:
+        request: what a user asked.
+        arguments: the arguments of the call that answers it (checked against
+            the tool's schema when the tool is built).
+    """
+
+    request: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+ToolExampleLike = ToolExample | Mapping[str, Any] | tuple[str, Mapping[str, Any]]
+"""A :class:`ToolExample`, a ``{"request": ..., "arguments": {...}}`` mapping, or a pair."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,8 @@ class Tool:
         idempotency_key: for a side-effecting tool, gives the key of a call from
             its validated arguments; executors reuse the stored result of a call
             with the same key instead of calling again (``None``: no key).
+        examples: worked examples (request -> arguments) shown to the model
+            when a request resembles them.
     """
 
     name: str
@@ -52,6 +75,16 @@ class Tool:
     timeout_s: float | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
     idempotency_key: Callable[[dict[str, Any]], str] | None = None
+    examples: tuple[ToolExample, ...] = ()
+
+    def with_examples(self, examples: Iterable[ToolExampleLike]) -> Tool:
+        """A copy of this tool with these examples added (each checked against the schema).
+
+        Raises:
+            ConfigError: an example is malformed or its arguments do not fit the tool.
+        """
+        added = tuple(_example(self, i, e) for i, e in enumerate(examples, len(self.examples)))
+        return replace(self, examples=(*self.examples, *added))
 
     def key_for(self, arguments: Mapping[str, Any]) -> str | None:
         """The idempotency key of a call with these (model-written) arguments, if any."""
@@ -116,6 +149,36 @@ class Tool:
         return result
 
 
+def _example(owner: Tool, index: int, example: Any) -> ToolExample:
+    where = f"tool {owner.name!r}, example {index + 1}"
+    if isinstance(example, ToolExample):
+        request, arguments = example.request, example.arguments
+    elif isinstance(example, Mapping):
+        unknown = sorted(set(example) - {"request", "arguments"})
+        if unknown or "request" not in example:
+            raise ConfigError(
+                f"{where}: an example mapping needs 'request' and optionally 'arguments'"
+                + (f" (unknown keys: {', '.join(unknown)})" if unknown else "")
+            )
+        request, arguments = example["request"], example.get("arguments", {})
+    elif isinstance(example, tuple) and len(example) == 2:
+        request, arguments = example
+    else:
+        raise ConfigError(
+            f"{where}: expected a ToolExample, a mapping or a (request, arguments) pair, "
+            f"got {type(example).__name__}"
+        )
+    if not isinstance(request, str) or not request.strip():
+        raise ConfigError(f"{where}: the request must be a non-empty string")
+    if not isinstance(arguments, Mapping):
+        raise ConfigError(f"{where}: the arguments must be a mapping")
+    try:
+        owner.validate(dict(arguments))
+    except ToolArgumentError as e:
+        raise ConfigError(f"{where}: the arguments do not fit the tool ({e.problems})") from e
+    return ToolExample(request=request, arguments=dict(arguments))
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
@@ -144,6 +207,7 @@ def tool(
     timeout_s: float | None = None,
     tags: Iterable[str] = (),
     idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
+    examples: Iterable[ToolExampleLike] = (),
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -156,6 +220,7 @@ def tool(
     timeout_s: float | None = None,
     tags: Iterable[str] = (),
     idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
+    examples: Iterable[ToolExampleLike] = (),
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`; use as ``@tool`` or ``@tool(name=...)``.
 
@@ -174,18 +239,23 @@ def tool(
             validated arguments to a key, or ``True`` for a key derived from all
             arguments. A call whose key was already completed returns the
             stored result instead of running again (see ``EagerExecutor``).
+        examples: worked examples, each a :class:`ToolExample`, a mapping
+            ``{"request": ..., "arguments": {...}}`` or a ``(request, arguments)``
+            pair; agents show the ones most similar to a request to the model.
 
     Raises:
-        ConfigError: a parameter has no type hint, is variadic, or the name is invalid.
+        ConfigError: a parameter has no type hint, is variadic, the name is
+            invalid, or an example's arguments do not fit the schema.
     """
+    example_list = list(examples)
 
     def wrap(function: Callable[..., Any]) -> Tool:
         built = _build(function, name, description, timeout_s, frozenset(tags))
         if idempotency_key is True:
-            return replace(built, idempotency_key=_arguments_key)
-        if callable(idempotency_key):
-            return replace(built, idempotency_key=idempotency_key)
-        return built
+            built = replace(built, idempotency_key=_arguments_key)
+        elif callable(idempotency_key):
+            built = replace(built, idempotency_key=idempotency_key)
+        return built.with_examples(example_list) if example_list else built
 
     return wrap(fn) if fn is not None else wrap
 

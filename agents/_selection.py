@@ -1,0 +1,171 @@
+"""Tool selection for one model turn: the policy, the shortlist, examples and the call prompt.
+
+The agent loop asks :func:`select_turn` before each turn that offers tools. The
+policy comes from the agent (``tool_selection=``) or, by default, from the
+turn's backend: one without native tool calls (the local engine's constrained
+envelope, a small model) gets :data:`LOCAL_DEFAULT`; a backend that calls tools
+natively (a served model) gets ``model``.
+
+The prompt a selected turn adds comes last (after the shared system prompt and
+the task), so prefixes shared between agents and turns stay shared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from plait.backends import Backend
+from plait.chat import ToolChoice
+from plait.memory import default_embedder
+from plait.tools import (
+    ExampleMatch,
+    SelectionDecision,
+    Tool,
+    ToolSelection,
+    ToolSelector,
+    Toolset,
+)
+
+from ._prompts import render
+
+__all__ = ["LOCAL_DEFAULT", "TurnSelection", "resolve_selection", "select_turn"]
+
+LOCAL_DEFAULT = ToolSelection(policy="hybrid")
+"""The selection of backends without native tool calls, unless an agent says otherwise."""
+
+_REMOTE_DEFAULT = ToolSelection(policy="model")
+
+
+@dataclass(frozen=True)
+class TurnSelection:
+    """What selection decided for one turn.
+
+    Attributes:
+        tools: the tools the turn offers.
+        choice: the turn's tool choice (a tool's name when the call is fixed
+            and a call is required).
+        decision: the decision, for the trace.
+        prompt: a user message to add after the conversation (the request
+            restated with the argument schema and examples), or ``""``.
+    """
+
+    tools: Toolset
+    choice: ToolChoice
+    decision: SelectionDecision
+    prompt: str = ""
+
+
+def resolve_selection(value: ToolSelection | str | None, backend: Backend) -> ToolSelection:
+    """The selection a turn on ``backend`` uses (``None``: the backend's default)."""
+    if value is not None:
+        return ToolSelection.of(value)
+    return _REMOTE_DEFAULT if backend.capabilities.native_tool_calls else LOCAL_DEFAULT
+
+
+async def select_turn(
+    selection: ToolSelection, request: str, tools: Toolset, choice: ToolChoice
+) -> TurnSelection:
+    """Choose the turn's tools for ``request`` and build its call prompt.
+
+    A choice naming a tool (the caller fixed it) is left alone.
+    """
+    if choice not in ("auto", "required"):
+        decision = SelectionDecision(
+            policy=selection.policy, offered=tuple(tools.names), fixed=choice, reason="tool_choice"
+        )
+        return TurnSelection(tools, choice, decision)
+    wants_examples = selection.examples > 0 and any(t.examples for t in tools)
+    selector = None
+    if selection.policy != "model" or wants_examples:
+        # The default embedder loads its model on first use, not here: a turn
+        # with one tool and no examples embeds nothing.
+        selector = ToolSelector.for_embedder(selection.embedder or default_embedder())
+    if selector is not None and selection.policy != "model":
+        kept, decision = await selector.select(request, tools, selection)
+    else:
+        kept = tools
+        decision = SelectionDecision(
+            policy=selection.policy, offered=tuple(tools.names), reason="the model chooses"
+        )
+    examples: list[ExampleMatch] = []
+    if selector is not None and wants_examples:
+        examples = await selector.examples(request, list(kept), selection.examples)
+        decision = decision.model_copy(
+            update={"examples": tuple(m.example.request for m in examples)}
+        )
+    if decision.fixed is not None and choice == "required":
+        choice = decision.fixed
+    prompt = call_prompt(request, kept, decision, examples)
+    return TurnSelection(kept, choice, decision, prompt)
+
+
+def call_prompt(
+    request: str, tools: Toolset, decision: SelectionDecision, examples: list[ExampleMatch]
+) -> str:
+    """The message that follows the conversation on a selected turn ("" for the model's own).
+
+    It shows the closest worked examples, restates the request, and, when the
+    tool is fixed, lists that tool's arguments (descriptions, types, allowed
+    values; optional ones to be left out unless the request gives them).
+    """
+    shown = ""
+    if examples:
+        lines = [
+            render(
+                "tool_example",
+                request=m.example.request,
+                call=json.dumps(
+                    {"name": m.tool.name, "arguments": dict(m.example.arguments)},
+                    ensure_ascii=False,
+                ),
+            )
+            for m in examples
+        ]
+        shown = render("tool_examples", examples="\n".join(lines)) + "\n\n"
+    if decision.fixed is not None and decision.fixed in tools:
+        fixed = tools[decision.fixed]
+        return shown + render(
+            "tool_arguments",
+            request=request,
+            tool=fixed.name,
+            arguments=argument_lines(fixed) or "(none)",
+        )
+    if decision.policy == "model" and not shown:
+        return ""
+    return shown + render("tool_choose", request=request, tools=", ".join(tools.names))
+
+
+def _type_of(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join(str(k) for k in kind)
+    if kind == "array" and isinstance(schema.get("items"), Mapping):
+        return f"array of {_type_of(schema['items'])}"
+    if isinstance(kind, str):
+        return kind
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list):
+        kinds = [_type_of(o) for o in options if isinstance(o, Mapping)]
+        return " or ".join(k for k in kinds if k != "null") or "any"
+    return "any"
+
+
+def argument_lines(item: Tool) -> str:
+    """One line per argument: name, type, required or optional, allowed values, description."""
+    properties: Mapping[str, Any] = item.parameters.get("properties", {})
+    required = set(item.parameters.get("required", ()))
+    lines = []
+    for name, schema in properties.items():
+        if not isinstance(schema, Mapping):
+            continue
+        facts = [_type_of(schema), "required" if name in required else "optional"]
+        enum = schema.get("enum")
+        if isinstance(enum, list):
+            facts.append("one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in enum))
+        description = str(schema.get("description") or "").strip()
+        line = f"- {name} ({'; '.join(facts)})"
+        lines.append(f"{line}: {description}" if description else line)
+    return "\n".join(lines)
