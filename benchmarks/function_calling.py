@@ -97,13 +97,13 @@ async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -
     ]
     summaries = []
     for policy in args.policies.split(","):
-        details = [] if args.details else None
         progress = _progress(len(cases), f"{backend_label}/{policy}")
 
-        def on_result(result: CaseResult, progress=progress, details=details) -> None:
-            progress(result)
-            if details is not None:
-                details.append(result_json(result))
+        def on_result(result: CaseResult, progress=progress) -> None:
+            if args.details:
+                print(result_json(result), file=sys.stderr, flush=True)
+            else:
+                progress(result)
 
         reports = await evaluate(cases, backend, tool_selection=policy, on_result=on_result)
         summary: dict = {"policy": policy, "backend": backend_label}
@@ -116,8 +116,6 @@ async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -
         summary["valid_rate"] = round(sum(r.valid for r in reports.values()) / total, 4)
         summary["mean_latency_s"] = round(sum(r.latency_s for r in reports.values()) / total, 3)
         summary["cases_per_category"] = {r.category: r.cases for r in reports.values()}
-        for line in details or ():
-            print(line, file=sys.stderr)
         if args.json:
             print(json.dumps(summary), flush=True)
         else:
@@ -135,11 +133,12 @@ async def main() -> None:
     parser.add_argument("--server", action="store_true", help="also measure the remote path")
     parser.add_argument("--remote-only", action="store_true")
     parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
     parser.add_argument("--details", action="store_true", help="every case as JSON on stderr")
     args = parser.parse_args()
     if not args.remote_only:
-        local = LocalBackend(n_ctx=args.n_ctx)
+        local = LocalBackend(n_ctx=args.n_ctx, n_threads=args.n_threads)
         try:
             await _run(args, local, "local")
         finally:

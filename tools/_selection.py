@@ -35,6 +35,7 @@ from ._registry import Toolset
 from ._tool import Tool, ToolExample
 
 __all__ = [
+    "Described",
     "ExampleMatch",
     "SelectionDecision",
     "SelectionPolicy",
@@ -49,6 +50,16 @@ SelectionPolicy = Literal["model", "embedding", "hybrid"]
 """How the tools of a turn are chosen (see the module docstring)."""
 
 _POLICIES: tuple[str, ...] = ("model", "embedding", "hybrid")
+
+
+class Described(Protocol):
+    """Anything ranked as a tool: a :class:`Tool` or a :class:`~plait.chat.ToolSpec`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
 
 
 @runtime_checkable
@@ -157,7 +168,7 @@ class ExampleMatch:
 _SPLIT = re.compile(r"[._\-]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
-def selection_document(item: Tool) -> str:
+def selection_document(item: Described) -> str:
     """The text a tool is ranked by: its name in words, then its description."""
     words = " ".join(w for w in _SPLIT.split(item.name) if w).lower()
     return f"{words}: {item.description}" if item.description else words
@@ -226,8 +237,12 @@ class ToolSelector:
         (vector,) = await self.embedder.embed_queries([query])
         return vector
 
-    async def rank(self, query: str, tools: Sequence[Tool]) -> list[ToolScore]:
-        """Every tool's similarity to ``query``, best first (ties keep tool order)."""
+    async def rank(self, query: str, tools: Sequence[Described]) -> list[ToolScore]:
+        """Every tool's similarity to ``query``, best first (ties keep tool order).
+
+        ``tools`` may be tools or anything with a ``name`` and a
+        ``description`` (a :class:`~plait.chat.ToolSpec`).
+        """
         if not tools:
             return []
         documents = await self._vectors([selection_document(t) for t in tools])
@@ -238,29 +253,29 @@ class ToolSelector:
         ]
         return sorted(scored, key=lambda s: -s.score)
 
-    async def select(
-        self, query: str, tools: Toolset, selection: ToolSelection
-    ) -> tuple[Toolset, SelectionDecision]:
-        """The tools to offer for ``query`` under ``selection``, and the decision."""
-        names = tools.names
+    async def decide(
+        self, query: str, tools: Sequence[Described], selection: ToolSelection
+    ) -> SelectionDecision:
+        """The decision for ``query`` over ``tools``: what is offered, and whether one is fixed."""
+        names = [t.name for t in tools]
         if selection.policy == "model" or not names:
-            return tools, SelectionDecision(
+            return SelectionDecision(
                 policy=selection.policy, offered=tuple(names), reason="the model chooses"
             )
         threshold = selection.margin if selection.policy == "embedding" else selection.fix_margin
         if len(names) == 1:
-            return tools, SelectionDecision(
+            return SelectionDecision(
                 policy=selection.policy,
                 offered=tuple(names),
                 fixed=names[0],
                 threshold=threshold,
                 reason="only one tool is offered",
             )
-        scores = await self.rank(query, list(tools))
+        scores = await self.rank(query, tools)
         margin = scores[0].score - scores[1].score
         if threshold is not None and margin >= threshold:
             best = scores[0].tool
-            return Toolset([tools[best]]), SelectionDecision(
+            return SelectionDecision(
                 policy=selection.policy,
                 offered=(best,),
                 fixed=best,
@@ -270,16 +285,23 @@ class ToolSelector:
                 reason=f"{best!r} leads by {margin:.3f} >= {threshold}",
             )
         # Best first: a small model leans towards the first tool it is shown.
-        kept = Toolset([tools[s.tool] for s in scores[: selection.k]])
+        shortlist = tuple(s.tool for s in scores[: selection.k])
         why = f"lead {margin:.3f} < {threshold}; " if threshold is not None else ""
-        return kept, SelectionDecision(
+        return SelectionDecision(
             policy=selection.policy,
-            offered=tuple(kept.names),
+            offered=shortlist,
             scores=tuple(scores),
             margin=margin,
             threshold=threshold,
-            reason=f"{why}the model chooses among the top {len(kept)}",
+            reason=f"{why}the model chooses among the top {len(shortlist)}",
         )
+
+    async def select(
+        self, query: str, tools: Toolset, selection: ToolSelection
+    ) -> tuple[Toolset, SelectionDecision]:
+        """The tools to offer for ``query`` under ``selection``, and the decision."""
+        decision = await self.decide(query, list(tools), selection)
+        return Toolset([tools[name] for name in decision.offered]), decision
 
     async def examples(self, query: str, tools: Sequence[Tool], n: int) -> list[ExampleMatch]:
         """The ``n`` worked examples of ``tools`` most similar to ``query``, best first.

@@ -7,6 +7,7 @@ inside a round is the eager executor's, never LangGraph's supersteps.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -23,6 +24,8 @@ from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError, ModelOutputError, PlanError
+from plait.memory import default_embedder
+from plait.tools import SelectionDecision, ToolSelection, ToolSelector
 
 from ..dag import (
     Approval,
@@ -60,6 +63,7 @@ class Round(BaseModel):
     action: Literal["finish", "replan"]
     answer: str
     usage: Usage
+    selection: SelectionDecision | None = None
 
 
 class CompilerResult(BaseModel):
@@ -113,6 +117,13 @@ class LLMCompiler:
             ``<state_dir>/runs``, i.e. ``.plait/runs``).
         requires_approval: tools whose tasks wait for a reviewer's decision
             (a LangGraph interrupt; the run pauses until it is resumed).
+        tool_selection: which tools the planner is shown for a question:
+            ``"model"`` (all), ``"embedding"`` (the embedder fixes one tool when
+            it leads by the margin, else shortlists), ``"hybrid"`` (the embedder
+            shortlists ``k``; never fixed, since a plan often needs several
+            tools), or a :class:`~plait.tools.ToolSelection`. ``None``:
+            ``hybrid`` when the planner has no native tool calls (a small local
+            model), else ``model``. Each round records its decision.
     """
 
     def __init__(
@@ -128,6 +139,7 @@ class LLMCompiler:
         executor: EagerExecutor | Literal["local", "ray"] | None = None,
         runs_dir: str | Path | None = None,
         requires_approval: Collection[str] = (),
+        tool_selection: ToolSelection | str | None = None,
     ) -> None:
         self.planner = planner
         self.joiner = joiner or planner
@@ -152,6 +164,9 @@ class LLMCompiler:
                 f" (tools: {', '.join(self.tools)})"
             )
         self.requires_approval = frozenset(requires_approval)
+        self.tool_selection = (
+            ToolSelection.of(tool_selection) if tool_selection is not None else None
+        )
         self._memory_saver: Any = None  # checkpoints of runs without a run id
         self._memory_runs: set[str] = set()
 
@@ -280,8 +295,9 @@ class LLMCompiler:
                 does not parse, names unknown tools or has bad arguments; the
                 :class:`PlanError` saying why is its cause).
         """
+        tools, _ = await self._planner_tools(question)
         request = planner_request(
-            self.tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
+            tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
         )
         if self.plan_format == "json":
             return await self._json_plan(request)
@@ -309,6 +325,22 @@ class LLMCompiler:
         action, answer = decision(join)
         return Round(plan=plan, run=run, action=action, answer=answer, usage=join.usage)
 
+    async def _planner_tools(
+        self, question: str
+    ) -> tuple[dict[str, ToolSpec], SelectionDecision | None]:
+        """The tools the planner is shown for ``question``, and the selection decision."""
+        selection = self.tool_selection
+        if selection is None:
+            native = self.planner.capabilities.native_tool_calls
+            selection = ToolSelection(policy="model" if native else "hybrid")
+        if selection.policy == "model" or len(self.tools) <= 1:
+            return self.tools, None
+        if selection.policy == "hybrid":
+            selection = dataclasses.replace(selection, fix_margin=None)
+        selector = ToolSelector.for_embedder(selection.embedder or default_embedder())
+        decision = await selector.decide(question, list(self.tools.values()), selection)
+        return {name: self.tools[name] for name in decision.offered}, decision
+
     def _next(self, state: _State) -> str:
         rounds = state["rounds"]
         wants_more = rounds[-1]["action"] == "replan"
@@ -327,13 +359,24 @@ class LLMCompiler:
         with tracing.span("plait.round", {"plait.run_id": round_id}) as span:
             found, saved = await store.load_value(round_id, "plan")
             run: RunResult | None = None
+            selection: SelectionDecision | None = None
             if found:
                 plan = Plan.model_validate(saved["plan"])
                 usage = Usage.model_validate(saved["usage"])
                 gate.exec_id = saved["exec_id"]
+                if saved.get("selection"):
+                    selection = SelectionDecision.model_validate(saved["selection"])
             else:
+                tools, selection = await self._planner_tools(state["question"])
+                if selection is not None:
+                    span.set_attributes(
+                        {
+                            "plait.tool_selection.policy": selection.policy,
+                            "plait.tool_selection.offered": list(selection.offered),
+                        }
+                    )
                 request = planner_request(
-                    self.tools,
+                    tools,
                     state["question"],
                     [(r.plan, r.run, r.answer) for r in previous],
                     plan_format=self.plan_format,
@@ -363,6 +406,7 @@ class LLMCompiler:
                         "plan": plan.model_dump(mode="json"),
                         "usage": usage.model_dump(mode="json"),
                         "exec_id": gate.exec_id,
+                        "selection": selection.model_dump(mode="json") if selection else None,
                     },
                 )
             run = await gate.run(plan, known_tools=self.tools, scope=outer_id, first=run)
@@ -372,7 +416,14 @@ class LLMCompiler:
                 join = await self.joiner.complete(join_request)
                 join_span.set_attributes(response_attributes(join))
         action, answer = decision(join)
-        record = Round(plan=plan, run=run, action=action, answer=answer, usage=usage + join.usage)
+        record = Round(
+            plan=plan,
+            run=run,
+            action=action,
+            answer=answer,
+            usage=usage + join.usage,
+            selection=selection,
+        )
         return {"rounds": [record.model_dump(mode="json")]}
 
     async def _json_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:

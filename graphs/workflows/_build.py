@@ -28,7 +28,7 @@ from plait.backends.routing import (
 )
 from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
-from plait.tools import Tool, Toolset, calculator, http_tools, tool
+from plait.tools import Tool, ToolSelection, Toolset, calculator, http_tools, tool
 
 from ._metering import Metered, RunLedger
 from ._schema import (
@@ -37,11 +37,19 @@ from ._schema import (
     MemorySpec,
     OpenAIBackendSpec,
     RouterBackendSpec,
+    ToolSelectionSpec,
     WorkflowSpec,
 )
 from ._tools import document_tools, memory_tools
 
-__all__ = ["Built", "backend_named", "build", "close_backends", "select_tools"]
+__all__ = [
+    "Built",
+    "backend_named",
+    "build",
+    "close_backends",
+    "select_tools",
+    "tool_selection",
+]
 
 
 @dataclass
@@ -236,7 +244,12 @@ def _builtin_or_function(name: str, entry: Any, base_dir: Path, memory: Memory |
     if builtin == "memory":
         assert memory is not None  # checked by validation
         return memory_tools(memory)
-    return Toolset([_function_tool(name, entry.function, entry.description, entry.timeout_s)])
+    built = _function_tool(name, entry.function, entry.description, entry.timeout_s)
+    if entry.examples:
+        built = built.with_examples(
+            [(e.request, e.arguments) for e in entry.examples]  # checked against the schema
+        )
+    return Toolset([built])
 
 
 def _function_tool(
@@ -297,6 +310,7 @@ def _agent(
             max_steps=body.max_steps, max_turn_tokens=body.max_turn_tokens, timeout_s=body.timeout_s
         ),
         tool_choice=body.tool_choice,
+        tool_selection=tool_selection(body.tool_selection),
         max_tool_rounds=body.max_tool_rounds,
         temperature=body.temperature,
     )
@@ -329,6 +343,19 @@ def _output_model(agent: str, schema: dict[str, Any]) -> type[BaseModel]:
             python = Literal[tuple(body["enum"])]
         fields[prop] = (python, ...) if prop in required else (python | None, None)
     return create_model(f"{agent.title().replace('-', '')}Output", **fields)
+
+
+def tool_selection(spec: ToolSelectionSpec | None) -> ToolSelection | None:
+    """The SDK selection of a ``tool_selection`` entry (``None``: the backend's default)."""
+    if spec is None:
+        return None
+    return ToolSelection(
+        policy=spec.policy,
+        k=spec.k,
+        margin=spec.margin,
+        fix_margin=spec.fix_margin,
+        examples=spec.examples,
+    )
 
 
 async def close_backends(backends: Mapping[str, Backend]) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 __all__ = [
     "AgentSpec",
@@ -42,6 +42,8 @@ __all__ = [
     "TeamRoleSpec",
     "TeamSubtaskSpec",
     "ToolEntry",
+    "ToolExampleSpec",
+    "ToolSelectionSpec",
     "WorkflowBody",
     "WorkflowSpec",
     "WorkerLimitsSpec",
@@ -147,12 +149,42 @@ class BuiltinToolSpec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0)
 
 
+class ToolExampleSpec(_Spec):
+    """A worked example of a tool: a request and the arguments of the call that answers it."""
+
+    request: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class FunctionToolSpec(_Spec):
     """A Python function as a tool, imported as ``module:function`` (named after the entry)."""
 
     function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     description: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
+    examples: list[ToolExampleSpec] = Field(
+        default_factory=list, description="requests and the arguments that answer them"
+    )
+
+
+class ToolSelectionSpec(_Spec):
+    """How the tools of each model turn are chosen; a bare policy name works too.
+
+    ``model``: the model chooses among all. ``embedding``: the embedder fixes the
+    tool when it leads by ``margin``. ``hybrid``: the embedder shortlists ``k``,
+    the model chooses (a lead of ``fix_margin`` fixes the tool).
+    """
+
+    policy: Literal["model", "embedding", "hybrid"]
+    k: int = Field(default=3, ge=1)
+    margin: float = Field(default=0.02, ge=0)
+    fix_margin: float | None = Field(default=0.05, ge=0)
+    examples: int = Field(default=3, ge=0, description="worked examples shown per turn")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_policy(cls, value: Any) -> Any:
+        return {"policy": value} if isinstance(value, str) else value
 
 
 def _tool_kind(value: Any) -> str:
@@ -217,6 +249,9 @@ class AgentSpec(_Spec):
     memory: bool = False
     temperature: float | None = Field(default=None, ge=0)
     tool_choice: str = "auto"
+    tool_selection: ToolSelectionSpec | None = Field(
+        default=None, description="model | embedding | hybrid (omitted: by backend)"
+    )
     max_tool_rounds: int | None = Field(default=None, ge=0)
     max_steps: int = Field(default=8, ge=1)
     max_turn_tokens: int = Field(default=512, ge=1)
@@ -273,6 +308,9 @@ class PlannerWorkflow(_Spec):
     plan_format: Literal["json", "text"] = "json"
     max_replans: int = Field(default=1, ge=0)
     max_tasks: int = Field(default=8, ge=1)
+    tool_selection: ToolSelectionSpec | None = Field(
+        default=None, description="model | embedding | hybrid (omitted: by backend)"
+    )
 
 
 class WorkerLimitsSpec(_Spec):
