@@ -13,6 +13,7 @@ the task), so prefixes shared between agents and turns stay shared.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -127,15 +128,28 @@ def call_prompt(
         shown = render("tool_examples", examples="\n".join(lines)) + "\n\n"
     if decision.fixed is not None and decision.fixed in tools:
         fixed = tools[decision.fixed]
-        return shown + render(
+        prompt = shown + render(
             "tool_arguments",
             request=request,
             tool=fixed.name,
             arguments=argument_lines(fixed) or "(none)",
         )
+        # Asked only when the request enumerates items: said every time, a small
+        # model repeats its one call over and over.
+        if lists_several(request):
+            prompt = prompt.rstrip("\n") + "\n" + render("tool_parallel")
+        return prompt
     if decision.policy == "model" and not shown:
         return ""
     return shown + render("tool_choose", request=request, tools=", ".join(tools.names))
+
+
+_ENUMERATION = re.compile(r"\w+(?:\s*,\s*\w+)+,?\s+(?:and|or)\s+\w+", re.IGNORECASE)
+
+
+def lists_several(request: str) -> bool:
+    """Whether the request enumerates items ("Paris, Rome and Oslo")."""
+    return bool(_ENUMERATION.search(request))
 
 
 def _type_of(schema: Mapping[str, Any]) -> str:

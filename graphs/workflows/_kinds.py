@@ -18,7 +18,7 @@ from plait.tools import Toolset
 from ..adapters import UsageErrorStop, dag_dispatch, task_runner
 from ..compiler import LLMCompiler
 from ..dag import EagerExecutor, Plan, SQLiteResultStore, Task, TaskEvent, substitute
-from ._build import Built, backend_named, select_tools
+from ._build import Built, backend_named, select_tools, tool_selection
 from ._inputs import with_inputs
 from ._metering import ModelCall
 from ._schema import PlannerWorkflow, StepsWorkflow, SupervisorWorkflow, WorkflowSpec
@@ -141,6 +141,7 @@ async def _run_planner(run: RunContext) -> Outcome:
         max_tasks=body.max_tasks,
         executor=EagerExecutor(runner, store=run.store, on_event=run.on_event),
         runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
+        tool_selection=tool_selection(body.tool_selection),
     )
     question = str(with_inputs(body.question, run.inputs))
     result = await stop.run(compiler.arun(question, run_id=run.run_id))
