@@ -26,7 +26,7 @@ from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, jso
 
 from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
-from ._selection import resolve_selection, select_turn
+from ._selection import resolve_selection, select_turn, single_call
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -201,6 +201,7 @@ class Run:
             if not may_call:
                 choice = "none" if tools else "auto"
             decision: SelectionDecision | None = None
+            call_prompt = ""
             if may_call:
                 selection = resolve_selection(self.agent.tool_selection, backend)
                 turn = await self._bounded(select_turn(selection, self.task, tools, choice))
@@ -208,9 +209,11 @@ class Run:
                 # The call prompt asks for a call: only where one is due (the
                 # first round, or the caller's turn), never over tool results.
                 if turn.prompt and (self.tool_rounds == 0 or role == "caller"):
-                    extra = [*extra, UserMessage(content=turn.prompt)]
+                    call_prompt = turn.prompt
             schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
-            request = self._request(extra, tools=tools, choice=choice, schema=schema)
+            request = self._request(
+                extra, tools=tools, choice=choice, schema=schema, tail=call_prompt
+            )
             completion: Completion | None = None
             async for item in self._model_turn(backend, request, role, decision):
                 if isinstance(item, Completion):
@@ -218,6 +221,8 @@ class Run:
                 else:
                     yield item
             assert completion is not None  # a model turn ends with its completion
+            if call_prompt and decision is not None:
+                completion = single_call(decision, self.task, completion)
             if completion.tool_calls:
                 self._check_tokens()
                 async for event in self._call_tools(completion):
@@ -236,10 +241,23 @@ class Run:
         tools: Toolset | None = None,
         choice: ToolChoice = "auto",
         schema: dict[str, Any] | None = None,
+        tail: str = "",
     ) -> ChatRequest:
-        """The next request of this run: its messages so far, then ``extra``."""
+        """The next request of this run: its messages so far, then ``extra``.
+
+        ``tail`` joins the last user message (a user turn of its own only when
+        the conversation does not end with one): two user turns in a row make
+        a small model repeat its call.
+        """
+        messages = [*self.messages, *extra]
+        if tail:
+            last = messages[-1] if messages else None
+            if isinstance(last, UserMessage):
+                messages[-1] = last.model_copy(update={"content": f"{last.content}\n\n{tail}"})
+            else:
+                messages.append(UserMessage(content=tail))
         return ChatRequest(
-            messages=(*self.messages, *extra),
+            messages=tuple(messages),
             tools=tools.specs if tools is not None else (),
             tool_choice=choice,
             response_schema=schema,

@@ -20,6 +20,7 @@ from typing import Any
 
 from plait.backends import Backend
 from plait.chat import ToolChoice
+from plait.completions import Completion
 from plait.memory import default_embedder
 from plait.tools import (
     ExampleMatch,
@@ -32,7 +33,7 @@ from plait.tools import (
 
 from ._prompts import render
 
-__all__ = ["LOCAL_DEFAULT", "TurnSelection", "resolve_selection", "select_turn"]
+__all__ = ["LOCAL_DEFAULT", "TurnSelection", "resolve_selection", "select_turn", "single_call"]
 
 LOCAL_DEFAULT = ToolSelection(policy="hybrid")
 """The selection of backends without native tool calls, unless an agent says otherwise."""
@@ -150,6 +151,19 @@ _ENUMERATION = re.compile(r"\w+(?:\s*,\s*\w+)+,?\s+(?:and|or)\s+\w+", re.IGNOREC
 def lists_several(request: str) -> bool:
     """Whether the request enumerates items ("Paris, Rome and Oslo")."""
     return bool(_ENUMERATION.search(request))
+
+
+def single_call(decision: SelectionDecision, request: str, completion: Completion) -> Completion:
+    """The completion with only its first call when the tool was fixed for a request that
+    names one item.
+
+    A small model asked for one call often writes several with drifting
+    arguments; the turn in the trace keeps every call it wrote, only the first
+    runs. A request that enumerates items keeps all its calls.
+    """
+    if decision.fixed is None or len(completion.tool_calls) < 2 or lists_several(request):
+        return completion
+    return completion.model_copy(update={"tool_calls": completion.tool_calls[:1]})
 
 
 def _type_of(schema: Mapping[str, Any]) -> str:

@@ -96,10 +96,12 @@ async def test_embedding_fixes_the_tool_when_confident_and_the_model_fills_argum
     assert decision.scores[0].tool == "get_weather" and len(decision.scores) == 4
     assert decision.margin == pytest.approx(decision.scores[0].score - decision.scores[1].score)
     assert decision.margin >= 0.1 and "leads by" in decision.reason
-    # The request is restated with the fixed tool's arguments, after the task.
+    # The request is restated with the fixed tool's arguments, after the task
+    # and in the same user turn.
     prompt = first.messages[-1].content
-    assert isinstance(first.messages[-2], UserMessage)
-    assert first.messages[-2].content == "Will it rain? Weather in Paris"
+    assert isinstance(first.messages[-1], UserMessage)
+    assert prompt.startswith("Will it rain? Weather in Paris\n\nRequest: ")
+    assert len(first.messages) == 2
     assert "Request: Will it rain? Weather in Paris" in prompt
     assert "- city (string; required): the city name." in prompt
     assert "- unit (string; optional): celsius or fahrenheit." in prompt
@@ -314,3 +316,34 @@ async def test_selector_ranks_best_first_and_ties_keep_order():
 def test_limits_are_unchanged_by_selection():
     # Selection adds no model turn: a one-step agent still takes one step.
     assert AgentLimits(max_steps=1).max_steps == 1
+
+
+async def test_the_repl_trace_view_shows_the_selection():
+    from plait.cli.repl._render import render_last
+
+    embedder = KeywordEmbedder()
+    backend = ScriptedBackend([ToolCall(name="get_weather", arguments={"city": "Paris"}), "ok"])
+    selection = ToolSelection(policy="embedding", embedder=embedder)
+    result = await agent(backend, selection).arun("weather in Paris")
+    view = render_last(result.trace)
+    assert "tools: embedding: fixed get_weather, margin " in view
+    assert "(get_weather " in view
+
+
+def test_the_parallel_line_is_only_added_for_requests_that_enumerate():
+    from plait.agents._selection import lists_several
+
+    assert lists_several("the weather in Paris, Rome and Oslo")
+    assert not lists_several("the weather in Paris")
+    assert not lists_several("add 2 and 3")
+
+
+async def test_a_fixed_tool_runs_once_for_a_request_naming_one_item():
+    embedder = KeywordEmbedder()
+    calls = [ToolCall(name="get_weather", arguments={"city": c}) for c in ("Paris", "Pariss")]
+    backend = ScriptedBackend([calls, "Sunny."])
+    selection = ToolSelection(policy="embedding", embedder=embedder)
+    result = await agent(backend, selection).arun("weather in Paris")
+    # The turn keeps what the model wrote; only the first call ran.
+    assert len(result.trace.turns[0].tool_calls) == 2
+    assert [json.loads(r.arguments)["city"] for r in result.trace.tool_calls] == ["Paris"]

@@ -154,7 +154,9 @@ async def run_case(
         )
     latency = time.perf_counter() - started
     turn = result.trace.turns[0] if result.trace.turns else None
-    calls, valid = _calls_of(turn.tool_calls if turn else (), names)
+    # The calls the agent ran (the turn may hold more: a fixed tool runs once
+    # for a request that names one item).
+    calls, valid = _calls_of(result.trace.tool_calls, names)
     grade = grade_calls(calls, case.expected, case.parameters())
     return CaseResult(
         id=case.id,
