@@ -98,20 +98,28 @@ async def select_turn(
         decision = decision.model_copy(
             update={"examples": tuple(m.example.request for m in examples)}
         )
-    if decision.fixed is not None and choice == "required":
+    required = choice == "required"
+    if decision.fixed is not None and required:
         choice = decision.fixed
-    prompt = call_prompt(request, kept, decision, examples)
+    prompt = call_prompt(request, kept, decision, examples, required=required)
     return TurnSelection(kept, choice, decision, prompt)
 
 
 def call_prompt(
-    request: str, tools: Toolset, decision: SelectionDecision, examples: list[ExampleMatch]
+    request: str,
+    tools: Toolset,
+    decision: SelectionDecision,
+    examples: list[ExampleMatch],
+    *,
+    required: bool = True,
 ) -> str:
-    """The message that follows the conversation on a selected turn ("" for the model's own).
+    """What a selected turn adds after the task ("" for the model's own choice).
 
-    It shows the closest worked examples, restates the request, and, when the
-    tool is fixed, lists that tool's arguments (descriptions, types, allowed
-    values; optional ones to be left out unless the request gives them).
+    It shows the closest worked examples; when a call is required it restates
+    the request and, for a fixed tool, lists that tool's arguments
+    (descriptions, types, allowed values; optional ones to be left out unless
+    the request gives them). When the model may answer without a tool
+    (``tool_choice="auto"``) only the examples are shown: nothing asks for a call.
     """
     shown = ""
     if examples:
@@ -127,6 +135,8 @@ def call_prompt(
             for m in examples
         ]
         shown = render("tool_examples", examples="\n".join(lines)) + "\n\n"
+    if not required:
+        return shown.strip()
     if decision.fixed is not None and decision.fixed in tools:
         fixed = tools[decision.fixed]
         prompt = shown + render(

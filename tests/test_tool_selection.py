@@ -347,3 +347,15 @@ async def test_a_fixed_tool_runs_once_for_a_request_naming_one_item():
     # The turn keeps what the model wrote; only the first call ran.
     assert len(result.trace.turns[0].tool_calls) == 2
     assert [json.loads(r.arguments)["city"] for r in result.trace.tool_calls] == ["Paris"]
+
+
+async def test_with_tool_choice_auto_nothing_asks_for_a_call():
+    embedder = KeywordEmbedder()
+    backend = ScriptedBackend(["Hello!"])
+    selection = ToolSelection(policy="embedding", embedder=embedder)
+    a = Agent("helper", "Help.", backend, tools=[read_file], tool_selection=selection)
+    result = await a.arun("hello there")
+    request = backend.requests[0]
+    assert request.tool_choice == "auto" and [t.name for t in request.tools] == ["read_file"]
+    assert request.messages[-1].content == "hello there"
+    assert result.output == "Hello!"
