@@ -359,3 +359,38 @@ async def test_with_tool_choice_auto_nothing_asks_for_a_call():
     assert request.tool_choice == "auto" and [t.name for t in request.tools] == ["read_file"]
     assert request.messages[-1].content == "hello there"
     assert result.output == "Hello!"
+
+
+async def test_the_planner_is_shown_the_selected_tools_and_the_round_records_it():
+    from plait import ToolSpec
+    from plait.graphs import LLMCompiler, tool_runner
+
+    specs = [t.spec for t in TOOLS]
+
+    def weather(city: str, unit: str = "celsius") -> str:
+        return f"sunny in {city}"
+
+    plan = json.dumps({"tasks": [{"tool": "get_weather", "args": {"city": "Paris"}}]})
+    answer = json.dumps({"action": "finish", "answer": "sunny"})
+    embedder = KeywordEmbedder()
+    model = ScriptedBackend([plan, answer])
+    compiler = LLMCompiler(
+        model,
+        specs,
+        tool_runner({"get_weather": weather}),
+        tool_selection=ToolSelection(policy="hybrid", k=2, embedder=embedder),
+    )
+    result = await compiler.arun("weather and rain in Paris")
+    (round_,) = result.rounds
+    assert round_.selection is not None and round_.selection.fixed is None
+    assert round_.selection.offered[0] == "get_weather" and len(round_.selection.offered) == 2
+    listing = model.requests[0].messages[0].content
+    shown = [s.name for s in specs if f"- {s.name}(" in listing]
+    assert shown == [s.name for s in specs if s.name in round_.selection.offered]
+    assert isinstance(specs[0], ToolSpec)
+
+    # The default on a backend with native tool calls shows every tool.
+    everything = ScriptedBackend([plan, answer])
+    await LLMCompiler(everything, specs, tool_runner({"get_weather": weather})).arun("x")
+    listing = everything.requests[0].messages[0].content
+    assert all(f"- {s.name}(" in listing for s in specs)

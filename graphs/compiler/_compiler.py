@@ -336,10 +336,14 @@ class LLMCompiler:
         if selection.policy == "model" or len(self.tools) <= 1:
             return self.tools, None
         if selection.policy == "hybrid":
+            if len(self.tools) <= selection.k:
+                return self.tools, None  # a shortlist of everything changes nothing
             selection = dataclasses.replace(selection, fix_margin=None)
         selector = ToolSelector.for_embedder(selection.embedder or default_embedder())
         decision = await selector.decide(question, list(self.tools.values()), selection)
-        return {name: self.tools[name] for name in decision.offered}, decision
+        # The plan lists the kept tools in their own order.
+        kept = {name: spec for name, spec in self.tools.items() if name in decision.offered}
+        return kept, decision
 
     def _next(self, state: _State) -> str:
         rounds = state["rounds"]
