@@ -182,3 +182,16 @@ async def test_a_reply_that_is_not_a_call_is_invalid(tmp_path):
     (loaded,) = load_cases(tmp_path, "multiple")
     result = await run_case(loaded, ScriptedBackend(["It is sunny."]), tool_selection="model")
     assert not result.ok and not result.valid and "made 0 call(s)" in result.reason
+
+
+def test_the_eval_command_reports_usage_errors_in_one_line(tmp_path, capsys):
+    from plait.cli._main import main
+
+    args = ["eval", "function-calling", "--data", str(tmp_path), "--categories", "multiple"]
+    assert main(args) == 2
+    assert "cannot read function-calling cases" in capsys.readouterr().err
+    case = {"id": "multiple_0", "question": [[{"role": "user", "content": "x"}]], "function": []}
+    _write_category(tmp_path, [case], [{"id": "multiple_0", "ground_truth": []}])
+    assert main([*args, "--backend", "nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("plait: error: --backend must be 'local' or the base URL")
