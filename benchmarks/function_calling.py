@@ -46,7 +46,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(n_ctx: int) -> Iterator[str]:
+def _server(n_ctx: int, n_threads: int | None) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
     command = [
@@ -54,6 +54,8 @@ def _server(n_ctx: int) -> Iterator[str]:
         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx),
     ]  # fmt: skip
+    if n_threads is not None:
+        command += ["--n_threads", str(n_threads)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
@@ -144,7 +146,7 @@ async def main() -> None:
         finally:
             await local.aclose()
     if args.server or args.remote_only:
-        with _server(args.n_ctx) as url:
+        with _server(args.n_ctx, args.n_threads) as url:
             remote = OpenAIBackend(
                 "smollm2", base_url=url, api_key_env=None, schema_mode="json_object", timeout=300
             )
