@@ -92,10 +92,11 @@ def _progress(total: int, label: str):  # type: ignore[no-untyped-def]
 
 
 async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -> list[dict]:
+    end = None if args.limit is None else args.skip + args.limit
     cases = [
         case
         for category in args.categories.split(",")
-        for case in load_cases(args.data, category, limit=args.limit)
+        for case in load_cases(args.data, category, limit=end)[args.skip :]
     ]
     summaries = []
     for policy in args.policies.split(","):
@@ -132,6 +133,7 @@ async def main() -> None:
     parser.add_argument("--categories", default="simple_python,multiple")
     parser.add_argument("--policies", default="model,embedding,hybrid")
     parser.add_argument("--limit", type=int, default=None, help="first N cases per category")
+    parser.add_argument("--skip", type=int, default=0, help="start after N cases per category")
     parser.add_argument("--server", action="store_true", help="also measure the remote path")
     parser.add_argument("--remote-only", action="store_true")
     parser.add_argument("--n-ctx", type=int, default=4096)
