@@ -108,8 +108,9 @@ class Agent(Generic[OutputT]):
             chooses among all), ``"embedding"`` (the embedder fixes the tool when
             confident; the model fills its arguments), ``"hybrid"`` (the
             embedder shortlists, the model chooses), or a
-            :class:`~plait.tools.ToolSelection`. ``None``: ``hybrid`` on backends
-            without native tool calls (small local models), ``model`` otherwise.
+            :class:`~plait.tools.ToolSelection`. ``None``: on backends without
+            native tool calls (small local models) ``embedding`` with the best
+            tool always fixed (what measured best), ``model`` otherwise.
             Each decision (scores, margin) is in the trace's turns.
         roles: planner/caller/summarizer backends.
         temperature: sampling temperature for every turn (``None``: backend's).

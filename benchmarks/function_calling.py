@@ -33,6 +33,7 @@ import httpx
 
 from plait.backends import Backend, LocalBackend, OpenAIBackend, default_model_path
 from plait.evals import CaseResult, evaluate, load_cases, result_json
+from plait.tools import ToolSelection
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bfcl"
@@ -108,7 +109,14 @@ async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -
             else:
                 progress(result)
 
-        reports = await evaluate(cases, backend, tool_selection=policy, on_result=on_result)
+        selection = (
+            ToolSelection(policy=policy, margin=args.margin)  # type: ignore[arg-type]
+            if args.margin is not None and policy == "embedding"
+            else policy
+        )
+        reports = await evaluate(cases, backend, tool_selection=selection, on_result=on_result)
+        if args.margin is not None and policy == "embedding":
+            policy = f"embedding(margin={args.margin})"
         summary: dict = {"policy": policy, "backend": backend_label}
         total = sum(r.cases for r in reports.values())
         for report in reports.values():
@@ -134,6 +142,7 @@ async def main() -> None:
     parser.add_argument("--policies", default="model,embedding,hybrid")
     parser.add_argument("--limit", type=int, default=None, help="first N cases per category")
     parser.add_argument("--skip", type=int, default=0, help="start after N cases per category")
+    parser.add_argument("--margin", type=float, default=None, help="the embedding policy's margin")
     parser.add_argument("--server", action="store_true", help="also measure the remote path")
     parser.add_argument("--remote-only", action="store_true")
     parser.add_argument("--n-ctx", type=int, default=4096)

@@ -155,7 +155,7 @@ async def test_model_policy_embeds_nothing_and_offers_every_tool():
     assert backend.requests[0].messages[-1].content == "read the file a"
 
 
-async def test_the_default_is_hybrid_without_native_tool_calls_and_model_with_them():
+async def test_the_default_fixes_by_embedding_without_native_tool_calls_and_is_model_with_them():
     native = ScriptedBackend([ToolCall(name="read_file", arguments={"path": "a"}), "ok"])
     result = await agent(native, None).arun("read a")
     assert result.trace.turns[0].selection.policy == "model"
@@ -174,6 +174,7 @@ async def test_the_default_is_hybrid_without_native_tool_calls_and_model_with_th
         selection_module.LOCAL_DEFAULT = previous
     assert result.trace.turns[0].selection.policy == "hybrid"
     assert embedder.queries == ["read the file a"]
+    assert selection_module.LOCAL_DEFAULT == ToolSelection(policy="embedding", margin=0.0)
 
 
 async def test_tool_descriptions_are_embedded_once_per_embedder():
