@@ -188,8 +188,9 @@ class Run:
             choice: ToolChoice = self.agent.tool_choice if self.tool_rounds == 0 else "auto"
             extra: list[Message] = []
             roles = self.agent.roles
+            plan = ""
             if roles is not None:
-                wants_tool, plan = False, ""
+                wants_tool = False
                 if may_call:
                     wants_tool, plan = await self._plan(roles.planner or backend)
                 if wants_tool:
@@ -202,14 +203,16 @@ class Run:
                 choice = "none" if tools else "auto"
             decision: SelectionDecision | None = None
             call_prompt = ""
-            if may_call:
+            # Selection ranks against the task, so it decides the first round and
+            # the caller's turns (ranked against the planner's plan); later rounds
+            # of a plain agent see every tool, or a multi-step task could never
+            # reach its second tool.
+            if may_call and (self.tool_rounds == 0 or role == "caller"):
+                query = plan if role == "caller" and plan else self.task
                 selection = resolve_selection(self.agent.tool_selection, backend)
-                turn = await self._bounded(select_turn(selection, self.task, tools, choice))
+                turn = await self._bounded(select_turn(selection, query, tools, choice))
                 tools, choice, decision = turn.tools, turn.choice, turn.decision
-                # The call prompt asks for a call: only where one is due (the
-                # first round, or the caller's turn), never over tool results.
-                if turn.prompt and (self.tool_rounds == 0 or role == "caller"):
-                    call_prompt = turn.prompt
+                call_prompt = turn.prompt
             schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
             request = self._request(
                 extra, tools=tools, choice=choice, schema=schema, tail=call_prompt

@@ -219,8 +219,10 @@ async def test_the_call_prompt_is_not_added_over_tool_results():
     a = Agent("helper", "Help.", backend, tools=TOOLS, tool_selection=selection)
     result = await a.arun("weather in Paris")
     assert result.output == "Sunny."
-    # The second turn still records how its tools were chosen.
-    assert result.trace.turns[1].selection is not None
+    # Later rounds see every tool again (a task may need a second one).
+    assert result.trace.turns[0].selection.fixed == "get_weather"
+    assert result.trace.turns[1].selection is None
+    assert len(backend.requests[1].tools) == len(TOOLS)
 
 
 @tool(
@@ -395,3 +397,22 @@ async def test_the_planner_is_shown_the_selected_tools_and_the_round_records_it(
     await LLMCompiler(everything, specs, tool_runner({"get_weather": weather})).arun("x")
     listing = everything.requests[0].messages[0].content
     assert all(f"- {s.name}(" in listing for s in specs)
+
+
+async def test_the_callers_tools_are_ranked_against_the_planners_plan():
+    from plait.agents import Roles
+
+    embedder = KeywordEmbedder()
+    plan = json.dumps({"next": "call_tool", "plan": "read the file notes"})
+    backend = ScriptedBackend(
+        [plan, ToolCall(name="read_file", arguments={"path": "notes"}), "done"]
+    )
+    selection = ToolSelection(policy="embedding", embedder=embedder)
+    a = Agent(
+        "helper", "Help.", backend, tools=TOOLS, tool_selection=selection, roles=Roles(),
+        max_tool_rounds=1,
+    )  # fmt: skip
+    result = await a.arun("what did I write about the weather?")
+    caller = next(t for t in result.trace.turns if t.role == "caller")
+    assert caller.selection is not None and caller.selection.fixed == "read_file"
+    assert embedder.queries == ["read the file notes"]
