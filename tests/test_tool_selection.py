@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from plait.agents import Agent, AgentLimits
+from plait.agents import Agent
 from plait.backends import Capabilities
 from plait.backends.testing import ScriptedBackend, Step
 from plait.errors import ConfigError
