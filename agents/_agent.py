@@ -14,7 +14,15 @@ from plait.completions import Usage
 from plait.errors import ConfigError
 from plait.memory import AgentMemoryView, Memory, TeamMemory
 from plait.policies import Policy, PolicySet
-from plait.tools import Permissions, Tool, ToolLimits, ToolRetriever, ToolRunner, Toolset
+from plait.tools import (
+    Permissions,
+    Tool,
+    ToolLimits,
+    ToolRetriever,
+    ToolRunner,
+    ToolSelection,
+    Toolset,
+)
 
 from ._loop import Run
 from ._memory import AgentMemory, MemoryBinding, bind_memory
@@ -97,6 +105,14 @@ class Agent(Generic[OutputT]):
         max_tool_rounds: after this many rounds of tool calls the model must
             answer (tools are withheld); ``None``: no such limit.
         retriever: offer only the tools it selects per step (large toolsets).
+        tool_selection: how each turn's tools are chosen: ``"model"`` (the model
+            chooses among all), ``"embedding"`` (the embedder fixes the tool when
+            confident; the model fills its arguments), ``"hybrid"`` (the
+            embedder shortlists, the model chooses), or a
+            :class:`~plait.tools.ToolSelection`. ``None``: on backends without
+            native tool calls (small local models) ``embedding`` with the best
+            tool always fixed (what measured best), ``model`` otherwise.
+            Each decision (scores, margin) is in the trace's turns.
         roles: planner/caller/summarizer backends.
         temperature: sampling temperature for every turn (``None``: backend's).
         prices: what each backend charges, by backend name (a mapping, or the
@@ -126,6 +142,7 @@ class Agent(Generic[OutputT]):
         tool_choice: ToolChoice = "auto",
         max_tool_rounds: int | None = None,
         retriever: ToolRetriever | None = None,
+        tool_selection: ToolSelection | str | None = None,
         roles: Roles | None = None,
         temperature: float | None = None,
         prices: Mapping[str, Price] | CostLedger | None = None,
@@ -149,6 +166,9 @@ class Agent(Generic[OutputT]):
         self.tool_choice = tool_choice
         self.max_tool_rounds = max_tool_rounds
         self.retriever = retriever
+        self.tool_selection = (
+            ToolSelection.of(tool_selection) if tool_selection is not None else None
+        )
         self.roles = roles
         self.temperature = temperature
         self.prices: Mapping[str, Price] = (

@@ -23,10 +23,11 @@ from plait.completions import Completion
 from plait.errors import BackendProtocolError, ConfigError, ModelOutputError, ToolArgumentError
 from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from plait.provenance import USER, Source, current, memory_source
-from plait.tools import ToolOutcome, ToolRunner, Toolset, json_schema_of
+from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, json_schema_of
 
 from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
+from ._selection import resolve_selection, select_turn, single_call
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -209,8 +210,9 @@ class Run:
             choice: ToolChoice = self.agent.tool_choice if self.tool_rounds == 0 else "auto"
             extra: list[Message] = []
             roles = self.agent.roles
+            plan = ""
             if roles is not None:
-                wants_tool, plan = False, ""
+                wants_tool = False
                 if may_call:
                     wants_tool, plan = await self._plan(roles.planner or backend)
                 if wants_tool:
@@ -221,15 +223,31 @@ class Run:
                     extra = [UserMessage(content=render("summarizer"))]
             if not may_call:
                 choice = "none" if tools else "auto"
+            decision: SelectionDecision | None = None
+            call_prompt = ""
+            # Selection ranks against the task, so it decides the first round and
+            # the caller's turns (ranked against the planner's plan); later rounds
+            # of a plain agent see every tool, or a multi-step task could never
+            # reach its second tool.
+            if may_call and (self.tool_rounds == 0 or role == "caller"):
+                query = plan if role == "caller" and plan else self.task
+                selection = resolve_selection(self.agent.tool_selection, backend)
+                turn = await self._bounded(select_turn(selection, query, tools, choice))
+                tools, choice, decision = turn.tools, turn.choice, turn.decision
+                call_prompt = turn.prompt
             schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
-            request = self._request(extra, tools=tools, choice=choice, schema=schema)
+            request = self._request(
+                extra, tools=tools, choice=choice, schema=schema, tail=call_prompt
+            )
             completion: Completion | None = None
-            async for item in self._model_turn(backend, request, role):
+            async for item in self._model_turn(backend, request, role, decision):
                 if isinstance(item, Completion):
                     completion = item
                 else:
                     yield item
             assert completion is not None  # a model turn ends with its completion
+            if call_prompt and decision is not None:
+                completion = single_call(decision, self.task, completion)
             if completion.tool_calls:
                 self._check_tokens()
                 async for event in self._call_tools(completion):
@@ -248,10 +266,23 @@ class Run:
         tools: Toolset | None = None,
         choice: ToolChoice = "auto",
         schema: dict[str, Any] | None = None,
+        tail: str = "",
     ) -> ChatRequest:
-        """The next request of this run: its messages so far, then ``extra``."""
+        """The next request of this run: its messages so far, then ``extra``.
+
+        ``tail`` joins the last user message (a user turn of its own only when
+        the conversation does not end with one): two user turns in a row make
+        a small model repeat its call.
+        """
+        messages = [*self.messages, *extra]
+        if tail:
+            last = messages[-1] if messages else None
+            if isinstance(last, UserMessage):
+                messages[-1] = last.model_copy(update={"content": f"{last.content}\n\n{tail}"})
+            else:
+                messages.append(UserMessage(content=tail))
         return ChatRequest(
-            messages=(*self.messages, *extra),
+            messages=tuple(messages),
             tools=tools.specs if tools is not None else (),
             tool_choice=choice,
             response_schema=schema,
@@ -261,7 +292,11 @@ class Run:
         )
 
     async def _model_turn(
-        self, backend: Backend, request: ChatRequest, role: Role
+        self,
+        backend: Backend,
+        request: ChatRequest,
+        role: Role,
+        selection: SelectionDecision | None = None,
     ) -> AsyncIterator[TextDelta | Completion]:
         """One model call: its text deltas as they stream, then its completion, last."""
         if self.trace.steps >= self.limits.max_steps:
@@ -275,6 +310,13 @@ class Run:
             "plait.agent.step": step,
             "plait.agent.role": role,
         }
+        if selection is not None:
+            attributes["plait.tool_selection.policy"] = selection.policy
+            attributes["plait.tool_selection.offered"] = list(selection.offered)
+            if selection.fixed is not None:
+                attributes["plait.tool_selection.fixed"] = selection.fixed
+            if selection.margin is not None:
+                attributes["plait.tool_selection.margin"] = selection.margin
         timed_out = False
         with tracing.span(f"chat {backend.name}", attributes) as span:
             chunks = backend.stream(request)
@@ -319,6 +361,7 @@ class Run:
                 text=completion.text,
                 tool_calls=completion.tool_calls,
                 offered_tools=tuple(t.name for t in request.tools),
+                selection=selection,
                 finish_reason=completion.finish_reason,
                 usage=completion.usage,
                 cost=cost,

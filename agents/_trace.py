@@ -11,6 +11,7 @@ from plait.completions import Usage
 from plait.messages import Message, ToolCall
 from plait.policies import Violation
 from plait.provenance import Source
+from plait.tools import SelectionDecision
 
 __all__ = [
     "AgentEvent",
@@ -37,7 +38,11 @@ Role = Literal["agent", "planner", "caller", "summarizer"]
 
 
 class ModelTurn(BaseModel):
-    """One request to a model and what it answered."""
+    """One request to a model and what it answered.
+
+    ``selection`` says how the offered tools were chosen (policy, scores,
+    margin, the tool fixed if any); ``None`` on turns that offer no tools.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -47,6 +52,7 @@ class ModelTurn(BaseModel):
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     offered_tools: tuple[str, ...] = ()
+    selection: SelectionDecision | None = None
     finish_reason: str = "stop"
     usage: Usage = Usage()
     cost: float = 0.0

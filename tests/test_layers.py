@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("plait.graphs.compiler", "plait.graphs.adapters"),
     ("plait.graphs.workflows",),
     ("plait.graphs",),  # the facade that re-exports the four rooms
+    ("plait.evals",),  # evaluations run agents and planners on any backend
     ("plait.cli", "plait.__main__"),
 )
 

@@ -18,20 +18,40 @@ from ._mcp import MCPClient, mcp_tools
 from ._registry import Toolset
 from ._retrieval import EmbeddingScorer, LexicalScorer, Scorer, ToolRetriever, tool_document
 from ._runtime import Permissions, ToolErrorKind, ToolLimits, ToolOutcome, ToolRunner
-from ._tool import Tool, json_schema_of, render_result, tool
+from ._schema_tool import schema_tool
+from ._selection import (
+    ExampleMatch,
+    SelectionDecision,
+    SelectionPolicy,
+    TextEmbedder,
+    ToolScore,
+    ToolSelection,
+    ToolSelector,
+    selection_document,
+)
+from ._tool import Tool, ToolExample, ToolExampleLike, json_schema_of, render_result, tool
 
 __all__ = [
     "EmbeddingScorer",
+    "ExampleMatch",
     "LexicalScorer",
     "MCPClient",
     "Permissions",
     "Scorer",
+    "SelectionDecision",
+    "SelectionPolicy",
+    "TextEmbedder",
     "Tool",
     "ToolErrorKind",
+    "ToolExample",
+    "ToolExampleLike",
     "ToolLimits",
     "ToolOutcome",
     "ToolRetriever",
     "ToolRunner",
+    "ToolScore",
+    "ToolSelection",
+    "ToolSelector",
     "Toolset",
     "Workspace",
     "as_langchain_tool",
@@ -44,6 +64,8 @@ __all__ = [
     "json_schema_of",
     "mcp_tools",
     "render_result",
+    "schema_tool",
+    "selection_document",
     "tool",
     "tool_document",
 ]

@@ -20,9 +20,30 @@ from plait.provenance import Source, Sourced, parse_source, tool_source
 from ._docstrings import parse_docstring
 from ._threads import SYNC_TOOLS
 
-__all__ = ["Tool", "json_schema_of", "render_result", "tool"]
+__all__ = ["Tool", "ToolExample", "ToolExampleLike", "json_schema_of", "render_result", "tool"]
 
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
+
+
+@dataclass(frozen=True)
+class ToolExample:
+    """A worked example of a tool: a request and the arguments that answer it.
+
+    Agents show a small model the examples most similar to the request at hand
+    (retrieved by an embedder), after the shared system prompt.
+
+    Attributes:
+        request: what a user asked.
+        arguments: the arguments of the call that answers it (checked against
+            the tool's schema when the tool is built).
+    """
+
+    request: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+ToolExampleLike = ToolExample | Mapping[str, Any] | tuple[str, Mapping[str, Any]]
+"""A :class:`ToolExample`, a ``{"request": ..., "arguments": {...}}`` mapping, or a pair."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,8 @@ class Tool:
             ``None`` means ``tool:<name>``, an untrusted source; an empty set
             means the result derives only from the arguments (a pure function
             such as the calculator).
+        examples: worked examples (request -> arguments) shown to the model
+            when a request resembles them.
     """
 
     name: str
@@ -60,6 +83,7 @@ class Tool:
     tags: frozenset[str] = field(default_factory=frozenset)
     idempotency_key: Callable[[dict[str, Any]], str] | None = None
     output_sources: frozenset[Source] | None = None
+    examples: tuple[ToolExample, ...] = ()
 
     def sourced(self, value: Any) -> Sourced:
         """A result of this tool with the sources it derives from (besides its arguments)."""
@@ -68,6 +92,15 @@ class Tool:
         if self.output_sources is None:
             return Sourced(value, frozenset({tool_source(self.name)}))
         return Sourced(value, self.output_sources)
+
+    def with_examples(self, examples: Iterable[ToolExampleLike]) -> Tool:
+        """A copy of this tool with these examples added (each checked against the schema).
+
+        Raises:
+            ConfigError: an example is malformed or its arguments do not fit the tool.
+        """
+        added = tuple(_example(self, i, e) for i, e in enumerate(examples, len(self.examples)))
+        return replace(self, examples=(*self.examples, *added))
 
     def key_for(self, arguments: Mapping[str, Any]) -> str | None:
         """The idempotency key of a call with these (model-written) arguments, if any."""
@@ -138,6 +171,36 @@ class Tool:
         return result
 
 
+def _example(owner: Tool, index: int, example: Any) -> ToolExample:
+    where = f"tool {owner.name!r}, example {index + 1}"
+    if isinstance(example, ToolExample):
+        request, arguments = example.request, example.arguments
+    elif isinstance(example, Mapping):
+        unknown = sorted(set(example) - {"request", "arguments"})
+        if unknown or "request" not in example:
+            raise ConfigError(
+                f"{where}: an example mapping needs 'request' and optionally 'arguments'"
+                + (f" (unknown keys: {', '.join(unknown)})" if unknown else "")
+            )
+        request, arguments = example["request"], example.get("arguments", {})
+    elif isinstance(example, tuple) and len(example) == 2:
+        request, arguments = example
+    else:
+        raise ConfigError(
+            f"{where}: expected a ToolExample, a mapping or a (request, arguments) pair, "
+            f"got {type(example).__name__}"
+        )
+    if not isinstance(request, str) or not request.strip():
+        raise ConfigError(f"{where}: the request must be a non-empty string")
+    if not isinstance(arguments, Mapping):
+        raise ConfigError(f"{where}: the arguments must be a mapping")
+    try:
+        owner.validate(dict(arguments))
+    except ToolArgumentError as e:
+        raise ConfigError(f"{where}: the arguments do not fit the tool ({e.problems})") from e
+    return ToolExample(request=request, arguments=dict(arguments))
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
@@ -173,6 +236,7 @@ def tool(
     idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
     pure: bool = False,
     sources: Iterable[Source | str] | None = None,
+    examples: Iterable[ToolExampleLike] = (),
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -187,6 +251,7 @@ def tool(
     idempotency_key: Callable[[dict[str, Any]], str] | bool | None = None,
     pure: bool = False,
     sources: Iterable[Source | str] | None = None,
+    examples: Iterable[ToolExampleLike] = (),
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`; use as ``@tool`` or ``@tool(name=...)``.
 
@@ -210,11 +275,15 @@ def tool(
         sources: where results come from (``["web"]``, ``["mcp:docs"]``);
             default: ``tool:<name>``, untrusted. A tool may also return
             :class:`~plait.provenance.Sourced` to name them per call.
+        examples: worked examples, each a :class:`ToolExample`, a mapping
+            ``{"request": ..., "arguments": {...}}`` or a ``(request, arguments)``
+            pair; agents show the ones most similar to a request to the model.
 
     Raises:
-        ConfigError: a parameter has no type hint, is variadic, or the name is invalid.
+        ConfigError: a parameter has no type hint, is variadic, the name is
+            invalid, or an example's arguments do not fit the schema.
     """
-
+    example_list = list(examples)
     if pure and sources is not None:
         raise ConfigError("give either pure=True or sources=, not both")
     output: frozenset[Source] | None = frozenset() if pure else None
@@ -226,10 +295,10 @@ def tool(
         if output is not None:
             built = replace(built, output_sources=output)
         if idempotency_key is True:
-            return replace(built, idempotency_key=_arguments_key)
-        if callable(idempotency_key):
-            return replace(built, idempotency_key=idempotency_key)
-        return built
+            built = replace(built, idempotency_key=_arguments_key)
+        elif callable(idempotency_key):
+            built = replace(built, idempotency_key=idempotency_key)
+        return built.with_examples(example_list) if example_list else built
 
     return wrap(fn) if fn is not None else wrap
 

@@ -7,6 +7,7 @@ inside a round is the eager executor's, never LangGraph's supersteps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import operator
 import re
@@ -26,8 +27,10 @@ from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError, ModelOutputError, PlanError
+from plait.memory import default_embedder
 from plait.policies import Policy, PolicySet
 from plait.provenance import USER, Source, untrusted
+from plait.tools import SelectionDecision, ToolSelection, ToolSelector
 
 from ..dag import (
     Approval,
@@ -74,6 +77,7 @@ class Round(BaseModel):
     usage: Usage
     sources: frozenset[Source] = frozenset()
     template: str | None = None
+    selection: SelectionDecision | None = None
 
 
 class CompilerResult(BaseModel):
@@ -150,6 +154,13 @@ class LLMCompiler:
             written from trusted inputs only. ``"default"`` shows them all; a
             replan written after reading them carries their sources, and
             policies treat its literal arguments accordingly.
+        tool_selection: which tools the planner is shown for a question:
+            ``"model"`` (all), ``"embedding"`` (the embedder fixes one tool when
+            it leads by the margin, else shortlists), ``"hybrid"`` (the embedder
+            shortlists ``k``; never fixed, since a plan often needs several
+            tools), or a :class:`~plait.tools.ToolSelection`. ``None``:
+            ``hybrid`` when the planner has no native tool calls (a small local
+            model), else ``model``. Each round records its decision.
     """
 
     def __init__(
@@ -167,6 +178,7 @@ class LLMCompiler:
         requires_approval: Collection[str] = (),
         policies: PolicySet | Iterable[Policy] | None = None,
         mode: CompilerMode = "default",
+        tool_selection: ToolSelection | str | None = None,
     ) -> None:
         if mode not in ("default", "plan_then_execute"):
             raise ConfigError(f"mode must be 'default' or 'plan_then_execute', got {mode!r}")
@@ -196,6 +208,9 @@ class LLMCompiler:
                 f" (tools: {', '.join(self.tools)})"
             )
         self.requires_approval = frozenset(requires_approval)
+        self.tool_selection = (
+            ToolSelection.of(tool_selection) if tool_selection is not None else None
+        )
         self._memory_saver: Any = None  # checkpoints of runs without a run id
         self._memory_runs: set[str] = set()
 
@@ -336,8 +351,9 @@ class LLMCompiler:
                 does not parse, names unknown tools or has bad arguments; the
                 :class:`PlanError` saying why is its cause).
         """
+        tools, _ = await self._planner_tools(question)
         request = planner_request(
-            self.tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
+            tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
         )
         if self.plan_format == "json":
             return await self._json_plan(request)
@@ -363,7 +379,7 @@ class LLMCompiler:
         )
         join = await self.joiner.complete(joiner_request(question, plan, run, quarantine=self._q))
         action, text = decision(join)
-        return self._round(plan, run, action, text, join.usage)
+        return self._round(plan, run, action, text, join.usage, None)
 
     @property
     def _q(self) -> bool:
@@ -378,11 +394,25 @@ class LLMCompiler:
             for s in o.sources
         )
 
-    def _round(self, plan: Plan, run: RunResult, action: Any, text: str, usage: Usage) -> Round:
+    def _round(
+        self,
+        plan: Plan,
+        run: RunResult,
+        action: Any,
+        text: str,
+        usage: Usage,
+        selection: SelectionDecision | None,
+    ) -> Round:
         sources = {USER, *self._shown(run)}
         if not self._q:
             return Round(
-                plan=plan, run=run, action=action, answer=text, usage=usage, sources=sources
+                plan=plan,
+                run=run,
+                action=action,
+                answer=text,
+                usage=usage,
+                sources=sources,
+                selection=selection,
             )
 
         def fill(match: re.Match[str]) -> str:
@@ -404,7 +434,28 @@ class LLMCompiler:
             usage=usage,
             sources=sources,
             template=text,
+            selection=selection,
         )
+
+    async def _planner_tools(
+        self, question: str
+    ) -> tuple[dict[str, ToolSpec], SelectionDecision | None]:
+        """The tools the planner is shown for ``question``, and the selection decision."""
+        selection = self.tool_selection
+        if selection is None:
+            native = self.planner.capabilities.native_tool_calls
+            selection = ToolSelection(policy="model" if native else "hybrid")
+        if selection.policy == "model" or len(self.tools) <= 1:
+            return self.tools, None
+        if selection.policy == "hybrid":
+            if len(self.tools) <= selection.k:
+                return self.tools, None  # a shortlist of everything changes nothing
+            selection = dataclasses.replace(selection, fix_margin=None)
+        selector = ToolSelector.for_embedder(selection.embedder or default_embedder())
+        decision = await selector.decide(question, list(self.tools.values()), selection)
+        # The plan lists the kept tools in their own order.
+        kept = {name: spec for name, spec in self.tools.items() if name in decision.offered}
+        return kept, decision
 
     def _next(self, state: _State) -> str:
         rounds = state["rounds"]
@@ -427,13 +478,24 @@ class LLMCompiler:
         with tracing.span("plait.round", {"plait.run_id": round_id}) as span:
             found, saved = await store.load_value(round_id, "plan")
             run: RunResult | None = None
+            selection: SelectionDecision | None = None
             if found:
                 plan = Plan.model_validate(saved["plan"])
                 usage = Usage.model_validate(saved["usage"])
                 gate.exec_id = saved["exec_id"]
+                if saved.get("selection"):
+                    selection = SelectionDecision.model_validate(saved["selection"])
             else:
+                tools, selection = await self._planner_tools(state["question"])
+                if selection is not None:
+                    span.set_attributes(
+                        {
+                            "plait.tool_selection.policy": selection.policy,
+                            "plait.tool_selection.offered": list(selection.offered),
+                        }
+                    )
                 request = planner_request(
-                    self.tools,
+                    tools,
                     state["question"],
                     [(r.plan, r.run, r.template or r.answer) for r in previous],
                     plan_format=self.plan_format,
@@ -464,6 +526,7 @@ class LLMCompiler:
                         "plan": plan.model_dump(mode="json"),
                         "usage": usage.model_dump(mode="json"),
                         "exec_id": gate.exec_id,
+                        "selection": selection.model_dump(mode="json") if selection else None,
                     },
                 )
             run = await gate.run(
@@ -475,7 +538,7 @@ class LLMCompiler:
                 join = await self.joiner.complete(join_request)
                 join_span.set_attributes(response_attributes(join))
         action, text = decision(join)
-        record = self._round(plan, run, action, text, usage + join.usage)
+        record = self._round(plan, run, action, text, usage + join.usage, selection)
         return {"rounds": [record.model_dump(mode="json")]}
 
     async def _json_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:

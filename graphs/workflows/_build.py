@@ -30,7 +30,7 @@ from plait.backends.routing import (
 from plait.errors import ConfigError
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
 from plait.policies import PolicySet, default_policies
-from plait.tools import MCPClient, Tool, Toolset, calculator, http_tools, tool
+from plait.tools import MCPClient, Tool, ToolSelection, Toolset, calculator, http_tools, tool
 
 from ._metering import Metered, RunLedger
 from ._modules import import_tool_module
@@ -41,11 +41,20 @@ from ._schema import (
     MemorySpec,
     OpenAIBackendSpec,
     RouterBackendSpec,
+    ToolSelectionSpec,
     WorkflowSpec,
 )
 from ._tools import document_tools, memory_tools
 
-__all__ = ["Built", "backend_named", "build", "close_backends", "connected", "select_tools"]
+__all__ = [
+    "Built",
+    "backend_named",
+    "build",
+    "close_backends",
+    "connected",
+    "select_tools",
+    "tool_selection",
+]
 
 
 @dataclass
@@ -366,9 +375,12 @@ def _builtin_or_function(name: str, entry: Any, base_dir: Path, memory: Memory |
     if builtin == "memory":
         assert memory is not None  # checked by validation
         return memory_tools(memory)
-    return Toolset(
-        [_function_tool(name, entry.function, entry.description, entry.timeout_s, base_dir)]
-    )
+    built = _function_tool(name, entry.function, entry.description, entry.timeout_s, base_dir)
+    if entry.examples:
+        built = built.with_examples(
+            [(e.request, e.arguments) for e in entry.examples]  # checked against the schema
+        )
+    return Toolset([built])
 
 
 def _function_tool(
@@ -434,6 +446,7 @@ def _agent(
             max_steps=body.max_steps, max_turn_tokens=body.max_turn_tokens, timeout_s=body.timeout_s
         ),
         tool_choice=body.tool_choice,
+        tool_selection=tool_selection(body.tool_selection),
         max_tool_rounds=body.max_tool_rounds,
         temperature=body.temperature,
         policies=policies,
@@ -467,6 +480,19 @@ def _output_model(agent: str, schema: dict[str, Any]) -> type[BaseModel]:
             python = Literal[tuple(body["enum"])]
         fields[prop] = (python, ...) if prop in required else (python | None, None)
     return create_model(f"{agent.title().replace('-', '')}Output", **fields)
+
+
+def tool_selection(spec: ToolSelectionSpec | None) -> ToolSelection | None:
+    """The SDK selection of a ``tool_selection`` entry (``None``: the backend's default)."""
+    if spec is None:
+        return None
+    return ToolSelection(
+        policy=spec.policy,
+        k=spec.k,
+        margin=spec.margin,
+        fix_margin=spec.fix_margin,
+        examples=spec.examples,
+    )
 
 
 async def close_backends(backends: Mapping[str, Backend]) -> None:

@@ -82,6 +82,10 @@ def _allowed_keys(loc: tuple[str | int, ...], source: Source) -> list[str]:
     from . import _schema as schema
 
     section = loc[0] if loc else None
+    if "tool_selection" in loc:
+        return sorted(schema.ToolSelectionSpec.model_fields)
+    if "examples" in loc and section == "tools":
+        return sorted(schema.ToolExampleSpec.model_fields)
     models: dict[Any, Any] = {
         None: schema.WorkflowSpec,
         "memory": schema.MemorySpec,

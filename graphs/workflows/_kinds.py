@@ -29,7 +29,7 @@ from ..dag import (
     find_references,
     substitute,
 )
-from ._build import Built, backend_named, select_tools
+from ._build import Built, backend_named, select_tools, tool_selection
 from ._inputs import with_inputs
 from ._metering import ModelCall
 from ._schema import (
@@ -221,6 +221,7 @@ async def _run_planner(run: RunContext) -> Outcome:
         runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
         policies=run.built.policies,
         mode=body.mode,
+        tool_selection=tool_selection(body.tool_selection),
     )
     question = str(with_inputs(body.question, run.inputs))
     result = await stop.run(compiler.arun(question, run_id=run.run_id))

@@ -57,6 +57,8 @@ __all__ = [
     "TeamRoleSpec",
     "TeamSubtaskSpec",
     "ToolEntry",
+    "ToolExampleSpec",
+    "ToolSelectionSpec",
     "WorkflowBody",
     "WorkflowSpec",
     "WorkerLimitsSpec",
@@ -180,12 +182,42 @@ class BuiltinToolSpec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0)
 
 
+class ToolExampleSpec(_Spec):
+    """A worked example of a tool: a request and the arguments of the call that answers it."""
+
+    request: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class FunctionToolSpec(_Spec):
     """A Python function as a tool, imported as ``module:function`` (named after the entry)."""
 
     function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     description: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
+    examples: list[ToolExampleSpec] = Field(
+        default_factory=list, description="requests and the arguments that answer them"
+    )
+
+
+class ToolSelectionSpec(_Spec):
+    """How the tools of each model turn are chosen; a bare policy name works too.
+
+    ``model``: the model chooses among all. ``embedding``: the embedder fixes the
+    tool when it leads by ``margin``. ``hybrid``: the embedder shortlists ``k``,
+    the model chooses (a lead of ``fix_margin`` fixes the tool).
+    """
+
+    policy: Literal["model", "embedding", "hybrid"]
+    k: int = Field(default=3, ge=1)
+    margin: float = Field(default=0.02, ge=0)
+    fix_margin: float | None = Field(default=0.05, ge=0)
+    examples: int = Field(default=3, ge=0, description="worked examples shown per turn")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_policy(cls, value: Any) -> Any:
+        return {"policy": value} if isinstance(value, str) else value
 
 
 class MCPServerSpec(_Spec):
@@ -303,6 +335,9 @@ class AgentSpec(_Spec):
     memory: bool = False
     temperature: float | None = Field(default=None, ge=0)
     tool_choice: str = "auto"
+    tool_selection: ToolSelectionSpec | None = Field(
+        default=None, description="model | embedding | hybrid (omitted: by backend)"
+    )
     max_tool_rounds: int | None = Field(default=None, ge=0)
     max_steps: int = Field(default=8, ge=1)
     max_turn_tokens: int = Field(default=512, ge=1)
@@ -464,6 +499,9 @@ class PlannerWorkflow(_Spec):
     mode: Literal["default", "plan_then_execute"] = Field(
         default="default",
         description="plan_then_execute: untrusted results never reach the joiner or a replan",
+    )
+    tool_selection: ToolSelectionSpec | None = Field(
+        default=None, description="model | embedding | hybrid (omitted: by backend)"
     )
 
 

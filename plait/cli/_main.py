@@ -19,6 +19,7 @@ from pathlib import Path
 
 from plait.errors import PlaitError, RunError
 
+from ._eval import function_calling_command
 from ._mcp import mcp_command
 from ._model import ask_command, doctor_command, version_command
 from ._new import new_command
@@ -153,6 +154,31 @@ def _parser() -> argparse.ArgumentParser:
         "--max-body", type=int, default=1 << 20, metavar="BYTES", help="largest request body"
     )
     serve.set_defaults(handler=_serve)
+    evals = commands.add_parser("eval", help="measure a backend on an evaluation")
+    evals.set_defaults(handler=show_help)
+    eval_commands = evals.add_subparsers(title="evaluations", metavar="EVAL")
+    fc = eval_commands.add_parser(
+        "function-calling", help="BFCL-format function-calling cases, graded BFCL's way"
+    )
+    fc.add_argument("--data", type=Path, required=True, help="folder of BFCL_v4_*.json files")
+    fc.add_argument("--categories", default="simple_python,multiple")
+    fc.add_argument("--limit", type=int, help="first N cases of each category")
+    fc.add_argument(
+        "--policy",
+        choices=["default", "model", "embedding", "hybrid"],
+        default="default",
+        help="tool selection (default: by backend)",
+    )
+    fc.add_argument("--backend", default="local", help="'local' or an OpenAI-compatible base URL")
+    fc.add_argument("--model", type=Path, help="GGUF file for --backend local")
+    fc.add_argument("--model-name", help="model name for a server")
+    fc.add_argument("--api-key-env", default=None, help="variable holding the server's API key")
+    fc.add_argument("--schema-mode", default="json_schema", choices=["json_schema", "json_object"])
+    fc.add_argument("--timeout", type=float, default=120.0)
+    fc.add_argument("--n-threads", type=int)
+    fc.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    fc.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    fc.set_defaults(handler=function_calling_command)
 
     repl = commands.add_parser("repl", help="interactive session with agents, tools and plans")
     repl.add_argument("file", nargs="?", type=Path, help="workflow file (default: embedded model)")

@@ -14,6 +14,7 @@ from plait.agents import Trace
 from plait.backends import Backend, LocalBackend, WrappedBackend
 from plait.graphs import Plan, Round
 from plait.memory import RecallResult
+from plait.tools import SelectionDecision
 
 from ._session import Session
 
@@ -24,6 +25,7 @@ __all__ = [
     "render_memories",
     "render_plan",
     "render_round",
+    "render_selection",
     "render_stats",
     "render_tools",
     "short",
@@ -126,12 +128,22 @@ def render_round(round_: Round) -> str:
     return "\n".join(lines)
 
 
+def render_selection(decision: SelectionDecision) -> str:
+    """A selection decision on one line: policy, the tool fixed or offered, top scores."""
+    scores = ", ".join(f"{s.tool} {s.score:.3f}" for s in decision.scores[:3])
+    what = f"fixed {decision.fixed}" if decision.fixed else "offered " + ", ".join(decision.offered)
+    margin = f", margin {decision.margin:.3f}" if decision.margin is not None else ""
+    return f"{decision.policy}: {what}{margin}" + (f" ({scores})" if scores else "")
+
+
 def render_last(last: Trace | Round | None) -> str:
     """The last run's steps: model turns and tool calls, or the planner's tasks."""
     if last is None:
         return "nothing has run yet"
     if isinstance(last, Round):
         lines = [f"planner round ({last.run.wall_s:.2f}s, joiner: {last.action})"]
+        if last.selection is not None:
+            lines.append(f"  tools: {render_selection(last.selection)}")
         for event in last.run.events:
             took = f" in {event.duration_s:.2f}s" if event.duration_s is not None else ""
             error = f": {short(event.error)}" if event.error else ""
@@ -162,6 +174,8 @@ def render_last(last: Trace | Round | None) -> str:
             f"({u.prompt_tokens} prompt, {u.cached_prompt_tokens} cached, "
             f"{u.completion_tokens} generated, {turn.duration_s:.2f}s)"
         )
+        if turn.selection is not None and turn.selection.policy != "model":
+            lines.append(f"      tools: {render_selection(turn.selection)}")
         lines.extend(calls_by_step.pop(turn.step, []))
     for rest in calls_by_step.values():
         lines.extend(rest)

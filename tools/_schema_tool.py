@@ -1,0 +1,74 @@
+"""Tools defined by a JSON Schema rather than by a Python signature.
+
+For tools whose interface comes from elsewhere: a LangChain tool's schema, a
+function-calling data set, a workflow file. Arguments are checked against the
+schema with ``jsonschema``; optional arguments the model leaves out stay out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from plait.errors import ConfigError
+
+from ._jsonschema import UNSET, json_schema_model
+from ._tool import Tool, ToolExampleLike, _check_name, _clean_schema
+
+__all__ = ["schema_tool"]
+
+
+def _echo(**arguments: Any) -> dict[str, Any]:
+    return {k: v for k, v in arguments.items() if v is not UNSET}
+
+
+def schema_tool(
+    name: str,
+    parameters: dict[str, Any],
+    *,
+    description: str = "",
+    fn: Callable[..., Any] | None = None,
+    timeout_s: float | None = None,
+    tags: Iterable[str] = (),
+    examples: Iterable[ToolExampleLike] = (),
+) -> Tool:
+    """A tool whose arguments are described by a JSON Schema.
+
+    Args:
+        name: the tool's name.
+        parameters: JSON Schema of the arguments object.
+        description: what the tool does, for the model.
+        fn: called with the arguments the model gave (left-out optional ones are
+            not passed); ``None``: the tool returns its arguments (a stub, for
+            evaluations and dry runs).
+        timeout_s: a per-tool time limit.
+        tags: labels for filtering toolsets.
+        examples: worked examples (see :func:`plait.tools.tool`).
+
+    Raises:
+        ConfigError: the name is invalid, the schema is not a JSON Schema of an
+            object, or an example does not fit it.
+    """
+    _check_name(name)
+    if parameters.get("type", "object") != "object":
+        raise ConfigError(f"tool {name!r}: the parameters schema must be of type 'object'")
+    try:
+        model = json_schema_model(name, {"type": "object", **parameters})
+    except ValueError as e:
+        raise ConfigError(f"tool {name!r}: {e}") from e
+    call = fn or _echo
+
+    def invoke(**arguments: Any) -> Any:
+        return call(**{k: v for k, v in arguments.items() if v is not UNSET})
+
+    built = Tool(
+        name=name,
+        description=description,
+        parameters=_clean_schema({"type": "object", **parameters}),
+        fn=invoke,
+        args_model=model,
+        timeout_s=timeout_s,
+        tags=frozenset(tags),
+    )
+    example_list = list(examples)
+    return built.with_examples(example_list) if example_list else built
