@@ -336,7 +336,7 @@ async def test_backend_reads_tool_calls_from_the_envelope_once():
         parameters={"type": "object", "properties": {"a": {"type": "integer"}}},
     )
     fake = FakeLlama(reply='{"tool_calls": [{"name": "add", "arguments": {"a": 2}}]}')
-    backend = fake.backend(n_ctx=1024, n_seq_max=2)
+    backend = fake.backend(n_ctx=1024, n_seq_max=2, structured="llguidance")
     request = ChatRequest.from_prompt("Add 2.", system="You add.", tools=(add,))
     deltas = [c.delta async for c in backend.stream(request) if c.delta]
     done = await backend.complete(request)

@@ -191,7 +191,7 @@ def test_a_schema_llguidance_cannot_compile_names_its_location():
 
 async def test_the_backend_rejects_such_a_schema_before_the_engine_sees_it():
     fake = FakeLlama(reply="{}")
-    backend = fake.backend(n_ctx=1024, n_seq_max=2)
+    backend = fake.backend(n_ctx=1024, n_seq_max=2, structured="llguidance")
     bad = {"type": "object", "properties": {"a": {"not": {"type": "string"}}}}
     request = ChatRequest.from_prompt("Go.", response_schema=bad)
     with pytest.raises(ConfigError, match="/properties/a"):
@@ -207,7 +207,7 @@ async def test_the_backend_counts_forced_tokens_in_usage_and_gbnf_stays_reachabl
     )
     fake = FakeLlama(reply='{"tool_calls": [{"name": "add", "arguments": {"a": 2}}]}')
     request = ChatRequest.from_prompt("Add 2.", tools=(add,), tool_choice="required")
-    done = await fake.backend(n_ctx=1024, n_seq_max=2).complete(request)
+    done = await fake.backend(n_ctx=1024, n_seq_max=2, structured="llguidance").complete(request)
     assert [(c.name, c.parsed_arguments()) for c in done.tool_calls] == [("add", {"a": 2})]
     assert 0 < done.usage.forced_tokens < done.usage.completion_tokens
     assert fake.runtimes[0].sampling[-1].grammar is None  # no GBNF on the default path
@@ -330,14 +330,22 @@ def test_a_constraint_reports_completion_only_at_the_end():
 # -- the real embedded model (short; structure and validity, never exact words) -------
 
 
+@pytest.fixture(scope="module")
+def guided_backend(local_backend):  # noqa: ARG001 (loads the model first)
+    """The session's embedded model, constrained through llguidance."""
+    from plait.backends import LocalBackend
+
+    return LocalBackend(n_ctx=2048, structured="llguidance")
+
+
 @pytest.mark.local_model
-async def test_the_calculator_call_for_17_times_23_parses_and_is_mostly_forced(local_backend):
+async def test_the_calculator_call_for_17_times_23_parses_and_is_mostly_forced(guided_backend):
     from plait.tools import calculator
 
     request = ChatRequest.from_prompt(
         "What is 17 * 23?", tools=(calculator.spec,), tool_choice="required", temperature=0.0
     )
-    done = await local_backend.complete(request)
+    done = await guided_backend.complete(request)
     assert done.finish_reason == "tool_calls" and done.tool_calls
     for call in done.tool_calls:  # a small model may add a second call; each one is valid
         assert call.name == "calculator"
@@ -348,7 +356,7 @@ async def test_the_calculator_call_for_17_times_23_parses_and_is_mostly_forced(l
 
 
 @pytest.mark.local_model
-async def test_a_nested_response_schema_validates_at_any_temperature(local_backend):
+async def test_a_nested_response_schema_validates_at_any_temperature(guided_backend):
     schema = {
         "type": "object",
         "properties": {
@@ -378,6 +386,6 @@ async def test_a_nested_response_schema_validates_at_any_temperature(local_backe
             seed=seed,
             max_tokens=200,
         )
-        done = await local_backend.complete(request)
+        done = await guided_backend.complete(request)
         jsonschema.validate(json.loads(done.text), schema)
         assert not _free_whitespace(done.text)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..dag import (
 from ._build import Built, backend_named, select_tools, tool_selection
 from ._inputs import with_inputs
 from ._metering import ModelCall
+from ._modules import WORKFLOW_PACKAGE_PREFIX
 from ._schema import (
     ExecutorChoice,
     PlannerWorkflow,
@@ -105,6 +107,20 @@ def driver_tools(spec: WorkflowSpec, built: Built) -> set[str]:
     return names
 
 
+def _ship_workflow_modules(tools: Toolset) -> None:
+    """Have Ray pickle the workflow folder's own tool modules by value.
+
+    They are imported under a private package name (see ``_modules``) that a
+    worker cannot import, so their functions travel as code, not as references.
+    """
+    from ray import cloudpickle
+
+    for tool_ in tools:
+        module = sys.modules.get(getattr(tool_.fn, "__module__", "") or "")
+        if module is not None and module.__name__.startswith(WORKFLOW_PACKAGE_PREFIX):
+            cloudpickle.register_pickle_by_value(module)
+
+
 def placed(
     executor: ExecutorChoice,
     runner: TaskRunner,
@@ -119,6 +135,7 @@ def placed(
         return runner
     ray_spec = executor if isinstance(executor, RayExecutorSpec) else RayExecutorSpec(kind="ray")
     travelling = Toolset([t for t in tools if t.name not in on_driver])
+    _ship_workflow_modules(travelling)
     _, tool_calls = task_runner(travelling, [])
     remote = RayTaskRunner(tool_calls, address=ray_spec.address, num_cpus=ray_spec.num_cpus)
 

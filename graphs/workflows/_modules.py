@@ -30,7 +30,7 @@ from pathlib import Path
 
 from plait.errors import ConfigError
 
-__all__ = ["import_tool_module", "local_module_file", "module_problem"]
+__all__ = ["WORKFLOW_PACKAGE_PREFIX", "import_tool_module", "local_module_file", "module_problem"]
 
 _MAX_MODULE_BYTES = 10_000_000
 _MESSAGE_CHARS = 200
@@ -103,10 +103,13 @@ def module_problem(folder: Path, module: str) -> str | None:
     return None
 
 
+WORKFLOW_PACKAGE_PREFIX = "_plait_workflow_"
+
+
 def _package_for(folder: Path) -> str:
     """The private package whose submodules are the modules of ``folder``."""
     resolved = folder.resolve()
-    name = "_plait_workflow_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    name = WORKFLOW_PACKAGE_PREFIX + hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
     if name not in sys.modules:
         package = types.ModuleType(name, f"modules next to the workflow files in {resolved}")
         spec = ModuleSpec(name, None, is_package=True)
