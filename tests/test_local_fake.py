@@ -14,8 +14,7 @@ from plait.backends.local._engine import Engine, EngineOptions, Job, Outcome
 from plait.backends.local._sampling import SamplingParams
 from plait.backends.local.testing import EOS, FakeLlama, Fault
 from plait.errors import BackendError
-
-WAIT_S = 30  # only guards against a hang; nothing here is timed
+from tests._engine_jobs import WAIT_S, JobRecord
 
 
 def counting(context: Sequence[int]) -> int:
@@ -30,7 +29,7 @@ def expected(prompt: list[int], n: int, model: Callable[[Sequence[int]], int] = 
     return out
 
 
-class Run:
+class Run(JobRecord):
     """One job and what came of it."""
 
     def __init__(
@@ -42,9 +41,7 @@ class Run:
         on_done: Callable[[Outcome], None] | None = None,
         on_logits: Callable[[list[float]], None] | None = None,
     ) -> None:
-        self.tokens: list[int] = []
-        self.outcome: Outcome | None = None
-        self.done = threading.Event()
+        super().__init__()
         self._on_token = on_token or (lambda token: True)
         self.job = Job(
             prompt=prompt,
@@ -56,17 +53,8 @@ class Run:
         )
 
     def _token(self, token: int) -> bool:
-        self.tokens.append(token)
+        super()._token(token)
         return self._on_token(token)
-
-    def _done(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        self.done.set()
-
-    def wait(self) -> Outcome:
-        assert self.done.wait(WAIT_S), "the job never finished"
-        assert self.outcome is not None
-        return self.outcome
 
 
 def together(engine: Engine, runs: Sequence[Run]) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from plait.backends.local._engine import Engine, EngineOptions, Job, Outcome
+from plait.backends.local._engine import Engine, EngineOptions, Job
 from plait.backends.local._sampling import SamplingParams
 from plait.backends.local._suffix import Drafter, OutputIndex
 from plait.backends.local.testing import BOS, EOS, FakeLlama
-
-WAIT_S = 30  # only guards against a hang; nothing here is timed
+from tests._engine_jobs import WAIT_S, JobRecord
 
 DOCUMENT = [3 + (i * 37) % 97 for i in range(60)]  # no 3-gram repeats inside it
 PROMPT = [BOS, 200, 201, *DOCUMENT, 202, 203]
@@ -30,11 +29,9 @@ def copier(prompt: Sequence[int], changes: dict[int, int]) -> Callable[[Sequence
     return next_token
 
 
-class Run:
+class Run(JobRecord):
     def __init__(self, prompt: list[int], speculate: int, max_tokens: int = 200) -> None:
-        self.tokens: list[int] = []
-        self.outcome: Outcome | None = None
-        self.done = threading.Event()
+        super().__init__()
         self.job = Job(
             prompt=prompt,
             sampling=SamplingParams(temperature=0.0),
@@ -43,19 +40,6 @@ class Run:
             on_done=self._done,
             speculate=speculate,
         )
-
-    def _token(self, token: int) -> bool:
-        self.tokens.append(token)
-        return True
-
-    def _done(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        self.done.set()
-
-    def wait(self) -> Outcome:
-        assert self.done.wait(WAIT_S), "the job never finished"
-        assert self.outcome is not None
-        return self.outcome
 
 
 def generate(fake: FakeLlama, prompt: list[int], speculate: int, **kw) -> tuple[Run, Engine]:

@@ -12,25 +12,23 @@ import jsonschema
 import pytest
 
 from plait import ChatRequest, ToolSpec
-from plait.backends.local._engine import Engine, EngineOptions, Job, Outcome
+from plait.backends.local._engine import Engine, EngineOptions, Job
 from plait.backends.local._guidance import Constraint, compile_schema
 from plait.backends.local._sampling import SamplingParams
 from plait.backends.local.testing import EOS, FakeLlama
 from plait.errors import ConfigError
+from tests._engine_jobs import WAIT_S, JobRecord
 
-WAIT_S = 30  # only guards against a hang; nothing here is timed
 QUOTE, RBRACE, RBRACKET = (b + 3 for b in b'"}]')
 
 
-class Run:
+class Run(JobRecord):
     """One constrained job on an engine and the tokens it produced."""
 
     def __init__(self, fake: FakeLlama, schema: dict[str, Any], max_tokens: int = 400, **kw: Any):
         self.fake = fake
         self.constraint = compile_schema(schema, fake.guidance_tokenizer(), **kw)
-        self.tokens: list[int] = []
-        self.outcome: Outcome | None = None
-        self.done = threading.Event()
+        super().__init__()
         prompt = fake.tokenize(b"<|im_start|>assistant\n")
         self.job = Job(
             prompt=prompt,
@@ -40,19 +38,6 @@ class Run:
             on_done=self._done,
             constraint=self.constraint,
         )
-
-    def _token(self, token: int) -> bool:
-        self.tokens.append(token)
-        return True
-
-    def _done(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        self.done.set()
-
-    def wait(self) -> Outcome:
-        assert self.done.wait(WAIT_S), "the job never finished"
-        assert self.outcome is not None
-        return self.outcome
 
     @property
     def text(self) -> str:
