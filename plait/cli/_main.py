@@ -19,7 +19,6 @@ from pathlib import Path
 
 from plait.errors import PlaitError, RunError
 
-from ._eval import function_calling_command
 from ._mcp import mcp_command
 from ._model import ask_command, doctor_command, version_command
 from ._new import new_command
@@ -178,12 +177,18 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--n-threads", type=int)
     fc.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     fc.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    fc.set_defaults(handler=function_calling_command)
+    fc.set_defaults(handler=_function_calling)
 
     repl = commands.add_parser("repl", help="interactive session with agents, tools and plans")
     repl.add_argument("file", nargs="?", type=Path, help="workflow file (default: embedded model)")
     repl.set_defaults(handler=_repl)
     return parser
+
+
+def _function_calling(args: argparse.Namespace) -> int:
+    from ._eval import function_calling_command  # agents and evals load only for it
+
+    return function_calling_command(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
