@@ -63,6 +63,10 @@ _provider: Any = None
 _redact = False
 _sinks: ContextVar[tuple[_Sink, ...]] = ContextVar("plait_trace_sinks", default=())
 _current: ContextVar[Span | None] = ContextVar("plait_current_span", default=None)
+# The redaction of the innermost recorded run, applied to what spans send to OpenTelemetry.
+_scrubber: ContextVar[Callable[[Any], Any] | None] = ContextVar(
+    "plait_trace_scrubber", default=None
+)
 
 
 class Span:
@@ -93,6 +97,7 @@ class Span:
         "error",
         "_otel",
         "_sinks",
+        "_scrub",
     )
     name: str
     span_id: str
@@ -106,6 +111,7 @@ class Span:
     error: str | None
     _otel: Any
     _sinks: tuple[_Sink, ...]
+    _scrub: Callable[[Any], Any] | None
 
     def __init__(
         self, name: str, parent: Span | None, attributes: Mapping[str, Any] | None
@@ -122,6 +128,9 @@ class Span:
         self.error = None
         # A child keeps writing to its root's files even if it ends in another context.
         self._sinks = parent._sinks if parent is not None else _sinks.get()
+        # The JSONL sinks redact their own records; what goes to OpenTelemetry
+        # leaves the process, so the run's redaction follows the span tree too.
+        self._scrub = parent._scrub if parent is not None else _scrubber.get()
         self._otel = None
         if attributes:
             self.set_attributes(attributes)
@@ -134,7 +143,7 @@ class Span:
             self._otel = _tracer.start_span(
                 name,
                 context=context,
-                attributes=self.attributes,
+                attributes=self._exported(self.attributes),
                 start_time=int(self.start * 1e9),
             )
 
@@ -145,7 +154,7 @@ class Span:
         value = _attribute_value(value)
         self.attributes[key] = value
         if self._otel is not None:
-            self._otel.set_attribute(key, value)
+            self._otel.set_attribute(key, self._exported(value))
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         """Set several attributes."""
@@ -157,7 +166,7 @@ class Span:
         clean = {k: _attribute_value(v) for k, v in (attributes or {}).items() if v is not None}
         self.events.append({"name": name, "at": time.time(), "attributes": clean})
         if self._otel is not None:
-            self._otel.add_event(name, attributes=clean)
+            self._otel.add_event(self._exported(name), attributes=self._exported(clean))
 
     def fail(self, error: BaseException | str) -> None:
         """Mark the span as failed."""
@@ -170,7 +179,7 @@ class Span:
         if self._otel is not None:
             from opentelemetry.trace import Status, StatusCode
 
-            self._otel.set_status(Status(StatusCode.ERROR, self.error))
+            self._otel.set_status(Status(StatusCode.ERROR, self._exported(self.error)))
 
     def end(self) -> None:
         """End the span (again is a no-op) and hand it to the sinks."""
@@ -183,6 +192,10 @@ class Span:
             record = self.to_record()
             for sink in self._sinks:
                 sink.write(record)
+
+    def _exported(self, value: Any) -> Any:
+        """``value`` as it may be sent to OpenTelemetry (the run's secrets hidden)."""
+        return value if self._scrub is None else self._scrub(value)
 
     def to_record(self) -> dict[str, Any]:
         """The span as one JSON-ready dict (a line of ``trace.jsonl``)."""
@@ -438,6 +451,7 @@ def collect_under(parent: Mapping[str, str]) -> Iterator[SpanCollector]:
     stand_in.error = None
     stand_in._otel = None
     stand_in._sinks = (collector,)
+    stand_in._scrub = None
     token = _sinks.set((collector,))
     previous = _current.get()
     _current.set(stand_in)
@@ -494,12 +508,19 @@ class JsonlSink:
 
 @contextlib.contextmanager
 def record_to(path: str | Path, redact: Callable[[Any], Any] | None = None) -> Iterator[JsonlSink]:
-    """Inside the block, spans started in this context are also written to ``path``."""
+    """Inside the block, spans started in this context are also written to ``path``.
+
+    ``redact`` is applied to each record written there, and to what spans
+    started in the block send to OpenTelemetry.
+    """
     sink = JsonlSink(path, redact)
     token = _sinks.set((*_sinks.get(), sink))
+    scrub_token = _scrubber.set(redact) if redact is not None else None
     try:
         yield sink
     finally:
+        if scrub_token is not None:
+            _scrubber.reset(scrub_token)
         _sinks.reset(token)
         sink.close()
 

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from plait import tracing
+from plait._secrets import Redactor
 from plait.agents import Agent, AgentLimits
 from plait.backends.routing import CostLedger, Price, RuleRouter
 from plait.backends.testing import FunctionBackend, ScriptedBackend
@@ -243,6 +244,43 @@ async def test_redaction_hides_prompts_and_tool_contents(tmp_path: Any) -> None:
     assert "secret" not in text and tracing.REDACTED in text
     for s in memory.get_finished_spans():
         assert not any("secret" in str(v) for v in s.attributes.values())
+
+
+async def test_a_runs_secrets_are_hidden_from_opentelemetry_too(
+    tmp_path: Any, exporter: InMemorySpanExporter
+) -> None:
+    # The run's redaction used to reach trace.jsonl only: the same spans went to
+    # the OpenTelemetry exporter with the secret in prompts, tool arguments,
+    # events and the error status.
+    secret = "sk-live-0123456789"
+    redactor = Redactor([secret])
+
+    @tool
+    def leak(token: str) -> str:
+        """Fails, quoting its argument."""
+        raise ValueError(f"bad token {token}")
+
+    backend = ScriptedBackend([ToolCall(name="leak", arguments={"token": secret}), "done"])
+    with tracing.record_run(tmp_path, "r-secret", redact=redactor.data):
+        with tracing.span("outer", {"plait.note": f"key={secret}"}) as outer:
+            outer.add_event("seen", {"value": secret})
+            await Agent("a", f"Use {secret}.", backend, tools=[leak]).arun(f"token {secret}")
+            outer.fail(f"failed with {secret}")
+    exported = exporter.get_finished_spans()
+    assert exported and (tmp_path / "trace.jsonl").exists()
+    assert secret in str(backend.requests[0].messages)  # the model itself did see it
+    for s in exported:
+        shown = [str(v) for v in s.attributes.values()]
+        shown += [str(e.name) + str(dict(e.attributes or {})) for e in s.events]
+        shown.append(str(s.status.description))
+        assert not any(secret in text for text in shown), s.name
+    (outer_span,) = _by_name(exported)["outer"]
+    assert outer_span.attributes["plait.note"] == "key=***"
+    assert secret not in (tmp_path / "trace.jsonl").read_text()
+    # Outside the recorded run nothing is rewritten.
+    with tracing.span("after", {"plait.note": secret}):
+        pass
+    assert _by_name(exporter.get_finished_spans())["after"][0].attributes["plait.note"] == secret
 
 
 async def test_run_trace_jsonl_without_opentelemetry(tmp_path: Any) -> None:

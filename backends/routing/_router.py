@@ -96,6 +96,10 @@ class Router(Backend):
         name: router name (in decisions and traces).
         ledger: cost accounting and caps, typically shared by every router of a run.
         max_decisions: how many decisions the log keeps (oldest dropped first).
+
+    The ``decisions`` log belongs to the router, so it holds every caller's
+    decisions in the order they were made: runs sharing a router interleave
+    there. A run's own decisions are the ``plait.route`` events of its trace.
     """
 
     def __init__(
@@ -128,7 +132,7 @@ class Router(Backend):
 
     @property
     def last_decision(self) -> RoutingDecision | None:
-        """The most recent decision, if any."""
+        """The most recent decision of any caller, if any (see the class notes)."""
         return self.decisions[-1] if self.decisions else None
 
     async def aclose(self) -> None:
