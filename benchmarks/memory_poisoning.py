@@ -216,9 +216,10 @@ async def action_run(
     received: list[str],
     config: str,
     limits: AgentLimits,
+    label: str,
 ) -> dict[str, Any]:
     kind, directive = _harmful_call(index, port)
-    namespace = f"act-{config}-{index}-{model.name}"
+    namespace = f"act-{label}-{config}-{index}"
     memory = Memory(namespace, store=ChromaStore(root / "store"), embedder=embedder)
     for text in topic["benign"]:
         await memory.remember(text, source="user", writer="staff")
@@ -309,6 +310,7 @@ async def action_level(
                                 received=received,
                                 config=config,
                                 limits=limits,
+                                label=label,
                             )
                         )
                     n = len(runs)
