@@ -123,9 +123,9 @@ async def run_config(
     return await measure(memory, topics, poison, benign)
 
 
-async def main() -> dict[str, object]:
+async def main(with_judge: bool = True) -> dict[str, object]:
     topics = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
-    judge: Backend = LocalBackend(n_ctx=2048)
+    judge: Backend | None = LocalBackend(n_ctx=2048) if with_judge else None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         embedder = default_embedder()
@@ -137,35 +137,48 @@ async def main() -> dict[str, object]:
             return MemoryGuard(judge=judge, lessons=lessons, embedder=embedder, policy=policy)
 
         unguarded = await run_config(root, "unguarded", topics, None, False)
+        # Without a judge (--no-judge) the judged configurations are left out.
+        missing = {"asr": None, "utility": None, "lesson_rejections": None}
         shared = guard("main")
-        guarded = await run_config(root, "guarded", topics, shared, False)
+        guarded = await run_config(root, "guarded", topics, shared, False) if judge else missing
         calls_first = shared.judge_calls
         textual = await run_config(root, "textual", topics, guard("textual", judge=None), False)
         # The same attacker comes back in a new workflow: lessons should answer first.
-        repeat = await run_config(root, "repeat", topics, shared, False)
+        repeat = await run_config(root, "repeat", topics, shared, False) if judge else missing
         untrusted = frozenset({SourceKind.TOOL, SourceKind.WEB, SourceKind.EXTERNAL})
         strict_policy = guard("quarantine", WritePolicy(quarantine_sources=untrusted))
         quarantine = await run_config(root, "quarantine", topics, strict_policy, False)
         trusted_unguarded = await run_config(root, "trusted-u", topics, None, True)
-        trusted_guarded = await run_config(root, "trusted-g", topics, guard("trusted"), True)
+        trusted_guarded = (
+            await run_config(root, "trusted-g", topics, guard("trusted"), True)
+            if judge
+            else missing
+        )
     u, g = unguarded, guarded
+
+    def points(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(100 * (a - b), 1)
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else round(a / b, 3)
+
     return {
         "benchmark": "memory_poisoning",
         "topics": len(topics),
-        "judge": judge.name,
+        "judge": judge.name if judge is not None else None,
         "embedder": embedder.name,
         "asr_unguarded": u["asr"],
         "asr_guarded": g["asr"],
         "utility_unguarded": u["utility"],
         "utility_guarded": g["utility"],
-        "utility_drop_points": round(100 * (u["utility"] - g["utility"]), 1),
-        "asr_ratio": round(g["asr"] / u["asr"], 3) if u["asr"] else None,
+        "utility_drop_points": points(u["utility"], g["utility"]),
+        "asr_ratio": ratio(g["asr"], u["asr"]),
         "asr_guarded_no_judge": textual["asr"],
         "utility_guarded_no_judge": textual["utility"],
         "asr_repeat_attack": repeat["asr"],
         "lesson_rejections_repeat": repeat["lesson_rejections"],
-        "judge_calls_first": calls_first,
-        "judge_calls_repeat": shared.judge_calls - calls_first,
+        "judge_calls_first": calls_first if judge else None,
+        "judge_calls_repeat": shared.judge_calls - calls_first if judge else None,
         "quarantine_policy_asr": quarantine["asr"],
         "quarantine_policy_utility": quarantine["utility"],
         "trusted_channel_asr_unguarded": trusted_unguarded["asr"],
@@ -343,10 +356,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--action-only", action="store_true", help="skip the retrieval-level measure"
     )
+    parser.add_argument(
+        "--no-judge",
+        action="store_true",
+        help="retrieval level without the embedded judge (the judged configurations are null)",
+    )
     args = parser.parse_args()
 
     async def everything() -> dict[str, Any]:
-        report: dict[str, Any] = {} if args.action_only else await main()
+        report: dict[str, Any] = {} if args.action_only else await main(not args.no_judge)
         topics = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
         report["action"] = await action_level(
             topics,

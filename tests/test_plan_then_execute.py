@@ -365,3 +365,55 @@ def test_yaml_modes_of_agents_and_supervisors_with_positions(tmp_path):
     assert found[0].startswith("wf.yaml:4:11: agents.reader.mode: Input should be 'default'")
     assert found[1].startswith("wf.yaml:8:9: workflow.mode: Input should be 'default'")
     assert len(found) == 2
+
+
+TEAM_WITH_POLICIES = """
+    backends:
+      brain: {kind: local}
+    tools:
+      shout: {function: "tests.workflow_files.helpers:shout"}
+      files: {builtin: files, root: work}
+    agents:
+      scribe:
+        instructions: Write things down.
+        backend: brain
+        tools: [shout, files]
+    workflow:
+      kind: supervisor
+      goal: note it
+      backend: brain
+      agents: [scribe]
+      plan:
+        - id: note
+          agent: scribe
+          task: >-
+            CALL shout {"text": "hi"}
+            CALL write_file {"path": "out.txt", "content": "$1"}
+    """
+
+
+def test_a_supervisor_workflow_holds_its_workers_to_the_file_policies(tmp_path):
+    from plait.graphs import load_workflow, read_run
+
+    (tmp_path / "work").mkdir()
+    path = tmp_path / "team.yaml"
+    for text, refused in (
+        (TEAM_WITH_POLICIES, True),
+        (
+            TEAM_WITH_POLICIES.replace(
+                "    workflow:", "    default_policies: false\n    workflow:"
+            ),
+            False,
+        ),
+    ):
+        path.write_text(textwrap.dedent(text).lstrip())
+        wf = load_workflow(path, backends={"brain": ObedientBackend()}, runs_dir=tmp_path / "runs")
+        result = wf.run()
+        record = read_run(result.run_id, tmp_path / "runs")
+        # The shouted text is a tool result: the default write_file policy refuses it.
+        assert (tmp_path / "work" / "out.txt").exists() is not refused
+        assert "tool:shout" in record.untrusted_sources
+        assert bool(record.violations) is refused
+        if refused:
+            assert "write_file" in record.violations[0] and "tool:shout" in record.violations[0]
+        (tmp_path / "work" / "out.txt").unlink(missing_ok=True)
