@@ -203,7 +203,13 @@ class Run:
         memory = self.agent.memory
         if isinstance(memory, MemoryBinding):
             recalled = [n.id for n in self.trace.memory.recalled] if self.trace.memory else []
-            await memory.remember_run(self.agent.name, self.task, self.text, recalled)
+            await memory.remember_run(
+                self.agent.name,
+                self.task,
+                self.text,
+                recalled,
+                untrusted=bool(untrusted(self.sources)),
+            )
         elif memory is not None:
             await memory.remember(
                 f"Task: {self.task}\nAnswer: {self.text}", metadata={"agent": self.agent.name}

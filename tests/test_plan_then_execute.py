@@ -417,3 +417,20 @@ def test_a_supervisor_workflow_holds_its_workers_to_the_file_policies(tmp_path):
         if refused:
             assert "write_file" in record.violations[0] and "tool:shout" in record.violations[0]
         (tmp_path / "work" / "out.txt").unlink(missing_ok=True)
+
+
+async def test_an_answer_resting_on_a_web_page_is_remembered_with_low_trust(tmp_path):
+    from plait.memory import ChromaStore, E5Embedder, Memory
+
+    memory = Memory("episodes", store=ChromaStore(tmp_path / "m"), embedder=E5Embedder())
+    agent = Agent("a", "Help.", ObedientBackend(), tools=mailbox([], page="Sunny."), memory=memory)
+    # The calculator's run first: a run that recalls a low-trust episode is low itself.
+    await agent.arun('CALL calculator {"expression": "1+1"}')
+    await agent.arun('What does the page say? CALL fetch {"url": "u"}')
+    recalled = await memory.recall("page", k=5)
+    trust = {
+        m.record.text.splitlines()[0]: m.record.provenance.trust.value for m in recalled.memories
+    }
+    # The page's episode cannot become a trusted precedent; the calculator's can.
+    assert trust['Task: What does the page say? CALL fetch {"url": "u"}'] == "low"
+    assert trust['Task: CALL calculator {"expression": "1+1"}'] != "low"
