@@ -7,7 +7,7 @@ structured answers of judge and planning calls are internals of their modules;
 the errors a run raises live in :mod:`plait.errors`.
 """
 
-from ._agent import Agent, AgentLimits, Roles
+from ._agent import Agent, AgentLimits, AgentMode, Roles
 from ._ensembles import (
     CritiqueRevise,
     Ensemble,
@@ -23,7 +23,7 @@ from ._extract import extraction_tool
 from ._memory import AgentMemory, MemoryBinding
 from ._router_agent import AgentChoice, RoutedResult, RouterAgent
 from ._runnable import Runnable, RunnableResult
-from ._supervisor import Supervisor
+from ._supervisor import Supervisor, TeamMode
 from ._team_plan import Review, RoleSpec, Subtask, TeamPlan
 from ._team_run import Dispatch, Reviewer, gather_dispatch
 from ._team_trace import (
@@ -56,6 +56,7 @@ __all__ = [
     "AgentEvent",
     "AgentLimits",
     "AgentMemory",
+    "AgentMode",
     "AgentResult",
     "CritiqueRevise",
     "DecisionKind",
@@ -84,6 +85,7 @@ __all__ = [
     "Subtask",
     "Supervisor",
     "TeamDecision",
+    "TeamMode",
     "TeamPlan",
     "TeamResult",
     "TeamStop",

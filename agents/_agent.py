@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from plait._sync import run_sync
 from plait.backends import Backend
@@ -28,9 +28,14 @@ from ._loop import Run
 from ._memory import AgentMemory, MemoryBinding, bind_memory
 from ._trace import AgentEvent, AgentResult, RunFinished
 
-__all__ = ["Agent", "AgentLimits", "Roles"]
+__all__ = ["Agent", "AgentLimits", "AgentMode", "Roles"]
 
 OutputT = TypeVar("OutputT")
+
+AgentMode = Literal["default", "plan_then_execute"]
+"""How an agent treats untrusted tool results: ``default`` shows them to the
+model; ``plan_then_execute`` withholds them (the model passes them on by
+reference), see :class:`Agent`."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,19 @@ class Agent(Generic[OutputT]):
             against everything the run has read so far (task, memories, tool
             results), together with the policies of the executor task the
             agent runs in. A refused call does not run.
+        mode: ``"plan_then_execute"`` keeps untrusted tool results away from
+            the model's decisions: it reads a numbered placeholder instead of
+            each result that derives from a low-trust source (and untrusted
+            memory notes are left out of its prompt), passes such a result on
+            by writing ``"$n"`` as an argument or ``$n`` in its answer, and the
+            run fills it in afterwards. Each argument then carries the sources
+            of exactly the results it references (plus what the model did
+            read), so argument policies judge a recipient by where it came
+            from, not by everything the run touched. Control flow that needs
+            the content of untrusted data (pick the hotel a review praises)
+            is out of reach in this mode, by design; a quarantined
+            :func:`extraction_tool` turns such data into a typed value that
+            stays withheld and tainted.
     """
 
     def __init__(
@@ -147,9 +165,15 @@ class Agent(Generic[OutputT]):
         temperature: float | None = None,
         prices: Mapping[str, Price] | CostLedger | None = None,
         policies: PolicySet | Iterable[Policy] | None = None,
+        mode: AgentMode = "default",
     ) -> None:
         if not name:
             raise ConfigError("an agent needs a non-empty name")
+        if mode not in ("default", "plan_then_execute"):
+            raise ConfigError(
+                f"agent {name!r}: mode must be 'default' or 'plan_then_execute', got {mode!r}"
+            )
+        self.mode: AgentMode = mode
         self.name = name
         self.instructions = instructions
         self.backend = backend

@@ -21,12 +21,20 @@ from plait.backends import Backend
 from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
 from plait.errors import BackendProtocolError, ConfigError, ModelOutputError, ToolArgumentError
-from plait.messages import AssistantMessage, Message, SystemMessage, UserMessage
-from plait.provenance import USER, Source, current, memory_source
+from plait.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+)
+from plait.provenance import USER, Source, current, describe, memory_source, untrusted
 from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, json_schema_of
 
 from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
+from ._quarantine import Quarantine
 from ._selection import resolve_selection, select_turn, single_call
 from ._trace import (
     AgentEvent,
@@ -96,6 +104,8 @@ class Run:
         given = current()
         self.sources: set[Source] = set(given) if given is not None else {USER}
         self.trail: dict[Source, list[str]] = {s: ["task input"] for s in self.sources}
+        # Plan-then-execute: the untrusted results the model never reads (see _quarantine).
+        self.quarantine = Quarantine() if agent.mode == "plan_then_execute" else None
 
     # -- driving -------------------------------------------------------------
 
@@ -152,7 +162,7 @@ class Run:
         # Recalled memories are specific to this task, so they follow the shared
         # system part and precede only the task itself.
         task = self.task
-        recall = await self._recall()
+        recall = await self._recalled_for_prompt()
         if recall is not None and recall.recalled:
             listed = "\n".join(f"- {n.text}" for n in recall.recalled)
             task = render("memories", memories=listed, task=self.task)
@@ -163,6 +173,21 @@ class Run:
                 # A note without a trust level came from a plain store: untrusted.
                 self._read(memory_source(namespace, note.trust or "low"), "recalled memory")
         self.messages.append(UserMessage(content=task))
+
+    async def _recalled_for_prompt(self) -> MemoryRecall | None:
+        """Recall, keeping untrusted notes out of the prompt in plan-then-execute mode."""
+        recall = await self._recall()
+        if recall is None or self.quarantine is None:
+            return recall
+        namespace = self._memory_namespace()
+        kept = []
+        for note in recall.recalled:
+            source = memory_source(namespace, note.trust or "low")
+            if untrusted([source]):
+                self.trace.withheld.append(f"memory note: {note.text[:80]} ({source})")
+            else:
+                kept.append(note)
+        return recall.model_copy(update={"recalled": tuple(kept)})
 
     def _memory_namespace(self) -> str:
         memory = self.agent.memory
@@ -178,7 +203,13 @@ class Run:
         memory = self.agent.memory
         if isinstance(memory, MemoryBinding):
             recalled = [n.id for n in self.trace.memory.recalled] if self.trace.memory else []
-            await memory.remember_run(self.agent.name, self.task, self.text, recalled)
+            await memory.remember_run(
+                self.agent.name,
+                self.task,
+                self.text,
+                recalled,
+                untrusted=bool(untrusted(self.sources)),
+            )
         elif memory is not None:
             await memory.remember(
                 f"Task: {self.task}\nAnswer: {self.text}", metadata={"agent": self.agent.name}
@@ -253,8 +284,8 @@ class Run:
                 async for event in self._call_tools(completion):
                     yield event
                 continue
-            self.text = completion.text
-            if self._accept(completion.text):
+            self.text = self._fill(completion.text)
+            if self._accept(self.text, completion.text):
                 return
 
     # -- model turns -----------------------------------------------------------
@@ -413,22 +444,22 @@ class Run:
         self.messages.append(completion.message)
         for call in completion.tool_calls:
             yield ToolStarted(step=step, call=call)
+        calls, carried = self._resolve(completion.tool_calls, step)
         outcomes = await self._bounded(
             self.runner.run_all(
-                completion.tool_calls,
+                calls,
                 agent=self.agent.name,
                 sources=self.sources,
                 trail=self.trail,
+                argument_sources=carried,
             )
         )
         for outcome in outcomes:
             if outcome.violation is not None:
                 self.trace.violations.append(outcome.violation)
-            for source in outcome.sources:
-                self._read(source, f"{outcome.call.name} result (step {step})")
             record = _record(step, outcome)
             self.trace.tool_calls.append(record)
-            self.messages.append(outcome.message)
+            self.messages.append(self._admit(outcome, carried.get(outcome.call.id), step))
             yield ToolFinished(step=step, record=record)
         self.tool_rounds += 1
         bad = [o for o in outcomes if o.error in ("arguments", "unknown_tool")]
@@ -440,10 +471,87 @@ class Run:
                 f"invalid tool calls; the limit is {self.limits.argument_retries})",
             )
 
+    def _resolve(
+        self, calls: Sequence[ToolCall], step: int
+    ) -> tuple[list[ToolCall], dict[str, dict[str, frozenset[Source]]]]:
+        """The calls with references to withheld results filled in, and what each argument
+        carries (plan-then-execute; in the default mode the calls as made)."""
+        if self.quarantine is None:
+            return list(calls), {}
+        resolved: list[ToolCall] = []
+        carried: dict[str, dict[str, frozenset[Source]]] = {}
+        for call in calls:
+            try:
+                arguments = call.parsed_arguments()
+            except ModelOutputError:
+                resolved.append(call)  # the runner reports the bad JSON
+                continue
+            filled = self.quarantine.resolve(arguments)
+            if not filled.references:
+                resolved.append(call)
+                continue
+            text = json.dumps(filled.arguments, ensure_ascii=False)
+            resolved.append(call.model_copy(update={"arguments": text}))
+            carried[call.id] = filled.sources
+            for name, numbers in filled.references.items():
+                refs = ", ".join(f"${n}" for n in numbers)
+                for source in filled.sources[name]:
+                    self.trail.setdefault(source, [f"{refs} passed to {call.name} (step {step})"])
+        return resolved, carried
+
+    def _admit(
+        self,
+        outcome: ToolOutcome,
+        carried: dict[str, frozenset[Source]] | None,
+        step: int,
+    ) -> ToolMessage:
+        """What the model reads of a result; the run reads its sources (or withholds them)."""
+        how = f"{outcome.call.name} result (step {step})"
+        if self.quarantine is None:
+            for source in outcome.sources:
+                self._read(source, how)
+            return outcome.message
+        # A result derives from the tool and from what its arguments carried in.
+        sources = outcome.sources.union(*(carried or {}).values())
+        number, placeholder = self.quarantine.admit(outcome.call.name, outcome.content, sources)
+        if placeholder is None:
+            for source in sources:
+                self._read(source, how)
+            return outcome.message
+        bad = untrusted(sources)
+        for source in bad:
+            self.trail.setdefault(source, [f"{how}, withheld as ${number}"])
+        self.trace.withheld.append(f"${number}: {how} ({describe(bad)})")
+        return outcome.message.model_copy(update={"content": placeholder})
+
     # -- output ----------------------------------------------------------------
 
-    def _accept(self, text: str) -> bool:
-        """Validate the final answer; queue a re-ask and return False when it does not fit."""
+    def _fill(self, text: str) -> str:
+        """The answer with the withheld results it references written in (plan-then-execute)."""
+        if self.quarantine is None or not self.quarantine.withheld:
+            return text
+        if self.adapter is not None:
+            # Structured: fill inside the parsed values, so a result's quotes and
+            # newlines cannot break the JSON.
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                return text  # validation reports it and asks again
+            filled = self.quarantine.resolve({"answer": parsed})
+            added = filled.sources.get("answer", frozenset())
+            text = json.dumps(filled.arguments["answer"], ensure_ascii=False)
+        else:
+            text, added = self.quarantine.fill_answer(text)
+        for source in added:
+            self._read(source, "withheld result written into the answer")
+        return text
+
+    def _accept(self, text: str, written: str) -> bool:
+        """Validate the final answer; queue a re-ask and return False when it does not fit.
+
+        ``written`` is the answer as the model wrote it (before withheld results
+        were filled in): a re-ask shows it that, never what it did not read.
+        """
         if self.adapter is None:
             self.output = text
             return True
@@ -463,7 +571,7 @@ class Run:
                 f"{self.limits.output_retries} re-ask(s) ({problems})",
                 raw=text,
             )
-        self.messages.append(AssistantMessage(content=text))
+        self.messages.append(AssistantMessage(content=written))
         self.messages.append(
             UserMessage(
                 content=render("output_repair", problems=problems, schema=json.dumps(self.schema))

@@ -14,6 +14,7 @@ from plait.memory import (
     RecallResult,
     SourceKind,
     TeamMemory,
+    Trust,
 )
 
 from ._trace import MemoryRecall, RecalledNote, RejectedNote
@@ -121,9 +122,20 @@ class MemoryBinding:
         )
 
     async def remember_run(
-        self, agent: str, task: str, answer: str, recalled: Sequence[str]
+        self,
+        agent: str,
+        task: str,
+        answer: str,
+        recalled: Sequence[str],
+        *,
+        untrusted: bool = False,
     ) -> None:
-        """Store a finished run as an episode, derived from the memories it used."""
+        """Store a finished run as an episode, derived from the memories it used.
+
+        ``untrusted``: the answer rests on untrusted data (a web page, a tool
+        result), so the episode is stored with low trust: an agent's answer
+        cannot launder what it read into a trusted memory.
+        """
         if not self.store_episodes:
             return
         fields: dict[str, object] = {
@@ -133,6 +145,8 @@ class MemoryBinding:
             "metadata": {"agent": agent},
             "derived_from": [i for i in recalled if i],
         }
+        if untrusted:
+            fields["trust"] = Trust.LOW
         if isinstance(self.memory, Memory):
             fields["writer"] = agent  # a team view writes under its own agent's name
         await self.memory.remember(f"Task: {task}\nAnswer: {answer}", **fields)  # type: ignore[arg-type]

@@ -13,17 +13,22 @@ The flow follows HALO (plan -> role design -> inference agents) and HASHIRU
    stronger tier; released workers give back their share of the pinned team prefix;
 5. accepted results are aggregated into one answer.
 
-Every decision lands in the :class:`TeamTrace`.
+Every decision lands in the :class:`TeamTrace`. Workers' tool calls answer to
+the team's policies; in plan-then-execute mode no model decides anything (a
+review verdict, the answer's wording) from a result that rests on untrusted
+data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
 from plait._sync import run_sync
 from plait.backends import Backend
 from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
+from plait.policies import Policy, PolicySet
 
 from ._agent import AgentLimits
 from ._runnable import Runnable, by_name
@@ -31,7 +36,10 @@ from ._team_plan import TeamPlan
 from ._team_run import Dispatch, Reviewer, TeamRun, gather_dispatch
 from ._team_trace import TeamDecision, TeamResult
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "TeamMode"]
+
+TeamMode = Literal["default", "plan_then_execute"]
+"""How a team treats worker results resting on untrusted data (see :class:`Supervisor`)."""
 
 
 class Supervisor:
@@ -57,6 +65,19 @@ class Supervisor:
         temperature: sampling temperature of every call of the team.
         on_decision: called with each decision as it is taken (live progress);
             every decision is in the result's trace either way.
+        policies: which sources may reach which tool
+            (:class:`~plait.policies.Policy`), checked on every tool call of
+            every worker (hired or registered, nested teams included) against
+            what it read: the goal, the results it needs, its own tool results.
+            Refused calls are in ``TeamResult.violations``.
+        mode: ``"plan_then_execute"`` keeps results that rest on untrusted
+            sources away from the team's control decisions: the plan is written
+            from the goal alone (as always, before any worker runs); a model
+            reviewer never reads such a result (it is accepted unreviewed, and
+            the decision says why), and the aggregator sees a placeholder it
+            may place as ``${id}``, filled in afterwards. Such results still
+            reach the answer text and the workers that need them (as data,
+            their tool calls gated by ``policies``).
     """
 
     def __init__(
@@ -78,9 +99,15 @@ class Supervisor:
         temperature: float | None = None,
         instructions: str = "",
         on_decision: Callable[[TeamDecision], None] | None = None,
+        policies: PolicySet | Iterable[Policy] | None = None,
+        mode: TeamMode = "default",
     ) -> None:
         if not name:
             raise ConfigError("a supervisor needs a non-empty name")
+        if mode not in ("default", "plan_then_execute"):
+            raise ConfigError(
+                f"supervisor {name!r}: mode must be 'default' or 'plan_then_execute', got {mode!r}"
+            )
         if max_attempts < 1 or max_depth < 0:
             raise ConfigError(
                 f"supervisor {name!r}: max_attempts must be >= 1 and max_depth >= 0,"
@@ -104,6 +131,8 @@ class Supervisor:
         self.aggregate = aggregate
         self.temperature = temperature
         self.on_decision = on_decision
+        self.policies = policies if isinstance(policies, PolicySet) else PolicySet(policies or ())
+        self.mode: TeamMode = mode
 
     def __repr__(self) -> str:
         tiers = [b.name for b in self.workers]

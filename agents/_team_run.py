@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,8 @@ from plait._tasks import gather_or_raise
 from plait.backends import Backend
 from plait.completions import Usage
 from plait.errors import BudgetExceeded, RunError, WorkerFailed
-from plait.provenance import Source
+from plait.policies import Violation, enforcing
+from plait.provenance import USER, Source, current, describe, reading, untrusted
 
 from ._agent import Agent
 from ._hiring import Hire, Hiring, Metered, TeamPrefix
@@ -46,6 +48,9 @@ subtask ends without an accepted result."""
 Reviewer = Callable[[Subtask, str], Awaitable[Review]]
 """Reviews a worker's answer to a subtask (a policy; :meth:`Supervisor` builds an
 agent reviewer when given a backend)."""
+
+# "${research}" in the aggregator's answer: a withheld subtask result (plan-then-execute).
+_RESULT_REFERENCE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 # Nesting depth of the running supervisor and the tightest limit of its ancestors;
 # contextvars follow asyncio tasks, so the depth survives any dispatcher.
@@ -100,6 +105,12 @@ class TeamRun:
         self.reason = ""
         self.started = time.perf_counter()
         self.sources: set[Source] = set()  # what the workers read: the answer rests on it
+        # The goal's sources: the task of the executor this team runs in, else the user's.
+        given = current()
+        self.base: frozenset[Source] = given if given is not None else frozenset({USER})
+        self.result_sources: dict[str, frozenset[Source]] = {}  # per subtask, last attempt
+        self.violations: list[Violation] = []
+        self.quarantine = sup.mode == "plan_then_execute"
 
     def decide(self, kind: DecisionKind, subject: str = "", detail: str = "", **kw: Any) -> None:
         decision = TeamDecision(kind=kind, by=self.sup.name, subject=subject, detail=detail, **kw)
@@ -258,9 +269,14 @@ class TeamRun:
         self.decide("release", sub.id, detail, backend=hire.backend.name)
 
     async def work(self, sub: Subtask, inputs: Mapping[str, str]) -> str:
-        if sub.id in self.hires:
-            return await self.work_hired(sub, inputs)
-        return await self.work_registered(sub, inputs)
+        # A worker reads the goal's sources and those of the results it needs,
+        # whichever dispatch runs it; its tool calls answer to the team's
+        # policies on top of any the team itself runs under.
+        read = self.base.union(*(self.result_sources.get(n, frozenset()) for n in sub.needs))
+        with enforcing(self.sup.policies, self.violations):
+            if sub.id in self.hires:
+                return await self.work_hired(sub, inputs, read)
+            return await self.work_registered(sub, inputs, read)
 
     def task_text(
         self, sub: Subtask, inputs: Mapping[str, str], previous: str, feedback: str
@@ -273,7 +289,9 @@ class TeamRun:
             parts.append(render("team_worker_feedback", previous=previous, feedback=feedback))
         return "\n\n".join(parts)
 
-    async def work_hired(self, sub: Subtask, inputs: Mapping[str, str]) -> str:
+    async def work_hired(
+        self, sub: Subtask, inputs: Mapping[str, str], read: frozenset[Source]
+    ) -> str:
         role, hire = self.hires[sub.id]
         worker = f"{role.name}-{sub.id}"
         backends: list[str] = []
@@ -287,7 +305,8 @@ class TeamRun:
                     worker, role.instructions, hire.backend, limits=self.sup.worker_limits
                 )
                 try:
-                    result = await agent.arun(self.task_text(sub, inputs, previous, feedback))
+                    with reading(read):
+                        result = await agent.arun(self.task_text(sub, inputs, previous, feedback))
                 except BudgetExceeded as e:
                     self.stop_short("budget", f"worker {worker} was refused by the budget: {e}")
                     status, previous = "failed", f"budget: {e}"
@@ -297,13 +316,14 @@ class TeamRun:
                     break
                 usage = result.usage if usage is None else usage + result.usage
                 self.sources.update(result.sources)
+                self.result_sources[sub.id] = result.sources
                 previous = result.text if result.output is None else str(result.output)
                 if not result.ok:
                     review = Review(
                         verdict="retry", feedback=f"stopped early ({result.stop_reason})"
                     )
                 else:
-                    review = await self.review(sub, previous)
+                    review = await self.review(sub, previous, result.sources)
                 self.decide("review", sub.id, f"{review.verdict}: {review.feedback}".rstrip(": "))
                 if review.verdict == "accept":
                     status = "accepted"
@@ -311,6 +331,8 @@ class TeamRun:
                 if attempt == self.sup.max_attempts:
                     break
                 feedback = review.feedback or "improve the answer"
+                # The retry reads its previous answer (and feedback written about it).
+                read = read | result.sources
                 if review.verdict == "reassign":
                     escalated = self.escalate(sub, hire, worker)
                     if escalated is not None:
@@ -358,30 +380,45 @@ class TeamRun:
         )
         return new
 
-    async def review(self, sub: Subtask, answer: str) -> Review:
+    async def review(self, sub: Subtask, answer: str, sources: frozenset[Source]) -> Review:
         reviewer = self.sup.reviewer
         if reviewer is None:
             return Review(verdict="accept", feedback="no reviewer")
         if isinstance(reviewer, Backend):
+            bad = untrusted(sources)
+            if self.quarantine and bad:
+                # A verdict is a control decision (retry, a stronger tier, feedback
+                # into the next prompt): a model never makes it from untrusted text.
+                return Review(
+                    verdict="accept",
+                    feedback=f"unreviewed: the answer rests on untrusted sources ({describe(bad)})",
+                )
             agent = self.agent(
                 f"{self.sup.name}-reviewer", render("team_reviewer"), reviewer, output_type=Review
             )
-            result = await agent.arun(render("team_review_task", task=sub.task, answer=answer))
+            with reading(self.base | sources):
+                result = await agent.arun(render("team_review_task", task=sub.task, answer=answer))
             if not result.ok or result.output is None:
                 return Review(verdict="retry", feedback=f"review failed ({result.stop_reason})")
             return result.output
         return await reviewer(sub, answer)
 
-    async def work_registered(self, sub: Subtask, inputs: Mapping[str, str]) -> str:
+    async def work_registered(
+        self, sub: Subtask, inputs: Mapping[str, str], read: frozenset[Source]
+    ) -> str:
         runnable = self.sup.agents[sub.agent or ""]
         status, output, child = "failed", "", None
         try:
-            result = await runnable.arun(self.task_text(sub, inputs, "", ""))
+            with reading(read):
+                result = await runnable.arun(self.task_text(sub, inputs, "", ""))
             output = str(result.output if result.output is not None else "")
-            self.sources.update(getattr(result, "sources", ()))
+            # A runnable that does not say what it read rests on its task at least.
+            got = frozenset(getattr(result, "sources", ()) or read)
+            self.sources.update(got)
+            self.result_sources[sub.id] = got
             child = result.trace if isinstance(result, TeamResult) else None
             if result.stop_reason == "done":
-                review = await self.review(sub, output)
+                review = await self.review(sub, output, got)
                 self.decide("review", sub.id, f"{review.verdict}: {review.feedback}".rstrip(": "))
                 status = "accepted" if review.verdict == "accept" else "rejected"
             else:
@@ -416,10 +453,13 @@ class TeamRun:
         agent = self.agent(
             f"{self.sup.name}-aggregator", render("team_aggregator"), self.sup.backend
         )
+        shown, withheld = self.shown_results(accepted)
         try:
-            result = await agent.arun(
-                render("team_aggregate_task", goal=self.goal, listing=listing)
-            )
+            read = [self.result_sources.get(i, frozenset()) for i in shown if i not in withheld]
+            with reading(self.base.union(*read)):
+                result = await agent.arun(
+                    render("team_aggregate_task", goal=self.goal, listing="\n".join(shown.values()))
+                )
         except BudgetExceeded as e:
             self.decide(
                 "aggregate", self.sup.name, f"budget refused the aggregation; joined as text: {e}"
@@ -429,7 +469,35 @@ class TeamRun:
         self.decide(
             "aggregate", self.sup.name, f"combined {len(accepted)} result(s) with a model call"
         )
-        return result.text
+        if not withheld:
+            return result.text
+
+        def fill(match: re.Match[str]) -> str:
+            sid = match.group(1)
+            return withheld[sid] if sid in withheld else match.group(0)
+
+        return _RESULT_REFERENCE.sub(fill, result.text)
+
+    def shown_results(
+        self, accepted: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The aggregator's listing line per subtask, and the results it must not read.
+
+        In plan-then-execute mode a result resting on an untrusted source is
+        listed as a placeholder; the aggregator may place it as ``${id}``, and
+        the answer is filled in afterwards, so the text an attacker wrote can
+        reach the answer but never decide how it is written.
+        """
+        shown: dict[str, str] = {}
+        withheld: dict[str, str] = {}
+        for sid, out in accepted:
+            bad = untrusted(self.result_sources.get(sid, frozenset()))
+            if self.quarantine and bad:
+                withheld[sid] = out
+                shown[sid] = f"[{sid}] " + render("team_withheld", id=sid, origin=describe(bad))
+            else:
+                shown[sid] = f"[{sid}] {out}"
+        return shown, withheld
 
     def finish(self, output: str) -> TeamResult:
         report = self.sup.ledger.report()
@@ -443,6 +511,7 @@ class TeamRun:
             reason=self.reason,
             trace=self.trace,
             sources=frozenset(self.sources),
+            violations=tuple(self.violations),
         )
 
 

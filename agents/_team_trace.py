@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait.completions import Usage
+from plait.policies import Violation
 from plait.provenance import Source
 
 __all__ = ["DecisionKind", "TeamDecision", "TeamResult", "TeamStop", "TeamTrace", "WorkerReport"]
@@ -137,6 +138,7 @@ class TeamResult:
         trace: the structured team trace.
         sources: what the workers read (their tasks, memories, tool results):
             what the answer rests on.
+        violations: workers' tool calls a policy refused.
     """
 
     output: str
@@ -144,6 +146,7 @@ class TeamResult:
     reason: str
     trace: TeamTrace
     sources: frozenset[Source] = frozenset()
+    violations: tuple[Violation, ...] = ()
 
     @property
     def ok(self) -> bool:

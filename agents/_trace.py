@@ -149,6 +149,10 @@ class Trace(BaseModel):
         sources: everything the run read (its task's sources, recalled
             memories, tool results): what its answer rests on.
         violations: tool calls a policy refused during the run.
+        withheld: in plan-then-execute mode, what the model never read
+            (``$1: read_inbox result (tool:read_inbox)``, untrusted memory
+            notes); their sources are in ``sources`` only where the answer
+            references them.
         duration_s: wall-clock seconds of the run.
         stop_reason: why it ended.
     """
@@ -162,6 +166,7 @@ class Trace(BaseModel):
     memory: MemoryRecall | None = None
     sources: frozenset[Source] = frozenset()
     violations: list[Violation] = Field(default_factory=list)
+    withheld: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
     stop_reason: StopReason = "done"
 

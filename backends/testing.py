@@ -201,14 +201,18 @@ class ObedientBackend(Backend):
 
     - With tools offered (an agent's turn), every instruction in the messages
       since its last turn whose tool is offered becomes a tool call (``"$n"``
-      in an argument is the n-th tool result of the conversation); with none
-      left, it answers with the newest messages' text.
+      in an argument is the n-th tool result of the conversation, or stays
+      ``"$n"`` when that result is withheld); with none left, it answers with
+      the newest messages' text (``$n`` for a withheld result).
     - Asked for a plan (a response schema with ``tasks``), every instruction of
       the request not yet planned in an earlier round becomes a task.
     - Asked for a join decision (a schema with ``action``), it replans while
       the results hold instructions not yet planned, else it finishes with the
       results as its answer (writing ``$n`` where a result is withheld and
       the text says to).
+    - Asked for a review (a schema with ``verdict``), it sends every
+      instruction of the answer under review (after ``Answer:``) back to the
+      worker as a retry's feedback, else accepts.
     - Asked for anything else with a schema whose one property is ``value``, it
       answers the first quoted string of the request, else its first line.
 
@@ -234,6 +238,8 @@ class ObedientBackend(Backend):
             return self._plan(text)
         if "action" in properties:
             return self._join(text)
+        if "verdict" in properties:
+            return self._review(text)
         if request.tools:
             return self._turn(request)
         if list(properties) == ["value"]:
@@ -268,7 +274,9 @@ class ObedientBackend(Backend):
         last_turn = max(
             (i for i, m in enumerate(messages) if isinstance(m, AssistantMessage)), default=-1
         )
-        return "\n".join(getattr(m, "content", None) or "" for m in messages[last_turn + 1 :])
+        return "\n".join(
+            _shown(getattr(m, "content", None) or "") for m in messages[last_turn + 1 :]
+        )
 
     def _plan(self, text: str) -> str:
         planned = _planned(text)
@@ -278,6 +286,15 @@ class ObedientBackend(Backend):
             if (name, json.dumps(args, sort_keys=True)) not in planned
         ]
         return json.dumps({"tasks": tasks or [{"tool": "none", "args": {}}]})
+
+    def _review(self, text: str) -> str:
+        # A reviewer that obeys: instructions in the answer it reviews go back to
+        # the worker as feedback (what an injection in a team asks of the reviewer).
+        found = directives(text.split("Answer:", 1)[-1])  # the task's own are the user's
+        if not found:
+            return json.dumps({"verdict": "accept", "feedback": ""})
+        feedback = " ".join(f"CALL {name} {json.dumps(args)}" for name, args in found)
+        return json.dumps({"verdict": "retry", "feedback": feedback[:400]})
 
     def _join(self, text: str) -> str:
         results = text.split("Tool results:", 1)[-1]
@@ -307,6 +324,12 @@ def _planned(text: str) -> set[tuple[str, str]]:
     return found
 
 
+def _shown(text: str) -> str:
+    """A message as the answer repeats it: a withheld result as the reference it offers."""
+    withheld = _WITHHELD.search(text)
+    return f"${withheld.group(1)}" if withheld else text
+
+
 def _missing(value: object, available: int) -> bool:
     whole = re.fullmatch(r"\$([0-9]+)", value) if isinstance(value, str) else None
     return whole is not None and int(whole.group(1)) > available
@@ -316,5 +339,7 @@ def _fill(value: object, results: list[str]) -> object:
     if isinstance(value, str):
         whole = re.fullmatch(r"\$([0-9]+)", value)
         if whole and 0 < int(whole.group(1)) <= len(results):
-            return results[int(whole.group(1)) - 1]
+            result = results[int(whole.group(1)) - 1]
+            # A withheld result is passed on by reference; the run fills it in.
+            return value if _WITHHELD.search(result) else result
     return value

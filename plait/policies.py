@@ -185,7 +185,8 @@ class PolicySet:
         return len(self.policies)
 
     def __add__(self, other: PolicySet | Iterable[Policy]) -> PolicySet:
-        return PolicySet((*self.policies, *other))
+        # A rule given twice (an agent's own and its task's) is checked once.
+        return PolicySet(dict.fromkeys((*self.policies, *other)))
 
     def __repr__(self) -> str:
         return f"PolicySet({list(self.policies)!r})"
@@ -255,8 +256,10 @@ def default_policies() -> PolicySet:
 _ACTIVE: contextvars.ContextVar[PolicySet | None] = contextvars.ContextVar(
     "plait_policies", default=None
 )
-_SINK: contextvars.ContextVar[list[Violation] | None] = contextvars.ContextVar(
-    "plait_policy_violations", default=None
+# Every run the code is nested in listens: a call refused inside a team inside a
+# plan is one of the plan's violations as well as the team's.
+_SINK: contextvars.ContextVar[tuple[list[Violation], ...]] = contextvars.ContextVar(
+    "plait_policy_violations", default=()
 )
 
 
@@ -266,20 +269,28 @@ def active_policies() -> PolicySet | None:
 
 
 def record_violation(violation: Violation) -> None:
-    """Report a refused call to the run it happened in (if any listens)."""
-    sink = _SINK.get()
-    if sink is not None:
-        sink.append(violation)
+    """Report a refused call to the runs it happened in (every one that listens)."""
+    seen: set[int] = set()
+    for sink in _SINK.get():
+        if id(sink) not in seen:  # a sink listed twice hears a refusal once
+            seen.add(id(sink))
+            sink.append(violation)
 
 
 @contextmanager
 def enforcing(policies: PolicySet | None, sink: list[Violation] | None = None) -> Iterator[None]:
     """Run code under ``policies``: agents started inside check their tool calls too.
 
-    Violations recorded inside (by agents' tool runners) are appended to ``sink``.
+    Policies add up: code nested in another enforcing block (a team's workers
+    inside a plan's task, an executor inside an agent's tool) is held to the
+    outer policies as well as ``policies``, so a nested run can never shed
+    them. Violations recorded inside (by agents' tool runners) are appended
+    to ``sink`` and to every outer sink.
     """
-    token = _ACTIVE.set(policies)
-    sink_token = _SINK.set(sink) if sink is not None else None
+    outer = _ACTIVE.get()
+    combined = policies if outer is None else outer + (policies or ())
+    token = _ACTIVE.set(combined)
+    sink_token = _SINK.set((*_SINK.get(), sink)) if sink is not None else None
     try:
         yield
     finally:

@@ -172,14 +172,19 @@ class ToolRunner:
         agent: str | None = None,
         sources: Iterable[Source] | None = None,
         trail: Mapping[Source, Sequence[str]] | None = None,
+        argument_sources: Mapping[str, Mapping[str, Iterable[Source]]] | None = None,
     ) -> list[ToolOutcome]:
         """Run several calls concurrently (up to ``max_concurrency``), results in call order.
 
-        What propagates out of one call (see the class) cancels the others.
+        ``argument_sources`` maps a call's id to what its arguments carry
+        beyond ``sources`` (see :meth:`run`). What propagates out of one call
+        (see the class) cancels the others.
         """
         read = None if sources is None else frozenset(sources)
+        extra = argument_sources or {}
         return await gather_or_raise(
-            self.run(c, agent=agent, sources=read, trail=trail) for c in calls
+            self.run(c, agent=agent, sources=read, trail=trail, argument_sources=extra.get(c.id))
+            for c in calls
         )
 
     def check(
@@ -189,11 +194,14 @@ class ToolRunner:
         *,
         agent: str | None = None,
         trail: Mapping[Source, Sequence[str]] | None = None,
+        argument_sources: Mapping[str, Iterable[Source]] | None = None,
     ) -> list[Violation]:
         """The policies a call would break when its caller has read ``sources``.
 
         A model may copy anything it has read into any argument, so every
-        argument carries all of ``sources``.
+        argument carries all of ``sources``; ``argument_sources`` adds what
+        one argument carries beyond that (a withheld result the run filled
+        in for a reference, in an agent's plan-then-execute mode).
         """
         inherited = active_policies()
         policies = self.policies if inherited is None else self.policies + inherited
@@ -204,9 +212,14 @@ class ToolRunner:
             arguments = call.parsed_arguments()
         except ModelOutputError:
             arguments = {}  # checked as a whole call; validation reports the JSON
+        extra = {k: frozenset(v) for k, v in (argument_sources or {}).items()}
+        per_argument = {k: read | extra.get(k, frozenset()) for k in arguments}
+        carried = read.union(*extra.values())
         found = []
-        for violation in policies.check(call.name, dict.fromkeys(arguments, read), whole=read):
-            first = next((s for s in sorted(read, key=str) if str(s) in violation.offending), None)
+        for violation in policies.check(call.name, per_argument, whole=read):
+            first = next(
+                (s for s in sorted(carried, key=str) if str(s) in violation.offending), None
+            )
             steps = list((trail or {}).get(first, ())) if first is not None else []
             path = (*steps, f"{call.name} call")
             found.append(violation.model_copy(update={"agent": agent, "path": path}))
@@ -219,6 +232,7 @@ class ToolRunner:
         agent: str | None = None,
         sources: Iterable[Source] | None = None,
         trail: Mapping[Source, Sequence[str]] | None = None,
+        argument_sources: Mapping[str, Iterable[Source]] | None = None,
     ) -> ToolOutcome:
         """Run one call and return its outcome.
 
@@ -229,10 +243,12 @@ class ToolRunner:
                 against it before the call runs.
             trail: for each source, how it reached the caller (recorded with
                 a violation).
+            argument_sources: what single arguments carry beyond ``sources``
+                (by argument name).
         """
         started = time.perf_counter()
         with tracing.span(f"execute_tool {call.name}", tool_call_attributes(call, agent)) as span:
-            got = await self._attempt(call, agent, sources, trail)
+            got = await self._attempt(call, agent, sources, trail, argument_sources)
             span.set_attributes(tool_result_attributes(got.content))
             if got.kind is not None:
                 span.fail(f"{got.kind}: {got.content}")
@@ -252,6 +268,7 @@ class ToolRunner:
         agent: str | None,
         sources: Iterable[Source] | None,
         trail: Mapping[Source, Sequence[str]] | None,
+        argument_sources: Mapping[str, Iterable[Source]] | None = None,
     ) -> _Attempt:
         found = self.tools.get(call.name)
         if found is None:
@@ -266,7 +283,9 @@ class ToolRunner:
             found.validate(call.arguments)
         except ToolArgumentError as e:
             return _Attempt("arguments", f"Error: {e}. Fix the arguments and call the tool again.")
-        violations = self.check(call, sources or (), agent=agent, trail=trail)
+        violations = self.check(
+            call, sources or (), agent=agent, trail=trail, argument_sources=argument_sources
+        )
         if violations:
             for violation in violations:
                 record_violation(violation)

@@ -450,6 +450,7 @@ def _agent(
         max_tool_rounds=body.max_tool_rounds,
         temperature=body.temperature,
         policies=policies,
+        mode=body.mode,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from plait.agents import AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
 from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
+from plait.provenance import untrusted
 from plait.tools import Toolset
 
 from ..adapters import UsageErrorStop, dag_dispatch, task_runner
@@ -288,6 +289,8 @@ async def _run_supervisor(run: RunContext) -> Outcome:
         aggregate=body.aggregate,
         temperature=body.temperature,
         on_decision=run.on_event,
+        policies=run.built.policies,
+        mode=body.mode,
     )
     plan = _team_plan(body, run.inputs) if body.plan is not None else None
     result = await team.arun(str(with_inputs(body.goal, run.inputs)), plan=plan)
@@ -297,7 +300,14 @@ async def _run_supervisor(run: RunContext) -> Outcome:
     }
     error = f"{result.stop_reason}: {result.reason}" if not result.ok else None
     return Outcome(
-        result.output, result.ok, result.results(), steps, error=error, team=result.trace
+        result.output,
+        result.ok,
+        result.results(),
+        steps,
+        error=error,
+        team=result.trace,
+        untrusted_sources=tuple(str(s) for s in untrusted(result.sources)),
+        violations=tuple(v.message for v in result.violations),
     )
 
 

@@ -343,6 +343,11 @@ class AgentSpec(_Spec):
     max_turn_tokens: int = Field(default=512, ge=1)
     timeout_s: float | None = Field(default=120.0, gt=0)
     shared_context: str = ""
+    mode: Literal["default", "plan_then_execute"] = Field(
+        default="default",
+        description="plan_then_execute: untrusted tool results are withheld from the model, "
+        "passed on by reference ($n)",
+    )
 
 
 class InputSpec(_Spec):
@@ -561,6 +566,11 @@ class SupervisorWorkflow(_Spec):
     temperature: float | None = Field(default=None, ge=0)
     worker_limits: WorkerLimitsSpec = Field(default_factory=WorkerLimitsSpec)
     max_concurrency: int = Field(default=8, ge=1)
+    mode: Literal["default", "plan_then_execute"] = Field(
+        default="default",
+        description="plan_then_execute: results resting on untrusted data never reach the "
+        "reviewer or the aggregator's wording",
+    )
 
 
 WorkflowBody = Annotated[
