@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from plait.tools import Toolset
 from ..adapters import UsageErrorStop, dag_dispatch, task_runner
 from ..compiler import LLMCompiler
 from ..dag import (
+    Approval,
     Approver,
     EagerExecutor,
     Plan,
@@ -62,8 +64,9 @@ class RunContext:
         run_id: the run's id.
         store: the run's result store (finished tasks, for resuming).
         on_event: the caller's event callback.
-        approver: decides on steps flagged ``requires_approval`` (without one they
-            are skipped as unapproved).
+        approver: decides on steps flagged ``requires_approval``, a planner's
+            tasks calling a tool its ``requires_approval`` lists, and calls a
+            policy holds for approval (without one they are rejected).
     """
 
     spec: WorkflowSpec
@@ -226,6 +229,12 @@ async def _run_planner(run: RunContext) -> Outcome:
     runner = placed(body.executor, runner, tools, on_driver)
     stop = UsageErrorStop()
     runner = stop.wrap(runner)
+    # An entry named in requires_approval flags each of its tools.
+    flagged = {
+        t.name
+        for name in body.requires_approval
+        for t in select_tools(run.built.entries, name, run.built.aliases)
+    }
     compiler = LLMCompiler(
         backend_named(run.built.backends, body.backend),
         specs,
@@ -239,9 +248,15 @@ async def _run_planner(run: RunContext) -> Outcome:
         policies=run.built.policies,
         mode=body.mode,
         tool_selection=tool_selection(body.tool_selection),
+        requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
     result = await stop.run(compiler.arun(question, run_id=run.run_id))
+    # The loop paused (a LangGraph interrupt) on flagged or policy-held tasks:
+    # the reviewer decides, and the loop goes on from its checkpoint.
+    while result.awaiting:
+        decisions = await _reviewed(run.approver, result.awaiting)
+        result = await stop.run(compiler.aresume(run.run_id, decisions))
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
     for number, round_ in enumerate(result.rounds, 1):
@@ -258,6 +273,34 @@ async def _run_planner(run: RunContext) -> Outcome:
         untrusted_sources=tuple(str(s) for s in result.untrusted_sources),
         violations=tuple(v.message for r in result.rounds for v in r.run.violations),
     )
+
+
+async def _reviewed(
+    approver: Approver | None, awaiting: tuple[dict[str, Any], ...]
+) -> dict[str, Approval]:
+    """The reviewer's decision on each task a paused planner run asks about.
+
+    Every task of the pause is asked about at once (a reviewer sees them
+    together). Without a reviewer each is rejected, as a steps workflow's
+    flagged step is.
+    """
+    asked = [item for payload in awaiting for item in payload.get("tasks", ())]
+    if approver is None:
+        refused = Approval(action="reject", reason="no approver was configured")
+        return {item["task_id"]: refused for item in asked}
+
+    async def decide(item: dict[str, Any]) -> Approval:
+        task = Task(
+            id=item["task_id"], tool=item["tool"], args=item["args"], requires_approval=True
+        )
+        answer = await approver(task, dict(item["args"]))
+        if isinstance(answer, Approval):
+            return answer
+        return Approval(action="approve" if answer else "reject")
+
+    async with asyncio.TaskGroup() as group:
+        asking = {item["task_id"]: group.create_task(decide(item)) for item in asked}
+    return {task_id: asked_.result() for task_id, asked_ in asking.items()}
 
 
 async def _run_supervisor(run: RunContext) -> Outcome:

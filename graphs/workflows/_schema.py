@@ -503,6 +503,11 @@ class PlannerWorkflow(_Spec):
     tool_selection: ToolSelectionSpec | None = Field(
         default=None, description="model | embedding | hybrid (omitted: by backend)"
     )
+    requires_approval: list[str] = Field(
+        default_factory=list,
+        description="tools (or tools entries) whose planned calls wait for a reviewer's "
+        "approve, reject or edit (plait serve); without a reviewer they are rejected",
+    )
 
 
 class WorkerLimitsSpec(_Spec):
