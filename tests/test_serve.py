@@ -330,6 +330,8 @@ def test_run_streams_events_in_order_waits_for_approval_and_answers(server, fold
     assert record["status"] == "done" and record["answer"] == "NOTIFY PUBLISH ANTS"
     assert record["live"] is False and record["pending_approvals"] == []
     assert record["steps"] == {"fetch": "done", "publish": "done", "notify": "done"}
+    # Waiting in the queue was no attempt of its own.
+    assert [a["status"] for a in record["attempts"]] == ["done"]
     listed = server.client.get("/runs").json()
     assert [r["run_id"] for r in listed] == [run_id]
     # The same durable run as `plait run`: its record is in the folder's .plait/runs.
