@@ -325,7 +325,9 @@ async def _reviewed(
         return {item["task_id"]: refused for item in asked}
 
     async def decide(item: dict[str, Any]) -> Approval:
-        task = Task(
+        # Built without validation: resolved arguments are data, and a text such
+        # as "costs $2" must not be read as a reference to task 2.
+        task = Task.model_construct(
             id=item["task_id"], tool=item["tool"], args=item["args"], requires_approval=True
         )
         answer = await approver(task, dict(item["args"]))
