@@ -47,6 +47,10 @@ class WrappedBackend(Backend):
     def __init__(self, wrapped: Backend, /) -> None:
         self.wrapped = wrapped
 
+    def __getnewargs__(self) -> tuple[Backend]:
+        # A copy (pickled for a Ray worker) is made through __new__ as well.
+        return (self.wrapped,)
+
     @property
     def name(self) -> str:  # type: ignore[override]
         return self.wrapped.name

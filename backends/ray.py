@@ -104,6 +104,15 @@ class RayModelPool(Backend):
         scores = [hashlib.sha256(f"{key}:{i}".encode()).digest() for i in range(self.replicas)]
         return max(range(self.replicas), key=scores.__getitem__)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy in another process (a Ray worker's) holds: this pool's actors.
+
+        They start now if they have not, so that a copy never starts a pool of
+        its own (and requests sharing a prefix still meet one KV cache).
+        """
+        self._ensure_actors()
+        return self.__dict__.copy()
+
     def _ensure_actors(self) -> list[Any]:
         if not self._actors:
             try:

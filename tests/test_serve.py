@@ -89,6 +89,81 @@ serve(["agent.yaml"], port=int(sys.argv[1]),
 """
 
 
+PLANNER_TOOLS = '''
+def lookup(key: str) -> str:
+    """Look a key up.
+
+    Args:
+        key: the key.
+    """
+    with open("calls.log", "a") as log:
+        log.write(f"lookup {key}\\n")
+    return f"value of {key}"
+
+
+def send(to: str, body: str) -> str:
+    """Send a message.
+
+    Args:
+        to: who to.
+        body: what.
+    """
+    with open("calls.log", "a") as log:
+        log.write(f"send {to} {body}\\n")
+    return f"sent to {to}"
+'''
+
+PLANNER_WORKFLOW = """
+backends:
+  planner: {kind: local}
+tools:
+  lookup: {function: "plan_tools:lookup"}
+  send: {function: "plan_tools:send"}
+inputs:
+  question: {type: string, default: Send the value to bob.}
+workflow:
+  kind: planner
+  question: "${inputs.question}"
+  backend: planner
+  tools: [lookup, send]
+  requires_approval: [send]
+  max_replans: 0
+"""
+
+# The planner's scripted replies come from a JSON file: each server gets its own.
+PLANNER_LAUNCHER = """
+import json
+import sys
+from plait.backends.testing import ScriptedBackend, Step
+from plait.cli.serve import serve
+
+script = [Step(s["reply"], expect=s.get("expect")) for s in json.load(open(sys.argv[2]))]
+serve(["planner.yaml"], port=int(sys.argv[1]),
+      backends={"planner": ScriptedBackend(script, name="planner")})
+"""
+
+
+def _plan(key: str) -> dict[str, Any]:
+    tasks = [
+        {"tool": "lookup", "args": {"key": key}},
+        {"tool": "send", "args": {"to": "bob", "body": "$1"}},
+    ]
+    return {"reply": json.dumps({"tasks": tasks})}
+
+
+def _finish(answer: str, expect: str | None = None) -> dict[str, Any]:
+    return {"reply": json.dumps({"action": "finish", "answer": answer}), "expect": expect}
+
+
+def _planner_server(folder: Path, script: list[dict[str, Any]]) -> Server:
+    (folder / "plan_tools.py").write_text(textwrap.dedent(PLANNER_TOOLS))
+    (folder / "planner.yaml").write_text(textwrap.dedent(PLANNER_WORKFLOW).lstrip())
+    (folder / "launch_planner.py").write_text(textwrap.dedent(PLANNER_LAUNCHER))
+    (folder / "script.json").write_text(json.dumps(script))
+    server = Server(folder)
+    return server.start([sys.executable, "launch_planner.py", str(server.port), "script.json"])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -255,6 +330,8 @@ def test_run_streams_events_in_order_waits_for_approval_and_answers(server, fold
     assert record["status"] == "done" and record["answer"] == "NOTIFY PUBLISH ANTS"
     assert record["live"] is False and record["pending_approvals"] == []
     assert record["steps"] == {"fetch": "done", "publish": "done", "notify": "done"}
+    # Waiting in the queue was no attempt of its own.
+    assert [a["status"] for a in record["attempts"]] == ["done"]
     listed = server.client.get("/runs").json()
     assert [r["run_id"] for r in listed] == [run_id]
     # The same durable run as `plait run`: its record is in the folder's .plait/runs.
@@ -635,3 +712,76 @@ def test_live_page_in_chromium_starts_a_run_approves_and_shows_the_answer(server
         assert server.client.get(f"/runs/{run_id}").json()["status"] == "done"
     finally:
         browser.close()
+
+
+def test_planner_approvals_pause_the_loop_until_a_reviewer_decides(tmp_path):
+    script = [
+        _plan("x"),
+        _finish("sent to bob", expect="sent to bob"),
+        _plan("y"),
+        _finish("not sent", expect="rejected by the reviewer: not today"),
+        _plan("z"),
+        _finish("sent to carol", expect="sent to carol"),
+    ]
+    server = _planner_server(tmp_path, script)
+    try:
+        approved = server.client.post("/runs", json={"workflow": "planner"}).json()["run_id"]
+        server.wait_for(approved, "approval", "pending")
+        record = server.client.get(f"/runs/{approved}").json()
+        assert record["status"] == "running" and record["live"] is True
+        assert record["pending_approvals"] == [
+            {"task_id": "2", "tool": "send", "args": {"to": "bob", "body": "value of x"}}
+        ]
+        assert _calls(tmp_path) == ["lookup x"]  # the flagged call waits
+        decided = server.client.post(f"/runs/{approved}/approvals/2", json={"action": "approve"})
+        assert decided.status_code == 200, decided.text
+        events = server.follow(approved)
+        kinds = [(e["type"], e.get("state") or e.get("kind")) for e in events]
+        assert kinds.index(("task", "awaiting_approval")) < kinds.index(("approval", "pending"))
+        assert kinds.index(("approval", "decided")) < len(kinds) - 2
+        assert events[-2:] == [
+            {**events[-2], "type": "answer", "answer": "sent to bob"},
+            {**events[-1], "type": "run", "status": "done"},
+        ]
+        record = server.client.get(f"/runs/{approved}").json()
+        assert record["steps"] == {"1.1": "done", "1.2": "done"}
+        assert record["pending_approvals"] == []
+        # The loop went on from its checkpoint: the lookup did not run again.
+        assert _calls(tmp_path) == ["lookup x", "send bob value of x"]
+
+        rejected = server.client.post("/runs", json={"workflow": "planner"}).json()["run_id"]
+        events = server.follow(rejected, {"2": {"action": "reject", "reason": "not today"}})
+        skipped = [e for e in events if e.get("kind") == "skipped"]
+        assert [e["task_id"] for e in skipped] == ["2"] and "not today" in skipped[0]["error"]
+        assert server.client.get(f"/runs/{rejected}").json()["answer"] == "not sent"
+
+        edited = server.client.post("/runs", json={"workflow": "planner"}).json()["run_id"]
+        events = server.follow(edited, {"2": {"action": "edit", "args": {"to": "carol"}}})
+        assert events[-2]["answer"] == "sent to carol"
+        assert _calls(tmp_path)[2:] == ["lookup y", "lookup z", "send carol value of z"]
+        problem = server.client.post(f"/runs/{edited}/approvals/2", json={"action": "approve"})
+        assert problem.status_code == 404 and "no step of it awaits" in problem.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_a_planner_run_killed_while_paused_asks_again_after_a_resume(tmp_path):
+    first = _planner_server(tmp_path, [_plan("x")])
+    try:
+        run_id = first.client.post("/runs", json={"workflow": "planner"}).json()["run_id"]
+        first.wait_for(run_id, "approval", "pending")
+        first.kill(signal.SIGKILL)
+    finally:
+        first.stop()
+    # The plan is in the run's checkpoint: the new server's planner only joins.
+    again = _planner_server(tmp_path, [_finish("sent to bob", expect="sent to bob")])
+    try:
+        record = again.client.get(f"/runs/{run_id}").json()
+        assert record["resumable"] is True and record["pending_approvals"] == []
+        assert again.client.post(f"/runs/{run_id}/resume").status_code == 202
+        events = again.follow(run_id)
+        assert events[-1] == {**events[-1], "type": "run", "status": "done"}
+        assert again.client.get(f"/runs/{run_id}").json()["answer"] == "sent to bob"
+    finally:
+        again.stop()
+    assert _calls(tmp_path) == ["lookup x", "send bob value of x"]

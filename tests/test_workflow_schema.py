@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from plait.backends.testing import FunctionBackend, ScriptedBackend
+from plait.backends.testing import FunctionBackend, ScriptedBackend, Step
 from plait.errors import ConfigError, WorkflowValidationError
-from plait.graphs import load_workflow, read_run, validate_workflow, workflow_json_schema
+from plait.graphs import Approval, load_workflow, read_run, validate_workflow, workflow_json_schema
 
 HELPERS = "tests.workflow_files.helpers"
 
@@ -122,6 +122,71 @@ def test_planner_workflow_runs_the_planned_tools(tmp_path):
     result = load_workflow(path, backends={"brain": brain}, runs_dir=tmp_path / "r").run()
     assert result.ok and result.answer == "17 * 23 is 391."
     assert result.results == {"1.1": "391"}
+
+
+APPROVED_PLANNER = """
+    backends:
+      brain: {kind: local}
+    tools:
+      calc: {builtin: calculator}
+    workflow:
+      kind: planner
+      question: What is 17 * 23?
+      backend: brain
+      tools: [calc]
+      requires_approval: [calc]
+      max_replans: 0
+    """
+
+
+def _approved_planner(tmp_path: Path, join_expects: str) -> tuple[Path, ScriptedBackend]:
+    plan = json.dumps({"tasks": [{"tool": "calculator", "args": {"expression": "17 * 23"}}]})
+    join = Step(json.dumps({"answer": "done", "action": "finish"}), expect=join_expects)
+    return write(tmp_path, APPROVED_PLANNER), ScriptedBackend([plan, join], name="brain")
+
+
+def test_planner_requires_approval_without_a_reviewer_rejects_the_flagged_calls(tmp_path):
+    # An entry name flags each of its tools; with no reviewer they do not run.
+    path, brain = _approved_planner(tmp_path, "rejected by the reviewer: no approver")
+    result = load_workflow(path, backends={"brain": brain}, runs_dir=tmp_path / "r").run()
+    assert result.ok and result.answer == "done"
+    assert read_run(result.run_id, tmp_path / "r").steps == {"1.1": "skipped"}
+
+
+async def test_planner_requires_approval_asks_the_approver_and_applies_an_edit(tmp_path):
+    path, brain = _approved_planner(tmp_path, "408")
+    asked = []
+
+    async def approver(task, args):
+        asked.append((task.id, task.tool, args))
+        return Approval(action="edit", args={"expression": "17 * 24"})
+
+    wf = load_workflow(path, backends={"brain": brain}, runs_dir=tmp_path / "r")
+    result = await wf.arun(approver=approver)
+    assert asked == [("1", "calculator", {"expression": "17 * 23"})]
+    assert result.ok and result.results == {"1.1": "408"}
+
+
+def test_planner_requires_approval_names_an_offered_tool(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        backends:
+          brain: {kind: local}
+        tools:
+          calc: {builtin: calculator}
+          other: {builtin: calculator}
+        workflow:
+          kind: planner
+          question: hi
+          backend: brain
+          tools: [calc]
+          requires_approval: [calculator, mail]
+        """,
+    )
+    (found,) = problems(path)
+    assert "workflow.requires_approval[1]" in found and "'mail'" in found
+    assert "offered: calc, calculator" in found
 
 
 def test_include_brings_agents_and_reports_duplicates_with_both_places(tmp_path):

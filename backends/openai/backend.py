@@ -155,6 +155,13 @@ class OpenAIBackend(Backend):
             )
         return self._client
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy in another process needs (a Ray worker): the settings, never
+        this process's connection pool (the copy opens its own on first use)."""
+        state = self.__dict__.copy()
+        state["_client"] = None
+        return state
+
     async def aclose(self) -> None:
         """Close the shared connection pool (a later request opens a new one)."""
         if self._client is not None:

@@ -15,6 +15,7 @@ from plait._lazy import lazy_names
 if TYPE_CHECKING:
     from ._checks import validate_workflow
     from ._metering import ModelCall
+    from ._placement import ray_placement
     from ._runner import Workflow, WorkflowEvent, WorkflowResult, load_workflow
     from ._runs import RunRecord, UnreadableRun, list_runs, new_run_id, read_run, scan_runs
     from ._schema import WorkflowSpec, workflow_json_schema
@@ -30,6 +31,7 @@ _HOMES = {
     "list_runs": "_runs",
     "load_workflow": "_runner",
     "new_run_id": "_runs",
+    "ray_placement": "_placement",
     "read_run": "_runs",
     "scan_runs": "_runs",
     "validate_workflow": "_checks",
@@ -47,6 +49,7 @@ __all__ = [
     "list_runs",
     "load_workflow",
     "new_run_id",
+    "ray_placement",
     "read_run",
     "scan_runs",
     "validate_workflow",

@@ -331,6 +331,7 @@ def _references(source: Source) -> None:
             _ref(source, ("workflow", "tools", i), "tool", tool, offered)
         for i, agent in enumerate(workflow.get("agents") or []):
             _ref(source, ("workflow", "agents", i), "agent", agent, set(agents))
+        _planner_approvals(source, workflow, tools)
         _inputs_used(source, ("workflow", "question"), workflow.get("question"), inputs)
     elif kind == "steps":
         _steps(source, workflow, agents, _tool_names(tools), inputs)
@@ -386,6 +387,25 @@ def _team(
                 )
         if isinstance(sid, str):
             seen.add(sid)
+
+
+def _planner_approvals(source: Source, workflow: dict[str, Any], tools: dict[str, Any]) -> None:
+    """``requires_approval`` names tools the planner is offered (or their entries)."""
+    listed = {t for t in workflow.get("tools") or [] if isinstance(t, str)}
+    planned = set(listed)
+    for entry in listed & set(tools):  # an entry offers each of its tools
+        planned.update(_tool_names({entry: tools[entry]}))
+    if _open_mcp({entry: tools[entry] for entry in listed if entry in tools}):
+        planned = _AnyName(planned)  # a listed MCP server may provide any name
+    for i, name in enumerate(workflow.get("requires_approval") or []):
+        if isinstance(name, str) and name not in planned:
+            source.add(
+                ("workflow", "requires_approval", i),
+                f"requires_approval names {name!r}, which the planner is not offered",
+                f"offered: {', '.join(sorted(planned))}"
+                if planned
+                else "list it under workflow.tools first",
+            )
 
 
 def input_references(value: Any) -> set[str]:

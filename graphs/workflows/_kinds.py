@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.agents import AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
+from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
 from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
 from plait.provenance import untrusted
@@ -20,6 +21,7 @@ from plait.tools import Toolset
 from ..adapters import UsageErrorStop, dag_dispatch, task_runner
 from ..compiler import LLMCompiler
 from ..dag import (
+    Approval,
     Approver,
     EagerExecutor,
     Plan,
@@ -33,8 +35,9 @@ from ..dag import (
 )
 from ._build import Built, backend_named, select_tools, tool_selection
 from ._inputs import with_inputs
-from ._metering import ModelCall
+from ._metering import ModelCall, RunMeter, count_calls, metering
 from ._modules import WORKFLOW_PACKAGE_PREFIX
+from ._placement import driver_tasks
 from ._schema import (
     ExecutorChoice,
     PlannerWorkflow,
@@ -63,8 +66,9 @@ class RunContext:
         run_id: the run's id.
         store: the run's result store (finished tasks, for resuming).
         on_event: the caller's event callback.
-        approver: decides on steps flagged ``requires_approval`` (without one they
-            are skipped as unapproved).
+        approver: decides on steps flagged ``requires_approval``, a planner's
+            tasks calling a tool its ``requires_approval`` lists, and calls a
+            policy holds for approval (without one they are rejected).
     """
 
     spec: WorkflowSpec
@@ -99,15 +103,6 @@ def steps_plan(body: StepsWorkflow, inputs: Mapping[str, Any]) -> Plan:
     return Plan(tasks=tuple(tasks))
 
 
-def driver_tools(spec: WorkflowSpec, built: Built) -> set[str]:
-    """Tools that must run in the driver process: the memory tools (they hold the store)."""
-    names: set[str] = set()
-    for entry, tool_spec in spec.tools.items():
-        if getattr(tool_spec, "builtin", None) == "memory":
-            names.update(t.name for t in built.entries[entry])
-    return names
-
-
 def _ship_workflow_modules(tools: Toolset) -> None:
     """Have Ray pickle the workflow folder's own tool modules by value.
 
@@ -122,28 +117,67 @@ def _ship_workflow_modules(tools: Toolset) -> None:
             cloudpickle.register_pickle_by_value(module)
 
 
+class _Answered:
+    """A worker's answer to one task, with the model calls it made on the way."""
+
+    def __init__(self, value: Any, calls: list[ModelCall], error: Exception | None) -> None:
+        self.value = value
+        self.calls = calls
+        self.error = error
+
+
+def _metered(runner: TaskRunner) -> TaskRunner:
+    """``runner`` as a worker runs it: its model calls are collected for the driver,
+    whose run meter cannot be reached from the worker."""
+
+    async def run(task: Task, args: dict[str, Any]) -> Any:
+        calls: list[ModelCall] = []
+        with metering(RunMeter(on_call=calls.append)):
+            try:
+                value = await runner(task, args)
+            except Exception as e:  # raised again by the driver, once the calls are counted
+                return _Answered(None, calls, e)
+        return _Answered(value, calls, None)
+
+    return run
+
+
 def placed(
     executor: ExecutorChoice,
     runner: TaskRunner,
     tools: Toolset,
+    agents: Iterable[Agent[Any]],
     on_driver: set[str],
 ) -> TaskRunner:
-    """``runner``, or (``executor: ray``) a runner sending tool tasks to Ray workers.
+    """``runner``, or (``executor: ray``) a runner sending tasks that can travel to Ray.
 
-    Tasks named in ``on_driver`` (agents, memory tools) keep running here.
+    Tasks named in ``on_driver`` keep running here through ``runner``; the
+    others (tools, and agents on backends that travel) run on workers, whose
+    model calls are counted on this run's meter (usage, cost, ``on_event``) and
+    whose spans reach the run's trace.
     """
     if executor == "local":
         return runner
     ray_spec = executor if isinstance(executor, RayExecutorSpec) else RayExecutorSpec(kind="ray")
     travelling = Toolset([t for t in tools if t.name not in on_driver])
-    _ship_workflow_modules(travelling)
-    _, tool_calls = task_runner(travelling, [])
-    remote = RayTaskRunner(tool_calls, address=ray_spec.address, num_cpus=ray_spec.num_cpus)
+    crew = [a for a in agents if a.name not in on_driver]
+    _ship_workflow_modules(Toolset([*travelling, *(t for a in crew for t in a.tools)]))
+    _, remote_calls = task_runner(travelling, crew)
+    remote = RayTaskRunner(
+        _metered(remote_calls), address=ray_spec.address, num_cpus=ray_spec.num_cpus
+    )
+    away = set(travelling.names) | {a.name for a in crew}
 
     async def run(task: Task, args: dict[str, Any]) -> Any:
-        if task.tool in on_driver or task.tool not in travelling:
+        if task.tool not in away:
             return await runner(task, args)
-        return await remote(task, args)
+        answer = await remote(task, args)
+        if not isinstance(answer, _Answered):
+            return answer
+        count_calls(answer.calls)
+        if answer.error is not None:
+            raise answer.error
+        return answer.value
 
     return run
 
@@ -178,9 +212,11 @@ async def _run_steps(run: RunContext) -> Outcome:
     assert isinstance(body, StepsWorkflow)
     plan = steps_plan(body, run.inputs)
     tools = Toolset([run.built.tools, *run.built.aliases.values()])
-    _, runner = task_runner(tools, run.built.agents.values())
-    on_driver = set(run.built.agents) | driver_tools(run.spec, run.built)
-    runner = placed(body.executor, runner, tools, on_driver)
+    agents = list(run.built.agents.values())
+    _, runner = task_runner(tools, agents)
+    if body.executor != "local":
+        on_driver = driver_tasks(run.spec, run.built, agents)
+        runner = placed(body.executor, runner, tools, agents, on_driver)
     stop = UsageErrorStop()  # a misconfigured step stops the run instead of failing
     executor = EagerExecutor(
         stop.wrap(runner),
@@ -222,11 +258,19 @@ async def _run_planner(run: RunContext) -> Outcome:
     tools = Toolset(
         [select_tools(run.built.entries, name, run.built.aliases) for name in body.tools]
     )
-    specs, runner = task_runner(tools, [run.built.agents[name] for name in body.agents])
-    on_driver = set(body.agents) | driver_tools(run.spec, run.built)
-    runner = placed(body.executor, runner, tools, on_driver)
+    agents = [run.built.agents[name] for name in body.agents]
+    specs, runner = task_runner(tools, agents)
+    if body.executor != "local":
+        on_driver = driver_tasks(run.spec, run.built, agents)
+        runner = placed(body.executor, runner, tools, agents, on_driver)
     stop = UsageErrorStop()
     runner = stop.wrap(runner)
+    # An entry named in requires_approval flags each of its tools.
+    flagged = {
+        t.name
+        for name in body.requires_approval
+        for t in select_tools(run.built.entries, name, run.built.aliases)
+    }
     compiler = LLMCompiler(
         backend_named(run.built.backends, body.backend),
         specs,
@@ -240,9 +284,15 @@ async def _run_planner(run: RunContext) -> Outcome:
         policies=run.built.policies,
         mode=body.mode,
         tool_selection=tool_selection(body.tool_selection),
+        requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
     result = await stop.run(compiler.arun(question, run_id=run.run_id))
+    # The loop paused (a LangGraph interrupt) on flagged or policy-held tasks:
+    # the reviewer decides, and the loop goes on from its checkpoint.
+    while result.awaiting:
+        decisions = await _reviewed(run.approver, result.awaiting)
+        result = await stop.run(compiler.aresume(run.run_id, decisions))
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
     for number, round_ in enumerate(result.rounds, 1):
@@ -259,6 +309,36 @@ async def _run_planner(run: RunContext) -> Outcome:
         untrusted_sources=tuple(str(s) for s in result.untrusted_sources),
         violations=tuple(v.message for r in result.rounds for v in r.run.violations),
     )
+
+
+async def _reviewed(
+    approver: Approver | None, awaiting: tuple[dict[str, Any], ...]
+) -> dict[str, Approval]:
+    """The reviewer's decision on each task a paused planner run asks about.
+
+    Every task of the pause is asked about at once (a reviewer sees them
+    together). Without a reviewer each is rejected, as a steps workflow's
+    flagged step is.
+    """
+    asked = [item for payload in awaiting for item in payload.get("tasks", ())]
+    if approver is None:
+        refused = Approval(action="reject", reason="no approver was configured")
+        return {item["task_id"]: refused for item in asked}
+
+    async def decide(item: dict[str, Any]) -> Approval:
+        # Built without validation: resolved arguments are data, and a text such
+        # as "costs $2" must not be read as a reference to task 2.
+        task = Task.model_construct(
+            id=item["task_id"], tool=item["tool"], args=item["args"], requires_approval=True
+        )
+        answer = await approver(task, dict(item["args"]))
+        if isinstance(answer, Approval):
+            return answer
+        return Approval(action="approve" if answer else "reject")
+
+    async with asyncio.TaskGroup() as group:
+        asking = {item["task_id"]: group.create_task(decide(item)) for item in asked}
+    return {task_id: asked_.result() for task_id, asked_ in asking.items()}
 
 
 async def _run_supervisor(run: RunContext) -> Outcome:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from plait.backends.routing import CostLedger, CostReport, Price
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Usage
 
-__all__ = ["Metered", "ModelCall", "RunLedger", "RunMeter", "metering"]
+__all__ = ["Metered", "ModelCall", "RunLedger", "RunMeter", "count_calls", "metering"]
 
 
 class ModelCall(BaseModel):
@@ -64,6 +64,14 @@ def metering(meter: RunMeter) -> Iterator[RunMeter]:
         yield meter
     finally:
         _CURRENT.reset(token)
+
+
+def count_calls(calls: Iterable[ModelCall]) -> None:
+    """Count model calls made elsewhere (in a Ray worker) on the current run's meter."""
+    meter = _CURRENT.get()
+    if meter is not None:
+        for call in calls:
+            meter.add(call)
 
 
 class Metered(WrappedBackend):

@@ -196,7 +196,9 @@ class Workflow:
         """Run the workflow; a run id that exists already resumes that run.
 
         ``approver`` decides on steps flagged ``requires_approval`` (a ``steps``
-        workflow); without one such a step is skipped as unapproved.
+        workflow), on a planner's tasks calling a tool its ``requires_approval``
+        lists (the planner loop pauses, a LangGraph interrupt, until it answers)
+        and on calls a policy holds; without one such a task is rejected.
 
         A run-time failure (:class:`~plait.errors.RunError`) ends the run as
         ``failed`` in its result; anything else is recorded and raised. The run

@@ -123,6 +123,8 @@ class RunRecord(BaseModel):
         counted as interrupted. Records written before attempts were kept give
         their one attempt from the top-level fields.
         """
+        if self.status == "queued" and not self.attempts:
+            return []  # accepted by plait serve, never started: no attempt yet
         attempts = list(self.attempts) or [
             Attempt(
                 started_at=self.started_at,

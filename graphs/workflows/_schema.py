@@ -425,11 +425,13 @@ class StepSpec(_Spec):
 
 
 class RayExecutorSpec(_Spec):
-    """Run tool tasks on a Ray cluster; agent and memory tasks stay on the driver.
+    """Run tasks on a Ray cluster where they can travel; the rest stay on the driver.
 
-    Agents hold their backends (an in-process model cannot travel) and memory
-    tools hold the store's client, so those tasks run in the driver process;
-    every other tool call runs in a Ray worker, which must be able to import it.
+    Tool calls and agents whose backends talk to a server (OpenAI-compatible
+    ones, ``RayModelPool``) run in Ray workers, which must be able to import
+    the tools. An agent on an in-process model (a local backend, a router),
+    with memory, or with memory or MCP tools, and those tools themselves, run
+    in the driver process; ``plait validate`` lists them with the reason.
     """
 
     kind: Literal["ray"]
@@ -507,6 +509,11 @@ class PlannerWorkflow(_Spec):
     )
     tool_selection: ToolSelectionSpec | None = Field(
         default=None, description="model | embedding | hybrid (omitted: by backend)"
+    )
+    requires_approval: list[str] = Field(
+        default_factory=list,
+        description="tools (or tools entries) whose planned calls wait for a reviewer's "
+        "approve, reject or edit (plait serve); without a reviewer they are rejected",
     )
 
 

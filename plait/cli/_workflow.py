@@ -99,19 +99,14 @@ def validate_command(args: argparse.Namespace) -> int:
     print(f"{args.file}: ok ({spec.workflow.kind} workflow; {', '.join(parts)})")
     executor = getattr(spec.workflow, "executor", "local")
     if executor != "local":
+        from plait.graphs.workflows import ray_placement
+
         address = getattr(executor, "address", None) or "a local cluster"
-        driver = [
-            *spec.agents,
-            *(n for n, t in spec.tools.items() if getattr(t, "builtin", None) == "memory"),
-        ]
-        print(
-            f"  executor ray ({address}): tool tasks run on Ray workers"
-            + (
-                f"; on the driver (their models or stores stay here): {', '.join(driver)}"
-                if driver
-                else ""
-            )
-        )
+        workers, driver = ray_placement(spec)
+        travelling = f" and agents {', '.join(workers)}" if workers else ""
+        print(f"  executor ray ({address}): tool tasks{travelling} run on Ray workers")
+        for name, why in driver.items():
+            print(f"  on the driver: {name} ({why})")
     return 0
 
 

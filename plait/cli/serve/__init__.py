@@ -77,7 +77,8 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # No access log: a line per request is work the server does for nobody here.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 def serve_command(args: argparse.Namespace) -> int:

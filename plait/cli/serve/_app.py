@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -227,30 +226,26 @@ def _steps(workflow: Workflow) -> list[dict[str, Any]]:
     ]
 
 
-async def _stream(active: ActiveRun | None, past: list[dict[str, Any]], start: int) -> Any:
+async def _stream(active: ActiveRun | None, past: list[str], start: int) -> Any:
     """Server-sent events: the logged ones from ``start``, then live ones until the run ends."""
     # Events that are ready together go out as one chunk: one write, not one each.
-    if past[start:]:
-        yield "".join(_sse(event) for event in past[start:])
-    sent = max(start, len(past))
     if active is None:
+        if past[start:]:
+            yield "".join(past[start:])
         return
+    sent = start
     while True:
         waiter = active.changed
-        if sent < len(active.events):
-            ready = active.events[sent:]
+        if sent < active.published:
+            ready = active.frames[sent : active.published]
             sent += len(ready)
-            yield "".join(_sse(event) for event in ready)
+            yield "".join(ready)
         if active.finished:
             return
         try:
             await asyncio.wait_for(waiter.wait(), KEEPALIVE_S)
         except TimeoutError:
             yield ": keep-alive\n\n"
-
-
-def _sse(event: dict[str, Any]) -> str:
-    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
 
 
 class _BodyLimit:

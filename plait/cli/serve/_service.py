@@ -31,7 +31,7 @@ from plait.graphs import (
     read_run,
 )
 
-__all__ = ["ActiveRun", "RunService", "ServeError", "event_json"]
+__all__ = ["ActiveRun", "RunService", "ServeError", "event_json", "read_frames", "sse_frame"]
 
 EVENTS_FILE = "events.jsonl"
 
@@ -97,34 +97,60 @@ class ActiveRun:
 
     The durable part is on disk; this holds what only makes sense while the
     run's coroutine is alive: the task, the pending approvals, the subscribers.
+    ``frames`` are the run's events as server-sent-event frames (index = ``seq``),
+    each encoded once when it happens, however many subscribers read it;
+    subscribers see the first ``published`` of them, those already in the log.
     """
 
     run_id: str
     workflow: str
     folder: Path
-    events: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[str] = field(default_factory=list)
     pending: dict[str, PendingApproval] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
     finished: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     log: TextIO | None = None
+    published: int = 0
+    _unwritten: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.published = len(self.frames)  # an earlier attempt's, read from the log
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Append to the log (memory and ``events.jsonl``) and wake the subscribers.
+        """Log an event (memory, then ``events.jsonl``) and wake the subscribers.
 
-        The file is line-buffered: each event reaches the operating system as it
-        is written, so a server killed with SIGKILL loses none it has announced.
+        Events emitted in one turn of the event loop are written together and
+        then published (one write and one wake-up, however many there are): a
+        subscriber only ever sees events the log already holds, so a server
+        killed with SIGKILL loses none it has announced.
         """
-        event = {"seq": len(self.events), "at": time.time(), **event}
-        self.events.append(event)
+        event = {"seq": len(self.frames), "at": time.time(), **event}
+        line = json.dumps(event, default=str)
+        self.frames.append(sse_frame(event, line))
+        self._unwritten.append(line + "\n")
+        if len(self._unwritten) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.publish)
+            except RuntimeError:  # no event loop (a direct call): write at once
+                self.publish()
+
+    def publish(self) -> None:
+        """Write the events not yet in the log (one write), then wake the subscribers."""
+        if not self._unwritten:
+            return
         if self.log is None:
-            self.log = (self.folder / EVENTS_FILE).open("a", encoding="utf-8", buffering=1)
-        self.log.write(json.dumps(event, default=str) + "\n")
+            self.log = (self.folder / EVENTS_FILE).open("a", encoding="utf-8")
+        self.log.write("".join(self._unwritten))
+        self.log.flush()  # to the operating system: a SIGKILL cannot lose it now
+        self._unwritten.clear()
+        self.published = len(self.frames)
         self.changed.set()
         self.changed = asyncio.Event()
 
     def close(self) -> None:
-        """The run has ended: wake the subscribers a last time, close the log."""
+        """The run has ended: publish the last events, wake the subscribers, close the log."""
+        self.publish()
         self.finished = True
         self.changed.set()
         if self.log is not None:
@@ -132,18 +158,23 @@ class ActiveRun:
             self.log = None
 
 
-def read_events(folder: Path) -> list[dict[str, Any]]:
-    """A run's logged events (a torn last line, from a killed server, is left out)."""
+def sse_frame(event: dict[str, Any], line: str) -> str:
+    """One server-sent event: ``event`` (with ``seq`` and ``type``) encoded as ``line``."""
+    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {line}\n\n"
+
+
+def read_frames(folder: Path) -> list[str]:
+    """A run's logged events as frames (a torn last line, from a killed server, is left out)."""
     path = folder / EVENTS_FILE
-    events: list[dict[str, Any]] = []
+    frames: list[str] = []
     if not path.is_file():
-        return events
+        return frames
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            events.append(json.loads(line))
-        except ValueError:
+            frames.append(sse_frame(json.loads(line), line))
+        except (ValueError, KeyError, TypeError):
             continue
-    return events
+    return frames
 
 
 class RunService:
@@ -161,6 +192,8 @@ class RunService:
         self.max_concurrent = max_concurrent
         self.active: dict[str, ActiveRun] = {}
         self._slots: asyncio.Semaphore | None = None
+        self._resolved = {name: w.path.resolve() for name, w in workflows.items()}
+        self._names: dict[str, str | None] = {}  # a record's workflow -> served name
 
     @property
     def slots(self) -> asyncio.Semaphore:
@@ -180,11 +213,12 @@ class RunService:
 
     def workflow_of(self, record: RunRecord) -> str | None:
         """The served workflow's name that ran ``record``, if it is served."""
-        ran = Path(record.workflow).resolve()
-        for name, workflow in self.workflows.items():
-            if workflow.path.resolve() == ran:
-                return name
-        return None
+        if record.workflow not in self._names:  # resolved once per file named
+            ran = Path(record.workflow).resolve()
+            self._names[record.workflow] = next(
+                (name for name, path in self._resolved.items() if path == ran), None
+            )
+        return self._names[record.workflow]
 
     def record(self, run_id: str) -> RunRecord:
         try:
@@ -209,13 +243,13 @@ class RunService:
     def runs(self) -> list[dict[str, Any]]:
         return [self.describe(r) for r in list_runs(self.runs_dir)]
 
-    def events(self, run_id: str) -> tuple[ActiveRun | None, list[dict[str, Any]]]:
-        """The live run (to follow) or, for a run not live here, its logged events."""
-        record = self.record(run_id)
-        active = self.active.get(record.run_id)
+    def events(self, run_id: str) -> tuple[ActiveRun | None, list[str]]:
+        """The live run (to follow) or, for a run not live here, its logged events' frames."""
+        active = self.active.get(run_id)  # ids this server made: no need to read the record
         if active is not None:
-            return active, active.events
-        return None, read_events(self.runs_dir / record.run_id)
+            return active, active.frames
+        record = self.record(run_id)
+        return None, read_frames(self.runs_dir / record.run_id)
 
     # -- starting runs -----------------------------------------------------------
 
@@ -277,7 +311,7 @@ class RunService:
 
     def _start(self, name: str, record: RunRecord, *, resumed: bool) -> None:
         folder = self.runs_dir / record.run_id
-        active = ActiveRun(record.run_id, name, folder, events=read_events(folder))
+        active = ActiveRun(record.run_id, name, folder, frames=read_frames(folder))
         self.active[record.run_id] = active
         active.emit({"type": "run", "status": "queued", "resumed": resumed})
         active.task = asyncio.get_running_loop().create_task(
