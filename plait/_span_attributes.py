@@ -59,6 +59,10 @@ def usage_attributes(usage: Usage) -> dict[str, Any]:
         "gen_ai.usage.input_tokens": usage.prompt_tokens,
         "gen_ai.usage.output_tokens": usage.completion_tokens,
         "plait.usage.cached_input_tokens": usage.cached_prompt_tokens,
+        # Counted only where a local engine decoded (zero is left out, as None).
+        "plait.usage.forced_output_tokens": usage.forced_tokens or None,
+        "plait.usage.drafted_tokens": usage.drafted_tokens or None,
+        "plait.usage.accepted_draft_tokens": usage.accepted_tokens or None,
     }
 
 

@@ -338,10 +338,19 @@ class _CountedBackend(LocalBackend):
 
 async def test_stats_reads_the_engine_counters_even_when_no_run_finished():
     # A cancelled answer or a failed turn used the engine though no run finished.
-    used = EngineStats(requests=2, prompt_tokens=40, reused_tokens=10, decode_tokens=7)
+    used = EngineStats(
+        requests=2,
+        prompt_tokens=40,
+        reused_tokens=10,
+        decode_tokens=7,
+        forced_tokens=3,
+        drafted_tokens=4,
+        accepted_tokens=2,
+    )
     shell, out = shell_on(default_session(_CountedBackend(used)))
     stats = await run_lines(shell, out, "/stats")
     assert "runs: 0" in stats
     assert "local:default: 2 requests, KV reuse 10/40 prompt tokens (25%)" in stats
+    assert "7 decoded (3 forced, 4 drafted, 2 accepted)" in stats
     shell, out = shell_on(default_session(_CountedBackend(EngineStats())))
     assert "local:default: engine not used yet" in await run_lines(shell, out, "/stats")

@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from plait import tracing
+from plait._span_attributes import usage_attributes
 from plait.agents import Agent
 from plait.backends.routing import CostLedger, Price, RuleRouter
 from plait.backends.testing import ScriptedBackend
-from plait.cli.report import STATE_COLORS, build_html_report, write_html_report
+from plait.cli.report import STATE_COLORS, build_html_report, model_calls, write_html_report
 from plait.completions import Completion, Usage
 from plait.errors import ConfigError
 from plait.graphs import EagerExecutor, Plan, Task, task_runner
@@ -148,13 +149,32 @@ async def test_report_renders_dag_timeline_and_tables_in_chromium(tmp_path: Path
     # Per-agent tokens, cached tokens and cost; the router's decision.
     row = dom.split("<td>writer</td>", 1)[1].split("</tr>", 1)[0]
     cells = [c.split("</td>")[0] for c in row.split('<td class="n">')[1:]]
-    assert cells == ["1", "120", "100", "8", "0.152"]
+    assert cells == ["1", "120", "100", "8", "0", "0", "0", "0.152"]
     assert "gpt-small" in dom and "rules" in dom
 
 
 def test_report_of_a_run_without_a_trace_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="trace.jsonl"):
         write_html_report(tmp_path)
+
+
+def test_model_calls_sum_forced_drafted_and_accepted_tokens() -> None:
+    def call(forced: int, drafted: int, accepted: int) -> dict[str, Any]:
+        attributes = usage_attributes(
+            Usage(
+                completion_tokens=20,
+                forced_tokens=forced,
+                drafted_tokens=drafted,
+                accepted_tokens=accepted,
+            )
+        )
+        attributes.update({"gen_ai.operation.name": "chat", "gen_ai.agent.name": "x"})
+        clean = {k: v for k, v in attributes.items() if v is not None}
+        return {"name": "chat m", "start": 1.0, "end": 2.0, "attributes": clean}
+
+    (row,) = model_calls([call(5, 0, 0), call(2, 8, 6)])
+    assert (row["calls"], row["output_tokens"]) == (2, 40)
+    assert (row["forced_tokens"], row["drafted_tokens"], row["accepted_tokens"]) == (7, 8, 6)
 
 
 def test_report_tables_from_records() -> None:
@@ -177,6 +197,7 @@ def test_report_tables_from_records() -> None:
     ]
     html = build_html_report(records, {"run_id": "r</script>"})
     assert "consensus" in html and "odd" in html
+    assert "<th>forced</th>" in html and "<th>accepted</th>" in html
     assert "r</script>" not in html  # the run id is escaped everywhere
     assert "No tasks ran." in html
 

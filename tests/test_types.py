@@ -103,6 +103,16 @@ def test_usage_adds_up():
         prompt_tokens=5, cached_prompt_tokens=5, completion_tokens=1
     )
     assert total == Usage(prompt_tokens=15, cached_prompt_tokens=9, completion_tokens=3)
+    decoded = Usage(completion_tokens=9, forced_tokens=4, drafted_tokens=3, accepted_tokens=2)
+    twice = decoded + decoded
+    assert (twice.forced_tokens, twice.drafted_tokens, twice.accepted_tokens) == (8, 6, 4)
+
+
+def test_usage_says_how_its_tokens_were_generated():
+    assert Usage(completion_tokens=5).generated_text() == "5 generated"
+    assert Usage(completion_tokens=9, forced_tokens=4).generated_text() == "9 generated (4 forced)"
+    both = Usage(completion_tokens=20, forced_tokens=4, drafted_tokens=9, accepted_tokens=7)
+    assert both.generated_text() == "20 generated (4 forced; 9 drafted, 7 accepted)"
 
 
 def test_parse_json_accepts_raw_newlines_inside_strings():

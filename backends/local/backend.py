@@ -368,6 +368,8 @@ class _Text:
                         cached_prompt_tokens=outcome.stats.reused_tokens,
                         completion_tokens=outcome.stats.decode_tokens,
                         forced_tokens=outcome.stats.forced_tokens,
+                        drafted_tokens=outcome.stats.drafted_tokens,
+                        accepted_tokens=outcome.stats.accepted_tokens,
                     ),
                     timings=Timings(
                         first_token_s=None if first is None else first - self._started,

@@ -97,7 +97,7 @@ async def _ask_async(args: argparse.Namespace) -> int:
     usage, timings = completion.usage, completion.timings
     print(
         f"\n[{completion.model}: {usage.prompt_tokens} prompt tokens "
-        f"({usage.cached_prompt_tokens} cached), {usage.completion_tokens} generated, "
+        f"({usage.cached_prompt_tokens} cached), {usage.generated_text()}, "
         f"{timings.total_s:.2f}s, finish: {completion.finish_reason}]",
         file=sys.stderr,
     )

@@ -59,7 +59,7 @@ class Progress:
             who = event.agent or "model"
             self._say(
                 f"  [{who} on {event.backend}] {usage.prompt_tokens} prompt tokens "
-                f"({usage.cached_prompt_tokens} cached), {usage.completion_tokens} generated"
+                f"({usage.cached_prompt_tokens} cached), {usage.generated_text()}"
                 + (f", cost {event.cost:.6f}" if event.cost else "")
             )
             return

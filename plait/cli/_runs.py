@@ -101,7 +101,7 @@ def runs_show_command(args: argparse.Namespace) -> int:
         f"  started:  {_when(record.started_at)}   finished: {_when(record.finished_at)}",
         f"  inputs:   {json.dumps(record.inputs, ensure_ascii=False)}",
         f"  tokens:   {usage.prompt_tokens} prompt ({usage.cached_prompt_tokens} cached), "
-        f"{usage.completion_tokens} generated; cost {record.cost:.4f}{total}",
+        f"{usage.generated_text()}; cost {record.cost:.4f}{total}",
     ]
     lines.extend(_model_lines(record.run_id))
     if len(record.attempts) > 1:

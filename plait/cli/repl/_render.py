@@ -172,7 +172,7 @@ def render_last(last: Trace | Round | None) -> str:
         lines.append(
             f"  step {turn.step} [{turn.role} on {turn.backend}] {said}  "
             f"({u.prompt_tokens} prompt, {u.cached_prompt_tokens} cached, "
-            f"{u.completion_tokens} generated, {turn.duration_s:.2f}s)"
+            f"{u.generated_text()}, {turn.duration_s:.2f}s)"
         )
         if turn.selection is not None and turn.selection.policy != "model":
             lines.append(f"      tools: {render_selection(turn.selection)}")
@@ -189,7 +189,7 @@ def render_stats(session: Session) -> str:
     lines = [
         f"runs: {session.runs}",
         f"tokens: {u.prompt_tokens} prompt, {u.cached_prompt_tokens} cached{share}, "
-        f"{u.completion_tokens} generated",
+        f"{u.generated_text()}",
         f"cost: {session.cost:.6f}"
         + ("" if session.prices else " (no prices set: local models are free)"),
     ]
@@ -208,8 +208,9 @@ def render_stats(session: Session) -> str:
             lines.append(
                 f"{name}: {s.requests} requests, KV reuse {s.reused_tokens}/{s.prompt_tokens} "
                 f"prompt tokens ({reuse:.0%}), {s.prefilled_tokens} prefilled, "
-                f"{s.decode_tokens} decoded, {s.mean_batch_sequences:.2f} sequences per batch, "
-                f"{s.evictions} evictions"
+                f"{s.decode_tokens} decoded ({s.forced_tokens} forced, {s.drafted_tokens} "
+                f"drafted, {s.accepted_tokens} accepted), "
+                f"{s.mean_batch_sequences:.2f} sequences per batch, {s.evictions} evictions"
             )
     return "\n".join(lines)
 

@@ -237,6 +237,9 @@ def model_calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "input_tokens": 0,
                 "cached_tokens": 0,
                 "output_tokens": 0,
+                "forced_tokens": 0,
+                "drafted_tokens": 0,
+                "accepted_tokens": 0,
                 "cost": 0.0,
             },
         )
@@ -245,27 +248,38 @@ def model_calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["input_tokens"] += a.get("gen_ai.usage.input_tokens", 0)
         row["cached_tokens"] += a.get("plait.usage.cached_input_tokens", 0)
         row["output_tokens"] += a.get("gen_ai.usage.output_tokens", 0)
+        row["forced_tokens"] += a.get("plait.usage.forced_output_tokens", 0)
+        row["drafted_tokens"] += a.get("plait.usage.drafted_tokens", 0)
+        row["accepted_tokens"] += a.get("plait.usage.accepted_draft_tokens", 0)
         row["cost"] += a.get("plait.cost", 0.0)
     return [by_key[k] for k in sorted(by_key)]
 
 
-_CALL_FIELDS = ("calls", "input_tokens", "cached_tokens", "output_tokens", "cost")
+# (field, column header); every field but the last (cost) is a whole count.
+_CALL_COLUMNS = (
+    ("calls", "calls"),
+    ("input_tokens", "input tokens"),
+    ("cached_tokens", "cached"),
+    ("output_tokens", "output tokens"),
+    ("forced_tokens", "forced"),
+    ("drafted_tokens", "drafted"),
+    ("accepted_tokens", "accepted"),
+    ("cost", "cost"),
+)
 
 
 def _agents_table(spans: list[dict[str, Any]]) -> str:
     rows: list[list[Any]] = [
-        [c["agent"], c["router"], c["backend"], *(c[f] for f in _CALL_FIELDS)]
+        [c["agent"], c["router"], c["backend"], *(c[f] for f, _ in _CALL_COLUMNS)]
         for c in model_calls(spans)
     ]
+    counts = range(3, 3 + len(_CALL_COLUMNS))
     if rows:
-        totals = [sum(float(r[i]) for r in rows) for i in range(3, 8)]
-        totals = [int(t) if i < 4 else t for i, t in enumerate(totals)]
+        totals = [sum(float(r[i]) for r in rows) for i in counts]
+        totals = [int(t) if i < len(totals) - 1 else t for i, t in enumerate(totals)]
         rows.append(["total", "", "", *totals])
-    headers = [
-        "agent", "router", "backend (answered)", "calls", "input tokens", "cached",
-        "output tokens", "cost",
-    ]  # fmt: skip
-    return _table(headers, rows, numeric={3, 4, 5, 6, 7})
+    headers = ["agent", "router", "backend (answered)", *(h for _, h in _CALL_COLUMNS)]
+    return _table(headers, rows, numeric=set(counts))
 
 
 _ROUTE_COLUMNS = [

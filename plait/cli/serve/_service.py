@@ -73,6 +73,9 @@ def event_json(event: Any) -> dict[str, Any]:
             "prompt_tokens": usage.prompt_tokens,
             "cached_prompt_tokens": usage.cached_prompt_tokens,
             "completion_tokens": usage.completion_tokens,
+            "forced_tokens": usage.forced_tokens,
+            "drafted_tokens": usage.drafted_tokens,
+            "accepted_tokens": usage.accepted_tokens,
             "cost": event.cost,
         }
     dump = getattr(event, "model_dump", None)
