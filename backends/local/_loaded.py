@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,34 @@ _loading = threading.Lock()
 _UNUSED_CTX = 64
 
 
+@contextlib.contextmanager
+def _plain_weight_buffers() -> Iterator[None]:
+    """Load weights without llama.cpp's CPU "extra" (repacked) buffer types.
+
+    llama-cpp-python 0.3.36's build crashes in every multi-token batch on AVX2
+    CPUs when weights sit in repacked buffers (prefill, batched decode, drafts);
+    plain buffers decode the same. ``Llama`` takes no argument for it, so the
+    default model parameters it starts from are patched while it loads (under
+    ``_loading``, so no other load sees the patch).
+    """
+    import llama_cpp
+    import llama_cpp.llama as high_level
+
+    original = llama_cpp.llama_model_default_params
+
+    def plain() -> Any:
+        params = original()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    high_level.llama_cpp.llama_model_default_params = plain  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        high_level.llama_cpp.llama_model_default_params = original  # type: ignore[attr-defined]
+
+
 def load_model(path: Path, options: EngineOptions) -> LoadedModel:
     """Return the model at ``path``, loading it on first use (once per process).
 
@@ -109,12 +139,13 @@ def load_model(path: Path, options: EngineOptions) -> LoadedModel:
         from llama_cpp import Llama
 
         try:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=_UNUSED_CTX,
-                n_threads=options.n_threads,
-                verbose=False,
-            )
+            with _plain_weight_buffers():
+                llama = Llama(
+                    model_path=str(path),
+                    n_ctx=_UNUSED_CTX,
+                    n_threads=options.n_threads,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelLoadError(str(path), f"llama.cpp could not load it ({e})") from e
         model = LoadedModel(

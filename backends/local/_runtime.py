@@ -175,6 +175,10 @@ def open_llama(llama: Any, options: EngineOptions) -> LlamaRuntime:
     params.n_seq_max = o.n_seq_max
     params.kv_unified = True  # forked sequences share cells only in a unified cache
     params.no_perf = True
+    if hasattr(params, "n_outputs_max_per_seq"):
+        # Newer llama.cpp caps logits rows per sequence at one by default; a
+        # speculative draft is verified with one row per drafted token.
+        params.n_outputs_max_per_seq = 0
     if o.n_threads is not None:
         params.n_threads = params.n_threads_batch = o.n_threads
     if o.type_k is not None:
