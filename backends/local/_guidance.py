@@ -300,7 +300,7 @@ class Constraint:
 
     def _track(self, tokens: Sequence[int]) -> None:
         if self._tokenizer is not None:
-            self._string = _string_state(self._string, self._tokenizer.decode_bytes(tokens))
+            self._string = _string_state(self._string, self._tokenizer.decode_bytes(list(tokens)))
 
     def close_instead(self, token: int, remaining: int) -> list[int] | None:
         """The shortest end of the output, consumed, when ``token`` would leave no room for one.
