@@ -374,3 +374,46 @@ async def test_a_nested_response_schema_validates_at_any_temperature(guided_back
         done = await guided_backend.complete(request)
         jsonschema.validate(json.loads(done.text), schema)
         assert not _free_whitespace(done.text)
+
+
+# -- budget-aware close: the JSON is complete even when max_tokens runs out ----------
+
+
+def test_a_model_that_keeps_adding_calls_is_closed_before_the_token_limit():
+    call = '{"name": "calculator", "arguments": {"expression": "1 + 1"}}'
+    endless = '{"tool_calls": [' + ", ".join([call] * 20)  # it never closes the list
+    for max_tokens in (90, 140, 200):  # cuts land at different places of an item
+        fake = FakeLlama(next_token=script(endless))
+        job = run(fake, CALL, max_tokens=max_tokens)
+        outcome = job.wait()
+        assert outcome.error is None and outcome.finish == "eog", max_tokens
+        value = json.loads(job.text)
+        jsonschema.validate(value, CALL)
+        assert outcome.stats.decode_tokens <= max_tokens
+
+
+def test_the_ending_fills_a_required_key_and_a_minimum_string_length():
+    schema = {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"type": "string"}},
+            "label": {"type": "string", "minLength": 2},
+        },
+        "required": ["items", "label"],
+        "additionalProperties": False,
+    }
+    endless = '{"items": [' + ", ".join(['"abc"'] * 40)
+    fake = FakeLlama(next_token=script(endless))
+    job = run(fake, schema, max_tokens=60)
+    assert job.wait().finish == "eog"
+    value = json.loads(job.text)
+    jsonschema.validate(value, schema)
+    assert len(job.text) <= 60
+
+
+def test_far_from_the_limit_nothing_is_closed_early():
+    wanted = '{"tool_calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}}]}'
+    fake = FakeLlama(next_token=script(wanted))
+    job = run(fake, CALL, max_tokens=len(wanted))  # exactly enough: the model's own reply
+    assert job.wait().finish == "eog"
+    assert job.text == wanted

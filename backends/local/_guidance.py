@@ -22,6 +22,7 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import llguidance
@@ -102,6 +103,65 @@ class _Compiled:
             return self._template.deep_copy()
 
 
+# How near the token limit (in tokens) the constraint starts checking that the
+# JSON can still be closed; the check costs a short greedy walk of the matcher.
+_CLOSE_HORIZON = 64
+# Candidates for the shortest closing, best first: inside a string, close it
+# (with the containers around it at once where a token does that); outside,
+# close containers, then the shortest values, then open a string (a key).
+_IN_STRING = ('"}]}', '"}]', '"}}', '"]}', '"}', '"]', '"', "a", "0")
+_OUTSIDE = ("}]}", "}]", "]}", "}}", "}", "]", "0", "false", "null", "[]", "{}", '""', '"')
+
+
+@dataclass(frozen=True)
+class _Closers:
+    in_string: tuple[int, ...]
+    outside: tuple[int, ...]
+
+
+_closers_cache: dict[int, tuple[llguidance.LLTokenizer, _Closers]] = {}
+
+
+def _closers(tokenizer: llguidance.LLTokenizer) -> _Closers:
+    """The single tokens of this vocabulary that spell each closing candidate."""
+    cached = _closers_cache.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer:
+        return cached[1]
+
+    def single(texts: tuple[str, ...]) -> tuple[int, ...]:
+        found = []
+        for text in texts:
+            tokens = tokenizer.tokenize_str(text)
+            if len(tokens) == 1:
+                found.append(tokens[0])
+        return tuple(found)
+
+    closers = _Closers(in_string=single(_IN_STRING), outside=single(_OUTSIDE))
+    _closers_cache[id(tokenizer)] = (tokenizer, closers)
+    return closers
+
+
+def _first_allowed(bits: bytes) -> int | None:
+    """The lowest token a bitmask allows (``None``: none)."""
+    for i, byte in enumerate(bits):
+        if byte:
+            return i * 8 + (byte & -byte).bit_length() - 1
+    return None
+
+
+def _string_state(state: tuple[bool, bool], data: bytes) -> tuple[bool, bool]:
+    """``(inside a JSON string, after a backslash)`` once ``data`` follows ``state``."""
+    inside, escaped = state
+    for byte in data:
+        if escaped:
+            escaped = False
+        elif inside and byte == 0x5C:  # backslash
+            escaped = True
+        elif byte == 0x22:  # quote
+            inside = not inside
+    return inside, escaped
+
+
 _compiled: OrderedDict[tuple[int, str], _Compiled] = OrderedDict()
 _compiled_lock = threading.Lock()
 
@@ -137,7 +197,12 @@ def compile_schema(
             _compiled[key] = compiled
             while len(_compiled) > _CACHE_SIZE:
                 _compiled.popitem(last=False)
-    return Constraint(compiled.matcher(), jump_forward=jump_forward)
+    return Constraint(
+        compiled.matcher(),
+        jump_forward=jump_forward,
+        closers=_closers(tokenizer),
+        tokenizer=tokenizer,
+    )
 
 
 def _grammar(schema: Any, where: str) -> str:
@@ -201,11 +266,22 @@ class Constraint:
         masks: masks computed.
     """
 
-    def __init__(self, matcher: llguidance.LLMatcher, *, jump_forward: bool = True) -> None:
+    def __init__(
+        self,
+        matcher: llguidance.LLMatcher,
+        *,
+        jump_forward: bool = True,
+        closers: _Closers | None = None,
+        tokenizer: llguidance.LLTokenizer | None = None,
+    ) -> None:
         self._matcher = matcher
         self.jump_forward = jump_forward
         self.mask_s = 0.0
         self.masks = 0
+        self.closed = False
+        self._closers = closers
+        self._tokenizer = tokenizer
+        self._string: tuple[bool, bool] = (False, False)  # over every consumed token
 
     def mask(self) -> bytes:
         """Which tokens may come next: bit ``t % 8`` of byte ``t // 8`` is token ``t``."""
@@ -217,7 +293,88 @@ class Constraint:
 
     def consume(self, token: int) -> bool:
         """Advance past a sampled token; ``False``: the grammar does not allow it."""
-        return bool(self._matcher.consume_token(token))
+        if not self._matcher.consume_token(token):
+            return False
+        self._track([token])
+        return True
+
+    def _track(self, tokens: Sequence[int]) -> None:
+        if self._tokenizer is not None:
+            self._string = _string_state(self._string, self._tokenizer.decode_bytes(list(tokens)))
+
+    def close_instead(self, token: int, remaining: int) -> list[int] | None:
+        """The shortest end of the output, consumed, when ``token`` would leave no room for one.
+
+        Near the token limit a small model may keep adding array items or
+        properties until the limit cuts its JSON off. Before each sampled token
+        is taken, this checks that after it (and the tokens the grammar then
+        forces) the output can still be completed within ``remaining`` tokens;
+        when it cannot, the output is completed now instead, by the shortest
+        ending a greedy walk finds (closing the open string and containers,
+        filling what is required with the shortest values). Far from the limit
+        it costs nothing.
+
+        Returns:
+            ``None``: take ``token`` as usual. Otherwise the tokens that complete
+            the output (already consumed); ``token`` is dropped.
+        """
+        if self._closers is None or self._tokenizer is None or remaining > _CLOSE_HORIZON:
+            return None
+        started = time.perf_counter()
+        try:
+            matcher = self._matcher
+            if matcher.try_consume_tokens([token]) != 1:
+                return None  # not allowed: consume() reports it
+            state = self._string
+            self._track([token])
+            after = list(matcher.compute_ff_tokens()) if self.jump_forward else []
+            if after and not matcher.consume_tokens(after):
+                after = []
+            self._track(after)
+            ending = self._ending(remaining)
+            if ending is not None:
+                matcher.rollback(len(ending))
+            matcher.rollback(1 + len(after))
+            self._string = state
+            if ending is not None and 1 + len(after) + len(ending) <= remaining:
+                return None
+            now = self._ending(remaining)
+            if now is None:
+                return None  # no ending fits either way: let the limit cut it
+            self.closed = True
+            return now
+        finally:
+            self.mask_s += time.perf_counter() - started
+
+    def _ending(self, limit: int) -> list[int] | None:
+        """Complete the output greedily, consuming the tokens; ``None``: not within ``limit``."""
+        assert self._closers is not None
+        matcher = self._matcher
+        state = self._string
+        taken: list[int] = []
+        while len(taken) <= limit:
+            if matcher.is_accepting():
+                return taken
+            forced = list(matcher.compute_ff_tokens())
+            if forced and matcher.consume_tokens(forced):
+                taken += forced
+                self._track(forced)
+                continue
+            candidates = self._closers.in_string if self._string[0] else self._closers.outside
+            for candidate in candidates:
+                if matcher.try_consume_tokens([candidate]) == 1:
+                    taken.append(candidate)
+                    self._track([candidate])
+                    break
+            else:
+                allowed = _first_allowed(matcher.compute_bitmask())
+                if allowed is None or not matcher.consume_token(allowed):
+                    break
+                taken.append(allowed)
+                self._track([allowed])
+        matcher.rollback(len(taken))
+        self._string = state
+        return None
 
     def forced(self) -> list[int]:
         """The tokens the grammar forces next, already consumed (none without jump-forward)."""
@@ -227,13 +384,14 @@ class Constraint:
         tokens = list(self._matcher.compute_ff_tokens())
         if tokens and not self._matcher.consume_tokens(tokens):
             tokens = []  # cannot happen for tokens the matcher itself forced
+        self._track(tokens)
         self.mask_s += time.perf_counter() - started
         return tokens
 
     @property
     def done(self) -> bool:
         """Whether the output is complete: the grammar allows nothing but its end."""
-        return bool(self._matcher.is_stopped())
+        return self.closed or bool(self._matcher.is_stopped())
 
     @property
     def error(self) -> str:

@@ -116,11 +116,11 @@ def _plain_weight_buffers() -> Iterator[None]:
             params.use_extra_bufts = False
         return params
 
-    high_level.llama_cpp.llama_model_default_params = plain  # type: ignore[attr-defined]
+    high_level.llama_cpp.llama_model_default_params = plain
     try:
         yield
     finally:
-        high_level.llama_cpp.llama_model_default_params = original  # type: ignore[attr-defined]
+        high_level.llama_cpp.llama_model_default_params = original
 
 
 def load_model(path: Path, options: EngineOptions) -> LoadedModel:

@@ -317,6 +317,12 @@ class Scheduler:
         if self._runtime.is_eog(token):
             self._finish(active, Outcome(finish="eog"))
             return
+        if constraint is not None:
+            ending = constraint.close_instead(token, job.max_tokens - active.generated)
+            if ending is not None:  # the token would leave no room to complete the JSON
+                active.pending = []
+                self._extend(active, ending)
+                return
         if constraint is not None and not constraint.consume(token):
             error = BackendError(
                 f"the sampler picked token {token}, which the output's grammar forbids "
@@ -402,7 +408,8 @@ class Scheduler:
             self._finish(active, Outcome(finish="stopped"))
             return False
         if active.generated >= job.max_tokens:
-            self._finish(active, Outcome(finish="length"))
+            complete = job.constraint is not None and job.constraint.done
+            self._finish(active, Outcome(finish="eog" if complete else "length"))
             return False
         return True
 

@@ -120,7 +120,7 @@ class LocalBackend(Backend):
         type_k: str | None = None,
         type_v: str | None = None,
         prefix_cache: bool | None = None,
-        structured: Literal["llguidance", "gbnf"] = "gbnf",
+        structured: Literal["llguidance", "gbnf"] = "llguidance",
         jump_forward: bool = True,
         speculate: int = 0,
         settings: Settings | None = None,
