@@ -8,7 +8,7 @@ import pytest
 from plait.agents import Agent
 from plait.backends import Capabilities
 from plait.backends.testing import ScriptedBackend, Step
-from plait.errors import ConfigError
+from plait.errors import ConfigError, ToolArgumentError
 from plait.messages import SystemMessage, ToolCall, UserMessage
 from plait.tools import ToolExample, ToolSelection, ToolSelector, Toolset, schema_tool, tool
 
@@ -285,6 +285,32 @@ def test_schema_tools_validate_arguments_and_keep_examples():
     with pytest.raises(ConfigError, match="tool 'lookup', example 2: .*not of type 'string'"):
         stub.with_examples([("bad", {"q": 3})])
     assert stub.examples[0].request == "look up cats"
+
+
+async def test_schema_tools_take_properties_that_cannot_be_python_field_names():
+    # A JSON Schema may name a property "_class", "schema" or "first-name";
+    # each reaches the tool under its own name.
+    seen: list[dict] = []
+    stub = schema_tool(
+        "profile",
+        {
+            "type": "object",
+            "properties": {
+                "_class": {"type": "string"},
+                "schema": {"type": "integer"},
+                "first-name": {"type": "string"},
+                "property_0": {"type": "string"},
+            },
+            "required": ["_class"],
+        },
+        fn=lambda **kwargs: seen.append(kwargs),
+    )
+    await stub.acall({"_class": "mage", "first-name": "Ada", "property_0": "x"})
+    assert seen == [{"_class": "mage", "first-name": "Ada", "property_0": "x"}]
+    with pytest.raises(ToolArgumentError, match="'_class' is a required property"):
+        stub.validate({"schema": 1})
+    with pytest.raises(ToolArgumentError, match="schema: 'x' is not of type 'integer'"):
+        stub.validate({"_class": "mage", "schema": "x"})
 
 
 async def test_several_calls_of_one_tool_in_one_turn_all_run_in_order():
