@@ -277,6 +277,14 @@ async def test_server_ignoring_stream_still_gives_a_completion():
     assert chunks[0].delta == "hi" and chunks[-1].completion.usage.prompt_tokens == 12
 
 
+async def test_body_asks_for_one_call_when_parallel_calls_are_off():
+    server = Server(httpx.Response(200, json=ANSWER))
+    backend, _ = make(server)
+    request = ChatRequest.from_prompt("add", tools=(TOOL,), parallel_tool_calls=False)
+    await backend.complete(request)
+    assert server.bodies()[0]["parallel_tool_calls"] is False
+
+
 async def test_body_carries_tools_schema_and_sampling_and_keeps_prefix_byte_stable():
     schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
     first = ChatRequest(
@@ -302,6 +310,7 @@ async def test_body_carries_tools_schema_and_sampling_and_keeps_prefix_byte_stab
     await backend.complete(second)
     body = server.bodies()[0]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert "parallel_tool_calls" not in body  # left to the server unless asked
     assert body["tools"][0]["function"]["parameters"] == TOOL.parameters
     assert body["response_format"] == {
         "type": "json_schema",

@@ -362,6 +362,22 @@ def test_the_parallel_line_is_only_added_for_requests_that_enumerate():
     assert not lists_several("add 2 and 3")
 
 
+async def test_a_fixed_tool_for_one_item_asks_the_backend_for_one_call_only():
+    embedder = KeywordEmbedder()
+    call = ToolCall(name="get_weather", arguments={"city": "Paris"})
+    fixed = ToolSelection(policy="embedding", embedder=embedder)
+    one = ScriptedBackend([call, "Sunny."])
+    await agent(one, fixed).arun("weather in Paris")
+    assert one.requests[0].parallel_tool_calls is False
+    # A request listing items may need several calls; the model policy fixes nothing.
+    several = ScriptedBackend([call, "Sunny."])
+    await agent(several, fixed).arun("weather in Paris, Rome and Oslo")
+    assert several.requests[0].parallel_tool_calls is None
+    free = ScriptedBackend([call, "Sunny."])
+    await agent(free, "model").arun("weather in Paris")
+    assert free.requests[0].parallel_tool_calls is None
+
+
 async def test_a_fixed_tool_runs_once_for_a_request_naming_one_item():
     embedder = KeywordEmbedder()
     calls = [ToolCall(name="get_weather", arguments={"city": c}) for c in ("Paris", "Pariss")]
