@@ -35,7 +35,7 @@ from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, jso
 from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
 from ._quarantine import Quarantine
-from ._selection import resolve_selection, select_turn, single_call
+from ._selection import one_call, resolve_selection, select_turn, single_call
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -268,7 +268,12 @@ class Run:
                 call_prompt = turn.prompt
             schema = self.schema if self.agent.backend.capabilities.json_schema_output else None
             request = self._request(
-                extra, tools=tools, choice=choice, schema=schema, tail=call_prompt
+                extra,
+                tools=tools,
+                choice=choice,
+                schema=schema,
+                tail=call_prompt,
+                one_call=bool(call_prompt) and one_call(decision, self.task),
             )
             completion: Completion | None = None
             async for item in self._model_turn(backend, request, role, decision):
@@ -298,6 +303,7 @@ class Run:
         choice: ToolChoice = "auto",
         schema: dict[str, Any] | None = None,
         tail: str = "",
+        one_call: bool = False,
     ) -> ChatRequest:
         """The next request of this run: its messages so far, then ``extra``.
 
@@ -316,6 +322,9 @@ class Run:
             messages=tuple(messages),
             tools=tools.specs if tools is not None else (),
             tool_choice=choice,
+            # A fixed tool for a request naming one item: one call, so the
+            # model cannot repeat it until the token limit cuts the reply off.
+            parallel_tool_calls=False if one_call else None,
             response_schema=schema,
             max_tokens=self.limits.max_turn_tokens,
             temperature=self.agent.temperature,

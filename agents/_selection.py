@@ -34,7 +34,14 @@ from plait.tools import (
 
 from ._prompts import render
 
-__all__ = ["LOCAL_DEFAULT", "TurnSelection", "resolve_selection", "select_turn", "single_call"]
+__all__ = [
+    "LOCAL_DEFAULT",
+    "TurnSelection",
+    "one_call",
+    "resolve_selection",
+    "select_turn",
+    "single_call",
+]
 
 LOCAL_DEFAULT = ToolSelection(policy="embedding", margin=0.0)
 """The selection of backends without native tool calls, unless an agent says otherwise.
@@ -170,6 +177,11 @@ def lists_several(request: str) -> bool:
     return bool(_ENUMERATION.search(request))
 
 
+def one_call(decision: SelectionDecision | None, request: str) -> bool:
+    """Whether a turn may make only one call: its tool was fixed for a request naming one item."""
+    return decision is not None and decision.fixed is not None and not lists_several(request)
+
+
 def single_call(decision: SelectionDecision, request: str, completion: Completion) -> Completion:
     """The completion with only its first call when the tool was fixed for a request that
     names one item.
@@ -178,7 +190,7 @@ def single_call(decision: SelectionDecision, request: str, completion: Completio
     arguments; the turn in the trace keeps every call it wrote, only the first
     runs. A request that enumerates items keeps all its calls.
     """
-    if decision.fixed is None or len(completion.tool_calls) < 2 or lists_several(request):
+    if len(completion.tool_calls) < 2 or not one_call(decision, request):
         return completion
     return completion.model_copy(update={"tool_calls": completion.tool_calls[:1]})
 

@@ -47,13 +47,16 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(n_ctx: int, n_threads: int | None) -> Iterator[str]:
+def _server(n_ctx: int, n_threads: int | None, chat_format: str) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx),
+        # The chat format that turns `tools` into grammar-constrained calls (the
+        # model's own template makes the server answer in text only).
+        "--chat_format", chat_format,
     ]  # fmt: skip
     if n_threads is not None:
         command += ["--n_threads", str(n_threads)]
@@ -109,11 +112,11 @@ async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -
             else:
                 progress(result)
 
-        selection = (
-            ToolSelection(policy=policy, margin=args.margin)  # type: ignore[arg-type]
-            if args.margin is not None and policy == "embedding"
-            else policy
-        )
+        selection: ToolSelection | str | None = policy
+        if policy == "default":  # what the agent picks for this backend
+            selection = None
+        elif args.margin is not None and policy == "embedding":
+            selection = ToolSelection(policy=policy, margin=args.margin)
         reports = await evaluate(cases, backend, tool_selection=selection, on_result=on_result)
         if args.margin is not None and policy == "embedding":
             policy = f"embedding(margin={args.margin})"
@@ -139,12 +142,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--categories", default="simple_python,multiple")
-    parser.add_argument("--policies", default="model,embedding,hybrid")
+    parser.add_argument("--policies", default="model,embedding,hybrid,default")
     parser.add_argument("--limit", type=int, default=None, help="first N cases per category")
     parser.add_argument("--skip", type=int, default=0, help="start after N cases per category")
     parser.add_argument("--margin", type=float, default=None, help="the embedding policy's margin")
     parser.add_argument("--server", action="store_true", help="also measure the remote path")
     parser.add_argument("--remote-only", action="store_true")
+    parser.add_argument(
+        "--remote-policies", default=None, help="policies on the server (default: --policies)"
+    )
+    parser.add_argument(
+        "--chat-format", default="chatml-function-calling", help="the server's --chat_format"
+    )
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
@@ -157,10 +166,12 @@ async def main() -> None:
         finally:
             await local.aclose()
     if args.server or args.remote_only:
-        with _server(args.n_ctx, args.n_threads) as url:
+        with _server(args.n_ctx, args.n_threads, args.chat_format) as url:
             remote = OpenAIBackend(
                 "smollm2", base_url=url, api_key_env=None, schema_mode="json_object", timeout=300
             )
+            if args.remote_policies:
+                args.policies = args.remote_policies
             try:
                 await _run(args, remote, "openai")
             finally:

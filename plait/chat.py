@@ -56,6 +56,8 @@ class ChatRequest(BaseModel):
 
     Sampling fields left as ``None`` take the backend's defaults. ``agent`` and
     ``tags`` say who is asking; routers and traces use them, models never see them.
+    ``parallel_tool_calls=False`` allows at most one tool call in the reply
+    (``None``: the backend's default, several allowed).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -71,6 +73,7 @@ class ChatRequest(BaseModel):
     messages: tuple[Message, ...] = Field(min_length=1)
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice = "auto"
+    parallel_tool_calls: bool | None = None
     response_schema: dict[str, Any] | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)

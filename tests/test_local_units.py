@@ -88,6 +88,13 @@ def test_envelope_for_a_named_tool_allows_only_that_tool():
     assert schema["properties"]["tool_calls"]["items"]["properties"]["name"] == {"const": "add"}
 
 
+def test_envelope_allows_one_call_when_parallel_calls_are_off():
+    request = ChatRequest.from_prompt("x", tools=(WEATHER,), tool_choice="required")
+    assert envelope_schema(request)["properties"]["tool_calls"]["maxItems"] > 1
+    one = request.model_copy(update={"parallel_tool_calls": False})
+    assert envelope_schema(one)["properties"]["tool_calls"]["maxItems"] == 1
+
+
 def test_envelope_answer_follows_the_response_schema():
     response = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     request = ChatRequest.from_prompt("x", tools=(ADD,), response_schema=response)

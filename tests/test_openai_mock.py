@@ -157,6 +157,33 @@ async def test_answer_without_choices_is_a_protocol_error():
         await backend.complete(REQUEST)
 
 
+async def test_stream_tool_call_name_repeated_in_every_piece_is_read_once():
+    # llama-cpp-python's server repeats the whole function name in each piece;
+    # other servers may split a name across pieces.
+    def piece(index: int, name: str, arguments: str) -> dict:
+        call = {"index": index, "function": {"name": name, "arguments": arguments}}
+        return {"choices": [{"delta": {"tool_calls": [call]}}]}
+
+    server = Server(
+        sse(
+            piece(0, "get_weather", '{"city"'),
+            piece(0, "get_weather", ': "Oslo"}'),
+            piece(1, "get_", "{}"),
+            piece(1, "time", ""),
+            {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
+            "[DONE]",
+        )
+    )
+    backend, _ = make(server)
+    request = ChatRequest.from_prompt("weather", tools=(TOOL,))
+    final = [c async for c in backend.stream(request)][-1].completion
+    assert final is not None
+    assert [(c.name, c.parsed_arguments()) for c in final.tool_calls] == [
+        ("get_weather", {"city": "Oslo"}),
+        ("get_time", {}),
+    ]
+
+
 async def test_usage_reports_cached_prompt_tokens():
     backend, _ = make(Server(httpx.Response(200, json=ANSWER)))
     usage = (await backend.complete(REQUEST)).usage
@@ -250,6 +277,14 @@ async def test_server_ignoring_stream_still_gives_a_completion():
     assert chunks[0].delta == "hi" and chunks[-1].completion.usage.prompt_tokens == 12
 
 
+async def test_body_asks_for_one_call_when_parallel_calls_are_off():
+    server = Server(httpx.Response(200, json=ANSWER))
+    backend, _ = make(server)
+    request = ChatRequest.from_prompt("add", tools=(TOOL,), parallel_tool_calls=False)
+    await backend.complete(request)
+    assert server.bodies()[0]["parallel_tool_calls"] is False
+
+
 async def test_body_carries_tools_schema_and_sampling_and_keeps_prefix_byte_stable():
     schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
     first = ChatRequest(
@@ -275,6 +310,7 @@ async def test_body_carries_tools_schema_and_sampling_and_keeps_prefix_byte_stab
     await backend.complete(second)
     body = server.bodies()[0]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert "parallel_tool_calls" not in body  # left to the server unless asked
     assert body["tools"][0]["function"]["parameters"] == TOOL.parameters
     assert body["response_format"] == {
         "type": "json_schema",

@@ -119,6 +119,13 @@ async def test_forced_tool_call_comes_back_as_a_tool_call(backend):
     (call,) = completion.tool_calls
     assert call.name == "get_weather"
     assert isinstance(call.parsed_arguments()["city"], str)
+    # Streamed, the server repeats the name in every piece; it is read once.
+    chunks = [c async for c in backend.stream(request)]
+    streamed = chunks[-1].completion
+    assert streamed is not None
+    (call,) = streamed.tool_calls
+    assert call.name == "get_weather"
+    assert isinstance(call.parsed_arguments()["city"], str)
 
 
 async def test_error_status_carries_the_servers_message(server_url):

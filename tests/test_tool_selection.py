@@ -8,7 +8,7 @@ import pytest
 from plait.agents import Agent
 from plait.backends import Capabilities
 from plait.backends.testing import ScriptedBackend, Step
-from plait.errors import ConfigError
+from plait.errors import ConfigError, ToolArgumentError
 from plait.messages import SystemMessage, ToolCall, UserMessage
 from plait.tools import ToolExample, ToolSelection, ToolSelector, Toolset, schema_tool, tool
 
@@ -287,6 +287,32 @@ def test_schema_tools_validate_arguments_and_keep_examples():
     assert stub.examples[0].request == "look up cats"
 
 
+async def test_schema_tools_take_properties_that_cannot_be_python_field_names():
+    # A JSON Schema may name a property "_class", "schema" or "first-name";
+    # each reaches the tool under its own name.
+    seen: list[dict] = []
+    stub = schema_tool(
+        "profile",
+        {
+            "type": "object",
+            "properties": {
+                "_class": {"type": "string"},
+                "schema": {"type": "integer"},
+                "first-name": {"type": "string"},
+                "property_0": {"type": "string"},
+            },
+            "required": ["_class"],
+        },
+        fn=lambda **kwargs: seen.append(kwargs),
+    )
+    await stub.acall({"_class": "mage", "first-name": "Ada", "property_0": "x"})
+    assert seen == [{"_class": "mage", "first-name": "Ada", "property_0": "x"}]
+    with pytest.raises(ToolArgumentError, match="'_class' is a required property"):
+        stub.validate({"schema": 1})
+    with pytest.raises(ToolArgumentError, match="schema: 'x' is not of type 'integer'"):
+        stub.validate({"_class": "mage", "schema": "x"})
+
+
 async def test_several_calls_of_one_tool_in_one_turn_all_run_in_order():
     embedder = KeywordEmbedder()
     calls = [ToolCall(name="get_weather", arguments={"city": c}) for c in ("Paris", "Rome", "Oslo")]
@@ -334,6 +360,22 @@ def test_the_parallel_line_is_only_added_for_requests_that_enumerate():
     assert lists_several("the weather in Paris, Rome and Oslo")
     assert not lists_several("the weather in Paris")
     assert not lists_several("add 2 and 3")
+
+
+async def test_a_fixed_tool_for_one_item_asks_the_backend_for_one_call_only():
+    embedder = KeywordEmbedder()
+    call = ToolCall(name="get_weather", arguments={"city": "Paris"})
+    fixed = ToolSelection(policy="embedding", embedder=embedder)
+    one = ScriptedBackend([call, "Sunny."])
+    await agent(one, fixed).arun("weather in Paris")
+    assert one.requests[0].parallel_tool_calls is False
+    # A request listing items may need several calls; the model policy fixes nothing.
+    several = ScriptedBackend([call, "Sunny."])
+    await agent(several, fixed).arun("weather in Paris, Rome and Oslo")
+    assert several.requests[0].parallel_tool_calls is None
+    free = ScriptedBackend([call, "Sunny."])
+    await agent(free, "model").arun("weather in Paris")
+    assert free.requests[0].parallel_tool_calls is None
 
 
 async def test_a_fixed_tool_runs_once_for_a_request_naming_one_item():

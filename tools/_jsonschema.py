@@ -21,6 +21,21 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+def _field_name(key: str, index: int, keys: list[str]) -> str:
+    """A pydantic field name for property ``key`` (the property itself is the field's alias).
+
+    pydantic refuses names with a leading underscore (``_class``), names that
+    are not identifiers and names of BaseModel's own attributes (``schema``), all
+    of which a JSON Schema may use.
+    """
+    if key.isidentifier() and not key.startswith("_") and not hasattr(BaseModel, key):
+        return key
+    name = f"property_{index}"
+    while name in keys:
+        name += "_"
+    return name
+
+
 def json_schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
     """A pydantic model that checks arguments against a plain JSON Schema.
 
@@ -40,10 +55,11 @@ def json_schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
     validator = kind(schema)
     required = set(schema.get("required", ()))
     properties = schema.get("properties", {})
-    fields: dict[str, Any] = {
-        key: (Any, Field() if key in required else Field(UNSET))
-        for key in (properties if isinstance(properties, dict) else {})
-    }
+    keys = list(properties) if isinstance(properties, dict) else []
+    fields: dict[str, Any] = {}
+    for index, key in enumerate(keys):
+        default = Field(alias=key) if key in required else Field(UNSET, alias=key)
+        fields[_field_name(key, index, keys)] = (Any, default)
 
     def check(cls: type[BaseModel], data: Any) -> Any:
         problems = [

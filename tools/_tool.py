@@ -151,7 +151,12 @@ class Tool:
             parsed = self.args_model.model_validate(dict(arguments))
         except ValidationError as e:
             raise ToolArgumentError(self.name, _describe(e)) from e
-        return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        # A field's alias is the argument's own name where that name cannot be a
+        # pydantic field (a JSON Schema property such as ``_class``).
+        return {
+            field.alias or name: getattr(parsed, name)
+            for name, field in type(parsed).model_fields.items()
+        }
 
     async def acall(self, arguments: Mapping[str, Any] | str) -> Any:
         """Validate ``arguments`` and run the tool; sync functions run on a worker thread.

@@ -122,7 +122,9 @@ def envelope_schema(request: ChatRequest) -> dict[str, Any]:
                 "type": "array",
                 "items": calls[0] if len(calls) == 1 else {"anyOf": calls},
                 "minItems": 1,
-                "maxItems": _MAX_CALLS_PER_TURN,
+                # One call when the caller asks for one: a small model otherwise
+                # repeats its call until the token limit cuts the reply off.
+                "maxItems": 1 if request.parallel_tool_calls is False else _MAX_CALLS_PER_TURN,
             }
         },
         "required": ["tool_calls"],

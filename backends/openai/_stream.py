@@ -177,8 +177,11 @@ class StreamAssembler:
         if piece.get("id"):
             call.id = piece["id"]
         function = piece.get("function") or {}
-        if function.get("name"):
-            call.name += function["name"]
+        name = function.get("name")
+        # A piece may carry part of the name, or (llama-cpp-python's server) the
+        # whole name again in every piece: a repeat is not appended.
+        if name and name != call.name:
+            call.name += name
         arguments = function.get("arguments")
         if isinstance(arguments, str):
             call.arguments.append(arguments)

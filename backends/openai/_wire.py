@@ -84,6 +84,8 @@ def chat_body(
             }
             for t in request.tools
         ]
+        if request.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = request.parallel_tool_calls
         choice = request.tool_choice
         if choice in ("auto", "none", "required"):
             body["tool_choice"] = choice
