@@ -376,6 +376,17 @@ class Constraint:
         self._string = state
         return None
 
+    def valid_prefix(self, tokens: list[int]) -> int:
+        """How many of ``tokens`` the grammar allows next, in order (nothing is consumed).
+
+        Speculative drafts are cut there, so a draft never proposes what the mask
+        would forbid.
+        """
+        started = time.perf_counter()
+        n = int(self._matcher.validate_tokens(tokens))
+        self.mask_s += time.perf_counter() - started
+        return n
+
     def forced(self) -> list[int]:
         """The tokens the grammar forces next, already consumed (none without jump-forward)."""
         if not self.jump_forward:
