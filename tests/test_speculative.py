@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 
@@ -145,3 +146,49 @@ def test_the_drafter_finds_the_longest_earlier_match():
     outputs.add([7, 8, 5, 6, 0, 0])
     assert Drafter([4, 7, 8, 5], outputs, k=2).propose(10) == [6, 0]
     assert Drafter([4, 7, 8, 5], None, k=2).propose(10) == []
+
+
+async def test_the_backend_counts_drafted_and_accepted_tokens_in_usage():
+    document = "The quick brown fox jumps over the lazy dog by the quiet river bank at dawn."
+    request = ChatRequest.from_prompt(f"Repeat this: {document}", temperature=0.0)
+    on = (
+        await FakeLlama(reply=document)
+        .backend(n_ctx=1024, n_seq_max=2, speculate=8)
+        .complete(request)
+    )
+    off = await FakeLlama(reply=document).backend(n_ctx=1024, n_seq_max=2).complete(request)
+    assert on.text == off.text == document
+    assert on.usage.completion_tokens == off.usage.completion_tokens
+    assert on.usage.drafted_tokens >= on.usage.accepted_tokens > len(document) // 2
+    assert off.usage.drafted_tokens == off.usage.accepted_tokens == 0
+
+
+async def test_a_structured_request_speculates_under_its_grammar_with_the_same_output():
+    document = "The quick brown fox jumps over the lazy dog by the quiet river bank at dawn."
+    schema = {
+        "type": "object",
+        "properties": {"quote": {"type": "string"}, "words": {"type": "integer"}},
+        "required": ["quote", "words"],
+        "additionalProperties": False,
+    }
+    # The draft copies the document, then runs on past the closing quote into
+    # prompt text the grammar forbids there ("." after the string): it is cut.
+    # (The reply is written the way the grammar lays JSON out, ": " and ", ".)
+    reply = json.dumps({"quote": document, "words": 16})
+    request = ChatRequest.from_prompt(
+        f'Quote this: {document}" and more', temperature=0.0, response_schema=schema
+    )
+    on = (
+        await FakeLlama(reply=reply)
+        .backend(n_ctx=1024, n_seq_max=2, structured="llguidance", speculate=8)
+        .complete(request)
+    )
+    off = (
+        await FakeLlama(reply=reply)
+        .backend(n_ctx=1024, n_seq_max=2, structured="llguidance")
+        .complete(request)
+    )
+    assert on.text == off.text == reply
+    assert on.usage.completion_tokens == off.usage.completion_tokens
+    assert on.usage.forced_tokens == off.usage.forced_tokens > 0
+    assert on.usage.drafted_tokens >= on.usage.accepted_tokens > len(document) // 2

@@ -156,7 +156,9 @@ class Scheduler:
                 if evicted is source:
                     source, reuse = None, 0
         active = _Active(job=job, entry=entry, reused=len(entry.tokens))
-        if job.speculate > 0 and job.constraint is None and job.max_tokens > 0:
+        # Under an llguidance constraint drafts are cut to what the grammar allows
+        # and verified under its masks; llama.cpp's own grammar sampler is not.
+        if job.speculate > 0 and job.sampling.grammar is None and job.max_tokens > 0:
             active.history = list(job.prompt)
             active.drafter = Drafter(active.history, self._outputs, job.speculate)
         entry.users = 1
@@ -250,6 +252,9 @@ class Scheduler:
             return active, chunk, 0
         if active.drafter is not None and len(chunk) == 1:
             draft = active.drafter.propose(min(room - 1, active.job.max_tokens - active.generated))
+            constraint = active.job.constraint
+            if draft and constraint is not None:
+                del draft[constraint.valid_prefix(draft) :]
             if draft:
                 active.draft = draft
                 return active, chunk + draft, 1 + len(draft)
@@ -347,9 +352,15 @@ class Scheduler:
         """
         assert active.sampler is not None and active.drafter is not None
         job, draft = active.job, active.draft
+        constraint = job.constraint
         active.draft = []
         picked: list[int] = []
         ended = False
+        # Under a grammar the matcher consumes each pick as it is made, so the mask
+        # at the next position is the one decoding one token at a time would use.
+        # An accepted token after which the grammar forces tokens (or ends) stops
+        # verification: the forced tokens follow as in plain decoding.
+        forced: list[int] | None = None
         for j in range(len(draft) + 1):
             if job.on_logits is not None:
                 try:
@@ -359,14 +370,28 @@ class Scheduler:
                         raise
                     self._finish(active, Outcome(error=e))
                     return
+            if constraint is not None:
+                self._runtime.mask(first + j, constraint.mask())
             token = active.sampler.sample(first + j)
             if self._runtime.is_eog(token):
                 ended = True
                 break
+            if constraint is not None and not constraint.consume(token):
+                error = BackendError(
+                    f"the sampler picked token {token}, which the output's grammar forbids "
+                    f"({constraint.error or 'outside the mask'})"
+                )
+                self._finish(active, Outcome(error=error))
+                return
             picked.append(token)
             if j == len(draft) or token != draft[j]:
                 break
-        accepted = len(picked) if ended else len(picked) - 1
+            if constraint is not None:
+                forced = constraint.forced()
+                if forced or constraint.done:
+                    break
+                forced = None
+        accepted = len(picked) if ended or forced is not None else len(picked) - 1
         active.drafter.verified(len(draft), accepted)
         keep = active.n_past - len(draft) + accepted  # the cells of accepted tokens stay
         if keep < active.n_past:
@@ -377,8 +402,13 @@ class Scheduler:
                 return
         if ended:
             self._finish(active, Outcome(finish="eog"))
+        elif forced is not None:  # every pick is in the cache; the forced tokens come next
+            active.pending = []
+            self._extend(active, forced)
         else:
             active.pending = [picked[-1]]
+            if constraint is not None:
+                self._extend(active, constraint.forced())
 
     def _extend(self, active: _Active, forced: list[int]) -> None:
         """Hand out the tokens the grammar forced and queue them for the next batch."""
