@@ -101,7 +101,8 @@ class LocalBackend(Backend):
             and are verified in one batch row: greedy output stays the same
             tokens (up to llama.cpp's batch arithmetic), sampled output the same
             distribution. Pays off on text that copies (answers quoting tool
-            results, summaries, replans); not used under a JSON constraint.
+            results, summaries, replans). Under an llguidance constraint drafts
+            are cut to what the grammar allows (not used with ``"gbnf"``).
         settings: settings to read defaults from (default: the environment).
     """
 
