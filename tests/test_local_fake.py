@@ -379,21 +379,3 @@ async def test_closing_a_stream_early_frees_the_sequence():
     cancelled = backend.stats().recent[-2]
     assert cancelled.decode_tokens <= 2  # cancelled at the step after its first or second token
     assert fake.runtimes[0].open_samplers == 0
-
-
-async def test_a_speculating_backend_counts_drafted_and_accepted_tokens_in_usage():
-    # The reply copies the prompt, so the suffix index drafts from it.
-    text = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu"
-    fake = FakeLlama(reply=lambda prompt: text)
-    request = ChatRequest.from_prompt(f"Repeat exactly: {text}", max_tokens=200)
-    plain = await fake.backend(n_ctx=1024, n_seq_max=2).complete(request)
-    fast = (
-        await FakeLlama(reply=lambda prompt: text)
-        .backend(n_ctx=1024, n_seq_max=2, speculate=6)
-        .complete(request)
-    )
-    assert fast.text == plain.text == text
-    assert plain.usage.drafted_tokens == plain.usage.accepted_tokens == 0
-    assert fast.usage.drafted_tokens > 0
-    assert 0 < fast.usage.accepted_tokens <= fast.usage.drafted_tokens
-    assert fast.usage.completion_tokens == plain.usage.completion_tokens

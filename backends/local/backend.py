@@ -87,12 +87,13 @@ class LocalBackend(Backend):
         type_k: storage type of cached keys, e.g. "q8_0" (default from settings).
         type_v: storage type of cached values.
         prefix_cache: reuse cached prompt prefixes (off: prefill every prompt fully).
-        structured: how JSON output is constrained: "gbnf" (default), llama.cpp's
-            grammar sampler on a grammar from its own schema converter (it lets
-            whitespace run free and raw control characters into strings), or
-            "llguidance" (token masks and forced tokens: exact JSON, about half
-            the latency; not yet the default because with it the embedded 135M
-            model's team planner keeps adding subtasks until its token limit).
+        structured: how JSON output is constrained: "llguidance" (default: token
+            masks and forced tokens, exact JSON, about half the latency; near
+            ``max_tokens`` the reply is closed with the shortest valid ending, so
+            a model that keeps adding array items still answers valid JSON) or
+            "gbnf", llama.cpp's grammar sampler on a grammar from its own schema
+            converter (it lets whitespace run free and raw control characters
+            into strings), kept for comparison.
         jump_forward: append the tokens a grammar forces without sampling them
             (llguidance only; off: every token is sampled under the mask).
         speculate: longest model-free speculative draft per decode step (0: off).
