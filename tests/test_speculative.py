@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 
+from plait import ChatRequest
 from plait.backends.local._engine import Engine, EngineOptions, Job
 from plait.backends.local._sampling import SamplingParams
 from plait.backends.local._suffix import Drafter, OutputIndex
