@@ -51,7 +51,8 @@ def _server(n_ctx: int, n_threads: int | None, chat_format: str) -> Iterator[str
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+        sys.executable, "-m", "plait.backends.local._llama_server",
+        "--model", str(default_model_path()),
         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx),
         # The chat format that turns `tools` into grammar-constrained calls (the
