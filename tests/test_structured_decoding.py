@@ -25,7 +25,14 @@ QUOTE, RBRACE, RBRACKET = (b + 3 for b in b'"}]')
 class Run(JobRecord):
     """One constrained job on an engine and the tokens it produced."""
 
-    def __init__(self, fake: FakeLlama, schema: dict[str, Any], max_tokens: int = 400, **kw: Any):
+    def __init__(
+        self,
+        fake: FakeLlama,
+        schema: dict[str, Any],
+        max_tokens: int = 400,
+        speculate: int = 0,
+        **kw: Any,
+    ):
         self.fake = fake
         self.constraint = compile_schema(schema, fake.guidance_tokenizer(), **kw)
         super().__init__()
@@ -37,6 +44,7 @@ class Run(JobRecord):
             on_token=self._token,
             on_done=self._done,
             constraint=self.constraint,
+            speculate=speculate,
         )
 
     @property
@@ -390,6 +398,28 @@ def test_a_model_that_keeps_adding_calls_is_closed_before_the_token_limit():
         value = json.loads(job.text)
         jsonschema.validate(value, CALL)
         assert outcome.stats.decode_tokens <= max_tokens
+
+
+def test_speculative_drafts_stop_short_of_the_limit_so_the_json_can_still_close():
+    # A copy-heavy string is what drafts guess best; accepted draft tokens skip
+    # the close check, so a draft that ran up to the limit would cut the JSON.
+    schema = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}},
+        "required": ["text"],
+        "additionalProperties": False,
+    }
+    endless = '{"text": "' + "the cat sat on the mat. " * 40  # the string never ends
+    drafted = 0
+    for max_tokens in (60, 100, 150, 250):
+        fake = FakeLlama(next_token=script(endless))
+        job = run(fake, schema, max_tokens=max_tokens, speculate=8)
+        outcome = job.wait()
+        assert outcome.error is None and outcome.finish == "eog", max_tokens
+        jsonschema.validate(json.loads(job.text), schema)
+        assert outcome.stats.decode_tokens <= max_tokens
+        drafted += outcome.stats.drafted_tokens
+    assert drafted > 0  # the drafts ran, far from the limit
 
 
 def test_the_ending_fills_a_required_key_and_a_minimum_string_length():

@@ -376,6 +376,16 @@ class Constraint:
         self._string = state
         return None
 
+    def draft_room(self, remaining: int) -> int:
+        """How many tokens a speculative draft may hold with ``remaining`` tokens left.
+
+        Accepted draft tokens skip :meth:`close_instead`, so drafts stop short of
+        the last ``_CLOSE_HORIZON`` tokens, where each token must pass that check.
+        """
+        if self._closers is None or self._tokenizer is None:
+            return remaining
+        return max(0, remaining - _CLOSE_HORIZON - 1)
+
     def valid_prefix(self, tokens: list[int]) -> int:
         """How many of ``tokens`` the grammar allows next, in order (nothing is consumed).
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from plait.errors import BackendError, is_control_flow
 
@@ -31,6 +32,9 @@ from ._prefix_index import Entry, PrefixIndex, common_prefix
 from ._runtime import BatchRow, Runtime, Sampler
 from ._stats import RequestStats, StatsRecorder
 from ._suffix import Drafter, OutputIndex
+
+if TYPE_CHECKING:
+    from ._guidance import Constraint
 
 __all__ = ["Scheduler"]
 
@@ -251,8 +255,11 @@ class Scheduler:
         if len(chunk) < len(active.pending) or active.sampler is None:
             return active, chunk, 0
         if active.drafter is not None and len(chunk) == 1:
-            draft = active.drafter.propose(min(room - 1, active.job.max_tokens - active.generated))
             constraint = active.job.constraint
+            left = active.job.max_tokens - active.generated
+            if constraint is not None:
+                left = constraint.draft_room(left)
+            draft = active.drafter.propose(min(room - 1, left)) if left > 0 else []
             if draft and constraint is not None:
                 del draft[constraint.valid_prefix(draft) :]
             if draft:
@@ -329,11 +336,7 @@ class Scheduler:
                 self._extend(active, ending)
                 return
         if constraint is not None and not constraint.consume(token):
-            error = BackendError(
-                f"the sampler picked token {token}, which the output's grammar forbids "
-                f"({constraint.error or 'outside the mask'})"
-            )
-            self._finish(active, Outcome(error=error))
+            self._finish(active, Outcome(error=_forbidden(token, constraint)))
             return
         active.pending = [token]
         if self._emit(active, token) and constraint is not None:
@@ -377,11 +380,7 @@ class Scheduler:
                 ended = True
                 break
             if constraint is not None and not constraint.consume(token):
-                error = BackendError(
-                    f"the sampler picked token {token}, which the output's grammar forbids "
-                    f"({constraint.error or 'outside the mask'})"
-                )
-                self._finish(active, Outcome(error=error))
+                self._finish(active, Outcome(error=_forbidden(token, constraint)))
                 return
             picked.append(token)
             if j == len(draft) or token != draft[j]:
@@ -500,3 +499,11 @@ class Scheduler:
         )
         self._stats.finished(outcome.stats)
         active.job.on_done(outcome)
+
+
+def _forbidden(token: int, constraint: Constraint) -> BackendError:
+    """The error of a sampled token the output's grammar refuses (the mask was not kept)."""
+    return BackendError(
+        f"the sampler picked token {token}, which the output's grammar forbids "
+        f"({constraint.error or 'outside the mask'})"
+    )
