@@ -74,6 +74,11 @@ def test_types_follow_the_schema_ints_count_as_floats_never_bools_as_numbers():
     assert not verdict.ok and "should be integer" in verdict.reason
     verdict = grade([("weather.current", {"city": "Paris", "days": True})], expected)
     assert not verdict.ok
+    # A small model may write a number too large for a float: graded, not a crash.
+    verdict = grade([("weather.current", {"city": "Paris", "days": 10**400})], expected)
+    assert not verdict.ok and "'days'" in verdict.reason
+    huge = [{"weather.current": {"city": ["Paris"], "days": [10**400]}}]
+    assert grade([("weather.current", {"city": "Paris", "days": 10**400})], huge).ok
 
 
 def test_the_wrong_function_or_the_wrong_number_of_calls_fails():

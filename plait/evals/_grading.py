@@ -54,7 +54,8 @@ def value_matches(value: Any, allowed: Any) -> bool:
     if isinstance(allowed, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(allowed, bool) and value == allowed
     if _is_number(allowed):
-        return _is_number(value) and float(value) == float(allowed)
+        # Python compares ints and floats exactly; float() of a huge int overflows.
+        return _is_number(value) and value == allowed
     if isinstance(allowed, str):
         return isinstance(value, str) and normalize_text(value) == normalize_text(allowed)
     if isinstance(allowed, list):
