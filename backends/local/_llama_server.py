@@ -2,7 +2,7 @@
 
 ``python -m plait.backends.local._llama_server ARGS`` takes ``llama_cpp.server``'s
 own arguments. The model is loaded without llama.cpp's repacked CPU weight
-buffers (see :func:`._loaded._plain_weight_buffers`): with them, llama-cpp-python
+buffers (see :func:`._loaded.plain_weight_buffers`): with them, llama-cpp-python
 0.3.36 crashes on the first multi-token batch on some CPUs, and its server with
 it. The tests and ``benchmarks/function_calling.py`` start the server this way.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 import runpy
 import sys
 
-from ._loaded import _plain_weight_buffers
+from ._loaded import plain_weight_buffers
 
 
 def main() -> None:
     """Run ``llama_cpp.server`` with this process's arguments."""
     sys.argv[0] = "llama_cpp.server"
-    with _plain_weight_buffers():
+    with plain_weight_buffers():
         runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 
 

@@ -18,7 +18,7 @@ from ._guidance import lltokenizer_from_llama
 from ._model_file import check_gguf
 from ._runtime import open_llama
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "load_model", "plain_weight_buffers"]
 
 # Fallback for GGUF files that carry no chat template: ChatML, which most small
 # instruction-tuned models (SmolLM2 included) were trained on.
@@ -96,7 +96,7 @@ _UNUSED_CTX = 64
 
 
 @contextlib.contextmanager
-def _plain_weight_buffers() -> Iterator[None]:
+def plain_weight_buffers() -> Iterator[None]:
     """Load weights without llama.cpp's CPU "extra" (repacked) buffer types.
 
     llama-cpp-python 0.3.36's build crashes in every multi-token batch on AVX2
@@ -139,7 +139,7 @@ def load_model(path: Path, options: EngineOptions) -> LoadedModel:
         from llama_cpp import Llama
 
         try:
-            with _plain_weight_buffers():
+            with plain_weight_buffers():
                 llama = Llama(
                     model_path=str(path),
                     n_ctx=_UNUSED_CTX,
