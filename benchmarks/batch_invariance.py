@@ -7,7 +7,10 @@ embedded model (flash attention on, as plait's engine runs it): a greedy
 continuation is decoded one token at a time, then the same tokens are evaluated
 k at a time, and the logits of each position are compared. It runs with a
 short context and behind a long one (many cached tokens before the prompt), on
-one thread and on every CPU this process may use.
+one thread and on every CPU this process may use, and once more behind the long
+context with the KV cache stored as q8_0 (llama.cpp splits the keys across
+threads only for one-token batches over an f16 or f32 cache of 512 cells or
+more).
 
 With ``--json`` one JSON object: per thread count and context,
 ``max_abs_logit_diff`` (largest difference of one logit between the two ways)
@@ -72,7 +75,15 @@ def main() -> None:
     import llama_cpp
 
     result: dict[str, object] = {"benchmark": "batch_invariance", "k": args.k}
-    for threads in sorted({1, available_cpus()}):
+    long_text = FILLER * args.long + PROMPT
+    runs = [
+        (threads, "f16", name)
+        for threads in sorted({1, available_cpus()})
+        for name in ("short", "long")
+    ]
+    runs.append((available_cpus(), "q8_0", "long"))
+    for threads, kv_type, name in runs:
+        kv = llama_cpp.GGML_TYPE_F16 if kv_type == "f16" else llama_cpp.GGML_TYPE_Q8_0
         with plain_weight_buffers():
             llm = llama_cpp.Llama(
                 str(default_model_path()),
@@ -80,11 +91,13 @@ def main() -> None:
                 logits_all=True,
                 flash_attn=True,
                 n_threads=threads,
+                type_k=kv,
+                type_v=kv,
                 verbose=False,
             )
-        for name, text in (("short", PROMPT), ("long", FILLER * args.long + PROMPT)):
-            tokens = llm.tokenize(text.encode(), special=True)
-            result[f"threads_{threads}_{name}"] = compare(llm, tokens, args.steps, args.k)
+        tokens = llm.tokenize((PROMPT if name == "short" else long_text).encode(), special=True)
+        key = f"threads_{threads}_{name}" + ("" if kv_type == "f16" else f"_kv_{kv_type}")
+        result[key] = compare(llm, tokens, args.steps, args.k)
         llm.close()
     if args.json:
         print(json.dumps(result))
