@@ -35,7 +35,7 @@ from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, jso
 from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
 from ._quarantine import Quarantine
-from ._selection import one_call, resolve_selection, select_turn, single_call
+from ._selection import one_call, resolve_selection, select_turn, settle_calls
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -283,7 +283,7 @@ class Run:
                     yield item
             assert completion is not None  # a model turn ends with its completion
             if call_prompt and decision is not None:
-                completion = single_call(decision, self.task, completion)
+                completion = settle_calls(decision, self.task, tools, completion)
             if completion.tool_calls:
                 self._check_tokens()
                 async for event in self._call_tools(completion):

@@ -22,6 +22,7 @@ from typing import Any
 from plait.backends import Backend
 from plait.chat import ToolChoice
 from plait.completions import Completion
+from plait.errors import ModelOutputError
 from plait.memory import default_embedder
 from plait.tools import (
     ExampleMatch,
@@ -37,9 +38,11 @@ from ._prompts import render
 __all__ = [
     "LOCAL_DEFAULT",
     "TurnSelection",
+    "grounded_arguments",
     "one_call",
     "resolve_selection",
     "select_turn",
+    "settle_calls",
     "single_call",
 ]
 
@@ -193,6 +196,88 @@ def single_call(decision: SelectionDecision, request: str, completion: Completio
     if len(completion.tool_calls) < 2 or not one_call(decision, request):
         return completion
     return completion.model_copy(update={"tool_calls": completion.tool_calls[:1]})
+
+
+def settle_calls(
+    decision: SelectionDecision, request: str, tools: Toolset, completion: Completion
+) -> Completion:
+    """The calls of a turn whose tool selection fixed the tool, as they run.
+
+    Only the first call runs for a request naming one item (:func:`single_call`),
+    and each call keeps only the optional arguments the request states
+    (:func:`grounded_arguments`). The turn in the trace keeps what the model wrote.
+    """
+    completion = single_call(decision, request, completion)
+    if decision.fixed is None or not completion.tool_calls:
+        return completion
+    calls = []
+    for call in completion.tool_calls:
+        item = tools[call.name] if call.name in tools else None
+        try:
+            arguments = call.parsed_arguments()
+        except ModelOutputError:
+            arguments = None  # left as written: the tool call reports it
+        if item is None or arguments is None:
+            calls.append(call)
+            continue
+        kept = grounded_arguments(arguments, item.parameters, request)
+        calls.append(
+            call
+            if kept == arguments
+            else call.model_copy(update={"arguments": json.dumps(kept, ensure_ascii=False)})
+        )
+    return completion.model_copy(update={"tool_calls": tuple(calls)})
+
+
+_NAME_PARTS = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def grounded_arguments(
+    arguments: Mapping[str, Any], parameters: Mapping[str, Any], request: str
+) -> dict[str, Any]:
+    """``arguments`` without the optional ones whose value the request does not state.
+
+    A small model fills optional parameters with values of its own ("unit":
+    "imperial" for a height in cm); left out, the tool's default applies, which
+    is what the request asked for. An optional argument stays when the request
+    contains its value (a string as whole words, case-insensitive; a number among the
+    request's numbers; every item of a list) or, for a value that cannot be
+    quoted (a boolean, an object) or a string the request paraphrases, when the
+    request names the parameter (a word of its name starts a word of the
+    request). Required arguments always stay.
+    """
+    required = set(parameters.get("required", ()))
+    text = request.casefold()
+    numbers = {float(n) for n in _NUMBER.findall(request.replace(",", ""))}
+
+    def stated(value: Any) -> bool:
+        if isinstance(value, bool) or value is None:
+            return False
+        if isinstance(value, (int, float)):
+            try:
+                return float(value) in numbers
+            except OverflowError:  # an integer no request states
+                return False
+        if isinstance(value, str):
+            phrase = " ".join(value.casefold().split())
+            # Whole words only: "m" is not stated by "a community".
+            return (
+                bool(phrase) and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
+            )
+        if isinstance(value, list):
+            return bool(value) and all(stated(v) for v in value)
+        return False
+
+    def named(name: str) -> bool:
+        words = [w.casefold() for w in _NAME_PARTS.split(name) if len(w) >= 3]
+        return any(re.search(r"\b" + re.escape(w), text) for w in words)
+
+    return {
+        name: value
+        for name, value in arguments.items()
+        if name in required or stated(value) or named(name)
+    }
 
 
 def _type_of(schema: Mapping[str, Any]) -> str:

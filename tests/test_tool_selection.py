@@ -451,3 +451,56 @@ async def test_the_callers_tools_are_ranked_against_the_planners_plan():
     caller = next(t for t in result.trace.turns if t.role == "caller")
     assert caller.selection is not None and caller.selection.fixed == "read_file"
     assert embedder.queries == ["read the file notes"]
+
+
+def test_optional_arguments_the_request_does_not_state_are_left_out():
+    from plait.agents._selection import grounded_arguments
+
+    parameters = {
+        "type": "object",
+        "properties": {
+            "height": {"type": "number"},
+            "unit": {"type": "string"},
+            "round_to": {"type": "integer"},
+            "detailed": {"type": "boolean"},
+            "tags": {"type": "array"},
+        },
+        "required": ["height"],
+    }
+    request = "How tall is 180 cm in FEET, to 2 places? Red and blue."
+    invented = {"height": 7, "unit": "imperial", "round_to": 3, "detailed": True, "tags": ["x"]}
+    # Required arguments stay whatever they are; invented optional ones go.
+    assert grounded_arguments(invented, parameters, request) == {"height": 7}
+    stated = {"height": 180, "unit": "feet", "round_to": 2, "tags": ["red", "blue"]}
+    assert grounded_arguments(stated, parameters, request) == stated
+    # A value that cannot be quoted stays when the request names its parameter.
+    assert grounded_arguments({"height": 1, "detailed": False}, parameters, "detailed: 1 m") == {
+        "height": 1,
+        "detailed": False,
+    }
+    # A word of the name must start a word of the request ("unit" is not in "community").
+    assert grounded_arguments({"height": 1, "unit": "m"}, parameters, "a community") == {
+        "height": 1
+    }
+    # Integers too large for a float are never stated.
+    assert grounded_arguments({"height": 1, "round_to": 10**400}, parameters, "1 m") == {
+        "height": 1
+    }
+
+
+async def test_a_fixed_tool_runs_without_the_optional_arguments_the_model_invented():
+    embedder = KeywordEmbedder()
+    call = ToolCall(name="get_weather", arguments={"city": "Paris", "unit": "kelvin"})
+    selection = ToolSelection(policy="embedding", embedder=embedder)
+    result = await agent(ScriptedBackend([call, "Sunny."]), selection).arun("weather in Paris")
+    # The turn keeps what the model wrote; the call ran with the tool's default unit.
+    assert json.loads(result.trace.turns[0].tool_calls[0].arguments)["unit"] == "kelvin"
+    assert json.loads(result.trace.tool_calls[0].arguments) == {"city": "Paris"}
+    stated = ToolCall(name="get_weather", arguments={"city": "Paris", "unit": "fahrenheit"})
+    result = await agent(ScriptedBackend([stated, "Sunny."]), selection).arun(
+        "weather in Paris in Fahrenheit"
+    )
+    assert json.loads(result.trace.tool_calls[0].arguments)["unit"] == "fahrenheit"
+    # The model's own choice of tool is left as written.
+    result = await agent(ScriptedBackend([call, "Sunny."]), "model").arun("weather in Paris")
+    assert json.loads(result.trace.tool_calls[0].arguments)["unit"] == "kelvin"
