@@ -82,6 +82,36 @@ def test_envelope_offers_calls_or_answer_when_choice_is_auto():
     assert first["properties"]["arguments"]["additionalProperties"] is False
 
 
+def test_envelope_closes_nested_objects_that_declare_their_keys():
+    budget = {"type": "object", "properties": {"min": {"type": "number"}}}
+    free = {"type": "object", "description": "subject -> score"}
+    kept = {"type": "object", "properties": {"a": {"type": "number"}}, "additionalProperties": True}
+    parameters = {
+        "type": "object",
+        "properties": {
+            "budget": budget,
+            "grades": free,
+            "ranges": {"type": "array", "items": budget},
+            "either": {"anyOf": [budget, {"type": "null"}]},
+            "open": kept,
+        },
+    }
+    tool = ToolSpec(name="find", description="Find.", parameters=parameters)
+    request = ChatRequest.from_prompt("x", tools=(tool,), tool_choice="required")
+    arguments = envelope_schema(request)["properties"]["tool_calls"]["items"]["properties"][
+        "arguments"
+    ]
+    properties = arguments["properties"]
+    assert arguments["additionalProperties"] is False
+    assert properties["budget"]["additionalProperties"] is False
+    assert properties["ranges"]["items"]["additionalProperties"] is False
+    assert properties["either"]["anyOf"][0]["additionalProperties"] is False
+    # A mapping without declared keys stays free; an explicit choice is kept.
+    assert "additionalProperties" not in properties["grades"]
+    assert properties["open"]["additionalProperties"] is True
+    assert "additionalProperties" not in budget  # the tool's own schema is not changed
+
+
 def test_envelope_for_a_named_tool_allows_only_that_tool():
     request = ChatRequest.from_prompt("x", tools=(WEATHER, ADD), tool_choice="add")
     schema = envelope_schema(request)

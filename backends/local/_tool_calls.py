@@ -92,12 +92,33 @@ def uses_envelope(request: ChatRequest) -> bool:
     return bool(request.tools) and request.tool_choice != "none"
 
 
-def _closed(schema: dict[str, Any]) -> dict[str, Any]:
-    # Without additionalProperties=false the grammar lets a small model invent
-    # extra keys forever; arguments are validated again by the tool anyway.
-    if schema.get("type") == "object" and "additionalProperties" not in schema:
-        return {**schema, "additionalProperties": False}
-    return schema
+def _closed(schema: dict[str, Any], *, top: bool = True) -> dict[str, Any]:
+    """``schema`` with its objects closed to keys they do not declare.
+
+    Without additionalProperties=false the grammar lets a small model invent
+    extra keys forever (or copy the parameter's own schema, ``{"type": ...}``,
+    into the value); arguments are validated again by the tool anyway. Nested
+    objects are closed when they declare properties: one without any is a
+    free-form mapping. A schema that says ``additionalProperties`` is kept.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    closed = dict(schema)
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        closed["properties"] = {k: _closed(v, top=False) for k, v in properties.items()}
+    if isinstance(schema.get("items"), dict):
+        closed["items"] = _closed(schema["items"], top=False)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list):
+            closed[key] = [_closed(s, top=False) for s in schema[key]]
+    if (
+        schema.get("type") == "object"
+        and "additionalProperties" not in schema
+        and (top or isinstance(properties, dict))
+    ):
+        closed["additionalProperties"] = False
+    return closed
 
 
 def _call_schema(tool: ToolSpec) -> dict[str, Any]:
