@@ -504,3 +504,4 @@ async def test_a_fixed_tool_runs_without_the_optional_arguments_the_model_invent
     # The model's own choice of tool is left as written.
     result = await agent(ScriptedBackend([call, "Sunny."]), "model").arun("weather in Paris")
     assert json.loads(result.trace.tool_calls[0].arguments)["unit"] == "kelvin"
+
