@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from plait.backends import Backend
@@ -40,6 +41,7 @@ __all__ = [
     "TurnSelection",
     "grounded_arguments",
     "one_call",
+    "plain_numbers",
     "resolve_selection",
     "select_turn",
     "settle_calls",
@@ -158,7 +160,7 @@ def call_prompt(
         fixed = tools[decision.fixed]
         prompt = shown + render(
             "tool_arguments",
-            request=request,
+            request=plain_numbers(request),
             tool=fixed.name,
             arguments=argument_lines(fixed) or "(none)",
         )
@@ -229,6 +231,28 @@ def settle_calls(
     return completion.model_copy(update={"tool_calls": tuple(calls)})
 
 
+_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
+_SCALED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s+(thousand|million|billion)\b", re.IGNORECASE)
+_SCALES = {"thousand": 3, "million": 6, "billion": 9}
+
+
+def plain_numbers(text: str) -> str:
+    """``text`` with numbers written as a JSON argument needs them.
+
+    "200,000" becomes "200000" and "8.5 million" "8500000": a small model
+    copying "$200,000" into a number argument wrote 200 (JSON numbers have no
+    separators, so the grammar ended the number at the comma), and 213 for
+    "213 million".
+    """
+    text = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
+
+    def scaled(match: re.Match[str]) -> str:
+        value = Decimal(match.group(1)).scaleb(_SCALES[match.group(2).lower()])
+        return format(value.normalize(), "f")
+
+    return _SCALED.sub(scaled, text)
+
+
 _NAME_PARTS = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -249,7 +273,7 @@ def grounded_arguments(
     """
     required = set(parameters.get("required", ()))
     text = request.casefold()
-    numbers = {float(n) for n in _NUMBER.findall(request.replace(",", ""))}
+    numbers = {float(n) for n in _NUMBER.findall(plain_numbers(request))}
 
     def stated(value: Any) -> bool:
         if isinstance(value, bool) or value is None:

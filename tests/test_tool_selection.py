@@ -505,3 +505,41 @@ async def test_a_fixed_tool_runs_without_the_optional_arguments_the_model_invent
     result = await agent(ScriptedBackend([call, "Sunny."]), "model").arun("weather in Paris")
     assert json.loads(result.trace.tool_calls[0].arguments)["unit"] == "kelvin"
 
+
+
+def test_the_restated_request_writes_numbers_as_json_needs_them():
+    from plait.agents._selection import plain_numbers
+
+    assert plain_numbers("a house costing $200,000 for 1,000,000.5") == (
+        "a house costing $200000 for 1000000.5"
+    )
+    assert plain_numbers("213 million people on 8.5 Million km2") == (
+        "213000000 people on 8500000 km2"
+    )
+    # Lists and other commas are left alone.
+    assert plain_numbers("coefficients 5, 20, and -25; ids 1,2,3; 12,34") == (
+        "coefficients 5, 20, and -25; ids 1,2,3; 12,34"
+    )
+
+
+def test_a_stated_number_in_thousands_is_kept_as_an_optional_argument():
+    from plait.agents._selection import grounded_arguments
+
+    parameters = {"type": "object", "properties": {"cost": {"type": "number"}}}
+    assert grounded_arguments({"cost": 200000}, parameters, "costing $200,000") == {
+        "cost": 200000
+    }
+    assert grounded_arguments({"cost": 2000000}, parameters, "2 million in cost") == {
+        "cost": 2000000
+    }
+    assert grounded_arguments({"cost": 200}, parameters, "a price of $200,000") == {}
+
+
+async def test_the_call_prompt_restates_the_request_with_plain_numbers():
+    embedder = KeywordEmbedder()
+    backend = ScriptedBackend([ToolCall(name="stock_price", arguments={"symbol": "X"}), "ok"])
+    selection = ToolSelection(policy="embedding", embedder=embedder)
+    await agent(backend, selection).arun("stock price of X above 1,500")
+    prompt = backend.requests[0].messages[-1].content
+    assert "Request: stock price of X above 1500" in prompt
+    assert prompt.startswith("stock price of X above 1,500")  # the task itself is as written
