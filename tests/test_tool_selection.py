@@ -506,7 +506,6 @@ async def test_a_fixed_tool_runs_without_the_optional_arguments_the_model_invent
     assert json.loads(result.trace.tool_calls[0].arguments)["unit"] == "kelvin"
 
 
-
 def test_the_restated_request_writes_numbers_as_json_needs_them():
     from plait.agents._selection import plain_numbers
 
@@ -526,9 +525,7 @@ def test_a_stated_number_in_thousands_is_kept_as_an_optional_argument():
     from plait.agents._selection import grounded_arguments
 
     parameters = {"type": "object", "properties": {"cost": {"type": "number"}}}
-    assert grounded_arguments({"cost": 200000}, parameters, "costing $200,000") == {
-        "cost": 200000
-    }
+    assert grounded_arguments({"cost": 200000}, parameters, "costing $200,000") == {"cost": 200000}
     assert grounded_arguments({"cost": 2000000}, parameters, "2 million in cost") == {
         "cost": 2000000
     }
