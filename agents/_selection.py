@@ -1,4 +1,5 @@
-"""Tool selection for one model turn: the policy, the shortlist, examples and the call prompt.
+"""Tool selection for one model turn: the policy, the shortlist, examples, the call prompt,
+and which of the calls the model wrote run, with which arguments.
 
 The agent loop asks :func:`select_turn` before each turn that offers tools. The
 policy comes from the agent (``tool_selection=``) or, by default, from the

@@ -109,7 +109,8 @@ def _closed(schema: dict[str, Any], *, top: bool = True) -> dict[str, Any]:
         closed["properties"] = {k: _closed(v, top=False) for k, v in properties.items()}
     if isinstance(schema.get("items"), dict):
         closed["items"] = _closed(schema["items"], top=False)
-    for key in ("anyOf", "oneOf", "allOf"):
+    # Not allOf: closing each part to its own keys would leave no object valid.
+    for key in ("anyOf", "oneOf"):
         if isinstance(schema.get(key), list):
             closed[key] = [_closed(s, top=False) for s in schema[key]]
     if (
