@@ -94,6 +94,7 @@ def test_envelope_closes_nested_objects_that_declare_their_keys():
             "ranges": {"type": "array", "items": budget},
             "either": {"anyOf": [budget, {"type": "null"}]},
             "open": kept,
+            "both": {"allOf": [budget, {"required": ["min"]}]},
         },
     }
     tool = ToolSpec(name="find", description="Find.", parameters=parameters)
@@ -109,6 +110,7 @@ def test_envelope_closes_nested_objects_that_declare_their_keys():
     # A mapping without declared keys stays free; an explicit choice is kept.
     assert "additionalProperties" not in properties["grades"]
     assert properties["open"]["additionalProperties"] is True
+    assert "additionalProperties" not in properties["both"]["allOf"][0]
     assert "additionalProperties" not in budget  # the tool's own schema is not changed
 
 
