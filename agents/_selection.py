@@ -33,6 +33,7 @@ from plait.tools import (
     ToolSelection,
     ToolSelector,
     Toolset,
+    name_words,
 )
 
 from ._prompts import render
@@ -254,7 +255,6 @@ def plain_numbers(text: str) -> str:
     return _SCALED.sub(scaled, text)
 
 
-_NAME_PARTS = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -295,7 +295,7 @@ def grounded_arguments(
         return False
 
     def named(name: str) -> bool:
-        words = [w.casefold() for w in _NAME_PARTS.split(name) if len(w) >= 3]
+        words = [w for w in name_words(name) if len(w) >= 3]
         return any(re.search(r"\b" + re.escape(w), text) for w in words)
 
     return {

@@ -27,6 +27,7 @@ from ._selection import (
     ToolScore,
     ToolSelection,
     ToolSelector,
+    name_words,
     selection_document,
 )
 from ._tool import Tool, ToolExample, ToolExampleLike, json_schema_of, render_result, tool
@@ -65,6 +66,7 @@ __all__ = [
     "mcp_tools",
     "render_result",
     "schema_tool",
+    "name_words",
     "selection_document",
     "tool",
     "tool_document",

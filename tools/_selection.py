@@ -43,6 +43,7 @@ __all__ = [
     "ToolScore",
     "ToolSelection",
     "ToolSelector",
+    "name_words",
     "selection_document",
 ]
 
@@ -168,9 +169,14 @@ class ExampleMatch:
 _SPLIT = re.compile(r"[._\-]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
+def name_words(name: str) -> list[str]:
+    """The words of an identifier, lower-cased (``get_weatherNow`` -> get, weather, now)."""
+    return [w.lower() for w in _SPLIT.split(name) if w]
+
+
 def selection_document(item: Described) -> str:
     """The text a tool is ranked by: its name in words, then its description."""
-    words = " ".join(w for w in _SPLIT.split(item.name) if w).lower()
+    words = " ".join(name_words(item.name))
     return f"{words}: {item.description}" if item.description else words
 
 
