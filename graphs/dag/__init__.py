@@ -7,10 +7,11 @@ runs. It imports only the plait core (and networkx); agents, tools and
 LangGraph live above it.
 """
 
+from ._config import Approver, ExecutorConfig, IdempotencyKey, TaskRunner
 from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
-from ._executor import Approver, EagerExecutor, IdempotencyKey, TaskRunner
+from ._executor import EagerExecutor
 from ._functions import tool_runner
-from ._plan import Plan, Task
+from ._plan import Plan, Task, ValidatedPlan
 from ._plan_parser import StreamingPlanParser, parse_plan_stream
 from ._ray import RayExecutor, RayTaskRunner
 from ._references import find_references, substitute
@@ -22,6 +23,7 @@ __all__ = [
     "Approval",
     "Approver",
     "EagerExecutor",
+    "ExecutorConfig",
     "IdempotencyKey",
     "MemoryResultStore",
     "Plan",
@@ -37,6 +39,7 @@ __all__ = [
     "TaskOutcome",
     "TaskRunner",
     "TaskStatus",
+    "ValidatedPlan",
     "find_references",
     "is_transient",
     "parse_plan_stream",
