@@ -168,7 +168,7 @@ class ValidatedPlan(Plan):
 
     Executors trust it: they run it without validating it again (they only
     check that its tools are among the ``known_tools`` a run is given). It
-    equals, hashes and serialises like the :class:`Plan` of the same tasks.
+    equals and serialises like the :class:`Plan` of the same tasks.
     """
 
     def checked_for(self, known_tools: Set[str] | None) -> bool:
