@@ -169,7 +169,7 @@ class PlanExecution:
             await self.run_task_body(node)
         finally:
             # Here rather than in a done callback: one event-loop turn less per task.
-            self.running.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self.running.discard(asyncio.current_task())
 
     async def run_task_body(self, node: TaskNode) -> None:
         """Gate, approval, attempts and a durable result, in that order."""
