@@ -3,8 +3,8 @@
 The bottom room of ``plait.graphs``: plans and their parser, ``$n`` references,
 task events and outcomes, retry policies, result stores, the eager executor
 (each task starts the moment its inputs are ready; its settings one frozen
-``ExecutorConfig``), the Ray executor and static runs. It imports only the plait core (and networkx); agents, tools and
-LangGraph live above it.
+``ExecutorConfig``), the Ray executor and static runs. It imports only the
+plait core (and networkx); agents, tools and LangGraph live above it.
 """
 
 from ._config import Approver, ExecutorConfig, IdempotencyKey, TaskRunner
