@@ -21,7 +21,7 @@ from plait.backends._cache_store import hash_file
 
 from ._schema import CacheSpec
 
-__all__ = ["RUN_CACHE_FILE", "RunCacheStore", "cache_store", "run_cache"]
+__all__ = ["RUN_CACHE_FILE", "RunCacheStore", "cache_store", "run_cache", "shared_cache_path"]
 
 RUN_CACHE_FILE = "model_cache.sqlite"
 """The cache file in a run's folder, when the workflow names no shared one."""
@@ -60,12 +60,18 @@ class RunCacheStore(CacheStore):
         return await store.file_hash(path)
 
 
+def shared_cache_path(spec: CacheSpec, base_dir: Path) -> Path | None:
+    """The file every run shares (``None``: each run keeps its own, :data:`RUN_CACHE_FILE`)."""
+    if spec.path is None:
+        return None
+    path = Path(spec.path)
+    return path if path.is_absolute() else base_dir / path
+
+
 def cache_store(spec: CacheSpec, base_dir: Path) -> CacheStore:
     """The store a workflow's ``cache`` entry asks for."""
-    if spec.path is None:
-        return RunCacheStore(spec)
-    path = Path(spec.path)
-    return SQLiteCacheStore(path if path.is_absolute() else base_dir / path, **_caps(spec))
+    shared = shared_cache_path(spec, base_dir)
+    return RunCacheStore(spec) if shared is None else SQLiteCacheStore(shared, **_caps(spec))
 
 
 @contextlib.asynccontextmanager
