@@ -256,11 +256,11 @@ class SQLiteCacheStore(CacheStore):
             },
             ensure_ascii=False,
         )
-        if self.max_bytes is not None and len(body.encode()) > self.max_bytes:
-            return  # larger than the whole cache may be: not worth evicting everything for
         usage = entry.completion.usage
-        row = (key, backend, body, len(body.encode()), usage.prompt_tokens)
-        row += (usage.completion_tokens, entry.cost)
+        size = len(body.encode())
+        if self.max_bytes is not None and size > self.max_bytes:
+            return  # larger than the whole cache may be: not worth evicting everything for
+        row = (key, backend, body, size, usage.prompt_tokens, usage.completion_tokens, entry.cost)
         try:
             await self._run(self._call, lambda db: self._put(db, row))
         except sqlite3.OperationalError as e:  # locked past the busy timeout: the answer stands
