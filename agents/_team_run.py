@@ -21,7 +21,7 @@ from plait.policies import Violation, enforcing
 from plait.provenance import USER, Source, current, describe, reading, untrusted
 
 from ._agent import Agent
-from ._hiring import Hire, Hiring, Metered, TeamPrefix
+from ._hiring import Hire, Hiring, LedgerRouter, TeamPrefix
 from ._prompts import render
 from ._team_plan import DraftPlan, Review, RoleSpec, Subtask, TeamPlan
 from ._team_trace import DecisionKind, TeamDecision, TeamResult, TeamStop, TeamTrace, WorkerReport
@@ -123,11 +123,11 @@ class TeamRun:
             self.stop, self.reason = stop, reason
 
     def agent(self, name: str, instructions: str, backend: Backend, **kw: Any) -> Agent[Any]:
-        metered = Metered(backend, self.sup.ledger, f"team {self.sup.name}: {name}")
+        booked = LedgerRouter(backend, self.sup.ledger, f"team {self.sup.name}: {name}")
         return Agent(
             name,
             instructions,
-            metered,
+            booked,
             shared_context=self.sup.brief,
             temperature=self.sup.temperature,
             **kw,

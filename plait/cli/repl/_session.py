@@ -1,4 +1,4 @@
-"""``Session``: what a REPL talks to (agents, tools, backends, memory, planner) and its tallies."""
+"""``ReplSession``: what a REPL works with (agents, tools, backends, memory, planner), tallies."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from plait.memory import Memory
 from plait.prompts import load_prompt
 from plait.tools import Toolset, calculator
 
-__all__ = ["PendingPlan", "Session", "default_session", "load_session", "workflow_session"]
+__all__ = ["PendingPlan", "ReplSession", "default_session", "load_session", "workflow_session"]
 
 PlannerFactory = Callable[[], LLMCompiler]
 """Builds the planner that ``/plan`` and ``/run`` use (a fresh one per plan)."""
@@ -33,7 +33,7 @@ class PendingPlan:
 
 
 @dataclass
-class Session:
+class ReplSession:
     """Everything one REPL session works with, plus what it has spent so far.
 
     Build one with :func:`default_session` (the embedded model), with
@@ -103,7 +103,7 @@ def _assistant_instructions() -> str:
     return load_prompt(__package__ or __name__, "assistant")
 
 
-def default_session(backend: Backend | None = None) -> Session:
+def default_session(backend: Backend | None = None) -> ReplSession:
     """An "assistant" agent with the calculator, and a planner over the same tools.
 
     Args:
@@ -120,7 +120,7 @@ def default_session(backend: Backend | None = None) -> Session:
         specs, runner = task_runner(tools)
         return LLMCompiler(backend, specs, runner, max_replans=0)
 
-    return Session(
+    return ReplSession(
         agents={"assistant": assistant},
         tools=tools,
         backends={backend.name: backend},
@@ -129,7 +129,7 @@ def default_session(backend: Backend | None = None) -> Session:
     )
 
 
-def workflow_session(path: Path) -> Session:
+def workflow_session(path: Path) -> ReplSession:
     """A session over the agents, tools, backends and memory of a YAML workflow.
 
     Raises:
@@ -163,7 +163,7 @@ def workflow_session(path: Path) -> Session:
         specs, runner = task_runner(tools)
         return LLMCompiler(planner_backend, specs, runner, max_replans=0)
 
-    return Session(
+    return ReplSession(
         agents=agents,
         tools=tools,
         backends=backends,
@@ -173,7 +173,7 @@ def workflow_session(path: Path) -> Session:
     )
 
 
-def load_session(path: Path) -> Session:
+def load_session(path: Path) -> ReplSession:
     """The session for ``plait repl FILE`` and ``/load FILE``.
 
     Raises:
