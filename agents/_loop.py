@@ -18,6 +18,7 @@ from plait._span_attributes import (
     usage_attributes,
 )
 from plait.backends import Backend
+from plait.backends.routing import backend_price
 from plait.chat import ChatRequest, ToolChoice
 from plait.completions import Completion
 from plait.errors import BackendProtocolError, ConfigError, ModelOutputError, ToolArgumentError
@@ -402,7 +403,7 @@ class Run:
         assert completion is not None  # a stream without one raised ModelOutputError above
         for source in completion.sources:  # a cached answer: what its first caller had read
             self._read(source, "cached model reply")
-        cost = self.agent.cost_of(backend, completion.usage)
+        cost = backend_price(backend, self.agent.prices).cost(completion.usage)
         self.trace.usage = self.trace.usage + completion.usage
         self.trace.cost += cost
         self.trace.turns.append(

@@ -109,13 +109,12 @@ class Metered(WrappedBackend):
         if meter is None:
             return
         usage = completion.usage
-        saved = usage.cache_saved
         call = ModelCall(
             backend=self.name,
             agent=request.agent,
             usage=usage,
             cost=self.price.cost(usage),
-            cost_saved=self.price.cost(saved) if saved is not None else 0.0,
+            cost_saved=self.price.saved(usage),
         )
         meter.add(call)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from plait.agents import Agent, Trace
 from plait.backends import Backend
-from plait.backends.routing import Price
+from plait.backends.routing import Price, backend_price
 from plait.completions import Usage
 from plait.errors import ConfigError
 from plait.graphs import LLMCompiler, Plan, Round, load_workflow, task_runner
@@ -87,9 +87,7 @@ class ReplSession:
     def record(self, usage: Usage, backend: str) -> None:
         """Add one model request's tokens (and their price) to the session's tallies."""
         self.usage = self.usage + usage
-        price = self.prices.get(backend)
-        if price is not None:
-            self.cost += price.cost(usage)
+        self.cost += backend_price(backend, self.prices).cost(usage)
 
     def record_trace(self, trace: Trace) -> None:
         """Tally an agent run turn by turn (turns may use different backends)."""
