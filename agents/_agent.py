@@ -25,7 +25,7 @@ from plait.tools import (
     Toolset,
 )
 
-from ._loop import Run
+from ._loop import AgentRun
 from ._memory import AgentMemory, MemoryBinding, bind_memory
 from ._trace import AgentEvent, AgentResult, RunFinished
 
@@ -224,9 +224,9 @@ class Agent(Generic[OutputT]):
         )
         return backend_price(backend, self.prices).cost(usage)
 
-    def _new_run(self, task: str) -> Run:
+    def _new_run(self, task: str) -> AgentRun:
         runner = ToolRunner(self.tools, self.tool_limits, self.permissions, self.policies)
-        return Run(self, task, runner)
+        return AgentRun(self, task, runner)
 
     async def arun(self, task: str) -> AgentResult[OutputT]:
         """Run the agent on ``task`` and return its result.
