@@ -293,7 +293,10 @@ class RemoteAgent:
         return run_sync(self.arun(task), name="RemoteAgent.run()", instead="await agent.arun()")
 
     async def stream(self, task: str) -> AsyncIterator[AgentEvent]:
-        """Run ``task``: :class:`RemoteUpdate` and :class:`TextDelta` events, then ``RunFinished``."""
+        """Run ``task``: :class:`RemoteUpdate` and :class:`TextDelta` events, then the end.
+
+        The last event is ``RunFinished``; errors are those of :meth:`arun`.
+        """
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         deadline = loop.time() + self.timeout_s
@@ -306,7 +309,9 @@ class RemoteAgent:
                 role=Role.ROLE_USER, message_id=uuid.uuid4().hex, parts=[Part(text=task)]
             )
             queue: asyncio.Queue[Any] = asyncio.Queue()
-            producer = loop.create_task(self._produce(client, SendMessageRequest(message=message), queue))
+            producer = loop.create_task(
+                self._produce(client, SendMessageRequest(message=message), queue)
+            )
             try:
                 while True:
                     item = await self._next(queue, deadline - loop.time())
@@ -335,7 +340,9 @@ class RemoteAgent:
         )
         yield RunFinished(AgentResult(output=output, text=text, stop_reason="done", trace=trace))
 
-    async def _produce(self, client: Client, request: SendMessageRequest, queue: asyncio.Queue[Any]) -> None:
+    async def _produce(
+        self, client: Client, request: SendMessageRequest, queue: asyncio.Queue[Any]
+    ) -> None:
         """Relay the remote stream into ``queue`` (every failure too: the reader maps it)."""
         for attempt in range(self.connect_retries + 1):
             received = False
@@ -366,9 +373,9 @@ class RemoteAgent:
     def _check(self, progress: _Progress) -> None:
         """Raise for a task that failed, or asks for what a plait run cannot give."""
         if progress.state in _FAILED:
-            said = _text(progress.message)
+            said = _text(progress.message) or "(no reason given)"
             raise RemoteAgentError(
-                self.url, f"its task {progress.task_id} ended {progress.state}: {said or '(no reason given)'}"
+                self.url, f"its task {progress.task_id} ended {progress.state}: {said}"
             )
         if progress.state in _ASKS:
             raise RemoteAgentError(
@@ -401,5 +408,9 @@ class RemoteAgent:
 
     async def _cancel_remote(self, client: Client, task_id: str) -> None:
         """Ask the remote agent to cancel ``task_id`` (best effort, briefly: the run is ending)."""
-        with contextlib.suppress(A2AError, httpx.HTTPError, RemoteAgentError, TimeoutError, ValueError):
-            await asyncio.wait_for(client.cancel_task(CancelTaskRequest(id=task_id)), CANCEL_TIMEOUT_S)
+        with contextlib.suppress(
+            A2AError, httpx.HTTPError, RemoteAgentError, TimeoutError, ValueError
+        ):
+            await asyncio.wait_for(
+                client.cancel_task(CancelTaskRequest(id=task_id)), CANCEL_TIMEOUT_S
+            )

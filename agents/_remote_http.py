@@ -154,7 +154,5 @@ def describe_card(card: AgentCard) -> dict[str, Any]:
     return {
         "name": card.name,
         "description": card.description,
-        "skills": [
-            {"id": s.id, "name": s.name, "description": s.description} for s in card.skills
-        ],
+        "skills": [{"id": s.id, "name": s.name, "description": s.description} for s in card.skills],
     }

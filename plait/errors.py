@@ -336,7 +336,9 @@ class RemoteAgentTooLarge(RemoteAgentError):
 
     def __init__(self, url: str, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        super().__init__(url, f"a response was over the limit of {max_bytes} bytes; stopped reading")
+        super().__init__(
+            url, f"a response was over the limit of {max_bytes} bytes; stopped reading"
+        )
 
 
 class MemoryGuardRejected(RunError):

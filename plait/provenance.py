@@ -3,9 +3,10 @@
 Every value the executor and agents pass on has a set of :class:`Source`\\ s it
 derives from: the user's question, the system (configuration), a tool's result
 (``tool:<name>``), a web page (``web``), an MCP server (``mcp:<server>``), a
-remote A2A agent (``a2a:<host>``), a recalled memory (``memory:<namespace>`` with the record's trust) or an agent's
-answer (``agent:<name>``). A value computed from others carries the union of
-their sources; a source whose trust is ``low`` makes the value *untrusted*.
+remote A2A agent (``a2a:<host>``), a recalled memory (``memory:<namespace>``
+with the record's trust) or an agent's answer (``agent:<name>``). A value
+computed from others carries the union of their sources; a source whose trust
+is ``low`` makes the value *untrusted*.
 
 Policies (:mod:`plait.policies`) read these sets before a call runs, in code,
 never by asking a model.
