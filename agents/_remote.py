@@ -21,7 +21,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -292,7 +292,7 @@ class RemoteAgent:
         """Blocking :meth:`arun`, for code that has no event loop running."""
         return run_sync(self.arun(task), name="RemoteAgent.run()", instead="await agent.arun()")
 
-    async def stream(self, task: str) -> AsyncIterator[AgentEvent]:
+    async def stream(self, task: str) -> AsyncGenerator[AgentEvent, None]:
         """Run ``task``: :class:`RemoteUpdate` and :class:`TextDelta` events, then the end.
 
         The last event is ``RunFinished``; errors are those of :meth:`arun`.
