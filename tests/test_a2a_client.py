@@ -191,3 +191,31 @@ def test_bad_arguments_are_config_errors() -> None:
         RemoteAgent("ftp://example.test")
     with pytest.raises(ConfigError, match="timeouts"):
         RemoteAgent("http://127.0.0.1:1", timeout_s=0)
+
+
+async def test_a_workflow_file_calls_a_remote_agent_and_a_dead_one_fails_the_run(tmp_path) -> None:
+    from plait.graphs import load_workflow
+
+    text = """
+agents:
+  geo: {a2a: {url: "URL", timeout_s: 5}}
+workflow:
+  kind: steps
+  steps:
+    - id: ask
+      agent: geo
+      input: What is the capital of France?
+"""
+    with a2a_server(PlaitAgentExecutor(geographer()), name="geo") as s:
+        path = tmp_path / "remote.yaml"
+        path.write_text(text.replace("URL", s.url))
+        workflow = load_workflow(path, runs_dir=tmp_path / "runs")
+        result = await workflow.arun({})
+        await workflow.aclose()
+    assert result.status == "done" and result.answer == "Paris is the capital of France."
+    dead = f"http://127.0.0.1:{free_port()}"
+    path.write_text(text.replace("URL", dead))
+    workflow = load_workflow(path, runs_dir=tmp_path / "runs")
+    failed = await workflow.arun({})
+    await workflow.aclose()
+    assert failed.status == "failed" and dead in (failed.error or "")
