@@ -10,7 +10,6 @@ and its subclasses), each naming the agent's URL.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from a2a.client import A2ACardResolver, A2AClientError, A2AClientTimeoutError
@@ -147,12 +146,3 @@ def remote_error(url: str, error: BaseException, timeout_s: float) -> RemoteAgen
     if isinstance(error, httpx.HTTPError):
         return RemoteAgentError(url, _reason(error))
     return RemoteAgentProtocolError(url, f"unreadable reply: {_reason(error)}")
-
-
-def describe_card(card: AgentCard) -> dict[str, Any]:
-    """The parts of a card plait shows: name, description and skills."""
-    return {
-        "name": card.name,
-        "description": card.description,
-        "skills": [{"id": s.id, "name": s.name, "description": s.description} for s in card.skills],
-    }
