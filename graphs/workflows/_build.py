@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, create_model
 
 from plait._tasks import gather_or_raise
-from plait.agents import Agent, AgentLimits
+from plait.agents import Agent, AgentLimits, RemoteAgent, Runnable
 from plait.backends import (
     Backend,
     CachedBackend,
@@ -43,6 +43,7 @@ from ._cache import cache_store
 from ._metering import Metered, RunLedger
 from ._modules import import_tool_module
 from ._schema import (
+    A2AAgentSpec,
     AgentSpec,
     LocalBackendSpec,
     MCPToolSpec,
@@ -90,6 +91,12 @@ class Built:
     policies: PolicySet = field(default_factory=PolicySet)
     aliases: dict[str, Tool] = field(default_factory=dict)
     cache: CacheStore | None = None
+    remote_agents: dict[str, RemoteAgent] = field(default_factory=dict)
+
+    @property
+    def runnables(self) -> dict[str, Runnable]:
+        """Every agent a step, plan or team may call: the local ones and the remote (A2A) ones."""
+        return {**self.agents, **self.remote_agents}
 
 
 def build(
@@ -159,6 +166,12 @@ def build(
             partial=bool(mcp),
         )
         for name, agent in spec.agents.items()
+        if isinstance(agent, AgentSpec)
+    }
+    remote = {
+        name: _remote_agent(name, agent)
+        for name, agent in spec.agents.items()
+        if isinstance(agent, A2AAgentSpec)
     }
     return Built(
         backends,
@@ -172,6 +185,7 @@ def build(
         policies,
         aliases,
         cache=cache,
+        remote_agents=remote,
     )
 
 
@@ -182,11 +196,17 @@ async def connected(spec: WorkflowSpec, built: Built) -> AsyncIterator[Built]:
     Every MCP server starts on entering (their tool lists are needed for the
     prompts and plans) and stops on leaving: one session per run. Agents are
     built again with the listed tools. Without MCP entries, ``built`` itself.
+    Remote (A2A) agents fetch their cards on the first run (descriptions for
+    the prompts and plans); the cards are kept.
 
     Raises:
         ToolError: a server could not be started or listed its tools wrongly.
         ConfigError: a tool the file names is not listed by any server.
+        RemoteAgentError: a remote agent's card could not be fetched or read.
     """
+    unconnected = [a for a in built.remote_agents.values() if a.card is None]
+    if unconnected:
+        await gather_or_raise(a.aconnect() for a in unconnected)
     if not built.mcp:
         yield built
         return
@@ -207,6 +227,7 @@ async def connected(spec: WorkflowSpec, built: Built) -> AsyncIterator[Built]:
                 built.aliases,
             )
             for name, agent in spec.agents.items()
+            if isinstance(agent, AgentSpec)
         }
         yield dataclasses.replace(
             built, entries=entries, tools=Toolset(list(entries.values())), agents=agents
@@ -446,6 +467,20 @@ class _RecalledNotes:
 
     async def remember(self, text: str, *, metadata: Mapping[str, str] | None = None) -> None:
         await self.memory.remember(text, source="agent", writer=self.agent, metadata=metadata)
+
+
+def _remote_agent(name: str, body: A2AAgentSpec) -> RemoteAgent:
+    """A remote A2A agent, called by the name the file gives it."""
+    end = body.a2a
+    return RemoteAgent(
+        end.url,
+        name=name,
+        token=end.token,
+        timeout_s=end.timeout_s,
+        connect_timeout_s=end.connect_timeout_s,
+        max_bytes=end.max_bytes,
+        trust=end.trust,
+    )
 
 
 def _agent(

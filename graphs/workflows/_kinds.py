@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
+from plait.agents import (
+    Agent,
+    AgentLimits,
+    Runnable,
+    Supervisor,
+    TeamDecision,
+    TeamPlan,
+    TeamTrace,
+)
 from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
 from plait.provenance import untrusted
@@ -146,7 +154,7 @@ def placed(
     executor: ExecutorChoice,
     runner: TaskRunner,
     tools: Toolset,
-    agents: Iterable[Agent[Any]],
+    agents: Iterable[Runnable],
     on_driver: set[str],
 ) -> TaskRunner:
     """``runner``, or (``executor: ray``) a runner sending tasks that can travel to Ray.
@@ -160,7 +168,7 @@ def placed(
         return runner
     ray_spec = executor if isinstance(executor, RayExecutorSpec) else RayExecutorSpec(kind="ray")
     travelling = Toolset([t for t in tools if t.name not in on_driver])
-    crew = [a for a in agents if a.name not in on_driver]
+    crew = [a for a in agents if a.name not in on_driver and isinstance(a, Agent)]
     _ship_workflow_modules(Toolset([*travelling, *(t for a in crew for t in a.tools)]))
     _, remote_calls = task_runner(travelling, crew)
     remote = RayTaskRunner(
@@ -212,7 +220,7 @@ async def _run_steps(run: RunContext) -> Outcome:
     assert isinstance(body, StepsWorkflow)
     plan = steps_plan(body, run.inputs)
     tools = Toolset([run.built.tools, *run.built.aliases.values()])
-    agents = list(run.built.agents.values())
+    agents = list(run.built.runnables.values())
     _, runner = task_runner(tools, agents)
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
@@ -258,7 +266,7 @@ async def _run_planner(run: RunContext) -> Outcome:
     tools = Toolset(
         [select_tools(run.built.entries, name, run.built.aliases) for name in body.tools]
     )
-    agents = [run.built.agents[name] for name in body.agents]
+    agents = [run.built.runnables[name] for name in body.agents]
     specs, runner = task_runner(tools, agents)
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
@@ -353,7 +361,7 @@ async def _run_supervisor(run: RunContext) -> Outcome:
         backend_named(run.built.backends, body.backend),
         workers=[backend_named(run.built.backends, w) for w in body.workers],
         brief=str(with_inputs(body.brief, run.inputs)),
-        agents=[run.built.agents[name] for name in body.agents],
+        agents=[run.built.runnables[name] for name in body.agents],
         reviewer=reviewer,
         ledger=ledger,
         dispatch=dag_dispatch(
