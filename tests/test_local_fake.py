@@ -10,7 +10,7 @@ import pytest
 
 from plait import ChatRequest, ToolSpec
 from plait.agents import Agent
-from plait.backends.local._engine import Engine, EngineOptions, Job, Outcome
+from plait.backends.local._engine import Engine, EngineOptions, Job, JobEnd
 from plait.backends.local._sampling import SamplingParams
 from plait.backends.local.testing import EOS, FakeLlama, Fault
 from plait.errors import BackendError
@@ -38,7 +38,7 @@ class Run(JobRecord):
         max_tokens: int = 6,
         *,
         on_token: Callable[[int], bool] | None = None,
-        on_done: Callable[[Outcome], None] | None = None,
+        on_done: Callable[[JobEnd], None] | None = None,
         on_logits: Callable[[list[float]], None] | None = None,
     ) -> None:
         super().__init__()
@@ -140,7 +140,7 @@ def test_an_on_done_that_raises_breaks_the_engine_and_names_the_cause():
     fake = FakeLlama(next_token=counting)
     engine = engine_on(fake)
 
-    def broken(outcome: Outcome) -> None:
+    def broken(outcome: JobEnd) -> None:
         raise ValueError("consumer bug")
 
     short = Run(PROMPT_A, max_tokens=1, on_done=broken)
@@ -156,9 +156,9 @@ def test_an_on_done_that_raises_breaks_the_engine_and_names_the_cause():
 def test_every_job_is_told_of_a_crash_even_when_one_on_done_raises():
     fake = FakeLlama(next_token=counting, faults=[Fault("decode", at=3)])
     engine = engine_on(fake)
-    told: list[Outcome] = []
+    told: list[JobEnd] = []
 
-    def broken(outcome: Outcome) -> None:
+    def broken(outcome: JobEnd) -> None:
         told.append(outcome)
         raise ValueError("consumer bug while failing")
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from plait.errors import BackendError, is_control_flow
 
-from ._jobs import EngineOptions, Job, Outcome
+from ._jobs import EngineOptions, Job, JobEnd
 from ._runtime import Runtime
 from ._scheduler import Scheduler
 from ._stats import EngineStats, StatsRecorder
 
-__all__ = ["Engine", "EngineOptions", "Job", "Outcome"]
+__all__ = ["Engine", "EngineOptions", "Job", "JobEnd"]
 
 
 class _Command:
@@ -216,7 +216,7 @@ class Engine:
             missed = self._scheduler.abort(lambda: self._error(reason, failure))
         for job in pending:
             try:
-                job.on_done(Outcome(error=self._refusal()))
+                job.on_done(JobEnd(error=self._refusal()))
             except BaseException as e:  # kept, not swallowed: raised below
                 missed.append(e)
         for command in commands:
