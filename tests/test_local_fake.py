@@ -379,3 +379,29 @@ async def test_closing_a_stream_early_frees_the_sequence():
     cancelled = backend.stats().recent[-2]
     assert cancelled.decode_tokens <= 2  # cancelled at the step after its first or second token
     assert fake.runtimes[0].open_samplers == 0
+
+
+def test_two_engines_share_one_compute_lane_and_keep_their_own_stats():
+    from plait.backends.local._lane import ComputeLane
+
+    lane = ComputeLane(name="plait-engine-test")
+    fake = FakeLlama(next_token=counting)
+    first = Engine(fake.open, EngineOptions(n_ctx=256, n_seq_max=4, n_batch=64), lane)
+    second = Engine(fake.open, EngineOptions(n_ctx=256, n_seq_max=2, n_batch=64), lane)
+    threads: list[str] = []
+    runs = [Run(PROMPT_A, 8), Run(PROMPT_B, 5)]
+    for engine, run in zip((first, second), runs, strict=True):
+        engine.call(lambda: threads.append(threading.current_thread().name))
+        engine.submit(run.job)
+    for run, prompt, n in zip(runs, (PROMPT_A, PROMPT_B), (8, 5), strict=True):
+        outcome = run.wait()
+        assert outcome.error is None and run.tokens == expected(prompt, n)
+    assert threads == ["plait-engine-test", "plait-engine-test"]
+    assert lane.tenants == 2
+    assert first.stats().decode_tokens == 8 and second.stats().decode_tokens == 5
+    first.close()
+    assert fake.runtimes[0].closed and not fake.runtimes[1].closed
+    later = Run(PROMPT_C, 3)
+    second.submit(later.job)  # the lane goes on serving the engine left
+    assert later.wait().error is None and later.tokens == expected(PROMPT_C, 3)
+    second.close()
