@@ -173,11 +173,7 @@ class Engine:
         """Whether a turn has work (called by the lane with its lock held)."""
         scheduler = self._scheduler
         return bool(
-            self._pending
-            or self._commands
-            or self._closing
-            or scheduler is None
-            or scheduler.busy
+            self._pending or self._commands or self._closing or scheduler is None or scheduler.busy
         )
 
     def turn(self) -> bool:
