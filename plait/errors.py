@@ -73,6 +73,7 @@ __all__ = [
     "WorkerFailed",
     "WorkflowValidationError",
     "is_control_flow",
+    "is_usage_error",
 ]
 
 
@@ -325,3 +326,13 @@ def is_control_flow(error: BaseException) -> bool:
         cls.__name__ == "GraphBubbleUp" and cls.__module__.startswith("langgraph.")
         for cls in type(error).__mro__
     )
+
+
+def is_usage_error(error: BaseException) -> bool:
+    """Whether ``error`` is a usage error: a :class:`PlaitError` outside :class:`RunError`.
+
+    A misconfigured agent, backend or tool, or an invalid plan: every call set
+    up the same way fails the same way, so it is never one call's failure and
+    is never worth another attempt.
+    """
+    return isinstance(error, PlaitError) and not isinstance(error, RunError)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from plait._version import __version__
 from plait.chat import ChatRequest
 from plait.completions import Completion, FinishReason, StreamChunk, Timings, Usage
 from plait.errors import BackendError, ConfigError, ContextLengthExceeded, is_control_flow
@@ -164,6 +165,24 @@ class LocalBackend(Backend):
     def model_path(self) -> Path:
         """The GGUF file this backend runs (the default model's path when none was given)."""
         return self._model_path or default_model_path()
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The model file (keyed by its hash) and the settings that change answers.
+
+        The KV storage types and speculation change llama.cpp's arithmetic, so
+        greedy output can differ with them; the context length and threads do not.
+        """
+        return {
+            **super().cache_identity(),
+            "model_file": self.model_path,
+            "temperature": self._temperature,
+            "structured": self._structured,
+            "jump_forward": self._jump_forward,
+            "speculate": self._speculate,
+            "type_k": self._options.type_k,
+            "type_v": self._options.type_v,
+            "plait": __version__,  # the engine's prompts and grammars are plait's
+        }
 
     def load(self) -> LoadedModel:
         """Load the model now instead of on the first request."""

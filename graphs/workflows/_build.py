@@ -18,7 +18,14 @@ from pydantic import BaseModel, create_model
 
 from plait._tasks import gather_or_raise
 from plait.agents import Agent, AgentLimits
-from plait.backends import Backend, LocalBackend, OpenAIBackend, RetryPolicy
+from plait.backends import (
+    Backend,
+    CachedBackend,
+    CacheStore,
+    LocalBackend,
+    OpenAIBackend,
+    RetryPolicy,
+)
 from plait.backends.routing import (
     CostLedger,
     FallbackRouter,
@@ -32,6 +39,7 @@ from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, Sour
 from plait.policies import PolicySet, default_policies
 from plait.tools import MCPClient, Tool, ToolSelection, Toolset, calculator, http_tools, tool
 
+from ._cache import cache_store
 from ._metering import Metered, RunLedger
 from ._modules import import_tool_module
 from ._schema import (
@@ -81,6 +89,7 @@ class Built:
     base_dir: Path = Path(".")
     policies: PolicySet = field(default_factory=PolicySet)
     aliases: dict[str, Tool] = field(default_factory=dict)
+    cache: CacheStore | None = None
 
 
 def build(
@@ -108,7 +117,10 @@ def build(
         budget=min((b.budget for b in budgets if b.budget is not None), default=None),
         agent_budgets={k: v for b in budgets for k, v in b.agent_budgets.items()},
     )
-    backends = _backends(spec, base_dir, overrides or {}, prices, ledger)
+    cache_spec = spec.cache_spec
+    cache = cache_store(cache_spec, base_dir) if cache_spec is not None else None
+    wrap = _cached(cache, cache_spec.nondeterministic) if cache_spec and cache else None
+    backends = _backends(spec, base_dir, overrides or {}, prices, ledger, wrap)
     memory = _memory(spec.memory, backends) if spec.memory else None
     mcp = {name: entry for name, entry in spec.tools.items() if isinstance(entry, MCPToolSpec)}
     entries: dict[str, Toolset] = {}
@@ -148,7 +160,19 @@ def build(
         )
         for name, agent in spec.agents.items()
     }
-    return Built(backends, tools, entries, memory, agents, ledger, mcp, base_dir, policies, aliases)
+    return Built(
+        backends,
+        tools,
+        entries,
+        memory,
+        agents,
+        ledger,
+        mcp,
+        base_dir,
+        policies,
+        aliases,
+        cache=cache,
+    )
 
 
 @asynccontextmanager
@@ -251,12 +275,15 @@ def _backends(
     overrides: Mapping[str, Backend],
     prices: dict[str, Price],
     ledger: CostLedger,
+    cached: Callable[[Backend, Price], Backend] | None = None,
 ) -> dict[str, Backend]:
     def metered(name: str, backend: Backend) -> Backend:
         # A stand-in keeps the price its entry declares (budget tests rely on it).
         price = prices.get(name, Price())
         ledger.prices = {**ledger.prices, backend.name: price}
-        return Metered(backend, price)
+        # The cache sits on the model itself, below any router: every call, the
+        # planner's and each agent's, reaches it, and its identity is the model's.
+        return Metered(cached(backend, price) if cached else backend, price)
 
     # Overrides are leaves, ready before any router that names them; the file's
     # leaves next, then routers in an order where their members exist.
@@ -278,8 +305,15 @@ def _backends(
         if not progressed:
             raise ConfigError(f"routers refer to each other in a cycle: {', '.join(pending)}")
     if "default" not in built:
-        built["default"] = Metered(LocalBackend(), Price())
+        built["default"] = metered("default", LocalBackend())
     return built
+
+
+def _cached(store: CacheStore, nondeterministic: bool) -> Callable[[Backend, Price], Backend]:
+    def wrap(backend: Backend, price: Price) -> Backend:
+        return CachedBackend(backend, store, cache_nondeterministic=nondeterministic, price=price)
+
+    return wrap
 
 
 def _openai(name: str, body: OpenAIBackendSpec) -> Backend:

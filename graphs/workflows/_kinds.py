@@ -18,7 +18,7 @@ from plait.errors import ConfigError
 from plait.provenance import untrusted
 from plait.tools import Toolset
 
-from ..adapters import UsageErrorStop, dag_dispatch, task_runner
+from ..adapters import dag_dispatch, task_runner
 from ..compiler import LLMCompiler
 from ..dag import (
     Approval,
@@ -217,16 +217,16 @@ async def _run_steps(run: RunContext) -> Outcome:
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
         runner = placed(body.executor, runner, tools, agents, on_driver)
-    stop = UsageErrorStop()  # a misconfigured step stops the run instead of failing
     executor = EagerExecutor(
-        stop.wrap(runner),
+        runner,
         max_concurrency=body.max_concurrency,
         store=run.store,
         approver=run.approver,
         on_event=run.on_event,
         policies=run.built.policies,
+        stop_on_usage_error=True,  # a misconfigured step stops the run instead of failing
     )
-    done = await stop.run(executor.run(plan, run_id=run.run_id))
+    done = await executor.run(plan, run_id=run.run_id)
     results = done.results
     if body.output is not None:
         template = with_inputs(body.output, run.inputs)
@@ -263,8 +263,6 @@ async def _run_planner(run: RunContext) -> Outcome:
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
         runner = placed(body.executor, runner, tools, agents, on_driver)
-    stop = UsageErrorStop()
-    runner = stop.wrap(runner)
     # An entry named in requires_approval flags each of its tools.
     flagged = {
         t.name
@@ -279,7 +277,9 @@ async def _run_planner(run: RunContext) -> Outcome:
         plan_format=body.plan_format,
         max_replans=body.max_replans,
         max_tasks=body.max_tasks,
-        executor=EagerExecutor(runner, store=run.store, on_event=run.on_event),
+        executor=EagerExecutor(
+            runner, store=run.store, on_event=run.on_event, stop_on_usage_error=True
+        ),
         runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
         policies=run.built.policies,
         mode=body.mode,
@@ -287,12 +287,12 @@ async def _run_planner(run: RunContext) -> Outcome:
         requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
-    result = await stop.run(compiler.arun(question, run_id=run.run_id))
+    result = await compiler.arun(question, run_id=run.run_id)
     # The loop paused (a LangGraph interrupt) on flagged or policy-held tasks:
     # the reviewer decides, and the loop goes on from its checkpoint.
     while result.awaiting:
         decisions = await _reviewed(run.approver, result.awaiting)
-        result = await stop.run(compiler.aresume(run.run_id, decisions))
+        result = await compiler.aresume(run.run_id, decisions)
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
     for number, round_ in enumerate(result.rounds, 1):

@@ -8,6 +8,7 @@ loader validates files against :class:`WorkflowSpec`. A file has these sections:
     tools: {name: tool}             # builtin (calculator, files, http, memory), module:function
                                     # or an MCP server's tools (mcp: {command | url})
     memory: {...}                   # store, namespace, guard
+    cache: true | {...}             # the model-call cache (path, max_entries, max_mb, ...)
     agents: {name: agent}
     inputs: {name: input}
     workflow: {kind: steps | planner | supervisor, ...}
@@ -39,6 +40,7 @@ __all__ = [
     "AgentSpec",
     "BackendSpec",
     "BuiltinToolSpec",
+    "CacheSpec",
     "FunctionToolSpec",
     "GuardSpec",
     "InputSpec",
@@ -585,6 +587,34 @@ WorkflowBody = Annotated[
 ]
 
 
+class CacheSpec(_Spec):
+    """The model-call cache: every model backend of the workflow answers repeats from it.
+
+    ``cache: true`` is this with its defaults.
+    """
+
+    path: str | None = Field(
+        default=None,
+        description="a SQLite file shared across runs, relative to the workflow file "
+        "(omitted: one file in each run's folder, so only a resumed run reuses it)",
+    )
+    max_entries: int | None = Field(default=None, ge=1, description="most answers kept")
+    max_mb: float | None = Field(default=256.0, gt=0, description="most megabytes kept")
+    nondeterministic: bool = Field(
+        default=False, description="also cache calls sampled at temperature > 0 without a seed"
+    )
+
+
+def _cache_kind(value: Any) -> str:
+    return "settings" if isinstance(value, (dict, CacheSpec)) else "switch"
+
+
+CacheChoice = Annotated[
+    Annotated[bool, Tag("switch")] | Annotated[CacheSpec, Tag("settings")],
+    Discriminator(_cache_kind),
+]
+
+
 class WorkflowSpec(_Spec):
     """A whole workflow file."""
 
@@ -606,7 +636,17 @@ class WorkflowSpec(_Spec):
         default=True,
         description="also refuse untrusted data in write_file, http_post and memory_remember",
     )
+    cache: CacheChoice = Field(
+        default=False, description="cache model calls: true, or {path, max_entries, max_mb}"
+    )
     workflow: WorkflowBody
+
+    @property
+    def cache_spec(self) -> CacheSpec | None:
+        """The ``cache`` entry with ``true`` spelled out (``None``: no cache)."""
+        if isinstance(self.cache, CacheSpec):
+            return self.cache
+        return CacheSpec() if self.cache else None
 
 
 def workflow_json_schema() -> dict[str, Any]:
