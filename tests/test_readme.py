@@ -38,5 +38,6 @@ def test_readme_python_examples_run(capsys):
     assert "{'1': '391'" in out
     assert "rejected by the reviewer: no" in out  # the approval example paused and resumed
     assert "[] ('fetch result (step 1)', 'send_email call')" in out  # the policy refused
+    assert "True 1\n1 1\n" in out  # the model-call cache answered the repeat
     assert "stop_reason=" in out and "team prefix unpinned" in out  # the team example
     assert "The Kestrel flies 8 minutes" in out  # the MCP example called the drone server

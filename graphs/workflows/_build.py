@@ -17,8 +17,15 @@ from typing import Any
 from pydantic import BaseModel, create_model
 
 from plait._tasks import gather_or_raise
-from plait.agents import Agent, AgentLimits
-from plait.backends import Backend, LocalBackend, OpenAIBackend, RetryPolicy
+from plait.agents import Agent, AgentLimits, RemoteAgent, Runnable
+from plait.backends import (
+    Backend,
+    CachedBackend,
+    CacheStore,
+    LocalBackend,
+    OpenAIBackend,
+    RetryPolicy,
+)
 from plait.backends.routing import (
     CostLedger,
     FallbackRouter,
@@ -32,9 +39,11 @@ from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, Sour
 from plait.policies import PolicySet, default_policies
 from plait.tools import MCPClient, Tool, ToolSelection, Toolset, calculator, http_tools, tool
 
+from ._cache import cache_store
 from ._metering import Metered, RunLedger
 from ._modules import import_tool_module
 from ._schema import (
+    A2AAgentSpec,
     AgentSpec,
     LocalBackendSpec,
     MCPToolSpec,
@@ -81,6 +90,13 @@ class Built:
     base_dir: Path = Path(".")
     policies: PolicySet = field(default_factory=PolicySet)
     aliases: dict[str, Tool] = field(default_factory=dict)
+    cache: CacheStore | None = None
+    remote_agents: dict[str, RemoteAgent] = field(default_factory=dict)
+
+    @property
+    def runnables(self) -> dict[str, Runnable]:
+        """Every agent a step, plan or team may call: the local ones and the remote (A2A) ones."""
+        return {**self.agents, **self.remote_agents}
 
 
 def build(
@@ -108,7 +124,10 @@ def build(
         budget=min((b.budget for b in budgets if b.budget is not None), default=None),
         agent_budgets={k: v for b in budgets for k, v in b.agent_budgets.items()},
     )
-    backends = _backends(spec, base_dir, overrides or {}, prices, ledger)
+    cache_spec = spec.cache_spec
+    cache = cache_store(cache_spec, base_dir) if cache_spec is not None else None
+    wrap = _cached(cache, cache_spec.nondeterministic) if cache_spec and cache else None
+    backends = _backends(spec, base_dir, overrides or {}, prices, ledger, wrap)
     memory = _memory(spec.memory, backends) if spec.memory else None
     mcp = {name: entry for name, entry in spec.tools.items() if isinstance(entry, MCPToolSpec)}
     entries: dict[str, Toolset] = {}
@@ -147,8 +166,27 @@ def build(
             partial=bool(mcp),
         )
         for name, agent in spec.agents.items()
+        if isinstance(agent, AgentSpec)
     }
-    return Built(backends, tools, entries, memory, agents, ledger, mcp, base_dir, policies, aliases)
+    remote = {
+        name: _remote_agent(name, agent)
+        for name, agent in spec.agents.items()
+        if isinstance(agent, A2AAgentSpec)
+    }
+    return Built(
+        backends,
+        tools,
+        entries,
+        memory,
+        agents,
+        ledger,
+        mcp,
+        base_dir,
+        policies,
+        aliases,
+        cache=cache,
+        remote_agents=remote,
+    )
 
 
 @asynccontextmanager
@@ -158,11 +196,17 @@ async def connected(spec: WorkflowSpec, built: Built) -> AsyncIterator[Built]:
     Every MCP server starts on entering (their tool lists are needed for the
     prompts and plans) and stops on leaving: one session per run. Agents are
     built again with the listed tools. Without MCP entries, ``built`` itself.
+    Remote (A2A) agents fetch their cards on the first run (descriptions for
+    the prompts and plans); the cards are kept.
 
     Raises:
         ToolError: a server could not be started or listed its tools wrongly.
         ConfigError: a tool the file names is not listed by any server.
+        RemoteAgentError: a remote agent's card could not be fetched or read.
     """
+    unconnected = [a for a in built.remote_agents.values() if a.card is None]
+    if unconnected:
+        await gather_or_raise(a.aconnect() for a in unconnected)
     if not built.mcp:
         yield built
         return
@@ -183,6 +227,7 @@ async def connected(spec: WorkflowSpec, built: Built) -> AsyncIterator[Built]:
                 built.aliases,
             )
             for name, agent in spec.agents.items()
+            if isinstance(agent, AgentSpec)
         }
         yield dataclasses.replace(
             built, entries=entries, tools=Toolset(list(entries.values())), agents=agents
@@ -251,12 +296,15 @@ def _backends(
     overrides: Mapping[str, Backend],
     prices: dict[str, Price],
     ledger: CostLedger,
+    cached: Callable[[Backend, Price], Backend] | None = None,
 ) -> dict[str, Backend]:
     def metered(name: str, backend: Backend) -> Backend:
         # A stand-in keeps the price its entry declares (budget tests rely on it).
         price = prices.get(name, Price())
         ledger.prices = {**ledger.prices, backend.name: price}
-        return Metered(backend, price)
+        # The cache sits on the model itself, below any router: every call, the
+        # planner's and each agent's, reaches it, and its identity is the model's.
+        return Metered(cached(backend, price) if cached else backend, price)
 
     # Overrides are leaves, ready before any router that names them; the file's
     # leaves next, then routers in an order where their members exist.
@@ -278,8 +326,15 @@ def _backends(
         if not progressed:
             raise ConfigError(f"routers refer to each other in a cycle: {', '.join(pending)}")
     if "default" not in built:
-        built["default"] = Metered(LocalBackend(), Price())
+        built["default"] = metered("default", LocalBackend())
     return built
+
+
+def _cached(store: CacheStore, nondeterministic: bool) -> Callable[[Backend, Price], Backend]:
+    def wrap(backend: Backend, price: Price) -> Backend:
+        return CachedBackend(backend, store, cache_nondeterministic=nondeterministic, price=price)
+
+    return wrap
 
 
 def _openai(name: str, body: OpenAIBackendSpec) -> Backend:
@@ -412,6 +467,20 @@ class _RecalledNotes:
 
     async def remember(self, text: str, *, metadata: Mapping[str, str] | None = None) -> None:
         await self.memory.remember(text, source="agent", writer=self.agent, metadata=metadata)
+
+
+def _remote_agent(name: str, body: A2AAgentSpec) -> RemoteAgent:
+    """A remote A2A agent, called by the name the file gives it."""
+    end = body.a2a
+    return RemoteAgent(
+        end.url,
+        name=name,
+        token=end.token,
+        timeout_s=end.timeout_s,
+        connect_timeout_s=end.connect_timeout_s,
+        max_bytes=end.max_bytes,
+        trust=end.trust,
+    )
 
 
 def _agent(

@@ -29,6 +29,7 @@ from plait.tools import Toolset
 
 from ..dag import Approver, Plan, SQLiteResultStore, run_directory
 from ._build import build, close_backends, connected
+from ._cache import run_cache
 from ._checks import validate_workflow, validated
 from ._inputs import convert_input
 from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
@@ -49,8 +50,10 @@ class WorkflowResult(BaseModel):
         status: ``done``, ``failed`` or ``interrupted``.
         error: why it failed.
         results: step/task id -> result, for the tasks that finished.
-        usage: tokens over every model call.
+        usage: tokens over every model call (``usage.cache_hits``: calls the
+            model-call cache answered).
         cost: cost over every priced model call.
+        cost_saved: what the calls the cache answered would have cost.
         run_dir: the run's folder.
         team: a supervisor run's team trace (every decision, each worker's report).
         untrusted_sources: the untrusted sources the answer rests on (``web``,
@@ -68,6 +71,7 @@ class WorkflowResult(BaseModel):
     results: dict[str, Any] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
+    cost_saved: float = 0.0
     run_dir: str = ""
     team: TeamTrace | None = None
     untrusted_sources: list[str] = Field(default_factory=list)
@@ -239,6 +243,7 @@ class Workflow:
         started = time.time()
         before_usage = sum((a.usage for a in earlier), Usage())
         before_cost = sum(a.cost for a in earlier)
+        before_saved = sum(a.cost_saved for a in earlier)
         record = RunRecord(
             run_id=run_id,
             workflow=str(self.path),
@@ -248,6 +253,7 @@ class Workflow:
             started_at=earlier[0].started_at if earlier else started,
             usage=before_usage,
             cost=before_cost,
+            cost_saved=before_saved,
             attempts=[*earlier, Attempt(started_at=started, status="running")],
         )
         record.write(self.runs_dir, redactor)
@@ -265,7 +271,10 @@ class Workflow:
                 ),
             ):
                 # MCP servers run for the length of the run (one session per run).
-                async with connected(self.spec, self._built) as built:
+                async with (
+                    run_cache(self._built.cache, folder),
+                    connected(self.spec, self._built) as built,
+                ):
                     done = await runner(
                         RunContext(
                             self.spec,
@@ -317,6 +326,7 @@ class Workflow:
                 status=outcome.get("status", "failed"),
                 usage=meter.usage,
                 cost=meter.cost,
+                cost_saved=meter.cost_saved,
                 error=outcome.get("error"),
             )
             record = record.model_copy(
@@ -325,6 +335,7 @@ class Workflow:
                     finished_at=attempt.finished_at,
                     usage=before_usage + meter.usage,
                     cost=before_cost + meter.cost,
+                    cost_saved=before_saved + meter.cost_saved,
                     attempts=[*earlier, attempt],
                 )
             )
@@ -338,6 +349,7 @@ class Workflow:
             results=results,
             usage=meter.usage,
             cost=meter.cost,
+            cost_saved=meter.cost_saved,
             run_dir=str(folder),
             team=team,
             untrusted_sources=record.untrusted_sources,

@@ -57,6 +57,7 @@ class Attempt(BaseModel):
     status: RunStatus
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
+    cost_saved: float = Field(default=0.0, description="what model-call cache hits saved")
     error: str | None = None
 
 
@@ -64,8 +65,8 @@ class RunRecord(BaseModel):
     """What ``run.json`` holds about one run.
 
     ``status``, ``error``, ``answer`` and ``steps`` are the latest attempt's;
-    ``started_at`` is when the first attempt started, ``usage`` and ``cost`` are
-    totals over every attempt, and ``attempts`` has each one (oldest first).
+    ``started_at`` is when the first attempt started, ``usage``, ``cost`` and
+    ``cost_saved`` are totals over every attempt, and ``attempts`` has each one (oldest first).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -81,6 +82,7 @@ class RunRecord(BaseModel):
     finished_at: float | None = None
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
+    cost_saved: float = Field(default=0.0, description="what model-call cache hits saved")
     steps: dict[str, str] = Field(default_factory=dict, description="task id -> status")
     untrusted_sources: list[str] = Field(
         default_factory=list, description="untrusted sources the answer rests on"
@@ -132,6 +134,7 @@ class RunRecord(BaseModel):
                 status=self.status,
                 usage=self.usage,
                 cost=self.cost,
+                cost_saved=self.cost_saved,
                 error=self.error,
             )
         ]

@@ -8,7 +8,8 @@ loader validates files against :class:`WorkflowSpec`. A file has these sections:
     tools: {name: tool}             # builtin (calculator, files, http, memory), module:function
                                     # or an MCP server's tools (mcp: {command | url})
     memory: {...}                   # store, namespace, guard
-    agents: {name: agent}
+    cache: true | {...}             # the model-call cache (path, max_entries, max_mb, ...)
+    agents: {name: agent}           # instructions + backend, or a remote agent (a2a: {url})
     inputs: {name: input}
     workflow: {kind: steps | planner | supervisor, ...}
 
@@ -36,9 +37,13 @@ from pydantic import (
 from plait.policies import Policy
 
 __all__ = [
+    "A2AAgentSpec",
+    "A2AEndpointSpec",
+    "AgentEntry",
     "AgentSpec",
     "BackendSpec",
     "BuiltinToolSpec",
+    "CacheSpec",
     "FunctionToolSpec",
     "GuardSpec",
     "InputSpec",
@@ -350,6 +355,46 @@ class AgentSpec(_Spec):
     )
 
 
+class A2AEndpointSpec(_Spec):
+    """Where a remote A2A agent is, and the limits of calling it."""
+
+    url: str = Field(
+        pattern=r"^https?://",
+        description="the agent's base URL (card at <url>/.well-known/agent-card.json)",
+    )
+    token: str | None = Field(
+        default=None, description="sent as a bearer token; a secret as ${NAME} from the environment"
+    )
+    timeout_s: float = Field(
+        default=120.0, gt=0, description="deadline of one call, stream included"
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="deadline of fetching its card"
+    )
+    max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest response read")
+    trust: Literal["high", "medium", "low"] = Field(
+        default="low", description="trust of its answers' source a2a:<host>"
+    )
+
+
+class A2AAgentSpec(_Spec):
+    """A remote agent over A2A (:class:`plait.agents.RemoteAgent`); its card describes it."""
+
+    a2a: A2AEndpointSpec
+
+
+def _agent_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a2a" if "a2a" in value else "local"
+    return "a2a" if isinstance(value, A2AAgentSpec) else "local"
+
+
+AgentEntry = Annotated[
+    Annotated[AgentSpec, Tag("local")] | Annotated[A2AAgentSpec, Tag("a2a")],
+    Discriminator(_agent_kind),
+]
+
+
 class InputSpec(_Spec):
     """A workflow input (``--input name=value``); without a default it is required."""
 
@@ -585,6 +630,34 @@ WorkflowBody = Annotated[
 ]
 
 
+class CacheSpec(_Spec):
+    """The model-call cache: every model backend of the workflow answers repeats from it.
+
+    ``cache: true`` is this with its defaults.
+    """
+
+    path: str | None = Field(
+        default=None,
+        description="a SQLite file shared across runs, relative to the workflow file "
+        "(omitted: one file in each run's folder, so only a resumed run reuses it)",
+    )
+    max_entries: int | None = Field(default=None, ge=1, description="most answers kept")
+    max_mb: float | None = Field(default=256.0, gt=0, description="most megabytes kept")
+    nondeterministic: bool = Field(
+        default=False, description="also cache calls sampled at temperature > 0 without a seed"
+    )
+
+
+def _cache_kind(value: Any) -> str:
+    return "settings" if isinstance(value, (dict, CacheSpec)) else "switch"
+
+
+CacheChoice = Annotated[
+    Annotated[bool, Tag("switch")] | Annotated[CacheSpec, Tag("settings")],
+    Discriminator(_cache_kind),
+]
+
+
 class WorkflowSpec(_Spec):
     """A whole workflow file."""
 
@@ -595,7 +668,7 @@ class WorkflowSpec(_Spec):
     backends: dict[Annotated[str, Field(pattern=_NAME)], BackendSpec] = Field(default_factory=dict)
     tools: dict[Annotated[str, Field(pattern=_NAME)], ToolEntry] = Field(default_factory=dict)
     memory: MemorySpec | None = None
-    agents: dict[Annotated[str, Field(pattern=_NAME)], AgentSpec] = Field(default_factory=dict)
+    agents: dict[Annotated[str, Field(pattern=_NAME)], AgentEntry] = Field(default_factory=dict)
     inputs: dict[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")], InputSpec] = Field(
         default_factory=dict
     )
@@ -606,7 +679,17 @@ class WorkflowSpec(_Spec):
         default=True,
         description="also refuse untrusted data in write_file, http_post and memory_remember",
     )
+    cache: CacheChoice = Field(
+        default=False, description="cache model calls: true, or {path, max_entries, max_mb}"
+    )
     workflow: WorkflowBody
+
+    @property
+    def cache_spec(self) -> CacheSpec | None:
+        """The ``cache`` entry with ``true`` spelled out (``None``: no cache)."""
+        if isinstance(self.cache, CacheSpec):
+            return self.cache
+        return CacheSpec() if self.cache else None
 
 
 def workflow_json_schema() -> dict[str, Any]:
