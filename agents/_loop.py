@@ -29,7 +29,15 @@ from plait.messages import (
     ToolMessage,
     UserMessage,
 )
-from plait.provenance import USER, Source, current, describe, memory_source, untrusted
+from plait.provenance import (
+    USER,
+    Source,
+    current,
+    describe,
+    memory_source,
+    reading,
+    untrusted,
+)
 from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, json_schema_of
 
 from ._memory import MemoryBinding
@@ -358,7 +366,9 @@ class Run:
             if selection.margin is not None:
                 attributes["plait.tool_selection.margin"] = selection.margin
         timed_out = False
-        with tracing.span(f"chat {backend.name}", attributes) as span:
+        # The backend sees what the run has read (a model-call cache stores it
+        # with the answer, so a replayed answer keeps its provenance).
+        with reading(self.sources), tracing.span(f"chat {backend.name}", attributes) as span:
             chunks = backend.stream(request)
             try:
                 while completion is None:
@@ -390,6 +400,8 @@ class Run:
         if timed_out:
             raise _Stop("timeout")
         assert completion is not None  # a stream without one raised ModelOutputError above
+        for source in completion.sources:  # a cached answer: what its first caller had read
+            self._read(source, "cached model reply")
         cost = self.agent.cost_of(backend, completion.usage)
         self.trace.usage = self.trace.usage + completion.usage
         self.trace.cost += cost

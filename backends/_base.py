@@ -76,6 +76,19 @@ class Backend(ABC):
         """Release connections or engines held by this backend."""
         return None
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What makes this backend's answers what they are, for a model-call cache key.
+
+        JSON values, except that a :class:`~pathlib.Path` names a file whose
+        contents define the model (a GGUF file): the cache keys it by its hash.
+        ``temperature`` is the temperature used when a request sets none (left out
+        when unknown, so only requests that fix it count as deterministic).
+        Backends whose answers depend on more than their class and name (a model
+        file, a server's model) override this.
+        """
+        cls = type(self)
+        return {"backend": f"{cls.__module__}.{cls.__qualname__}", "name": self.name}
+
     def complete_sync(self, request: ChatRequest) -> Completion:
         """Blocking :meth:`complete`, for code that has no event loop running."""
         return run_sync(

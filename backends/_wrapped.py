@@ -75,6 +75,10 @@ class WrappedBackend(Backend):
     async def aclose(self) -> None:
         await self.wrapped.aclose()
 
+    def cache_identity(self) -> dict[str, Any]:
+        # A decoration that changes no answer (metering, accounting) is the same model.
+        return self.wrapped.cache_identity()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.wrapped!r})"
 

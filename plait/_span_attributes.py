@@ -19,6 +19,7 @@ from plait.messages import ToolCall
 
 __all__ = [
     "agent_attributes",
+    "cache_attributes",
     "chat_attributes",
     "response_attributes",
     "tool_call_attributes",
@@ -92,3 +93,8 @@ def tool_call_attributes(call: ToolCall, agent: str | None) -> dict[str, Any]:
 def tool_result_attributes(result: str) -> dict[str, Any]:
     """Attributes of an ``execute_tool`` span once the tool answered."""
     return {"gen_ai.tool.call.result": tracing.content(result)}
+
+
+def cache_attributes(hit: bool, saved_cost: float | None = None) -> dict[str, Any]:
+    """What a model-call cache did for a ``chat`` span's call (the cost a hit saved)."""
+    return {"plait.cache.hit": hit, "plait.cache.saved_cost": saved_cost if hit else None}

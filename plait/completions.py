@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plait.errors import ModelOutputError
 from plait.messages import AssistantMessage, ToolCall
+from plait.provenance import Source
 
 __all__ = ["Completion", "FinishReason", "StreamChunk", "Timings", "Usage"]
 
@@ -24,6 +25,12 @@ class Usage(BaseModel):
     it without sampling (jump-forward decoding). ``drafted_tokens`` were proposed
     by speculative drafts and ``accepted_tokens`` of them kept: each accepted
     token is a decode step saved.
+
+    ``cache_hits`` counts requests answered from a model-call cache
+    (:class:`~plait.backends.CachedBackend`) instead of a model: nothing was
+    processed for them, so they add no tokens to the counts above, and
+    ``cache_saved`` holds the usage their stored answers had when first computed
+    (price it to know the cost saved).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -34,6 +41,8 @@ class Usage(BaseModel):
     forced_tokens: int = Field(default=0, ge=0)
     drafted_tokens: int = Field(default=0, ge=0)
     accepted_tokens: int = Field(default=0, ge=0)
+    cache_hits: int = Field(default=0, ge=0)
+    cache_saved: Usage | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -47,6 +56,21 @@ class Usage(BaseModel):
             forced_tokens=self.forced_tokens + other.forced_tokens,
             drafted_tokens=self.drafted_tokens + other.drafted_tokens,
             accepted_tokens=self.accepted_tokens + other.accepted_tokens,
+            cache_hits=self.cache_hits + other.cache_hits,
+            cache_saved=_sum_saved(self.cache_saved, other.cache_saved),
+        )
+
+    def cached_text(self) -> str | None:
+        """The cache hits in words (``None`` when there were none).
+
+        ``"3 answered from the cache (412 prompt + 96 generated tokens not recomputed)"``.
+        """
+        if not self.cache_hits:
+            return None
+        saved = self.cache_saved or Usage()
+        return (
+            f"{self.cache_hits} answered from the cache ({saved.prompt_tokens} prompt + "
+            f"{saved.completion_tokens} generated tokens not recomputed)"
         )
 
     def generated_text(self) -> str:
@@ -62,6 +86,12 @@ class Usage(BaseModel):
             parts.append(f"{self.drafted_tokens} drafted, {self.accepted_tokens} accepted")
         how = f" ({'; '.join(parts)})" if parts else ""
         return f"{self.completion_tokens} generated{how}"
+
+
+def _sum_saved(a: Usage | None, b: Usage | None) -> Usage | None:
+    if a is None or b is None:
+        return a or b
+    return a + b
 
 
 class Timings(BaseModel):
@@ -82,7 +112,14 @@ class Timings(BaseModel):
 
 
 class Completion(BaseModel):
-    """A finished model answer."""
+    """A finished model answer.
+
+    ``sources`` is what the answer rests on beyond the request itself: empty for
+    a model's fresh answer (its provenance is what the caller fed it), and for a
+    model-call cache hit the sources its caller had read when the stored answer
+    was first computed, so provenance survives the replay (agents add them to
+    what their run has read).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -92,6 +129,7 @@ class Completion(BaseModel):
     usage: Usage = Usage()
     timings: Timings = Timings()
     model: str = ""
+    sources: frozenset[Source] = frozenset()
 
     @property
     def message(self) -> AssistantMessage:

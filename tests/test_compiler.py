@@ -191,3 +191,20 @@ async def test_embedded_model_drives_a_full_round(local_backend):
     assert all(t.tool == "add" for t in round_.plan.tasks)
     assert calls and round_.run.ok
     assert round_.action in ("finish", "replan")
+
+
+async def test_a_usage_error_in_a_task_ends_the_loop_when_the_executor_stops_on_them():
+    from plait.errors import ConfigError
+    from plait.graphs import EagerExecutor
+
+    problem = ConfigError("lookup: no service URL is configured")
+
+    async def runner(task, args):
+        raise problem
+
+    model = ScriptedBackend([plan_json(("lookup", {"key": "k"})), finish("unused")])
+    executor = EagerExecutor(runner, stop_on_usage_error=True)
+    compiler = LLMCompiler(model, [FLAKY], runner, executor=executor)
+    with pytest.raises(ConfigError) as raised:
+        await compiler.arun("Look k up.")
+    assert raised.value is problem

@@ -9,7 +9,7 @@ from plait import errors
 
 def test_every_error_is_a_plait_error_and_exported():
     for name in errors.__all__:
-        if name != "is_control_flow":
+        if not name.startswith("is_"):
             assert issubclass(getattr(errors, name), errors.PlaitError)
 
 
@@ -36,6 +36,10 @@ RUN_TIME = (
     errors.BudgetExceeded,
     errors.PolicyViolation,
     errors.WorkerFailed,
+    errors.RemoteAgentError,
+    errors.RemoteAgentProtocolError,
+    errors.RemoteAgentTimeout,
+    errors.RemoteAgentTooLarge,
     errors.MemoryGuardRejected,
     errors.MemoryStoreError,
     errors.MemoryAccessDenied,
@@ -47,8 +51,16 @@ def test_usage_errors_are_outside_the_run_time_group():
         assert not issubclass(cls, errors.RunError), cls
     for cls in RUN_TIME:
         assert issubclass(cls, errors.RunError), cls
-    exported = {getattr(errors, n) for n in errors.__all__ if n != "is_control_flow"}
+    exported = {getattr(errors, n) for n in errors.__all__ if not n.startswith("is_")}
     assert exported == {errors.PlaitError, errors.RunError, *USAGE, *RUN_TIME}
+
+
+def test_usage_errors_are_recognised_as_such():
+    for cls in (errors.ConfigError, errors.ScriptExhausted):
+        assert errors.is_usage_error(cls("x"))
+    assert errors.is_usage_error(errors.PlanError("x", task_id="1"))
+    for error in (errors.ToolError("x"), errors.RunError("x"), ValueError("x")):
+        assert not errors.is_usage_error(error)
 
 
 def test_model_output_error_is_not_a_backend_error():
@@ -58,7 +70,7 @@ def test_model_output_error_is_not_a_backend_error():
 
 def test_the_tree_in_the_docstring_names_every_error():
     for name in errors.__all__:
-        if name != "is_control_flow":
+        if not name.startswith("is_"):
             assert name in errors.__doc__, name
 
 

@@ -1,9 +1,18 @@
 import asyncio
+import dataclasses
 
 import pytest
 
-from plait.errors import PlanError, ToolError
-from plait.graphs import EagerExecutor, MemoryResultStore, Plan, SQLiteResultStore, Task
+from plait.errors import ConfigError, PlanError, ToolError
+from plait.graphs import (
+    EagerExecutor,
+    ExecutorConfig,
+    MemoryResultStore,
+    Plan,
+    SQLiteResultStore,
+    Task,
+    ValidatedPlan,
+)
 from plait.graphs.dag import parse_plan_stream
 
 
@@ -183,3 +192,107 @@ async def test_non_json_results_cannot_be_stored_durably(tmp_path):
     assert result.outcomes["1"].status == "failed"
     assert "not JSON-serializable" in result.outcomes["1"].error
     assert result.outcomes["2"].status == "skipped"
+
+
+class Misconfigured:
+    """Task 1 raises a usage error at once; every other task waits until cancelled."""
+
+    def __init__(self, error):
+        self.error = error
+        self.cancelled: list[str] = []
+        self.started: list[str] = []
+
+    async def __call__(self, task, args):
+        self.started.append(task.id)
+        if task.id == "1":
+            await asyncio.sleep(0.01)
+            raise self.error
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            self.cancelled.append(task.id)
+            raise
+        return "late"
+
+
+async def test_a_usage_error_ends_the_run_as_itself_when_the_executor_stops_on_them():
+    problem = ConfigError("backend of step 1: no model file")
+    runner = Misconfigured(problem)
+    plan = Plan(tasks=(T("1"), T("2"), T("3", depends_on=("1",))))
+    executor = EagerExecutor(runner, stop_on_usage_error=True, retries=3)
+    with pytest.raises(ConfigError) as raised:
+        await executor.run(plan)
+    assert raised.value is problem  # unchanged, not wrapped in a group
+    assert runner.cancelled == ["2"] and "3" not in runner.started
+    assert runner.started.count("1") == 1  # a usage error is never retried
+
+
+async def test_a_usage_error_stops_a_streamed_plan_too():
+    problem = PlanError("bad reference", task_id="1")
+    runner = Misconfigured(problem)
+    more = asyncio.Event()
+
+    async def stream():
+        yield T("1")
+        yield T("2")
+        await more.wait()  # the plan is still streaming when task 1 fails
+        yield T("4")
+
+    with pytest.raises(PlanError) as raised:
+        await EagerExecutor(runner, stop_on_usage_error=True).run(stream())
+    assert raised.value is problem and runner.cancelled == ["2"]
+
+
+async def test_without_the_flag_a_usage_error_fails_only_its_task():
+    runner = Misconfigured(ConfigError("no model file"))
+    plan = Plan(tasks=(T("1"), T("3", depends_on=("1",))))
+    result = await EagerExecutor(runner).run(plan)
+    assert result.outcomes["1"].status == "failed"
+    assert result.outcomes["3"].status == "skipped"
+
+
+def test_the_old_usage_error_stop_is_deprecated():
+    from plait.graphs.adapters import UsageErrorStop
+
+    with pytest.warns(DeprecationWarning, match="stop_on_usage_error=True"):
+        UsageErrorStop()
+
+
+async def test_a_validated_plan_is_not_validated_again(monkeypatch):
+    checks = []
+    real = Plan.validate_against
+
+    def counted(self, known_tools=None, **kwargs):
+        checks.append(known_tools)
+        return real(self, known_tools, **kwargs)
+
+    plan = Plan(tasks=(T("1"), T("2", args={"x": "$1"})))
+    validated = plan.validate_against({"t"})
+    assert isinstance(validated, ValidatedPlan) and validated == plan and plan == validated
+    assert validated.validate_against() is validated
+    monkeypatch.setattr(Plan, "validate_against", counted)
+    result = await EagerExecutor(Tools()).run(validated, known_tools={"t", "u"})
+    assert result.ok and checks == []
+    # A plain plan is checked; so is a validated one run with tools it was not checked for.
+    await EagerExecutor(Tools()).run(plan, known_tools=["t"])
+    assert checks == [frozenset({"t"})]
+    with pytest.raises(PlanError, match="unknown tool 't'"):
+        await EagerExecutor(Tools()).run(validated, known_tools={"u"})
+
+
+def test_the_executor_s_settings_are_one_frozen_config():
+    store = MemoryResultStore()
+    executor = EagerExecutor(Tools(), max_concurrency=3, tool_limits={"t": 1}, store=store)
+    config = executor.config
+    assert isinstance(config, ExecutorConfig) and config.store is store
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.max_concurrency = 9  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.tool_limits["t"] = 5  # type: ignore[index]
+    other = MemoryResultStore()
+    moved = executor.with_store(other)
+    assert moved.store is other and moved.config.max_concurrency == 3 and executor.store is store
+    rebuilt = EagerExecutor.from_config(config.with_changes(stop_on_usage_error=True))
+    assert rebuilt.config.stop_on_usage_error and rebuilt.config.runner is config.runner
+    with pytest.raises(ConfigError, match="max_concurrency must be at least 1"):
+        EagerExecutor(Tools(), max_concurrency=0)

@@ -16,7 +16,7 @@ from plait.errors import (
     ToolPermissionError,
 )
 from plait.graphs import EagerExecutor, Plan, RetryPolicy, RunResult, Task, TaskOutcome
-from plait.graphs.dag import _run
+from plait.graphs.dag import _attempts
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff_s=0.0, jitter=0.0)
 
@@ -193,7 +193,7 @@ async def test_the_executor_waits_the_computed_delays(monkeypatch):
         waits.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr(_run.asyncio, "sleep", recorded)
+    monkeypatch.setattr(_attempts.asyncio, "sleep", recorded)
     policy = RetryPolicy(
         max_attempts=4, initial_backoff_s=0.5, multiplier=4.0, max_backoff_s=3.0, jitter=0.0
     )

@@ -6,7 +6,13 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from plait.errors import BackendError, ConfigError, ToolArgumentError, ToolPermissionError
+from plait.errors import (
+    BackendError,
+    ConfigError,
+    ToolArgumentError,
+    ToolError,
+    ToolPermissionError,
+)
 from plait.messages import ToolCall
 from plait.tools import Permissions, Tool, ToolLimits, ToolRunner, Toolset, json_schema_of, tool
 
@@ -287,3 +293,29 @@ async def test_permissions_by_agent_with_patterns():
 def test_limits_are_checked():
     with pytest.raises(ConfigError):
         ToolLimits(timeout_s=0)
+
+
+async def test_a_call_s_arguments_are_checked_once_on_either_path(monkeypatch):
+    checked = []
+    real = Tool.validate
+
+    def counted(self, arguments):
+        checked.append(self.name)
+        return real(self, arguments)
+
+    monkeypatch.setattr(Tool, "validate", counted)
+    runner = ToolRunner([move])
+    outcome = await runner.run(ToolCall(name="move", arguments={"point": {"x": 1}}))
+    assert outcome.error is None and checked == ["move"]
+    result = await runner.invoke("move", {"point": {"x": 1}, "steps": 2})
+    assert result.value["x"] == 3 and checked == ["move", "move"]
+
+
+async def test_invoke_raises_what_run_reports_as_text():
+    runner = ToolRunner([move], permissions=Permissions({"guest": []}))
+    with pytest.raises(ToolPermissionError, match="'guest' is not permitted to use tool 'move'"):
+        await runner.invoke("move", {"point": {"x": 1}}, agent="guest")
+    with pytest.raises(ToolArgumentError, match="point"):
+        await runner.invoke("move", {"steps": 2})
+    with pytest.raises(ToolError, match="there is no tool 'jump'"):
+        await runner.invoke("jump", {})

@@ -316,7 +316,10 @@ async def test_concurrent_runs_write_to_their_own_files(tmp_path: Any) -> None:
     await asyncio.gather(one("x"), one("y"))
     for name in ("x", "y"):
         records = tracing.read_trace(tmp_path / name / "trace.jsonl")
-        assert [r["name"] for r in records] == ["plait.task", "plait.execute", "plait.run"]
+        # A plan's tool task goes through the tool pipeline: its execute_tool span.
+        names = [r["name"] for r in records]
+        assert names == ["execute_tool add", "plait.task", "plait.execute", "plait.run"]
+        assert records[0]["parent_id"] == records[1]["span_id"]
         assert records[-1]["attributes"]["plait.run_id"] == name
 
 

@@ -1,11 +1,16 @@
 """Running tool calls under limits: timeout, output size, concurrency and permissions.
 
-Limits live here, in the runtime, so no tool has to enforce them itself.
+Limits live here, in the runtime, so no tool has to enforce them itself. This
+is the one tool pipeline: a model's calls (an agent turn) go through
+:meth:`ToolRunner.run`, a plan's tool tasks through :meth:`ToolRunner.invoke`;
+both look the tool up, check permission, validate the arguments once, check
+policies, apply the time and output limits and record an ``execute_tool`` span.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,15 +24,17 @@ from plait.errors import (
     ConfigError,
     ModelOutputError,
     PlaitError,
+    PolicyViolation,
     RunError,
     ToolArgumentError,
     ToolError,
     ToolPermissionError,
+    ToolTimeout,
     is_control_flow,
 )
 from plait.messages import ToolCall, ToolMessage
 from plait.policies import Policy, PolicySet, Violation, active_policies, record_violation
-from plait.provenance import Source
+from plait.provenance import Source, Sourced
 
 from ._registry import Toolset
 from ._tool import Tool, render_result
@@ -207,23 +214,96 @@ class ToolRunner:
         policies = self.policies if inherited is None else self.policies + inherited
         if not policies or not policies.guards(call.name):
             return []
-        read = frozenset(sources)
         try:
             arguments = call.parsed_arguments()
         except ModelOutputError:
             arguments = {}  # checked as a whole call; validation reports the JSON
-        extra = {k: frozenset(v) for k, v in (argument_sources or {}).items()}
-        per_argument = {k: read | extra.get(k, frozenset()) for k in arguments}
-        carried = read.union(*extra.values())
-        found = []
-        for violation in policies.check(call.name, per_argument, whole=read):
-            first = next(
-                (s for s in sorted(carried, key=str) if str(s) in violation.offending), None
-            )
-            steps = list((trail or {}).get(first, ())) if first is not None else []
-            path = (*steps, f"{call.name} call")
-            found.append(violation.model_copy(update={"agent": agent, "path": path}))
-        return found
+        return _violations(policies, call.name, arguments, sources, agent, trail, argument_sources)
+
+    async def invoke(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        agent: str | None = None,
+        sources: Iterable[Source] | None = None,
+        call_id: str | None = None,
+    ) -> Sourced:
+        """Run one call that code makes, not a model (a plan's tool task): its result as is.
+
+        The steps of :meth:`run`, in its order: the tool must exist, ``agent``
+        may use it (permissions), the arguments are validated once, the
+        runner's own policies are checked against ``sources``, the time limit
+        applies, and an ``execute_tool`` span records the call. What differs
+        is what comes back:
+
+        - failures raise (below) instead of becoming text, so the executor
+          records a failed task, retries what its policy retries, and skips
+          the dependants;
+        - the result keeps its type, so ``$1`` passes a number on as a number,
+          unless its text (what a model would read) is longer than
+          ``max_output_chars``: then it is that text, cut to the limit with the
+          truncation marker, exactly what an agent calling the tool reads.
+
+        Two limits are not this method's: the policies of an enclosing executor
+        (its gate checked them per argument before the task started) and
+        ``max_concurrency`` (the executor schedules its tasks under its own
+        ``max_concurrency`` and ``tool_limits``).
+
+        Args:
+            name: the tool.
+            arguments: its arguments (a task's, references already resolved).
+            agent: who is calling (the role permissions are checked for).
+            sources: what the arguments derive from (the runner's policies).
+            call_id: names the call on its span (a task id).
+
+        Raises:
+            ToolError: there is no such tool.
+            ToolPermissionError: ``agent`` may not use it.
+            ToolArgumentError: the arguments do not fit its schema.
+            PolicyViolation: one of the runner's policies refuses the call.
+            ToolTimeout: it ran past its time limit.
+            Exception: whatever the tool raised, unchanged.
+        """
+        call = ToolCall(id=call_id or name, name=name, arguments=json.dumps(arguments, default=str))
+        with tracing.span(f"execute_tool {name}", tool_call_attributes(call, agent)) as span:
+            sourced, text = await self._invoked(name, arguments, agent, sources)
+            span.set_attributes(tool_result_attributes(text))
+        return sourced
+
+    async def _invoked(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        agent: str | None,
+        sources: Iterable[Source] | None,
+    ) -> tuple[Sourced, str]:
+        found = self.tools.get(name)
+        if found is None:
+            known = ", ".join(self.allowed(agent).names) or "(none)"
+            raise ToolError(f"there is no tool {name!r}; tools: {known}")
+        self.permissions.check(agent, name)
+        kwargs = found.validate(arguments)
+        if self.policies and self.policies.guards(name):
+            violations = _violations(self.policies, name, arguments, sources or (), agent)
+            if violations:
+                for violation in violations:
+                    record_violation(violation)
+                    tracing.add_event("plait.policy.violation", {"error": violation.message})
+                raise PolicyViolation(violations[0])
+        timeout = found.timeout_s or self.limits.timeout_s
+        try:
+            async with asyncio.timeout(timeout) as limit:
+                value = await found.acall_validated(kwargs)
+        except TimeoutError as e:
+            if not limit.expired():
+                raise  # the tool's own TimeoutError (an upstream it waited for)
+            raise ToolTimeout(name, timeout) from e
+        sourced = found.sourced(value)
+        text, truncated = _truncate(render_result(sourced.value), self.limits.max_output_chars)
+        if truncated:
+            return Sourced(text, sourced.sources), text
+        return sourced, text
 
     async def run(
         self,
@@ -280,7 +360,7 @@ class ToolRunner:
         except ToolPermissionError as e:
             return _Attempt("permission", f"Error: {e}")
         try:
-            found.validate(call.arguments)
+            kwargs = found.validate(call.arguments)  # the one check of these arguments
         except ToolArgumentError as e:
             return _Attempt("arguments", f"Error: {e}. Fix the arguments and call the tool again.")
         violations = self.check(
@@ -298,7 +378,7 @@ class ToolRunner:
         async with self._gate():
             try:
                 async with asyncio.timeout(timeout):
-                    value = await found.acall(call.arguments)
+                    value = await found.acall_validated(kwargs)
             except TimeoutError:
                 text = f"Error: tool {call.name!r} timed out after {timeout:g} s."
                 return _Attempt("timeout", text)
@@ -320,6 +400,29 @@ class ToolRunner:
         sourced = found.sourced(value)
         text, truncated = _truncate(render_result(sourced.value), self.limits.max_output_chars)
         return _Attempt(None, text, truncated=truncated, sources=sourced.sources)
+
+
+def _violations(
+    policies: PolicySet,
+    tool: str,
+    arguments: Mapping[str, Any],
+    sources: Iterable[Source],
+    agent: str | None,
+    trail: Mapping[Source, Sequence[str]] | None = None,
+    argument_sources: Mapping[str, Iterable[Source]] | None = None,
+) -> list[Violation]:
+    """The policies a call of ``tool`` with these arguments breaks (:meth:`ToolRunner.check`)."""
+    read = frozenset(sources)
+    extra = {k: frozenset(v) for k, v in (argument_sources or {}).items()}
+    per_argument = {k: read | extra.get(k, frozenset()) for k in arguments}
+    carried = read.union(*extra.values())
+    found = []
+    for violation in policies.check(tool, per_argument, whole=read):
+        first = next((s for s in sorted(carried, key=str) if str(s) in violation.offending), None)
+        steps = list((trail or {}).get(first, ())) if first is not None else []
+        path = (*steps, f"{tool} call")
+        found.append(violation.model_copy(update={"agent": agent, "path": path}))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

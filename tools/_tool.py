@@ -51,8 +51,9 @@ class Tool:
     """A callable the model can use: a name, a description, a JSON Schema and a function.
 
     Build one with :func:`tool`. Calling the tool object directly calls the
-    wrapped function unchanged; the agent runtime goes through :meth:`acall`,
-    which validates model-written arguments first.
+    wrapped function unchanged; :meth:`acall` validates model-written
+    arguments first (the tool runner validates once, then calls
+    :meth:`acall_validated`).
 
     Attributes:
         name: what the model calls it.
@@ -165,7 +166,14 @@ class Tool:
         threads of their own; one whose caller gave up (timed out, cancelled)
         is abandoned there and cannot block other work or the process's exit.
         """
-        kwargs = self.validate(arguments)
+        return await self.acall_validated(self.validate(arguments))
+
+    async def acall_validated(self, kwargs: dict[str, Any]) -> Any:
+        """Run the tool on arguments :meth:`validate` returned, without checking them again.
+
+        The tool runner validates a call once (and reports bad arguments in its
+        own words) before calling this.
+        """
         if self.is_async:
             return await self.fn(**kwargs)
         # A sync tool must not block the event loop other agents share, nor take

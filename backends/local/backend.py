@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from plait._version import __version__
 from plait.chat import ChatRequest
 from plait.completions import Completion, FinishReason, StreamChunk, Timings, Usage
 from plait.errors import BackendError, ConfigError, ContextLengthExceeded, is_control_flow
@@ -20,7 +21,7 @@ from plait.messages import Message, SystemMessage
 from plait.settings import Settings, available_cpus, load_settings
 
 from .._base import Backend, Capabilities
-from ._engine import EngineOptions, Job, Outcome
+from ._engine import EngineOptions, Job, JobEnd
 from ._guidance import compile_schema
 from ._loaded import LoadedModel, load_model
 from ._model_file import default_model_path
@@ -165,6 +166,24 @@ class LocalBackend(Backend):
         """The GGUF file this backend runs (the default model's path when none was given)."""
         return self._model_path or default_model_path()
 
+    def cache_identity(self) -> dict[str, Any]:
+        """The model file (keyed by its hash) and the settings that change answers.
+
+        The KV storage types and speculation change llama.cpp's arithmetic, so
+        greedy output can differ with them; the context length and threads do not.
+        """
+        return {
+            **super().cache_identity(),
+            "model_file": self.model_path,
+            "temperature": self._temperature,
+            "structured": self._structured,
+            "jump_forward": self._jump_forward,
+            "speculate": self._speculate,
+            "type_k": self._options.type_k,
+            "type_v": self._options.type_v,
+            "plait": __version__,  # the engine's prompts and grammars are plait's
+        }
+
     def load(self) -> LoadedModel:
         """Load the model now instead of on the first request."""
         return load_model(self.model_path, self._options)
@@ -199,9 +218,9 @@ class LocalBackend(Backend):
         if len(tokens) >= model.n_ctx:
             raise ContextLengthExceeded(len(tokens), model.n_ctx, model=model.name)
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[Outcome] = loop.create_future()
+        done: asyncio.Future[JobEnd] = loop.create_future()
 
-        def finished(outcome: Outcome) -> None:
+        def finished(outcome: JobEnd) -> None:
             loop.call_soon_threadsafe(done.set_result, outcome)
 
         job = Job(
@@ -329,7 +348,7 @@ class _Text:
             if self._parse is None:  # parsed replies are whole or nothing
                 self._send(_Piece(delta=piece))
 
-    def on_done(self, outcome: Outcome) -> None:
+    def on_done(self, outcome: JobEnd) -> None:
         if outcome.error is not None:
             self._send(_Piece(error=outcome.error))
             return

@@ -137,6 +137,16 @@ class OpenAIBackend(Backend):
         # Replaced in tests to observe the waits without spending them.
         self._sleep = asyncio.sleep
 
+    def cache_identity(self) -> dict[str, Any]:
+        """The server, its model and the request options that change answers."""
+        return {
+            **super().cache_identity(),
+            "model": self.model,
+            "base_url": self.base_url,
+            "schema_mode": self._schema_mode,
+            "extra_body": self._extra,
+        }
+
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 

@@ -2,8 +2,8 @@
 
 ``task_runner`` turns tools and agents into a runner for plans; ``dag_dispatch``
 runs a supervisor's workers as tasks of the eager executor (agents may not
-import graphs, so the bridge lives here); ``UsageErrorStop`` makes a usage error
-raised inside a task end the run as itself instead of failing one task.
+import graphs, so the bridge lives here). ``UsageErrorStop`` is deprecated:
+``EagerExecutor(..., stop_on_usage_error=True)`` does its job.
 """
 
 from ._runners import agent_spec, idempotency_keys, task_runner

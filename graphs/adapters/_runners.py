@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from plait import provenance
 from plait.agents import Runnable
 from plait.chat import ToolSpec
 from plait.errors import PlanError, ToolError
 from plait.provenance import Source, Sourced, agent_source
-from plait.tools import Tool, Toolset
+from plait.tools import Permissions, Tool, ToolLimits, ToolRunner, Toolset
 
 from ..dag import IdempotencyKey, Task, TaskRunner
 
@@ -38,15 +39,36 @@ def agent_spec(agent: Runnable) -> ToolSpec:
 
 
 def task_runner(
-    tools: Toolset | Iterable[Tool] = (), agents: Iterable[Runnable] = ()
+    tools: Toolset | Iterable[Tool] = (),
+    agents: Iterable[Runnable] = (),
+    *,
+    limits: ToolLimits | None = None,
+    permissions: Permissions | None = None,
+    role: str | None = None,
 ) -> tuple[list[ToolSpec], TaskRunner]:
     """Specs to show a planner, and a runner executing tasks on these tools and agents.
 
-    Tool arguments are validated against the tool's schema (a bad argument fails
-    the task with the reason); results are returned as the tool produced them,
-    so ``$1`` can pass a number on as a number. Each result says where it came
-    from (:class:`~plait.provenance.Sourced`): a tool's own sources, or for an
-    agent ``agent:<name>`` and everything the agent read.
+    A tool task goes through a :class:`~plait.tools.ToolRunner` with ``limits``
+    and ``permissions``, as an agent's tool call does (see
+    :meth:`~plait.tools.ToolRunner.invoke`): arguments validated once (a bad
+    argument fails the task with the reason), permission checked for
+    ``role``, the tool's time limit, an ``execute_tool`` span. Its result is
+    returned as the tool produced it, so ``$1`` can pass a number on as a
+    number, unless its text is longer than ``limits.max_output_chars``: then
+    the task's result is that text cut to the limit, with the marker an agent
+    would read. Each result says where it came from
+    (:class:`~plait.provenance.Sourced`): a tool's own sources, or for an agent
+    ``agent:<name>`` and everything the agent read.
+
+    Args:
+        tools: the tools tasks may call.
+        agents: the agents tasks may ask (each applies its own tool limits).
+        limits: the time and output limits of tool tasks (default: the same
+            :class:`~plait.tools.ToolLimits` an agent gets). Concurrency is the
+            executor's (``max_concurrency``, ``tool_limits``).
+        permissions: which tools ``role`` may use (default: every tool).
+        role: who the plan's tool tasks call as, for ``permissions``
+            (``None``: the permissions' default patterns).
 
     Raises:
         PlanError: a tool and an agent share a name.
@@ -56,21 +78,23 @@ def task_runner(
     clash = sorted(set(by_agent) & set(toolset.names))
     if clash:
         raise PlanError(f"{', '.join(clash)} is both a tool and an agent")
+    pipeline = ToolRunner(toolset, limits, permissions)
 
     async def run(task: Task, args: dict[str, Any]) -> Any:
         agent = by_agent.get(task.tool)
-        if agent is not None:
-            result = await agent.arun(str(args.get("task", "")))
-            # Agents, supervisors, ensembles and router agents all answer this way.
-            if result.stop_reason != "done":
-                raise ToolError(f"agent {agent.name!r} stopped early: {result.stop_reason}")
-            output = result.output
-            # Results must survive a durable store: typed outputs become JSON data.
-            value = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
-            sources: frozenset[Source] = getattr(result, "sources", frozenset())
-            return Sourced(value, frozenset(sources) | {agent_source(agent.name)})
-        found = toolset[task.tool]
-        return found.sourced(await found.acall(args))
+        if agent is None:
+            return await pipeline.invoke(
+                task.tool, args, agent=role, sources=provenance.current(), call_id=task.id
+            )
+        result = await agent.arun(str(args.get("task", "")))
+        # Agents, supervisors, ensembles and router agents all answer this way.
+        if result.stop_reason != "done":
+            raise ToolError(f"agent {agent.name!r} stopped early: {result.stop_reason}")
+        output = result.output
+        # Results must survive a durable store: typed outputs become JSON data.
+        value = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
+        sources: frozenset[Source] = getattr(result, "sources", frozenset())
+        return Sourced(value, frozenset(sources) | {agent_source(agent.name)})
 
     specs = [t.spec for t in toolset] + [agent_spec(a) for a in by_agent.values()]
     return specs, run

@@ -15,7 +15,6 @@ from typing import Any
 from plait.agents import Dispatch, Subtask
 
 from ..dag import EagerExecutor, Plan, ResultStore, Task, TaskEvent
-from ._usage import UsageErrorStop
 
 __all__ = ["dag_dispatch"]
 
@@ -50,14 +49,17 @@ def dag_dispatch(
             Task(id=s.id, tool=_WORKER, args={"inputs": {n: f"${{{n}}}" for n in s.needs}})
             for s in subtasks
         )
-        stop = UsageErrorStop()
-        executor = EagerExecutor(
-            stop.wrap(runner), max_concurrency=max_concurrency, store=store, on_event=on_event
-        )
         # A worker that is not accepted raises WorkerFailed inside the runner; the
         # executor records it as a failed task and skips its dependants, which is
         # what the supervisor's dispatch contract asks for. A usage error (a
         # misconfigured worker) ends the dispatch and propagates instead.
-        await stop.run(executor.run(Plan(tasks=tasks), known_tools=[_WORKER]))
+        executor = EagerExecutor(
+            runner,
+            max_concurrency=max_concurrency,
+            store=store,
+            on_event=on_event,
+            stop_on_usage_error=True,
+        )
+        await executor.run(Plan(tasks=tasks), known_tools=[_WORKER])
 
     return dispatch

@@ -1,21 +1,20 @@
-"""Usage errors raised inside DAG tasks end the whole run, as themselves.
+"""Deprecated: the executor itself now stops at the first usage error.
 
-The eager executor records whatever a task raises (control flow aside) as that
-task's failure, which is right for run-time failures: a tool that fails fails
-its step. A usage error (``ConfigError``, ``PlanError``: a misconfigured agent,
-backend or tool) is not a failure of one step; every step set up the same way
-would fail too, and a run reported as "step x failed" hides the mistake. A
-:class:`UsageErrorStop` wraps the task runner and the executor's run: the first
-usage error a task raises cancels the run and is raised to the caller unchanged.
+``EagerExecutor(runner, stop_on_usage_error=True)`` ends the run at the first
+usage error a task raises (``ConfigError``, ``PlanError``: a misconfigured
+agent, backend or tool), cancels the tasks still running and raises the error
+unchanged. :class:`UsageErrorStop`, which wrapped the runner and raced the
+executor to do the same, stays for one release and warns when it is built.
 """
 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from plait.errors import PlaitError, RunError
+from plait.errors import PlaitError, is_usage_error
 
 from ..dag import Task, TaskRunner
 
@@ -25,13 +24,18 @@ T = TypeVar("T")
 
 
 class UsageErrorStop:
-    """Stops a run at the first usage error one of its tasks raises.
+    """Deprecated: use ``EagerExecutor(..., stop_on_usage_error=True)`` instead.
 
     ``executor = EagerExecutor(stop.wrap(runner))`` then
     ``await stop.run(executor.run(plan))``: the run's result, or the usage error.
     """
 
     def __init__(self) -> None:
+        warnings.warn(
+            "UsageErrorStop is deprecated: build the executor with stop_on_usage_error=True",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         self.error: PlaitError | None = None
         self._tripped: asyncio.Event | None = None
 
@@ -42,7 +46,7 @@ class UsageErrorStop:
             try:
                 return await runner(task, args)
             except PlaitError as e:
-                if not isinstance(e, RunError) and self.error is None:
+                if is_usage_error(e) and self.error is None:
                     self.error = e
                     if self._tripped is not None:
                         self._tripped.set()

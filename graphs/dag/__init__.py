@@ -2,15 +2,16 @@
 
 The bottom room of ``plait.graphs``: plans and their parser, ``$n`` references,
 task events and outcomes, retry policies, result stores, the eager executor
-(each task starts the moment its inputs are ready), the Ray executor and static
-runs. It imports only the plait core (and networkx); agents, tools and
-LangGraph live above it.
+(each task starts the moment its inputs are ready; its settings one frozen
+``ExecutorConfig``), the Ray executor and static runs. It imports only the
+plait core (and networkx); agents, tools and LangGraph live above it.
 """
 
+from ._config import Approver, ExecutorConfig, IdempotencyKey, TaskRunner
 from ._events import Approval, RunResult, TaskEvent, TaskOutcome, TaskStatus
-from ._executor import Approver, EagerExecutor, IdempotencyKey, TaskRunner
+from ._executor import EagerExecutor
 from ._functions import tool_runner
-from ._plan import Plan, Task
+from ._plan import Plan, Task, ValidatedPlan
 from ._plan_parser import StreamingPlanParser, parse_plan_stream
 from ._ray import RayExecutor, RayTaskRunner
 from ._references import find_references, substitute
@@ -22,6 +23,7 @@ __all__ = [
     "Approval",
     "Approver",
     "EagerExecutor",
+    "ExecutorConfig",
     "IdempotencyKey",
     "MemoryResultStore",
     "Plan",
@@ -37,6 +39,7 @@ __all__ = [
     "TaskOutcome",
     "TaskRunner",
     "TaskStatus",
+    "ValidatedPlan",
     "find_references",
     "is_transient",
     "parse_plan_stream",

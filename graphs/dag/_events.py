@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -10,7 +12,17 @@ from pydantic.json_schema import SkipJsonSchema
 from plait.policies import Violation
 from plait.provenance import Source, untrusted
 
-__all__ = ["Approval", "RunResult", "TaskEvent", "TaskOutcome", "TaskStatus"]
+from ._plan import Task
+
+__all__ = [
+    "Approval",
+    "EventLog",
+    "RunResult",
+    "TaskEvent",
+    "TaskOutcome",
+    "TaskStatus",
+    "task_outcome",
+]
 
 TaskStatus = Literal["done", "failed", "skipped"]
 
@@ -99,6 +111,38 @@ class TaskOutcome(BaseModel):
     sources: frozenset[Source] = frozenset()
     violation: Violation | None = None
     exception: SkipJsonSchema[BaseException | None] = Field(default=None, exclude=True, repr=False)
+
+
+def task_outcome(task: Task, status: TaskStatus, **fields: Any) -> TaskOutcome:
+    """How ``task`` ended: ``status`` and the other :class:`TaskOutcome` fields."""
+    return TaskOutcome(task_id=task.id, tool=task.tool, status=status, **fields)
+
+
+class EventLog:
+    """The events of one execution, timed from its start, in the order they happened.
+
+    Args:
+        on_event: also called with every event as it happens.
+    """
+
+    __slots__ = ("events", "on_event", "started")
+
+    def __init__(self, on_event: Callable[[TaskEvent], None] | None = None) -> None:
+        self.events: list[TaskEvent] = []
+        self.on_event = on_event
+        self.started = time.perf_counter()
+
+    def now(self) -> float:
+        """Seconds since the execution started."""
+        return time.perf_counter() - self.started
+
+    def emit(self, kind: Any, task: Task, **fields: Any) -> None:
+        """Record that ``kind`` happened to ``task`` (and tell ``on_event``)."""
+        at = time.perf_counter() - self.started
+        event = TaskEvent(kind=kind, task_id=task.id, tool=task.tool, at=at, **fields)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
 
 class RunResult(BaseModel):

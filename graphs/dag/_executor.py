@@ -9,29 +9,21 @@ the plan is still being produced (an async iterable, e.g. a streaming planner).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
-from plait.errors import ConfigError, PlanError
+from plait.errors import PlanError
 from plait.policies import Policy, PolicySet
 from plait.provenance import Source
 
+from ._config import Approver, ExecutorConfig, IdempotencyKey, TaskRunner
 from ._events import Approval, RunResult, TaskEvent
-from ._plan import Plan, Task
+from ._execution import PlanExecution
+from ._plan import Plan, Task, ValidatedPlan
 from ._retry import RetryPolicy
-from ._run import Run
-from ._store import MemoryResultStore, ResultStore
+from ._store import ResultStore
 
 __all__ = ["Approver", "EagerExecutor", "IdempotencyKey", "TaskRunner"]
-
-TaskRunner = Callable[[Task, dict[str, Any]], Awaitable[Any]]
-"""Runs one task with its references already replaced by results."""
-
-Approver = Callable[[Task, dict[str, Any]], Awaitable[bool | Approval]]
-"""Decides whether a task flagged ``requires_approval`` may run (``True`` approves)."""
-
-IdempotencyKey = Callable[[Task, dict[str, Any]], str | None]
-"""The idempotency key of a side-effecting task's call (``None``: the task has none)."""
 
 
 class EagerExecutor:
@@ -61,9 +53,19 @@ class EagerExecutor:
             a task whose arguments carry data from a source a policy refuses
             does not run; see :mod:`plait.policies`.
         on_event: called with every event as it happens.
+        stop_on_usage_error: the first usage error a task raises (a
+            :class:`~plait.errors.PlaitError` outside
+            :class:`~plait.errors.RunError`: a misconfigured agent, backend
+            or tool) ends the run, cancelling the tasks still running, and
+            :meth:`run` raises it unchanged. Off (the default), it fails its
+            task (never retried) like any other error.
+
+    The options are held as one frozen :class:`ExecutorConfig` (:attr:`config`);
+    :meth:`from_config` builds an executor from one.
 
     Raises:
-        ConfigError: ``retry`` is given together with ``retries`` or ``retry_backoff_s``.
+        ConfigError: ``retry`` is given together with ``retries`` or
+            ``retry_backoff_s``, or a limit is not positive.
     """
 
     def __init__(
@@ -81,48 +83,66 @@ class EagerExecutor:
         idempotency: IdempotencyKey | None = None,
         policies: PolicySet | Iterable[Policy] | None = None,
         on_event: Callable[[TaskEvent], None] | None = None,
+        stop_on_usage_error: bool = False,
     ) -> None:
-        self._runner = runner
-        self._max_concurrency = max_concurrency
-        self._tool_limits = dict(tool_limits or {})
-        self._timeout_s = timeout_s
-        if retry is not None and (retries is not None or retry_backoff_s is not None):
-            raise ConfigError("give either retry= or retries=/retry_backoff_s=, not both")
-        self._retry = retry or RetryPolicy.from_retries(retries or 0, retry_backoff_s or 0.0)
-        self._store = store or MemoryResultStore()
-        self._approver = approver
-        self._idempotency = idempotency
-        self._on_event = on_event
-        self._policies = policies if isinstance(policies, PolicySet) else PolicySet(policies or ())
+        self._config = ExecutorConfig.of(
+            runner,
+            max_concurrency=max_concurrency,
+            tool_limits=tool_limits,
+            timeout_s=timeout_s,
+            retry=retry,
+            retries=retries,
+            retry_backoff_s=retry_backoff_s,
+            store=store,
+            approver=approver,
+            idempotency=idempotency,
+            policies=policies,
+            on_event=on_event,
+            stop_on_usage_error=stop_on_usage_error,
+        )
+
+    @classmethod
+    def from_config(cls, config: ExecutorConfig) -> EagerExecutor:
+        """An executor with exactly these settings (a subclass keeps its own runner in it)."""
+        executor = object.__new__(cls)
+        executor._config = config
+        return executor
+
+    @property
+    def config(self) -> ExecutorConfig:
+        """The settings every run of this executor reads (frozen)."""
+        return self._config
 
     @property
     def policies(self) -> PolicySet:
         """The policies checked before each task."""
-        return self._policies
+        return self._config.policies
 
     @property
     def retry(self) -> RetryPolicy:
         """The retry policy of tasks without their own ``retries``."""
-        return self._retry
+        return self._config.retry
 
     @property
     def store(self) -> ResultStore:
         """Where results, plans and side-effect records are persisted."""
-        return self._store
+        return self._config.store
+
+    def with_config(self, **changes: Any) -> EagerExecutor:
+        """A copy of this executor with some settings of :attr:`config` replaced."""
+        copy = object.__new__(type(self))  # a subclass (e.g. RayExecutor) stays itself
+        copy.__dict__.update(self.__dict__)
+        copy._config = self._config.with_changes(**changes)
+        return copy
 
     def with_store(self, store: ResultStore) -> EagerExecutor:
         """A copy of this executor (same settings) persisting into ``store``."""
-        copy = object.__new__(type(self))  # a subclass (e.g. RayExecutor) stays itself
-        copy.__dict__.update(self.__dict__)
-        copy._store = store
-        return copy
+        return self.with_config(store=store)
 
     def with_policies(self, policies: PolicySet | Iterable[Policy]) -> EagerExecutor:
         """A copy of this executor (same settings and store) checking ``policies``."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy._policies = policies if isinstance(policies, PolicySet) else PolicySet(policies)
-        return copy
+        chosen = policies if isinstance(policies, PolicySet) else PolicySet(policies)
+        return self.with_config(policies=chosen)
 
     async def run(
         self,
@@ -136,9 +156,12 @@ class EagerExecutor:
     ) -> RunResult:
         """Run every task of ``plan`` and return their outcomes.
 
-        A static :class:`Plan` is validated as a whole first. Tasks from a stream
-        are checked as they arrive: they may only depend on tasks already seen.
-        Results already stored under ``run_id`` are reused, not recomputed.
+        A static :class:`Plan` is validated as a whole first, unless it is a
+        :class:`ValidatedPlan` (what :meth:`Plan.validate_against` returns)
+        already checked against these ``known_tools`` (or a subset of them).
+        Tasks from a stream are checked as they arrive: they may only depend
+        on tasks already seen. Results already stored under ``run_id`` are
+        reused, not recomputed.
 
         Args:
             plan: the tasks, or a stream of them.
@@ -155,16 +178,23 @@ class EagerExecutor:
 
         Raises:
             PlanError: the plan is invalid (nothing of it has run, for a static plan).
+            PlaitError: with ``stop_on_usage_error``, the first usage error a task raised.
         """
-        if isinstance(plan, Plan):
-            plan.validate_against(known_tools)
+        if known_tools is not None and not isinstance(known_tools, (set, frozenset)):
+            known_tools = frozenset(known_tools)  # read twice below: an iterator would run dry
+        if isinstance(plan, Plan) and not (
+            isinstance(plan, ValidatedPlan) and plan.checked_for(known_tools)
+        ):
+            plan = plan.validate_against(known_tools)
         run_id = run_id or uuid.uuid4().hex[:12]
-        run = Run(self, run_id, known_tools, approvals, scope or run_id, sources)
-        return await run.execute(plan)
+        execution = PlanExecution(
+            self._config, run_id, known_tools, approvals, scope or run_id, sources
+        )
+        return await execution.execute(plan)
 
     async def resume(self, run_id: str) -> RunResult:
         """Finish a stored run: reuse every stored result, run only what is missing."""
-        tasks, _ = await self._store.load(run_id)
+        tasks, _ = await self._config.store.load(run_id)
         if not tasks:
             raise PlanError(f"no stored run with id {run_id!r}")
         return await self.run(Plan(tasks=tuple(tasks)), run_id=run_id)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from ._executor import TaskRunner
+from ._config import TaskRunner
 from ._plan import Task
 
 __all__ = ["tool_runner"]

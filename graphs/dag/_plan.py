@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
 import networkx as nx
@@ -12,7 +12,7 @@ from plait.errors import PlanError
 
 from ._references import find_references
 
-__all__ = ["Plan", "Task"]
+__all__ = ["Plan", "Task", "ValidatedPlan"]
 
 
 class Task(BaseModel):
@@ -83,8 +83,11 @@ class Plan(BaseModel):
         known_tools: Iterable[str] | None = None,
         *,
         check_args: Callable[[Task], str | None] | None = None,
-    ) -> Plan:
-        """Check the plan before anything runs; return it unchanged.
+    ) -> ValidatedPlan:
+        """Check the plan before anything runs; return it as a :class:`ValidatedPlan`.
+
+        An executor given the returned plan (with the same ``known_tools``, or
+        ``None``) runs it without checking it again.
 
         Args:
             known_tools: names a task may call (``None``: do not check).
@@ -111,13 +114,19 @@ class Plan(BaseModel):
             if problem:
                 raise PlanError(f"bad arguments for {task.tool!r}: {problem}", task_id=task.id)
         if _acyclic(self.tasks):
-            return self
+            return self._validated()
         try:
             cycle = nx.find_cycle(self.graph())
         except nx.NetworkXNoCycle:
-            return self
+            return self._validated()
         path = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
         raise PlanError(f"dependency cycle {path}", task_id=cycle[0][0])
+
+    def _validated(self) -> ValidatedPlan:
+        if isinstance(self, ValidatedPlan):
+            return self
+        # Built without validating again: the tasks are the checked ones, unchanged.
+        return ValidatedPlan.model_construct(tasks=self.tasks)
 
     def critical_path(
         self, durations: Mapping[str, float] | None = None
@@ -152,6 +161,26 @@ class Plan(BaseModel):
         for a, b in self.graph().edges:
             lines.append(f"    t{a} --> t{b}")
         return "\n".join(lines)
+
+
+class ValidatedPlan(Plan):
+    """A plan that passed :meth:`Plan.validate_against`: unique ids, known dependencies, no cycle.
+
+    Executors trust it: they run it without validating it again (they only
+    check that its tools are among the ``known_tools`` a run is given). It
+    equals and serialises like the :class:`Plan` of the same tasks.
+    """
+
+    def checked_for(self, known_tools: Set[str] | None) -> bool:
+        """Whether every task calls one of ``known_tools`` (``None``: any tool will do)."""
+        return known_tools is None or all(task.tool in known_tools for task in self.tasks)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Plan):
+            return self.tasks == other.tasks
+        return NotImplemented
+
+    __hash__ = Plan.__hash__
 
 
 def _acyclic(tasks: Iterable[Task]) -> bool:

@@ -20,7 +20,8 @@ from typing import Any
 from plait import tracing
 from plait.errors import ConfigError
 
-from ._executor import EagerExecutor, TaskRunner
+from ._config import TaskRunner
+from ._executor import EagerExecutor
 from ._plan import Task
 
 __all__ = ["RayExecutor", "RayTaskRunner"]

@@ -13,8 +13,9 @@ from typing import Any
 
 from plait.errors import PlanError
 
+from ._config import TaskRunner
 from ._events import Approval, RunResult
-from ._executor import EagerExecutor, TaskRunner
+from ._executor import EagerExecutor
 from ._plan import Plan
 from ._store import SQLiteResultStore, run_directory
 
@@ -50,7 +51,7 @@ async def run_static(
     Raises:
         PlanError: the plan is invalid, or the run id was used for a different plan.
     """
-    plan.validate_against(known_tools)
+    plan = plan.validate_against(known_tools)
     if run_id is None:
         return await EagerExecutor(runner, **executor_options).run(
             plan, known_tools=known_tools, approvals=approvals

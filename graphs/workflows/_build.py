@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plait.agents import Agent
-from plait.backends import Backend
+from plait.agents import Agent, RemoteAgent, Runnable
+from plait.backends import Backend, CacheStore
 from plait.backends.routing import CostLedger
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
 from plait.policies import PolicySet, default_policies
 from plait.tools import Tool, Toolset
 
-from ._build_agents import build_agent, needs_run_tools
+from ._build_agents import build_agent, build_remote_agent, needs_run_tools
 from ._build_backends import build_backends, router_ledger
 from ._build_tools import build_tool_entries, tool_aliases
+from ._cache import cache_store
 from ._problems import KeyPath
-from ._schema import MCPToolSpec, MemorySpec, WorkflowSpec
+from ._schema import AgentSpec, MCPToolSpec, MemorySpec, WorkflowSpec
 
 __all__ = ["Built", "build"]
 
@@ -56,6 +57,13 @@ class Built:
     policies: PolicySet = field(default_factory=PolicySet)
     aliases: dict[str, Tool] = field(default_factory=dict)
     run_agents: frozenset[str] = frozenset()
+    cache: CacheStore | None = None
+    remote_agents: dict[str, RemoteAgent] = field(default_factory=dict)
+
+    @property
+    def runnables(self) -> dict[str, Runnable]:
+        """Every agent a step, plan or team may call: the local ones and the remote (A2A) ones."""
+        return {**self.agents, **self.remote_agents}
 
 
 def build(
@@ -73,7 +81,9 @@ def build(
         ConfigError: a function tool cannot be imported, a folder does not exist...
     """
     ledger = router_ledger(spec)
-    backends = build_backends(spec, base_dir, overrides or {}, ledger)
+    cache_spec = spec.cache_spec
+    cache = cache_store(cache_spec, base_dir) if cache_spec is not None else None
+    backends = build_backends(spec, base_dir, overrides or {}, ledger, cache)
     memory = _memory(spec.memory, backends) if spec.memory else None
     mcp = {name: entry for name, entry in spec.tools.items() if isinstance(entry, MCPToolSpec)}
     entries = build_tool_entries(spec, base_dir, memory, where)
@@ -81,13 +91,19 @@ def build(
     policies = PolicySet(p.to_policy() for p in spec.policies)
     if spec.default_policies:
         policies = default_policies() + policies
+    local = {name: body for name, body in spec.agents.items() if isinstance(body, AgentSpec)}
     run_agents = frozenset(
-        name for name, body in spec.agents.items() if needs_run_tools(body, entries, aliases, mcp)
+        name for name, body in local.items() if needs_run_tools(body, entries, aliases, mcp)
     )
     agents = {
         name: build_agent(name, body, backends, entries, memory, spec.memory, policies, aliases)
-        for name, body in spec.agents.items()
+        for name, body in local.items()
         if name not in run_agents
+    }
+    remote = {
+        name: build_remote_agent(name, body)
+        for name, body in spec.agents.items()
+        if not isinstance(body, AgentSpec)
     }
     return Built(
         spec,
@@ -102,6 +118,8 @@ def build(
         policies,
         aliases,
         run_agents,
+        cache,
+        remote,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from plait.agents import Agent, AgentLimits, MemoryBinding
+from plait.agents import Agent, AgentLimits, MemoryBinding, RemoteAgent
 from plait.backends import Backend
 from plait.memory import Memory
 from plait.policies import PolicySet
@@ -20,9 +20,9 @@ from plait.tools import Tool, Toolset
 from ._build_backends import backend_named
 from ._build_tools import select_tools, tool_selection
 from ._output_model import output_model
-from ._schema import AgentSpec, MemorySpec
+from ._schema import A2AAgentSpec, AgentSpec, MemorySpec
 
-__all__ = ["build_agent", "needs_run_tools"]
+__all__ = ["build_agent", "build_remote_agent", "needs_run_tools"]
 
 
 def needs_run_tools(
@@ -80,4 +80,18 @@ def build_agent(
         temperature=body.temperature,
         policies=policies,
         mode=body.mode,
+    )
+
+
+def build_remote_agent(name: str, body: A2AAgentSpec) -> RemoteAgent:
+    """A remote A2A agent, called by the name the file gives it."""
+    end = body.a2a
+    return RemoteAgent(
+        end.url,
+        name=name,
+        token=end.token,
+        timeout_s=end.timeout_s,
+        connect_timeout_s=end.connect_timeout_s,
+        max_bytes=end.max_bytes,
+        trust=end.trust,
     )

@@ -10,10 +10,17 @@ problems of the file (``_references``), and only a validated file is built.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from plait.backends import Backend, LocalBackend, OpenAIBackend, RetryPolicy
+from plait.backends import (
+    Backend,
+    CachedBackend,
+    CacheStore,
+    LocalBackend,
+    OpenAIBackend,
+    RetryPolicy,
+)
 from plait.backends.routing import (
     CostLedger,
     FallbackRouter,
@@ -45,9 +52,17 @@ def build_backends(
     base_dir: Path,
     overrides: Mapping[str, Backend],
     ledger: CostLedger,
+    cache: CacheStore | None = None,
 ) -> dict[str, Backend]:
     """Every backend the file declares by name, plus ``default`` (the embedded model
-    unless the file or ``overrides`` name one); ``ledger`` learns each one's price."""
+    unless the file or ``overrides`` name one); ``ledger`` learns each one's price.
+
+    With a ``cache`` (the file's ``cache:`` entry) every leaf answers repeats from it.
+    """
+    cache_spec = spec.cache_spec
+    cached: Callable[[Backend, Price], Backend] | None = None
+    if cache is not None and cache_spec is not None:
+        cached = _cached(cache, cache_spec.nondeterministic)
     prices = {
         n: Price(**b.price.model_dump())
         for n, b in spec.backends.items()
@@ -58,7 +73,9 @@ def build_backends(
         # A stand-in keeps the price its entry declares (budget tests rely on it).
         price = prices.get(name, Price())
         ledger.prices = {**ledger.prices, backend.name: price}
-        return MeteredBackend(backend, price)
+        # The cache sits on the model itself, below any router: every call, the
+        # planner's and each agent's, reaches it, and its identity is the model's.
+        return MeteredBackend(cached(backend, price) if cached else backend, price)
 
     built = {name: metered(name, backend) for name, backend in overrides.items()}
 
@@ -67,7 +84,7 @@ def build_backends(
             return built[name]
         body = spec.backends.get(name)
         if body is None:  # "default", named by nothing in the file
-            built[name] = MeteredBackend(LocalBackend(), Price())
+            built[name] = metered(name, LocalBackend())
         elif isinstance(body, LocalBackendSpec):
             built[name] = metered(name, _local(body, base_dir))
         elif isinstance(body, OpenAIBackendSpec):
@@ -80,6 +97,13 @@ def build_backends(
     for name in [*spec.backends, "default"]:
         make(name)
     return built
+
+
+def _cached(store: CacheStore, nondeterministic: bool) -> Callable[[Backend, Price], Backend]:
+    def wrap(backend: Backend, price: Price) -> Backend:
+        return CachedBackend(backend, store, cache_nondeterministic=nondeterministic, price=price)
+
+    return wrap
 
 
 def backend_named(backends: Mapping[str, Backend], name: str | None) -> Backend:

@@ -125,8 +125,9 @@ def _schema_problems(source: WorkflowSource, error: ValidationError) -> None:
 def _clean_loc(loc: tuple[Any, ...]) -> KeyPath:
     """pydantic's location without the union branch tags it inserts."""
     parts = list(loc)
-    # Tags sit right after the entry: backends.NAME.<kind>, tools.NAME.<tag>, workflow.<kind>.
-    tagged = {"backends": 2, "tools": 2, "workflow": 1}
+    # Tags sit right after the entry: backends.NAME.<kind>, tools.NAME.<tag>,
+    # agents.NAME.<local|a2a>, workflow.<kind>.
+    tagged = {"backends": 2, "tools": 2, "agents": 2, "workflow": 1}
     index = tagged.get(parts[0]) if parts and isinstance(parts[0], str) else None
     if index is not None and len(parts) > index:
         del parts[index]
@@ -178,6 +179,13 @@ def _allowed_keys(loc: KeyPath, source: WorkflowSource) -> list[str]:
             model = schema.FunctionToolSpec
         else:
             model = schema.BuiltinToolSpec
+    elif (
+        section == "agents"
+        and isinstance(value_at(source.data, loc[:2]), dict)
+        and ("a2a" in value_at(source.data, loc[:2]))
+    ):
+        nested = len(loc) >= 3 and loc[2] == "a2a"
+        model = schema.A2AEndpointSpec if nested else schema.A2AAgentSpec
     elif section == "memory" and "guard" in loc:
         model = schema.GuardSpec
     else:

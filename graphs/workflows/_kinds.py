@@ -12,13 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
+from plait.agents import (
+    Agent,
+    AgentLimits,
+    Runnable,
+    Supervisor,
+    TeamDecision,
+    TeamPlan,
+    TeamTrace,
+)
 from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
 from plait.provenance import untrusted
 from plait.tools import Toolset
 
-from ..adapters import UsageErrorStop, dag_dispatch, task_runner
+from ..adapters import dag_dispatch, task_runner
 from ..compiler import LLMCompiler
 from ..dag import (
     Approval,
@@ -160,7 +168,7 @@ def placed(
     executor: ExecutorChoice,
     runner: TaskRunner,
     tools: Toolset,
-    agents: Iterable[Agent[Any]],
+    agents: Iterable[Runnable],
     on_driver: set[str],
 ) -> TaskRunner:
     """``runner``, or (``executor: ray``) a runner sending tasks that can travel to Ray.
@@ -174,7 +182,7 @@ def placed(
         return runner
     ray_spec = executor if isinstance(executor, RayExecutorSpec) else RayExecutorSpec(kind="ray")
     travelling = Toolset([t for t in tools if t.name not in on_driver])
-    crew = [a for a in agents if a.name not in on_driver]
+    crew = [a for a in agents if a.name not in on_driver and isinstance(a, Agent)]
     _ship_workflow_modules(Toolset([*travelling, *(t for a in crew for t in a.tools)]))
     _, remote_calls = task_runner(travelling, crew)
     remote = RayTaskRunner(
@@ -229,21 +237,21 @@ async def _run_steps(run: RunContext) -> KindResult:
     assert isinstance(body, StepsWorkflow)
     plan = steps_plan(body, run.inputs)
     tools = Toolset([run.built.tools, *run.built.aliases.values()])
-    agents = list(run.built.agents.values())
+    agents = list(run.built.runnables.values())
     _, runner = task_runner(tools, agents)
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
         runner = placed(body.executor, runner, tools, agents, on_driver)
-    stop = UsageErrorStop()  # a misconfigured step stops the run instead of failing
     executor = EagerExecutor(
-        stop.wrap(runner),
+        runner,
         max_concurrency=body.max_concurrency,
         store=run.store,
         approver=run.approver,
         on_event=run.on_event,
         policies=run.built.policies,
+        stop_on_usage_error=True,  # a misconfigured step stops the run instead of failing
     )
-    done = await stop.run(executor.run(plan, run_id=run.run_id))
+    done = await executor.run(plan, run_id=run.run_id)
     results = done.results
     if body.output is not None:
         template = with_inputs(body.output, run.inputs)
@@ -275,13 +283,11 @@ async def _run_planner(run: RunContext) -> KindResult:
     tools = Toolset(
         [select_tools(run.built.entries, name, run.built.aliases) for name in body.tools]
     )
-    agents = [run.built.agents[name] for name in body.agents]
+    agents = [run.built.runnables[name] for name in body.agents]
     specs, runner = task_runner(tools, agents)
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
         runner = placed(body.executor, runner, tools, agents, on_driver)
-    stop = UsageErrorStop()
-    runner = stop.wrap(runner)
     # An entry named in requires_approval flags each of its tools.
     flagged = {
         t.name
@@ -296,7 +302,9 @@ async def _run_planner(run: RunContext) -> KindResult:
         plan_format=body.plan_format,
         max_replans=body.max_replans,
         max_tasks=body.max_tasks,
-        executor=EagerExecutor(runner, store=run.store, on_event=run.on_event),
+        executor=EagerExecutor(
+            runner, store=run.store, on_event=run.on_event, stop_on_usage_error=True
+        ),
         runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
         policies=run.built.policies,
         mode=body.mode,
@@ -304,12 +312,12 @@ async def _run_planner(run: RunContext) -> KindResult:
         requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
-    result = await stop.run(compiler.arun(question, run_id=run.run_id))
+    result = await compiler.arun(question, run_id=run.run_id)
     # The loop paused (a LangGraph interrupt) on flagged or policy-held tasks:
     # the reviewer decides, and the loop goes on from its checkpoint.
     while result.awaiting:
         decisions = await _reviewed(run.approver, result.awaiting)
-        result = await stop.run(compiler.aresume(run.run_id, decisions))
+        result = await compiler.aresume(run.run_id, decisions)
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
     for number, round_ in enumerate(result.rounds, 1):
@@ -370,7 +378,7 @@ async def _run_supervisor(run: RunContext) -> KindResult:
         backend_named(run.built.backends, body.backend),
         workers=[backend_named(run.built.backends, w) for w in body.workers],
         brief=str(with_inputs(body.brief, run.inputs)),
-        agents=[run.built.agents[name] for name in body.agents],
+        agents=[run.built.runnables[name] for name in body.agents],
         reviewer=reviewer,
         ledger=ledger,
         dispatch=dag_dispatch(

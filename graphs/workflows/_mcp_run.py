@@ -19,7 +19,7 @@ from plait.tools import MCPClient, Tool, Toolset
 
 from ._build import Built
 from ._build_agents import build_agent
-from ._schema import MCPToolSpec, WorkflowSpec
+from ._schema import AgentSpec, MCPToolSpec, WorkflowSpec
 
 __all__ = ["connected"]
 
@@ -33,10 +33,17 @@ async def connected(built: Built) -> AsyncIterator[Built]:
     built here (their only build), with the listed tools. Without MCP entries,
     ``built`` itself.
 
+    Remote (A2A) agents fetch their cards on the first run (descriptions for
+    the prompts and plans); the cards are kept.
+
     Raises:
         ToolError: a server could not be started or listed its tools wrongly.
         ConfigError: a tool the file names is not listed by any server.
+        RemoteAgentError: a remote agent's card could not be fetched or read.
     """
+    unconnected = [a for a in built.remote_agents.values() if a.card is None]
+    if unconnected:
+        await gather_or_raise(a.aconnect() for a in unconnected)
     if not built.mcp:
         yield built
         return
@@ -49,7 +56,7 @@ async def connected(built: Built) -> AsyncIterator[Built]:
         run_agents = {
             name: build_agent(
                 name,
-                spec.agents[name],
+                _local(spec, name),
                 built.backends,
                 entries,
                 built.memory,
@@ -60,7 +67,11 @@ async def connected(built: Built) -> AsyncIterator[Built]:
             for name in built.run_agents
         }
         # In the file's order, as an agent built at load would be.
-        agents = {n: run_agents.get(n) or built.agents[n] for n in spec.agents}
+        agents = {
+            n: run_agents.get(n) or built.agents[n]
+            for n in spec.agents
+            if n in built.agents or n in run_agents
+        }
         yield dataclasses.replace(
             built, entries=entries, tools=Toolset(list(entries.values())), agents=agents
         )
@@ -101,3 +112,9 @@ def _check_step_tools(
                 f"step {step.id!r} calls tool {step.tool!r}, which no tools entry provides "
                 f"(tools: {', '.join(available) or 'none'})"
             )
+
+
+def _local(spec: WorkflowSpec, name: str) -> AgentSpec:
+    body = spec.agents[name]
+    assert isinstance(body, AgentSpec)  # only local agents use tools
+    return body

@@ -38,7 +38,11 @@ __all__ = [
 
 
 class ModelCall(BaseModel):
-    """One model request of a workflow run, for progress and cost accounting."""
+    """One model request of a workflow run, for progress and cost accounting.
+
+    A request the model-call cache answered has ``usage.cache_hits == 1``, no
+    tokens and no cost; ``cost_saved`` is what its first call cost.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -46,6 +50,7 @@ class ModelCall(BaseModel):
     agent: str | None
     usage: Usage
     cost: float
+    cost_saved: float = 0.0
 
 
 @dataclass
@@ -55,10 +60,12 @@ class RunMeter:
     on_call: Callable[[ModelCall], None] | None = None
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
+    cost_saved: float = 0.0
 
     def add(self, call: ModelCall) -> None:
         self.usage = self.usage + call.usage
         self.cost += call.cost
+        self.cost_saved += call.cost_saved
         if self.on_call is not None:
             self.on_call(call)
 
@@ -126,8 +133,13 @@ class MeteredBackend(WrappedBackend):
         if accounts is None:
             return
         usage = completion.usage
+        saved = usage.cache_saved
         call = ModelCall(
-            backend=self.name, agent=request.agent, usage=usage, cost=self.price.cost(usage)
+            backend=self.name,
+            agent=request.agent,
+            usage=usage,
+            cost=self.price.cost(usage),
+            cost_saved=self.price.cost(saved) if saved is not None else 0.0,
         )
         accounts.meter.add(call)
 

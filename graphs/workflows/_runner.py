@@ -29,6 +29,7 @@ from plait.tools import Toolset
 from ..dag import Approver, Plan, SQLiteResultStore, run_directory
 from ._build import build
 from ._build_backends import close_backends
+from ._cache import run_cache
 from ._checks import ValidatedWorkflow, read_workflow, validate_workflow
 from ._inputs import convert_input
 from ._kinds import RUNNERS, KindResult, RunContext, WorkflowEvent, steps_plan
@@ -58,8 +59,10 @@ class WorkflowResult(BaseModel):
         status: ``done``, ``failed`` or ``interrupted``.
         error: why it failed.
         results: step/task id -> result, for the tasks that finished.
-        usage: tokens over every model call.
+        usage: tokens over every model call (``usage.cache_hits``: calls the
+            model-call cache answered).
         cost: cost over every priced model call.
+        cost_saved: what the calls the cache answered would have cost.
         run_dir: the run's folder.
         team: a supervisor run's team trace (every decision, each worker's report).
         untrusted_sources: the untrusted sources the answer rests on (``web``,
@@ -77,6 +80,7 @@ class WorkflowResult(BaseModel):
     results: dict[str, Any] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
+    cost_saved: float = 0.0
     run_dir: str = ""
     team: TeamTrace | None = None
     untrusted_sources: list[str] = Field(default_factory=list)
@@ -274,7 +278,10 @@ class Workflow:
                 ),
             ):
                 # MCP servers run for the length of the run (one session per run).
-                async with connected(self._built) as built:
+                async with (
+                    run_cache(self._built.cache, folder),
+                    connected(self._built) as built,
+                ):
                     run = RunContext(
                         self.spec,
                         built,
@@ -311,6 +318,7 @@ class Workflow:
                 status=status,
                 usage=meter.usage,
                 cost=meter.cost,
+                cost_saved=meter.cost_saved,
                 error=error,
             )
             record = record.ended(attempt, _recorded(done))
@@ -324,6 +332,7 @@ class Workflow:
             results=done.results if done is not None else {},
             usage=attempt.usage,
             cost=attempt.cost,
+            cost_saved=attempt.cost_saved,
             run_dir=str(folder),
             team=done.team if done is not None else None,
             untrusted_sources=record.untrusted_sources,

@@ -57,6 +57,7 @@ class Attempt(BaseModel):
     status: RunStatus
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
+    cost_saved: float = Field(default=0.0, description="what model-call cache hits saved")
     error: str | None = None
 
 
@@ -64,8 +65,8 @@ class RunRecord(BaseModel):
     """What ``run.json`` holds about one run.
 
     ``status``, ``error``, ``answer`` and ``steps`` are the latest attempt's;
-    ``started_at`` is when the first attempt started, ``usage`` and ``cost`` are
-    totals over every attempt, and ``attempts`` has each one (oldest first).
+    ``started_at`` is when the first attempt started, ``usage``, ``cost`` and
+    ``cost_saved`` are totals over every attempt, and ``attempts`` has each one (oldest first).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -81,6 +82,7 @@ class RunRecord(BaseModel):
     finished_at: float | None = None
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
+    cost_saved: float = Field(default=0.0, description="what model-call cache hits saved")
     steps: dict[str, str] = Field(default_factory=dict, description="task id -> status")
     untrusted_sources: list[str] = Field(
         default_factory=list, description="untrusted sources the answer rests on"
@@ -119,6 +121,7 @@ class RunRecord(BaseModel):
             started_at=earlier[0].started_at if earlier else started_at,
             usage=sum((a.usage for a in earlier), Usage()),
             cost=sum(a.cost for a in earlier),
+            cost_saved=sum(a.cost_saved for a in earlier),
             attempts=[*earlier, Attempt(started_at=started_at, status="running")],
         )
 
@@ -126,7 +129,7 @@ class RunRecord(BaseModel):
         """This record once its latest attempt ended as ``attempt``.
 
         ``outcome``: what the run reported (answer, steps, untrusted sources,
-        violations, team), empty when it did not finish. Usage and cost become
+        violations, team), empty when it did not finish. Usage, cost and cost saved become
         totals over every attempt.
         """
         earlier = self.attempts[:-1]
@@ -138,6 +141,7 @@ class RunRecord(BaseModel):
                 "finished_at": attempt.finished_at,
                 "usage": sum((a.usage for a in earlier), Usage()) + attempt.usage,
                 "cost": sum(a.cost for a in earlier) + attempt.cost,
+                "cost_saved": sum(a.cost_saved for a in earlier) + attempt.cost_saved,
                 "attempts": [*earlier, attempt],
             }
         )
@@ -176,6 +180,7 @@ class RunRecord(BaseModel):
                 status=self.status,
                 usage=self.usage,
                 cost=self.cost,
+                cost_saved=self.cost_saved,
                 error=self.error,
             )
         ]

@@ -8,7 +8,8 @@ loader validates files against :class:`WorkflowSpec`. A file has these sections:
     tools: {name: tool}             # builtin (calculator, files, http, memory), module:function
                                     # or an MCP server's tools (mcp: {command | url})
     memory: {...}                   # store, namespace, guard
-    agents: {name: agent}
+    cache: true | {...}             # the model-call cache (path, max_entries, max_mb, ...)
+    agents: {name: agent}           # instructions + backend, or a remote agent (a2a: {url})
     inputs: {name: input}
     workflow: {kind: steps | planner | supervisor, ...}
 
@@ -25,11 +26,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from plait.policies import Policy
 
-from ._spec_agents import AgentSpec, GuardSpec, MemorySpec
+from ._spec_agents import (
+    A2AAgentSpec,
+    A2AEndpointSpec,
+    AgentEntry,
+    AgentSpec,
+    GuardSpec,
+    MemorySpec,
+)
 from ._spec_backends import (
     BackendSpec,
     LocalBackendSpec,
@@ -63,9 +71,14 @@ from ._spec_tools import (
 )
 
 __all__ = [
+    "A2AAgentSpec",
+    "A2AEndpointSpec",
+    "AgentEntry",
     "AgentSpec",
     "BackendSpec",
     "BuiltinToolSpec",
+    "CacheChoice",
+    "CacheSpec",
     "ExecutorChoice",
     "FunctionToolSpec",
     "GuardSpec",
@@ -181,6 +194,34 @@ class PolicySpec(SpecModel):
         )
 
 
+class CacheSpec(SpecModel):
+    """The model-call cache: every model backend of the workflow answers repeats from it.
+
+    ``cache: true`` is this with its defaults.
+    """
+
+    path: str | None = Field(
+        default=None,
+        description="a SQLite file shared across runs, relative to the workflow file "
+        "(omitted: one file in each run's folder, so only a resumed run reuses it)",
+    )
+    max_entries: int | None = Field(default=None, ge=1, description="most answers kept")
+    max_mb: float | None = Field(default=256.0, gt=0, description="most megabytes kept")
+    nondeterministic: bool = Field(
+        default=False, description="also cache calls sampled at temperature > 0 without a seed"
+    )
+
+
+def _cache_kind(value: Any) -> str:
+    return "settings" if isinstance(value, (dict, CacheSpec)) else "switch"
+
+
+CacheChoice = Annotated[
+    Annotated[bool, Tag("switch")] | Annotated[CacheSpec, Tag("settings")],
+    Discriminator(_cache_kind),
+]
+
+
 EntryName = Annotated[str, Field(pattern=NAME_PATTERN)]
 """The name of a backends, tools or agents entry."""
 
@@ -195,7 +236,7 @@ class WorkflowSpec(SpecModel):
     backends: dict[EntryName, BackendSpec] = Field(default_factory=dict)
     tools: dict[EntryName, ToolEntry] = Field(default_factory=dict)
     memory: MemorySpec | None = None
-    agents: dict[EntryName, AgentSpec] = Field(default_factory=dict)
+    agents: dict[EntryName, AgentEntry] = Field(default_factory=dict)
     inputs: dict[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")], InputSpec] = Field(
         default_factory=dict
     )
@@ -206,7 +247,17 @@ class WorkflowSpec(SpecModel):
         default=True,
         description="also refuse untrusted data in write_file, http_post and memory_remember",
     )
+    cache: CacheChoice = Field(
+        default=False, description="cache model calls: true, or {path, max_entries, max_mb}"
+    )
     workflow: WorkflowBody
+
+    @property
+    def cache_spec(self) -> CacheSpec | None:
+        """The ``cache`` entry with ``true`` spelled out (``None``: no cache)."""
+        if isinstance(self.cache, CacheSpec):
+            return self.cache
+        return CacheSpec() if self.cache else None
 
 
 def workflow_json_schema() -> dict[str, Any]:

@@ -1,15 +1,15 @@
-"""The ``memory:`` and ``agents:`` sections."""
+"""The ``memory:`` and ``agents:`` sections: local agents, and remote ones over A2A."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from ._spec_base import SpecModel
 from ._spec_tools import ToolSelectionSpec
 
-__all__ = ["AgentSpec", "GuardSpec", "MemorySpec"]
+__all__ = ["A2AAgentSpec", "A2AEndpointSpec", "AgentEntry", "AgentSpec", "GuardSpec", "MemorySpec"]
 
 
 class GuardSpec(SpecModel):
@@ -63,3 +63,43 @@ class AgentSpec(SpecModel):
         description="plan_then_execute: untrusted tool results are withheld from the model, "
         "passed on by reference ($n)",
     )
+
+
+class A2AEndpointSpec(SpecModel):
+    """Where a remote A2A agent is, and the limits of calling it."""
+
+    url: str = Field(
+        pattern=r"^https?://",
+        description="the agent's base URL (card at <url>/.well-known/agent-card.json)",
+    )
+    token: str | None = Field(
+        default=None, description="sent as a bearer token; a secret as ${NAME} from the environment"
+    )
+    timeout_s: float = Field(
+        default=120.0, gt=0, description="deadline of one call, stream included"
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="deadline of fetching its card"
+    )
+    max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest response read")
+    trust: Literal["high", "medium", "low"] = Field(
+        default="low", description="trust of its answers' source a2a:<host>"
+    )
+
+
+class A2AAgentSpec(SpecModel):
+    """A remote agent over A2A (:class:`plait.agents.RemoteAgent`); its card describes it."""
+
+    a2a: A2AEndpointSpec
+
+
+def _agent_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a2a" if "a2a" in value else "local"
+    return "a2a" if isinstance(value, A2AAgentSpec) else "local"
+
+
+AgentEntry = Annotated[
+    Annotated[AgentSpec, Tag("local")] | Annotated[A2AAgentSpec, Tag("a2a")],
+    Discriminator(_agent_kind),
+]

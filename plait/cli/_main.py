@@ -19,6 +19,7 @@ from pathlib import Path
 
 from plait.errors import PlaitError, RunError
 
+from ._cache import cache_clear_command, cache_stats_command
 from ._mcp import mcp_command
 from ._model import ask_command, doctor_command, version_command
 from ._new import new_command
@@ -117,6 +118,23 @@ def _parser() -> argparse.ArgumentParser:
         help="write a self-contained HTML report (default: the run's report.html)",
     )
     runs_show.set_defaults(handler=runs_show_command)
+
+    cache = commands.add_parser("cache", help="model-call cache files: what they hold, clearing")
+
+    def cache_help(_args: argparse.Namespace) -> int:
+        cache.print_help()
+        return 2
+
+    cache.set_defaults(handler=cache_help)
+    cache_commands = cache.add_subparsers(title="cache commands", metavar="COMMAND")
+    target_help = "a cache file, a workflow file or a run id (default: every run's cache)"
+    cache_stats = cache_commands.add_parser("stats", help="entries, size, hits and cost saved")
+    cache_stats.add_argument("target", nargs="?", help=target_help)
+    cache_stats.add_argument("--json", action="store_true")
+    cache_stats.set_defaults(handler=cache_stats_command)
+    cache_clear = cache_commands.add_parser("clear", help="remove every stored answer")
+    cache_clear.add_argument("target", nargs="?", help=target_help)
+    cache_clear.set_defaults(handler=cache_clear_command)
 
     mcp = commands.add_parser(
         "mcp", help="serve a workflow's tools and the workflow itself over MCP (stdio or HTTP)"

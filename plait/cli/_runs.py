@@ -59,8 +59,9 @@ def _model_lines(run_id: str) -> list[str]:
     for call in model_calls(spans):
         via = f" (router {call['router']})" if call["router"] else ""
         failed = f", {call['failed']} failed" if call["failed"] else ""
+        hits = f" ({call['cache_hits']} from the cache)" if call["cache_hits"] else ""
         lines.append(
-            f"  model:    {call['agent']}: {call['calls']} call(s) answered by "
+            f"  model:    {call['agent']}: {call['calls']} call(s){hits} answered by "
             f"{call['backend']}{via}{failed}"
         )
     return lines
@@ -103,6 +104,9 @@ def runs_show_command(args: argparse.Namespace) -> int:
         f"  tokens:   {usage.prompt_tokens} prompt ({usage.cached_prompt_tokens} cached), "
         f"{usage.generated_text()}; cost {record.cost:.4f}{total}",
     ]
+    cached = usage.cached_text()
+    if cached:
+        lines.append(f"  cache:    {cached}; cost saved {record.cost_saved:.4f}{total}")
     lines.extend(_model_lines(record.run_id))
     if len(record.attempts) > 1:
         for number, attempt in enumerate(record.attempts, 1):

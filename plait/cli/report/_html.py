@@ -240,7 +240,9 @@ def model_calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "forced_tokens": 0,
                 "drafted_tokens": 0,
                 "accepted_tokens": 0,
+                "cache_hits": 0,
                 "cost": 0.0,
+                "cost_saved": 0.0,
             },
         )
         row["calls"] += 1
@@ -251,11 +253,13 @@ def model_calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["forced_tokens"] += a.get("plait.usage.forced_output_tokens", 0)
         row["drafted_tokens"] += a.get("plait.usage.drafted_tokens", 0)
         row["accepted_tokens"] += a.get("plait.usage.accepted_draft_tokens", 0)
+        row["cache_hits"] += bool(a.get("plait.cache.hit"))
         row["cost"] += a.get("plait.cost", 0.0)
+        row["cost_saved"] += a.get("plait.cache.saved_cost", 0.0)
     return [by_key[k] for k in sorted(by_key)]
 
 
-# (field, column header); every field but the last (cost) is a whole count.
+# (field, column header); every field but the costs is a whole count.
 _CALL_COLUMNS = (
     ("calls", "calls"),
     ("input_tokens", "input tokens"),
@@ -264,8 +268,11 @@ _CALL_COLUMNS = (
     ("forced_tokens", "forced"),
     ("drafted_tokens", "drafted"),
     ("accepted_tokens", "accepted"),
+    ("cache_hits", "cache hits"),
     ("cost", "cost"),
+    ("cost_saved", "cost saved"),
 )
+_COST_COLUMNS = {"cost", "cost_saved"}
 
 
 def _agents_table(spans: list[dict[str, Any]]) -> str:
@@ -275,8 +282,12 @@ def _agents_table(spans: list[dict[str, Any]]) -> str:
     ]
     counts = range(3, 3 + len(_CALL_COLUMNS))
     if rows:
-        totals = [sum(float(r[i]) for r in rows) for i in counts]
-        totals = [int(t) if i < len(totals) - 1 else t for i, t in enumerate(totals)]
+        totals = [
+            total if field in _COST_COLUMNS else int(total)
+            for (field, _), total in zip(
+                _CALL_COLUMNS, (sum(float(r[i]) for r in rows) for i in counts), strict=True
+            )
+        ]
         rows.append(["total", "", "", *totals])
     headers = ["agent", "router", "backend (answered)", *(h for _, h in _CALL_COLUMNS)]
     return _table(headers, rows, numeric=set(counts))
