@@ -15,7 +15,6 @@ from typing import Any
 
 from plait.agents import Agent, RemoteAgent, Runnable
 from plait.backends import Backend, CacheStore
-from plait.backends.routing import CostLedger
 from plait.memory import BackendEmbedder, ChromaStore, Memory, MemoryGuard, SourceKind, WritePolicy
 from plait.policies import PolicySet, default_policies
 from plait.tools import Tool, Toolset
@@ -24,6 +23,7 @@ from ._build_agents import build_agent, build_remote_agent, needs_run_tools
 from ._build_backends import build_backends, router_ledger
 from ._build_tools import build_tool_entries, tool_aliases
 from ._cache import cache_store
+from ._metering import RunLedger
 from ._problems import KeyPath
 from ._schema import AgentSpec, MCPToolSpec, MemorySpec, WorkflowSpec
 
@@ -51,7 +51,7 @@ class Built:
     entries: dict[str, Toolset]
     memory: Memory | None
     agents: dict[str, Agent[Any]]
-    ledger: CostLedger
+    ledger: RunLedger
     mcp: dict[str, MCPToolSpec] = field(default_factory=dict)
     base_dir: Path = Path(".")
     policies: PolicySet = field(default_factory=PolicySet)
