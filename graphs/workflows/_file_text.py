@@ -13,13 +13,13 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["MAX_FILE_BYTES", "UnreadableFile", "line_column", "read_text"]
+__all__ = ["MAX_FILE_BYTES", "line_column", "read_text"]
 
 MAX_FILE_BYTES = 1_000_000
 """The largest workflow (or included) file read, in bytes."""
 
 
-class UnreadableFile(Exception):
+class _UnreadableFile(Exception):
     """Why a file's text cannot be read, and where (caught by the source reader).
 
     Never leaves the workflow reader: it becomes a positioned ``Problem``.
@@ -33,7 +33,7 @@ class UnreadableFile(Exception):
 
 
 def read_text(path: Path) -> str:
-    """The file's text; raises :class:`UnreadableFile` with a positioned reason.
+    """The file's text; raises :class:`_UnreadableFile` with a positioned reason.
 
     The file is opened without blocking and checked to be a regular file of at
     most :data:`MAX_FILE_BYTES` before anything is read, so a FIFO, a device or
@@ -44,11 +44,11 @@ def read_text(path: Path) -> str:
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise UnreadableFile("is a folder, not a workflow file")
+            raise _UnreadableFile("is a folder, not a workflow file")
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile("is not a regular file (a FIFO, socket or device is never read)")
+            raise _UnreadableFile("is not a regular file (a FIFO, socket or device is never read)")
         if info.st_size > MAX_FILE_BYTES:
-            raise UnreadableFile(
+            raise _UnreadableFile(
                 f"is {info.st_size:,} bytes; a workflow file may have at most "
                 f"{MAX_FILE_BYTES:,} bytes"
             )
@@ -64,7 +64,7 @@ def read_text(path: Path) -> str:
         os.close(fd)
     data = b"".join(chunks)
     if len(data) > MAX_FILE_BYTES:  # it grew while being read
-        raise UnreadableFile(f"has more than {MAX_FILE_BYTES:,} bytes")
+        raise _UnreadableFile(f"has more than {MAX_FILE_BYTES:,} bytes")
     return _decode(data)
 
 
@@ -84,16 +84,16 @@ def _decode(data: bytes) -> str:
         (codecs.BOM_UTF16_BE, "UTF-16"),
     ):
         if data.startswith(bom):
-            raise UnreadableFile(f"is {name} text; save it as UTF-8")
+            raise _UnreadableFile(f"is {name} text; save it as UTF-8")
     nul = data.find(b"\x00")
     if nul >= 0:
         line, column = line_column(data, nul)
-        raise UnreadableFile("holds NUL bytes: a binary file, not YAML text", line, column)
+        raise _UnreadableFile("holds NUL bytes: a binary file, not YAML text", line, column)
     try:
         return data.decode("utf-8-sig")  # a UTF-8 byte order mark is allowed
     except UnicodeDecodeError as e:
         line, column = line_column(data, e.start)
-        raise UnreadableFile(
+        raise _UnreadableFile(
             f"is not UTF-8 text (byte 0x{data[e.start]:02x} cannot be decoded); save it as UTF-8",
             line,
             column,

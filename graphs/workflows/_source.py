@@ -31,8 +31,8 @@ from ._problems import KeyPath, Position, Problem, dotted
 from ._yaml_reader import (
     MAX_DEPTH,
     MAX_VALUES,
-    LimitExceeded,
     YamlReader,
+    _LimitExceeded,
     compose_file,
     node_position,
 )
@@ -141,7 +141,7 @@ def _read_into(
     reader = YamlReader(source, shown, env)
     try:
         data = reader.mapping(document, (), 0)
-    except LimitExceeded as e:
+    except _LimitExceeded as e:
         source.problems.append(Problem(e.position, "", e.message))
         return
     includes = data.pop("include", [])

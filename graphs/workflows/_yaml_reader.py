@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ._file_text import UnreadableFile, line_column, read_text
+from ._file_text import _UnreadableFile, line_column, read_text
 from ._problems import KeyPath, Position, Problem, dotted
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_DEPTH",
     "MAX_VALUES",
-    "LimitExceeded",
     "YamlReader",
     "compose_file",
     "node_position",
@@ -49,7 +48,7 @@ _MESSAGE_CHARS = 160
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class LimitExceeded(Exception):
+class _LimitExceeded(Exception):
     """A document past one of the reader's limits, or not plain data.
 
     Never leaves the workflow reader: it becomes a positioned ``Problem``.
@@ -75,14 +74,14 @@ def compose_file(source: WorkflowSource, path: Path, at: KeyPath) -> yaml.Node |
     except OSError as e:
         source.add(at, f"cannot read {path}: {e.strerror or e}")
         return None
-    except UnreadableFile as e:
+    except _UnreadableFile as e:
         source.problems.append(Problem(Position(shown, e.line, e.column), "", f"the file {e}"))
         return None
     loader: _Loader | None = None
     try:
         loader = _Loader(text, shown)
         return loader.get_single_node()
-    except LimitExceeded as e:
+    except _LimitExceeded as e:
         source.problems.append(Problem(e.position, "", e.message))
         return None
     except yaml.MarkedYAMLError as e:
@@ -131,7 +130,7 @@ class _Loader(yaml.SafeLoader):
                     if self.depth > MAX_DEPTH
                     else f"more than {MAX_VALUES:,} values"
                 )
-                raise LimitExceeded(message, Position(self.file, mark.line + 1, mark.column + 1))
+                raise _LimitExceeded(message, Position(self.file, mark.line + 1, mark.column + 1))
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -175,13 +174,13 @@ class YamlReader:
         """Charge one value to the document's budget (aliases count each time)."""
         self.source.counted += 1
         if self.source.counted > MAX_VALUES:
-            raise LimitExceeded(
+            raise _LimitExceeded(
                 f"the workflow expands to more than {MAX_VALUES:,} values "
                 "(aliases repeat what their anchor holds)",
                 node_position(self.file, node),
             )
         if depth > MAX_DEPTH:
-            raise LimitExceeded(
+            raise _LimitExceeded(
                 f"nesting deeper than {MAX_DEPTH} levels (an alias inside its own anchor?)",
                 node_position(self.file, node),
             )
@@ -201,23 +200,23 @@ class YamlReader:
 
     def expect(self, node: yaml.Node, kind: str) -> None:
         if node.tag != _YAML + kind:
-            raise LimitExceeded(
+            raise _LimitExceeded(
                 f"unsupported YAML tag {_tag(node)} ({_PLAIN})", node_position(self.file, node)
             )
 
     def scalar(self, node: yaml.Node) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            raise LimitExceeded(
+            raise _LimitExceeded(
                 f"unsupported YAML tag {_tag(node)} ({_PLAIN})", node_position(self.file, node)
             )
         try:
             value = _construct(node)
         except (ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as e:
-            raise LimitExceeded(
+            raise _LimitExceeded(
                 f"the value does not match its tag {_tag(node)}", node_position(self.file, node)
             ) from e
         if isinstance(value, str) and _SURROGATE.search(value):
-            raise LimitExceeded(
+            raise _LimitExceeded(
                 "the text holds a lone surrogate escape (\\ud800-\\udfff), which is no character",
                 node_position(self.file, node),
             )
@@ -236,7 +235,7 @@ class YamlReader:
                 )
                 for merge in sources:
                     if not isinstance(merge, yaml.MappingNode):
-                        raise LimitExceeded(
+                        raise _LimitExceeded(
                             "'<<' merges mappings only", node_position(self.file, merge)
                         )
                     self.count(merge, depth + 1)
@@ -246,7 +245,7 @@ class YamlReader:
         explicit = {id(k) for k, _ in node.value if k.tag != _YAML + "merge"}
         for key_node, value_node in pairs:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise LimitExceeded(
+                raise _LimitExceeded(
                     "mapping keys must be plain text", node_position(self.file, key_node)
                 )
             key = self.scalar(key_node)
