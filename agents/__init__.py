@@ -1,6 +1,7 @@
 """Agents: the ``Agent`` runtime (tool loop, structured output, limits, traces),
 the ``Supervisor`` (hierarchical teams hired under a budget), ensembles and the
-router agent. Every one of them is a :class:`Runnable`.
+router agent, and ``RemoteAgent`` (an A2A agent elsewhere). Every one of them is a
+:class:`Runnable`.
 
 Only the names below are public. Hiring under a budget, the run loops and the
 structured answers of judge and planning calls are internals of their modules;
@@ -21,6 +22,7 @@ from ._ensembles import (
 )
 from ._extract import extraction_tool
 from ._memory import AgentMemory, MemoryBinding
+from ._remote import RemoteAgent
 from ._router_agent import AgentChoice, RoutedResult, RouterAgent
 from ._runnable import Runnable, RunnableResult
 from ._supervisor import Supervisor, TeamMode
@@ -41,6 +43,7 @@ from ._trace import (
     ModelTurn,
     RecalledNote,
     RejectedNote,
+    RemoteUpdate,
     RunFinished,
     StopReason,
     TextDelta,
@@ -72,6 +75,8 @@ __all__ = [
     "ModelTurn",
     "RecalledNote",
     "RejectedNote",
+    "RemoteAgent",
+    "RemoteUpdate",
     "Review",
     "Reviewer",
     "RoleSpec",

@@ -28,14 +28,19 @@ class RunnableResult(Protocol):
 class Runnable(Protocol):
     """Anything that takes a task and answers it.
 
-    ``Agent``, ``Supervisor``, the ensembles and ``RouterAgent`` all are one.
+    ``Agent``, ``Supervisor``, the ensembles, ``RouterAgent`` and ``RemoteAgent``
+    all are one.
 
     Supervisors delegate to runnables, ensembles combine them, the router agent
     picks one, and ``plait.graphs.task_runner`` runs them as DAG tasks.
     """
 
-    name: str
-    instructions: str
+    # Read-only: a remote agent's name and instructions come from its card.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def instructions(self) -> str: ...
 
     async def arun(self, task: str) -> Any: ...
 

@@ -2,10 +2,11 @@
 and which of the calls the model wrote run, with which arguments.
 
 The agent loop asks :func:`select_turn` before each turn that offers tools. The
-policy comes from the agent (``tool_selection=``) or, by default, from the
-turn's backend: one without native tool calls (the local engine's constrained
-envelope, a small model) gets :data:`LOCAL_DEFAULT` (``embedding``, the best
-tool always fixed); a backend that calls tools natively (a served model) gets
+policy comes from the agent (``tool_selection=``) or, by default, from
+:func:`plait.tools.default_selection` for the turn's backend (the planner's
+default is decided by the same function): one without native tool calls (the
+local engine's constrained envelope, a small model) gets ``embedding``, the best
+tool always fixed; a backend that calls tools natively (a served model) gets
 ``model``.
 
 The prompt a selected turn adds comes last (after the shared system prompt and
@@ -33,6 +34,7 @@ from plait.tools import (
     ToolSelection,
     ToolSelector,
     Toolset,
+    default_selection,
     name_words,
 )
 
@@ -50,16 +52,9 @@ __all__ = [
     "single_call",
 ]
 
-LOCAL_DEFAULT = ToolSelection(policy="embedding", margin=0.0)
-"""The selection of backends without native tool calls, unless an agent says otherwise.
-
-The embedder's best tool, always: on the embedded 135M model (first 20 BFCL
-``multiple`` cases) this scored 0.50 against 0.45 for ``embedding`` with its
-0.02 margin, 0.45 for ``hybrid`` and 0.30 for ``model``; the small model picks
-worse than the embedder's top choice even when two tools are close.
-"""
-
-_REMOTE_DEFAULT = ToolSelection(policy="model")
+LOCAL_DEFAULT = default_selection(native_tool_calls=False, role="agent")
+"""The selection of backends without native tool calls, unless an agent says otherwise
+(decided by :func:`plait.tools.default_selection`; kept here for reading only)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +80,7 @@ def resolve_selection(value: ToolSelection | str | None, backend: Backend) -> To
     """The selection a turn on ``backend`` uses (``None``: the backend's default)."""
     if value is not None:
         return ToolSelection.of(value)
-    return _REMOTE_DEFAULT if backend.capabilities.native_tool_calls else LOCAL_DEFAULT
+    return default_selection(native_tool_calls=backend.capabilities.native_tool_calls, role="agent")
 
 
 async def select_turn(

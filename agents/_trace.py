@@ -20,6 +20,7 @@ __all__ = [
     "ModelTurn",
     "RecalledNote",
     "RejectedNote",
+    "RemoteUpdate",
     "RunFinished",
     "StopReason",
     "TextDelta",
@@ -239,11 +240,27 @@ class ToolFinished:
 
 
 @dataclass(frozen=True)
+class RemoteUpdate:
+    """A remote (A2A) agent's task changed state or reported progress.
+
+    Attributes:
+        task_id: the remote task's id.
+        state: ``submitted``, ``working``, ``completed``, ``failed``, ``canceled``,
+            ``rejected``, ``input_required`` or ``auth_required``.
+        text: the text of the update's message (empty when it has none).
+    """
+
+    task_id: str
+    state: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """The last event of every stream."""
 
     result: AgentResult[Any]
 
 
-AgentEvent = TextDelta | ToolStarted | ToolFinished | RunFinished
-"""What :meth:`Agent.stream` yields."""
+AgentEvent = TextDelta | ToolStarted | ToolFinished | RemoteUpdate | RunFinished
+"""What :meth:`Agent.stream` (and :meth:`RemoteAgent.stream`) yields."""

@@ -24,6 +24,10 @@ PlaitError
     ├── BudgetExceeded         a run or router budget would be exceeded
     ├── PolicyViolation        data from a source a policy forbids would reach a call
     ├── WorkerFailed           a team worker's subtask ended without an accepted result
+    ├── RemoteAgentError       a remote (A2A) agent failed, refused or could not be reached
+    │   ├── RemoteAgentProtocolError  its agent card or replies break the A2A protocol
+    │   ├── RemoteAgentTimeout        it did not finish within its deadline
+    │   └── RemoteAgentTooLarge       a response was over the size cap
     ├── MemoryGuardRejected    MemoryGuard refused a memory read or write
     ├── MemoryStoreError       a memory store cannot be opened, read or written
     └── MemoryAccessDenied     an agent lacks read/write permission on a shared memory
@@ -64,6 +68,10 @@ __all__ = [
     "PlaitError",
     "PlanError",
     "PolicyViolation",
+    "RemoteAgentError",
+    "RemoteAgentProtocolError",
+    "RemoteAgentTimeout",
+    "RemoteAgentTooLarge",
     "RunError",
     "ScriptExhausted",
     "ToolArgumentError",
@@ -289,6 +297,49 @@ class PolicyViolation(RunError):
 
 class WorkerFailed(RunError):
     """A team worker's subtask ended without an accepted result (the reason is the message)."""
+
+
+class RemoteAgentError(RunError):
+    """A remote agent (over A2A) failed its task, refused it, or could not be reached.
+
+    Attributes:
+        url: the agent's URL (every message names it).
+    """
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(f"remote agent {url}: {message}")
+
+
+class RemoteAgentProtocolError(RemoteAgentError):
+    """A remote agent's card or replies break the A2A protocol (malformed JSON, no
+    JSON-RPC interface, a stream that ends before the task does)."""
+
+
+class RemoteAgentTimeout(RemoteAgentError):
+    """A remote agent did not finish within its deadline (its task is cancelled).
+
+    Attributes:
+        timeout_s: the deadline, in seconds.
+    """
+
+    def __init__(self, url: str, timeout_s: float, what: str = "answer") -> None:
+        self.timeout_s = timeout_s
+        super().__init__(url, f"did not {what} within {timeout_s:g} s")
+
+
+class RemoteAgentTooLarge(RemoteAgentError):
+    """A response from a remote agent was over the size cap (the rest was not read).
+
+    Attributes:
+        max_bytes: the cap, in bytes.
+    """
+
+    def __init__(self, url: str, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(
+            url, f"a response was over the limit of {max_bytes} bytes; stopped reading"
+        )
 
 
 class MemoryGuardRejected(RunError):

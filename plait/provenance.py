@@ -3,9 +3,10 @@
 Every value the executor and agents pass on has a set of :class:`Source`\\ s it
 derives from: the user's question, the system (configuration), a tool's result
 (``tool:<name>``), a web page (``web``), an MCP server (``mcp:<server>``), a
-recalled memory (``memory:<namespace>`` with the record's trust) or an agent's
-answer (``agent:<name>``). A value computed from others carries the union of
-their sources; a source whose trust is ``low`` makes the value *untrusted*.
+remote A2A agent (``a2a:<host>``), a recalled memory (``memory:<namespace>``
+with the record's trust) or an agent's answer (``agent:<name>``). A value
+computed from others carries the union of their sources; a source whose trust
+is ``low`` makes the value *untrusted*.
 
 Policies (:mod:`plait.policies`) read these sets before a call runs, in code,
 never by asking a model.
@@ -32,6 +33,7 @@ __all__ = [
     "Source",
     "Sourced",
     "TrustLevel",
+    "a2a_source",
     "agent_source",
     "current",
     "describe",
@@ -56,6 +58,7 @@ _DEFAULT_TRUST: dict[str, TrustLevel] = {
     "tool": "low",
     "web": "low",
     "mcp": "low",
+    "a2a": "low",
     "memory": "medium",
 }
 
@@ -64,7 +67,7 @@ class Source(BaseModel):
     """One origin of data.
 
     Attributes:
-        kind: ``user``, ``system``, ``tool``, ``web``, ``mcp``, ``memory``, ``agent``
+        kind: ``user``, ``system``, ``tool``, ``web``, ``mcp``, ``a2a``, ``memory``, ``agent``
             (or any other word a tool chooses).
         name: the tool, server, namespace, host or agent (``None`` for user/system/web).
         trust: how far it is trusted; ``low`` is untrusted data.
@@ -96,6 +99,11 @@ def tool_source(name: str, trust: TrustLevel = "low") -> Source:
 def agent_source(name: str) -> Source:
     """An agent's answer (its trust comes from what it read, carried beside it)."""
     return Source(kind="agent", name=name, trust="medium")
+
+
+def a2a_source(host: str, trust: TrustLevel = "low") -> Source:
+    """The answer of a remote A2A agent on ``host`` (untrusted unless configured otherwise)."""
+    return Source(kind="a2a", name=host, trust=trust)
 
 
 def memory_source(namespace: str, trust: str) -> Source:

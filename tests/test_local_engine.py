@@ -7,7 +7,7 @@ import pytest
 
 from plait import ChatRequest
 from plait.backends import LocalBackend
-from plait.backends.local._engine import Job, Outcome
+from plait.backends.local._engine import Job, JobEnd
 from plait.backends.local._sampling import SamplingParams
 from plait.errors import BackendError, ConfigError
 
@@ -61,7 +61,7 @@ async def first_step_logits(
 
     async def one(question: str) -> tuple[list[float], int]:
         rows: list[list[float]] = []
-        done: asyncio.Future[Outcome] = loop.create_future()
+        done: asyncio.Future[JobEnd] = loop.create_future()
         model.engine.submit(
             Job(
                 prompt=model.render(list(ask(question).messages)),

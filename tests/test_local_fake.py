@@ -10,7 +10,7 @@ import pytest
 
 from plait import ChatRequest, ToolSpec
 from plait.agents import Agent
-from plait.backends.local._engine import Engine, EngineOptions, Job, Outcome
+from plait.backends.local._engine import Engine, EngineOptions, Job, JobEnd
 from plait.backends.local._sampling import SamplingParams
 from plait.backends.local.testing import EOS, FakeLlama, Fault
 from plait.errors import BackendError
@@ -38,7 +38,7 @@ class Run(JobRecord):
         max_tokens: int = 6,
         *,
         on_token: Callable[[int], bool] | None = None,
-        on_done: Callable[[Outcome], None] | None = None,
+        on_done: Callable[[JobEnd], None] | None = None,
         on_logits: Callable[[list[float]], None] | None = None,
     ) -> None:
         super().__init__()
@@ -140,7 +140,7 @@ def test_an_on_done_that_raises_breaks_the_engine_and_names_the_cause():
     fake = FakeLlama(next_token=counting)
     engine = engine_on(fake)
 
-    def broken(outcome: Outcome) -> None:
+    def broken(outcome: JobEnd) -> None:
         raise ValueError("consumer bug")
 
     short = Run(PROMPT_A, max_tokens=1, on_done=broken)
@@ -156,9 +156,9 @@ def test_an_on_done_that_raises_breaks_the_engine_and_names_the_cause():
 def test_every_job_is_told_of_a_crash_even_when_one_on_done_raises():
     fake = FakeLlama(next_token=counting, faults=[Fault("decode", at=3)])
     engine = engine_on(fake)
-    told: list[Outcome] = []
+    told: list[JobEnd] = []
 
-    def broken(outcome: Outcome) -> None:
+    def broken(outcome: JobEnd) -> None:
         told.append(outcome)
         raise ValueError("consumer bug while failing")
 
@@ -379,3 +379,29 @@ async def test_closing_a_stream_early_frees_the_sequence():
     cancelled = backend.stats().recent[-2]
     assert cancelled.decode_tokens <= 2  # cancelled at the step after its first or second token
     assert fake.runtimes[0].open_samplers == 0
+
+
+def test_two_engines_share_one_compute_lane_and_keep_their_own_stats():
+    from plait.backends.local._lane import ComputeLane
+
+    lane = ComputeLane(name="plait-engine-test")
+    fake = FakeLlama(next_token=counting)
+    first = Engine(fake.open, EngineOptions(n_ctx=256, n_seq_max=4, n_batch=64), lane)
+    second = Engine(fake.open, EngineOptions(n_ctx=256, n_seq_max=2, n_batch=64), lane)
+    threads: list[str] = []
+    runs = [Run(PROMPT_A, 8), Run(PROMPT_B, 5)]
+    for engine, run in zip((first, second), runs, strict=True):
+        engine.call(lambda: threads.append(threading.current_thread().name))
+        engine.submit(run.job)
+    for run, prompt, n in zip(runs, (PROMPT_A, PROMPT_B), (8, 5), strict=True):
+        outcome = run.wait()
+        assert outcome.error is None and run.tokens == expected(prompt, n)
+    assert threads == ["plait-engine-test", "plait-engine-test"]
+    assert lane.tenants == 2
+    assert first.stats().decode_tokens == 8 and second.stats().decode_tokens == 5
+    first.close()
+    assert fake.runtimes[0].closed and not fake.runtimes[1].closed
+    later = Run(PROMPT_C, 3)
+    second.submit(later.job)  # the lane goes on serving the engine left
+    assert later.wait().error is None and later.tokens == expected(PROMPT_C, 3)
+    second.close()

@@ -34,9 +34,12 @@ def test_readme_python_examples_run(capsys):
     out = capsys.readouterr().out
     assert "{'sentiment': 'positive'}" in out and "get_weather" in out
     assert "result=84.0" in out  # the Agents example
-    # The plan example ran the calculator (the small model may plan more tasks).
-    assert "{'1': '391'" in out
+    # The plan example ran the calculator: its first task's result is a number. The
+    # small model's plan for "17 * 23" differs between runs (sometimes two tasks,
+    # one per operand), so the exact value is not asserted.
+    assert re.search(r"\{'1': '-?[0-9][0-9.]*'", out)
     assert "rejected by the reviewer: no" in out  # the approval example paused and resumed
     assert "[] ('fetch result (step 1)', 'send_email call')" in out  # the policy refused
+    assert "True 1\n1 1\n" in out  # the model-call cache answered the repeat
     assert "stop_reason=" in out and "team prefix unpinned" in out  # the team example
     assert "The Kestrel flies 8 minutes" in out  # the MCP example called the drone server

@@ -149,7 +149,8 @@ async def test_report_renders_dag_timeline_and_tables_in_chromium(tmp_path: Path
     # Per-agent tokens, cached tokens and cost; the router's decision.
     row = dom.split("<td>writer</td>", 1)[1].split("</tr>", 1)[0]
     cells = [c.split("</td>")[0] for c in row.split('<td class="n">')[1:]]
-    assert cells == ["1", "120", "100", "8", "0", "0", "0", "0.152"]
+    # calls, input, cached, output, forced, drafted, accepted, cache hits, cost, cost saved
+    assert cells == ["1", "120", "100", "8", "0", "0", "0", "0", "0.152", "0"]
     assert "gpt-small" in dom and "rules" in dom
 
 

@@ -6,11 +6,20 @@ import json
 import pytest
 
 from plait.agents import Agent
+from plait.agents._selection import resolve_selection
 from plait.backends import Capabilities
 from plait.backends.testing import ScriptedBackend, Step
 from plait.errors import ConfigError, ToolArgumentError
 from plait.messages import SystemMessage, ToolCall, UserMessage
-from plait.tools import ToolExample, ToolSelection, ToolSelector, Toolset, schema_tool, tool
+from plait.tools import (
+    ToolExample,
+    ToolSelection,
+    ToolSelector,
+    Toolset,
+    default_selection,
+    schema_tool,
+    tool,
+)
 
 WORDS = ["weather", "rain", "sum", "add", "number", "file", "read", "stock", "price"]
 
@@ -164,17 +173,32 @@ async def test_the_default_fixes_by_embedding_without_native_tool_calls_and_is_m
         [ToolCall(name="read_file", arguments={"path": "a"}), "ok"], capabilities=LOCAL
     )
     embedder = KeywordEmbedder()
-    import plait.agents._selection as selection_module
+    import plait.tools._selection as selection_module
 
-    previous = selection_module.LOCAL_DEFAULT
-    selection_module.LOCAL_DEFAULT = ToolSelection(policy="hybrid", embedder=embedder)
+    previous = selection_module._LOCAL_AGENT_DEFAULT
+    selection_module._LOCAL_AGENT_DEFAULT = ToolSelection(policy="hybrid", embedder=embedder)
     try:
         result = await agent(local, None).arun("read the file a")
     finally:
-        selection_module.LOCAL_DEFAULT = previous
+        selection_module._LOCAL_AGENT_DEFAULT = previous
     assert result.trace.turns[0].selection.policy == "hybrid"
     assert embedder.queries == ["read the file a"]
-    assert selection_module.LOCAL_DEFAULT == ToolSelection(policy="embedding", margin=0.0)
+    assert default_selection(native_tool_calls=False, role="agent") == ToolSelection(
+        policy="embedding", margin=0.0
+    )
+
+
+def test_one_function_decides_the_default_selection_of_agents_and_planners():
+    assert default_selection(native_tool_calls=True, role="agent").policy == "model"
+    assert default_selection(native_tool_calls=True, role="planner").policy == "model"
+    # A plan often needs several tools: the planner's shortlist is never cut to one.
+    assert default_selection(native_tool_calls=False, role="planner") == ToolSelection(
+        policy="hybrid"
+    )
+    local = ScriptedBackend([], capabilities=LOCAL)
+    assert resolve_selection(None, local) is default_selection(
+        native_tool_calls=False, role="agent"
+    )
 
 
 async def test_tool_descriptions_are_embedded_once_per_embedder():

@@ -1,15 +1,17 @@
 """The local engine: one llama.cpp context, many sequences, continuous batching.
 
-One thread owns the context. Requests from any thread or event loop are
-submitted as :class:`Job` objects; the thread's loop runs queued commands,
-admits new jobs and runs one :class:`~._scheduler.Scheduler` step after another
-(one decode batch each), so no job waits for another to finish. It also owns the
-engine's life: opening the runtime, closing it, and failing everything when the
-loop itself fails.
+Requests from any thread or event loop are submitted as :class:`Job` objects.
+The engine runs on the process's compute lane (:mod:`._lane`), shared by every
+local engine: each of its turns runs queued commands, admits new jobs and runs
+one :class:`~._scheduler.Scheduler` step (one decode batch), so no job waits
+for another to finish and two models never compute at once. It also owns the
+engine's life: opening the runtime, closing it, and failing everything when a
+turn itself fails.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -17,12 +19,13 @@ from typing import Any
 
 from plait.errors import BackendError, is_control_flow
 
-from ._jobs import EngineOptions, Job, Outcome
+from ._jobs import EngineOptions, Job, JobEnd
+from ._lane import ComputeLane, shared_lane
 from ._runtime import Runtime
 from ._scheduler import Scheduler
 from ._stats import EngineStats, StatsRecorder
 
-__all__ = ["Engine", "EngineOptions", "Job", "Outcome"]
+__all__ = ["Engine", "EngineOptions", "Job", "JobEnd"]
 
 
 class _Command:
@@ -61,15 +64,24 @@ class Engine:
         open_runtime: opens the runtime on the engine thread (``open_llama`` on a
             loaded model, or a ``FakeLlama`` in tests).
         options: how to build the context.
+        lane: the compute lane whose thread runs this engine (default: the
+            process's one, shared by every local engine).
     """
 
-    def __init__(self, open_runtime: Callable[[EngineOptions], Runtime], options: EngineOptions):
+    def __init__(
+        self,
+        open_runtime: Callable[[EngineOptions], Runtime],
+        options: EngineOptions,
+        lane: ComputeLane | None = None,
+    ):
         self._open_runtime = open_runtime
         self.options = options
-        self._cond = threading.Condition()
+        self._lane = lane if lane is not None else shared_lane()
+        self._cond = self._lane.cond  # one lock for the lane and its engines
         self._pending: deque[Job] = deque()
         self._commands: deque[_Command] = deque()
-        self._thread: threading.Thread | None = None
+        self._started = False
+        self._stopped = threading.Event()
         self._closing = False
         self._broken: BackendError | None = None
         self._stats = StatsRecorder()
@@ -118,10 +130,10 @@ class Engine:
         """Stop the engine thread (running jobs fail: the engine was closed) and free it."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join()
+            self._cond.notify_all()
+            started = self._started
+        if started:
+            self._stopped.wait()
 
     def _refusal(self) -> BackendError:
         # A fresh error each time: one instance raised in many threads and tasks
@@ -148,23 +160,39 @@ class Engine:
         assert self._scheduler is not None, "commands run only once the loop runs"
         return self._scheduler
 
-    # -- engine thread: the loop ---------------------------------------------
+    # -- lane thread: the engine's turns --------------------------------------
 
     def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="plait-engine", daemon=True)
-            self._thread.start()
+        if not self._started:
+            self._started = True
+            self._lane.join(self)
+        else:
+            self._cond.notify_all()
 
-    def _run(self) -> None:
+    def ready(self) -> bool:
+        """Whether a turn has work (called by the lane with its lock held)."""
+        scheduler = self._scheduler
+        return bool(
+            self._pending or self._commands or self._closing or scheduler is None or scheduler.busy
+        )
+
+    def turn(self) -> bool:
+        """Run one turn on the lane thread; ``False`` once the engine has stopped.
+
+        The first turn opens the runtime. A turn that fails, or finds the engine
+        closing, shuts it down (failing what it holds) before returning ``False``.
+        """
         failure: BackendError | None = None
         try:
-            try:
-                self._runtime = self._open_runtime(self.options)
-            except BackendError as e:  # the context could not be created: its error says why
-                failure = e
-                return
-            self._scheduler = Scheduler(self._runtime, self.options, self._stats)
-            self._loop(self._scheduler)
+            if self._scheduler is None:
+                try:
+                    self._runtime = self._open_runtime(self.options)
+                except BackendError as e:  # the context could not be created: its error says why
+                    failure = e
+                    return self._stop(failure)
+                self._scheduler = Scheduler(self._runtime, self.options, self._stats)
+            if self._step(self._scheduler):
+                return True
         except Exception as e:
             if is_control_flow(e):
                 raise
@@ -173,34 +201,41 @@ class Engine:
                 "serving failed with it and it accepts no more"
             )
             failure.__cause__ = e
-        finally:
-            self._shut_down(failure)
+        return self._stop(failure)
 
-    def _loop(self, scheduler: Scheduler) -> None:
-        while True:
+    def _stop(self, failure: BackendError | None) -> bool:
+        try:
+            self._shut_down(failure)
+        except Exception:  # a job's on_done raised while being failed
+            # Reported like an uncaught thread exception (before close() returns),
+            # not raised: the lane thread goes on serving the other engines.
+            threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), None)))
+        finally:
+            self._stopped.set()
+        return False
+
+    def _step(self, scheduler: Scheduler) -> bool:
+        """Commands, admission and one batch; ``False``: the engine is closing."""
+        with self._cond:
+            if self._closing:
+                return False
+            commands = list(self._commands)
+            self._commands.clear()
+            pending = list(self._pending)
+            self._pending.clear()
+        for command in commands:
+            command.run()
+        scheduler.expire()
+        waiting = [job for job in pending if not scheduler.admit(job)]
+        if waiting:  # every sequence busy: retry after this step
             with self._cond:
-                while not (self._pending or self._commands or scheduler.busy or self._closing):
-                    self._cond.wait()
-                if self._closing:
-                    return
-                commands = list(self._commands)
-                self._commands.clear()
-                pending = list(self._pending)
-                self._pending.clear()
-            for command in commands:
-                command.run()
-            scheduler.expire()
-            waiting = [job for job in pending if not scheduler.admit(job)]
-            if waiting:  # every sequence busy: retry after this step
-                with self._cond:
-                    self._pending.extendleft(reversed(waiting))
-            scheduler.step()
+                self._pending.extendleft(reversed(waiting))
+        scheduler.step()
+        return True
 
     def _shut_down(self, failure: BackendError | None) -> None:
         """Fail everything the engine holds (``failure``: it broke) and free the runtime."""
         with self._cond:
-            if failure is None and not self._closing:  # something not an Exception escaped
-                failure = BackendError("the local engine thread stopped unexpectedly")
             self._broken = failure
             self._closing = True
             pending = list(self._pending)
@@ -216,7 +251,7 @@ class Engine:
             missed = self._scheduler.abort(lambda: self._error(reason, failure))
         for job in pending:
             try:
-                job.on_done(Outcome(error=self._refusal()))
+                job.on_done(JobEnd(error=self._refusal()))
             except BaseException as e:  # kept, not swallowed: raised below
                 missed.append(e)
         for command in commands:

@@ -14,7 +14,7 @@ from ._stats import RequestStats
 if TYPE_CHECKING:
     from ._guidance import Constraint
 
-__all__ = ["EngineOptions", "Job", "Outcome"]
+__all__ = ["EngineOptions", "Job", "JobEnd"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class EngineOptions:
 
 
 @dataclass
-class Outcome:
-    """How a job ended.
+class JobEnd:
+    """How a job ended (formerly ``Outcome``).
 
     ``finish`` is "eog", "length", "stopped" or "cancelled" (only when the job's
     ``cancelled`` event was set); when ``error`` is set the job failed and
@@ -73,7 +73,7 @@ class Job:
     sampling: SamplingParams
     max_tokens: int
     on_token: Callable[[int], bool]
-    on_done: Callable[[Outcome], None]
+    on_done: Callable[[JobEnd], None]
     reuse: bool = True
     pin_ttl_s: float | None = None
     on_logits: Callable[[list[float]], None] | None = None
@@ -81,3 +81,18 @@ class Job:
     constraint: Constraint | None = None
     speculate: int = 0
     submitted_at: float = field(default_factory=time.perf_counter)
+
+
+def __getattr__(name: str) -> object:
+    # ``Outcome`` was this class's name until it was renamed for what it is (and
+    # to stop sharing a name with the workflows' class); kept one release.
+    if name == "Outcome":
+        import warnings
+
+        warnings.warn(
+            "plait.backends.local._jobs.Outcome is deprecated; use JobEnd",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return JobEnd
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from plait.errors import BackendError, is_control_flow
 
-from ._jobs import EngineOptions, Job, Outcome
+from ._jobs import EngineOptions, Job, JobEnd
 from ._prefix_index import Entry, PrefixIndex, common_prefix
 from ._runtime import BatchRow, Runtime, Sampler
 from ._stats import RequestStats, StatsRecorder
@@ -107,7 +107,7 @@ class Scheduler:
         missed: list[BaseException] = []
         for active in list(self._active):
             try:
-                self._finish(active, Outcome(error=error()), teardown=True)
+                self._finish(active, JobEnd(error=error()), teardown=True)
             except BaseException as e:  # kept, not swallowed: the engine raises it after
                 missed.append(e)
         return missed
@@ -173,7 +173,7 @@ class Scheduler:
         except ValueError as e:  # this job's sampling cannot be honoured (a bad grammar)
             error = BackendError(str(e))
             error.__cause__ = e
-            self._finish(active, Outcome(error=error), listed=False)
+            self._finish(active, JobEnd(error=error), listed=False)
             return True
         if wait_on is not None:
             active.wait_on, active.wait_len = wait_on, wait_len
@@ -195,7 +195,7 @@ class Scheduler:
         budget = self.options.n_batch
         for active in list(self._active):
             if active.job.cancelled.is_set():
-                self._finish(active, Outcome(finish="cancelled"))
+                self._finish(active, JobEnd(finish="cancelled"))
         for active in list(self._active):
             if (
                 not active.decoding
@@ -287,7 +287,7 @@ class Scheduler:
         if rc != 0:
             error = BackendError(f"llama_decode failed with status {rc}")
             for active, _, _ in rows:
-                self._finish(active, Outcome(error=error))
+                self._finish(active, JobEnd(error=error))
             return
         self._stats.batch(i, len(rows))
         for active, tokens, _ in rows:
@@ -307,7 +307,7 @@ class Scheduler:
                 and active.sampler is None
                 and active.n_past == len(active.job.prompt)
             ):
-                self._finish(active, Outcome(finish="length"))
+                self._finish(active, JobEnd(finish="length"))
 
     def _advance(self, active: _Active, index: int) -> None:
         job = active.job
@@ -320,14 +320,14 @@ class Scheduler:
             except Exception as e:  # a broken consumer ends its own job only
                 if is_control_flow(e):
                     raise
-                self._finish(active, Outcome(error=e))
+                self._finish(active, JobEnd(error=e))
                 return
         constraint = job.constraint
         if constraint is not None:
             self._runtime.mask(index, constraint.mask())
         token = active.sampler.sample(index)
         if self._runtime.is_eog(token):
-            self._finish(active, Outcome(finish="eog"))
+            self._finish(active, JobEnd(finish="eog"))
             return
         if constraint is not None:
             ending = constraint.close_instead(token, job.max_tokens - active.generated)
@@ -336,7 +336,7 @@ class Scheduler:
                 self._extend(active, ending)
                 return
         if constraint is not None and not constraint.consume(token):
-            self._finish(active, Outcome(error=_forbidden(token, constraint)))
+            self._finish(active, JobEnd(error=_forbidden(token, constraint)))
             return
         active.pending = [token]
         if self._emit(active, token) and constraint is not None:
@@ -371,7 +371,7 @@ class Scheduler:
                 except Exception as e:  # a broken consumer ends its own job only
                     if is_control_flow(e):
                         raise
-                    self._finish(active, Outcome(error=e))
+                    self._finish(active, JobEnd(error=e))
                     return
             if constraint is not None:
                 self._runtime.mask(first + j, constraint.mask())
@@ -380,7 +380,7 @@ class Scheduler:
                 ended = True
                 break
             if constraint is not None and not constraint.consume(token):
-                self._finish(active, Outcome(error=_forbidden(token, constraint)))
+                self._finish(active, JobEnd(error=_forbidden(token, constraint)))
                 return
             picked.append(token)
             if j == len(draft) or token != draft[j]:
@@ -400,7 +400,7 @@ class Scheduler:
             if not self._emit(active, token):
                 return
         if ended:
-            self._finish(active, Outcome(finish="eog"))
+            self._finish(active, JobEnd(finish="eog"))
         elif forced is not None:  # every pick is in the cache; the forced tokens come next
             active.pending = []
             self._extend(active, forced)
@@ -418,7 +418,7 @@ class Scheduler:
                 return
         constraint = active.job.constraint
         if constraint is not None and constraint.done:
-            self._finish(active, Outcome(finish="eog"))  # complete: nothing but its end is left
+            self._finish(active, JobEnd(finish="eog"))  # complete: nothing but its end is left
 
     def _emit(self, active: _Active, token: int) -> bool:
         """Give one generated token to the job; ``False``: the job ended."""
@@ -431,14 +431,14 @@ class Scheduler:
         except Exception as e:  # a broken consumer ends its own job only
             if is_control_flow(e):
                 raise
-            self._finish(active, Outcome(error=e))
+            self._finish(active, JobEnd(error=e))
             return False
         if not keep_going:
-            self._finish(active, Outcome(finish="stopped"))
+            self._finish(active, JobEnd(finish="stopped"))
             return False
         if active.generated >= job.max_tokens:
             complete = job.constraint is not None and job.constraint.done
-            self._finish(active, Outcome(finish="eog" if complete else "length"))
+            self._finish(active, JobEnd(finish="eog" if complete else "length"))
             return False
         return True
 
@@ -456,10 +456,10 @@ class Scheduler:
             "running requests) is full; raise n_ctx, lower max_tokens or run fewer "
             "requests at once"
         )
-        self._finish(newest, Outcome(error=error))
+        self._finish(newest, JobEnd(error=error))
 
     def _finish(
-        self, active: _Active, outcome: Outcome, *, listed: bool = True, teardown: bool = False
+        self, active: _Active, outcome: JobEnd, *, listed: bool = True, teardown: bool = False
     ) -> None:
         """End a job and tell it; ``teardown``: the engine is stopping, leave the cache be."""
         if active.done:

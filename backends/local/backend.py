@@ -21,7 +21,7 @@ from plait.messages import Message, SystemMessage
 from plait.settings import Settings, available_cpus, load_settings
 
 from .._base import Backend, Capabilities
-from ._engine import EngineOptions, Job, Outcome
+from ._engine import EngineOptions, Job, JobEnd
 from ._guidance import compile_schema
 from ._loaded import LoadedModel, load_model
 from ._model_file import default_model_path
@@ -218,9 +218,9 @@ class LocalBackend(Backend):
         if len(tokens) >= model.n_ctx:
             raise ContextLengthExceeded(len(tokens), model.n_ctx, model=model.name)
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[Outcome] = loop.create_future()
+        done: asyncio.Future[JobEnd] = loop.create_future()
 
-        def finished(outcome: Outcome) -> None:
+        def finished(outcome: JobEnd) -> None:
             loop.call_soon_threadsafe(done.set_result, outcome)
 
         job = Job(
@@ -348,7 +348,7 @@ class _Text:
             if self._parse is None:  # parsed replies are whole or nothing
                 self._send(_Piece(delta=piece))
 
-    def on_done(self, outcome: Outcome) -> None:
+    def on_done(self, outcome: JobEnd) -> None:
         if outcome.error is not None:
             self._send(_Piece(error=outcome.error))
             return

@@ -30,7 +30,7 @@ from plait.errors import ConfigError, ModelOutputError, PlanError
 from plait.memory import default_embedder
 from plait.policies import Policy, PolicySet
 from plait.provenance import USER, Source, untrusted
-from plait.tools import SelectionDecision, ToolSelection, ToolSelector
+from plait.tools import SelectionDecision, ToolSelection, ToolSelector, default_selection
 
 from ..dag import (
     Approval,
@@ -443,8 +443,9 @@ class LLMCompiler:
         """The tools the planner is shown for ``question``, and the selection decision."""
         selection = self.tool_selection
         if selection is None:
-            native = self.planner.capabilities.native_tool_calls
-            selection = ToolSelection(policy="model" if native else "hybrid")
+            selection = default_selection(
+                native_tool_calls=self.planner.capabilities.native_tool_calls, role="planner"
+            )
         if selection.policy == "model" or len(self.tools) <= 1:
             return self.tools, None
         if selection.policy == "hybrid":

@@ -1,9 +1,11 @@
 """YAML workflow files: schema, source positions, checks, build, runner and runs.
 
-``load_workflow`` reads a file (``WorkflowSpec`` is its schema) into a runnable
-``Workflow``; every run is recorded under ``.plait/runs/<run_id>/``. Names load
-on first use: ``validate_workflow`` reads and checks a file without importing
-the runner (agents, LangGraph).
+``read_workflow`` reads and validates a file (``WorkflowSpec`` is its schema)
+into a ``ValidatedWorkflow``, once; ``load_workflow`` builds that (or a path,
+read first) into a runnable ``Workflow``; every run is recorded under
+``.plait/runs/<run_id>/``. Names load on first use: ``read_workflow`` and
+``validate_workflow`` read and check a file without importing the runner
+(agents, LangGraph).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 from plait._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from ._checks import validate_workflow
+    from ._checks import ValidatedWorkflow, read_workflow, validate_workflow
     from ._metering import ModelCall
     from ._placement import ray_placement
     from ._runner import Workflow, WorkflowEvent, WorkflowResult, load_workflow
@@ -24,6 +26,7 @@ _HOMES = {
     "ModelCall": "_metering",
     "RunRecord": "_runs",
     "UnreadableRun": "_runs",
+    "ValidatedWorkflow": "_checks",
     "Workflow": "_runner",
     "WorkflowEvent": "_runner",
     "WorkflowResult": "_runner",
@@ -33,6 +36,7 @@ _HOMES = {
     "new_run_id": "_runs",
     "ray_placement": "_placement",
     "read_run": "_runs",
+    "read_workflow": "_checks",
     "scan_runs": "_runs",
     "validate_workflow": "_checks",
     "workflow_json_schema": "_schema",
@@ -42,6 +46,7 @@ __all__ = [
     "ModelCall",
     "RunRecord",
     "UnreadableRun",
+    "ValidatedWorkflow",
     "Workflow",
     "WorkflowEvent",
     "WorkflowResult",
@@ -51,6 +56,7 @@ __all__ = [
     "new_run_id",
     "ray_placement",
     "read_run",
+    "read_workflow",
     "scan_runs",
     "validate_workflow",
     "workflow_json_schema",

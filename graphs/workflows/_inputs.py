@@ -12,7 +12,7 @@ from typing import Any
 from plait.errors import ConfigError
 
 from ..dag import find_references, substitute
-from ._checks import input_references
+from ._references import input_references
 from ._schema import InputSpec
 
 __all__ = ["convert_input", "with_inputs"]

@@ -1,6 +1,6 @@
 """The workflow kinds' runs: ``steps`` (a fixed DAG), ``planner`` (LLMCompiler) and
 ``supervisor`` (a team). Each gets the run's :class:`RunContext` and reports an
-:class:`Outcome`; ``Workflow.arun`` records it.
+:class:`KindResult`; ``Workflow.arun`` records it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.agents import Agent, AgentLimits, Supervisor, TeamDecision, TeamPlan, TeamTrace
+from plait.agents import (
+    Agent,
+    AgentLimits,
+    Runnable,
+    Supervisor,
+    TeamDecision,
+    TeamPlan,
+    TeamTrace,
+)
 from plait.backends.routing import CostLedger
 from plait.errors import ConfigError
 from plait.provenance import untrusted
@@ -33,7 +41,9 @@ from ..dag import (
     find_references,
     substitute,
 )
-from ._build import Built, backend_named, select_tools, tool_selection
+from ._build import Built
+from ._build_backends import backend_named
+from ._build_tools import select_tools, tool_selection
 from ._inputs import with_inputs
 from ._metering import ModelCall, RunMeter, count_calls, metering
 from ._modules import WORKFLOW_PACKAGE_PREFIX
@@ -47,7 +57,7 @@ from ._schema import (
     WorkflowSpec,
 )
 
-__all__ = ["RUNNERS", "Outcome", "RunContext", "WorkflowEvent", "steps_plan"]
+__all__ = ["RUNNERS", "KindResult", "RunContext", "WorkflowEvent", "steps_plan"]
 
 WorkflowEvent = TaskEvent | ModelCall | TeamDecision
 """What ``on_event`` receives: task events from the executor, each model call's usage,
@@ -56,15 +66,25 @@ and (supervisor workflows) each team decision as it is taken."""
 
 @dataclass(frozen=True)
 class RunContext:
-    """What one run of a workflow hands its kind's runner.
+    """One run of a workflow: everything its kind's runner works with, passed explicitly.
+
+    Made by ``Workflow.arun`` for each run (and each resume); nothing here is
+    shared with another run. The meter and ledger are also put in a context
+    variable for the run's length (``_metering.metering``), because the shared
+    backends and routers below this layer must find them.
 
     Attributes:
         spec: the validated file.
-        built: its backends, tools, memory and agents (shared by every run).
+        built: its backends, tools, memory and agents (shared by every run),
+            with the run's MCP servers' tools and the agents using them.
         runs_dir: where run folders go.
         inputs: the run's resolved inputs.
         run_id: the run's id.
-        store: the run's result store (finished tasks, for resuming).
+        store: the run's result store (finished tasks, for resuming): the one
+            store of the run, ``results.sqlite`` in its folder.
+        meter: the run's usage, cost and model-call events.
+        ledger: the run's own router ledger (the file's router budgets, nothing
+            spent yet).
         on_event: the caller's event callback.
         approver: decides on steps flagged ``requires_approval``, a planner's
             tasks calling a tool its ``requires_approval`` lists, and calls a
@@ -77,7 +97,9 @@ class RunContext:
     inputs: dict[str, Any]
     run_id: str
     store: SQLiteResultStore
-    on_event: Callable[[WorkflowEvent], None] | None
+    meter: RunMeter
+    ledger: CostLedger
+    on_event: Callable[[WorkflowEvent], None] | None = None
     approver: Approver | None = None
 
 
@@ -146,7 +168,7 @@ def placed(
     executor: ExecutorChoice,
     runner: TaskRunner,
     tools: Toolset,
-    agents: Iterable[Agent[Any]],
+    agents: Iterable[Runnable],
     on_driver: set[str],
 ) -> TaskRunner:
     """``runner``, or (``executor: ray``) a runner sending tasks that can travel to Ray.
@@ -160,7 +182,7 @@ def placed(
         return runner
     ray_spec = executor if isinstance(executor, RayExecutorSpec) else RayExecutorSpec(kind="ray")
     travelling = Toolset([t for t in tools if t.name not in on_driver])
-    crew = [a for a in agents if a.name not in on_driver]
+    crew = [a for a in agents if a.name not in on_driver and isinstance(a, Agent)]
     _ship_workflow_modules(Toolset([*travelling, *(t for a in crew for t in a.tools)]))
     _, remote_calls = task_runner(travelling, crew)
     remote = RayTaskRunner(
@@ -183,8 +205,11 @@ def placed(
 
 
 @dataclass
-class Outcome:
+class KindResult:
     """What a workflow kind's runner reports: the answer, success, per-step detail.
+
+    ``Workflow.arun`` copies it into the run's record once (``run.json``); the
+    caller's :class:`WorkflowResult` is read from that record.
 
     Attributes:
         answer: the workflow's answer.
@@ -207,12 +232,12 @@ class Outcome:
     violations: tuple[str, ...] = ()
 
 
-async def _run_steps(run: RunContext) -> Outcome:
+async def _run_steps(run: RunContext) -> KindResult:
     body = run.spec.workflow
     assert isinstance(body, StepsWorkflow)
     plan = steps_plan(body, run.inputs)
     tools = Toolset([run.built.tools, *run.built.aliases.values()])
-    agents = list(run.built.agents.values())
+    agents = list(run.built.runnables.values())
     _, runner = task_runner(tools, agents)
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
@@ -242,7 +267,7 @@ async def _run_steps(run: RunContext) -> Outcome:
         i: o.status if o.status == "done" else f"{o.status} ({o.error})"
         for i, o in done.outcomes.items()
     }
-    return Outcome(
+    return KindResult(
         answer,
         done.ok,
         results,
@@ -252,13 +277,13 @@ async def _run_steps(run: RunContext) -> Outcome:
     )
 
 
-async def _run_planner(run: RunContext) -> Outcome:
+async def _run_planner(run: RunContext) -> KindResult:
     body = run.spec.workflow
     assert isinstance(body, PlannerWorkflow)
     tools = Toolset(
         [select_tools(run.built.entries, name, run.built.aliases) for name in body.tools]
     )
-    agents = [run.built.agents[name] for name in body.agents]
+    agents = [run.built.runnables[name] for name in body.agents]
     specs, runner = task_runner(tools, agents)
     if body.executor != "local":
         on_driver = driver_tasks(run.spec, run.built, agents)
@@ -301,7 +326,7 @@ async def _run_planner(run: RunContext) -> Outcome:
             steps[key] = outcome.status
             if outcome.status == "done":
                 results[key] = outcome.result
-    return Outcome(
+    return KindResult(
         result.answer,
         True,
         results,
@@ -341,7 +366,7 @@ async def _reviewed(
     return {task_id: asked_.result() for task_id, asked_ in asking.items()}
 
 
-async def _run_supervisor(run: RunContext) -> Outcome:
+async def _run_supervisor(run: RunContext) -> KindResult:
     body = run.spec.workflow
     assert isinstance(body, SupervisorWorkflow)
     # The team's own ledger: the file's prices, capped by this workflow's budget.
@@ -353,7 +378,7 @@ async def _run_supervisor(run: RunContext) -> Outcome:
         backend_named(run.built.backends, body.backend),
         workers=[backend_named(run.built.backends, w) for w in body.workers],
         brief=str(with_inputs(body.brief, run.inputs)),
-        agents=[run.built.agents[name] for name in body.agents],
+        agents=[run.built.runnables[name] for name in body.agents],
         reviewer=reviewer,
         ledger=ledger,
         dispatch=dag_dispatch(
@@ -379,7 +404,7 @@ async def _run_supervisor(run: RunContext) -> Outcome:
         for w in result.trace.workers
     }
     error = f"{result.stop_reason}: {result.reason}" if not result.ok else None
-    return Outcome(
+    return KindResult(
         result.output,
         result.ok,
         result.results(),
@@ -407,8 +432,8 @@ def _team_plan(body: SupervisorWorkflow, inputs: Mapping[str, Any]) -> TeamPlan:
 
 
 # The extension point for new workflow kinds: one coroutine per kind, returning
-# an Outcome (answer, ok, results, step statuses, and optional detail).
-RUNNERS: dict[str, Callable[[RunContext], Awaitable[Outcome]]] = {
+# a KindResult (answer, ok, results, step statuses, and optional detail).
+RUNNERS: dict[str, Callable[[RunContext], Awaitable[KindResult]]] = {
     "steps": _run_steps,
     "planner": _run_planner,
     "supervisor": _run_supervisor,

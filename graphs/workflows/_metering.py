@@ -1,11 +1,15 @@
 """Per-run model accounting: every model call of a workflow run, with its usage and cost.
 
 A loaded :class:`~plait.graphs.workflows.Workflow` may run many times at once,
-so nothing a run counts lives on the shared backends: each backend's meter
-reports to the :class:`RunMeter` of the run it serves, found in a context
-variable that ``Workflow.arun`` sets (tasks the run starts inherit it). The
-routers' :class:`RunLedger` books each run's spend on that run's own ledger, so
-a router ``budget`` caps one run, not every run of the loaded file together.
+so nothing a run counts lives on the shared backends. The run object
+(``_kinds.RunContext``) holds the run's :class:`RunMeter` and its own router
+ledger, made when the run starts. The one context variable here exists because
+code below the workflow layer must find them: a :class:`MeteredBackend` (a
+backend wrapper, shared by every run) reports each call to the meter of the run
+it serves, and the routers (``plait.backends.routing``, shared too) book spend
+through :class:`RunLedger` on that run's ledger, so a router ``budget`` caps
+one run, not every run of the loaded file together. :func:`metering` sets it
+for the length of a run (tasks the run starts inherit it).
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from plait.backends.routing import CostLedger, CostReport, Price
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Usage
 
-__all__ = ["Metered", "ModelCall", "RunLedger", "RunMeter", "count_calls", "metering"]
+__all__ = [
+    "MeteredBackend",
+    "ModelCall",
+    "RunLedger",
+    "RunMeter",
+    "count_calls",
+    "metering",
+]
 
 
 class ModelCall(BaseModel):
@@ -50,7 +61,6 @@ class RunMeter:
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     cost_saved: float = 0.0
-    ledger: CostLedger | None = None
 
     def add(self, call: ModelCall) -> None:
         self.usage = self.usage + call.usage
@@ -60,13 +70,27 @@ class RunMeter:
             self.on_call(call)
 
 
-_CURRENT: ContextVar[RunMeter | None] = ContextVar("plait_workflow_run_meter", default=None)
+@dataclass(frozen=True)
+class _RunAccounts:
+    """What the shared backends and routers must find of the run they serve."""
+
+    meter: RunMeter
+    ledger: CostLedger | None
+
+
+# Set by ``metering`` for one run; read by MeteredBackend and RunLedger (see above).
+_CURRENT: ContextVar[_RunAccounts | None] = ContextVar("plait_workflow_run", default=None)
 
 
 @contextlib.contextmanager
-def metering(meter: RunMeter) -> Iterator[RunMeter]:
-    """Count the model calls made in this context (one workflow run) on ``meter``."""
-    token = _CURRENT.set(meter)
+def metering(meter: RunMeter, ledger: CostLedger | None = None) -> Iterator[RunMeter]:
+    """Count the model calls made in this context (one workflow run) on ``meter``.
+
+    ``ledger``: the run's own router ledger (:meth:`RunLedger.for_run`), on
+    which the routers book this run's spend; ``None``: they book on their
+    shared ledger (a Ray worker's task, whose routers stay on the driver).
+    """
+    token = _CURRENT.set(_RunAccounts(meter, ledger))
     try:
         yield meter
     finally:
@@ -75,13 +99,13 @@ def metering(meter: RunMeter) -> Iterator[RunMeter]:
 
 def count_calls(calls: Iterable[ModelCall]) -> None:
     """Count model calls made elsewhere (in a Ray worker) on the current run's meter."""
-    meter = _CURRENT.get()
-    if meter is not None:
+    accounts = _CURRENT.get()
+    if accounts is not None:
         for call in calls:
-            meter.add(call)
+            accounts.meter.add(call)
 
 
-class Metered(WrappedBackend):
+class MeteredBackend(WrappedBackend):
     """Reports each finished request's usage and cost to the current run's meter.
 
     Calls made outside a run (an agent used directly) are priced but not counted.
@@ -105,8 +129,8 @@ class Metered(WrappedBackend):
         return completion
 
     def _report(self, request: ChatRequest, completion: Completion) -> None:
-        meter = _CURRENT.get()
-        if meter is None:
+        accounts = _CURRENT.get()
+        if accounts is None:
             return
         usage = completion.usage
         call = ModelCall(
@@ -116,24 +140,25 @@ class Metered(WrappedBackend):
             cost=self.price.cost(usage),
             cost_saved=self.price.saved(usage),
         )
-        meter.add(call)
+        accounts.meter.add(call)
 
 
 class RunLedger(CostLedger):
-    """The ledger a workflow's routers share: each run books on a fresh copy of it.
+    """The ledger a workflow's routers share: each run books on its own copy of it.
 
-    The copy (same prices and caps, nothing spent) is made on the run's first
-    call; calls outside a run book on this ledger itself.
+    A run makes its copy (:meth:`for_run`: same prices and caps, nothing spent)
+    when it starts and hands it to :func:`metering`; calls outside a run book
+    on this ledger itself.
     """
 
+    def for_run(self) -> CostLedger:
+        """A fresh ledger with this one's prices and caps, for one run."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return CostLedger(**{k: v for k, v in fields.items() if not k.startswith("_")})
+
     def _run(self) -> CostLedger | None:
-        meter = _CURRENT.get()
-        if meter is None:
-            return None
-        if meter.ledger is None:
-            fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
-            meter.ledger = CostLedger(**{k: v for k, v in fields.items() if not k.startswith("_")})
-        return meter.ledger
+        accounts = _CURRENT.get()
+        return accounts.ledger if accounts is not None else None
 
     def would_exceed(self, backend: str, request: ChatRequest) -> str | None:
         run = self._run()

@@ -19,9 +19,10 @@ given in code (tests, ``backends=``) are judged by what they are.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._schema import (
+    A2AAgentSpec,
     BuiltinToolSpec,
     MCPToolSpec,
     WorkflowSpec,
@@ -29,7 +30,7 @@ from ._schema import (
 )
 
 if TYPE_CHECKING:
-    from plait.agents import Agent
+    from plait.agents import Runnable
     from plait.backends import Backend
 
     from ._build import Built
@@ -57,14 +58,22 @@ def _driver_tools(spec: WorkflowSpec, built: Built) -> set[str]:
     return names
 
 
-def driver_tasks(spec: WorkflowSpec, built: Built, agents: Iterable[Agent[Any]]) -> set[str]:
-    """The tool and agent names (of ``built`` and ``agents``) that must run in the driver."""
+def driver_tasks(spec: WorkflowSpec, built: Built, agents: Iterable[Runnable]) -> set[str]:
+    """The tool and agent names (of ``built`` and ``agents``) that must run in the driver.
+
+    Remote (A2A) agents stay too: a worker would only relay the call.
+    """
+    from plait.agents import Agent
+
     tools = _driver_tools(spec, built)
     stay = set(tools)
     for agent in agents:
+        if not isinstance(agent, Agent):
+            stay.add(agent.name)
+            continue
         declared = spec.agents.get(agent.name)
         uses_driver_tool = any(t.name in tools for t in agent.tools)
-        if (declared is not None and declared.memory) or uses_driver_tool:
+        if getattr(declared, "memory", False) or uses_driver_tool:
             stay.add(agent.name)
         elif not backend_travels(agent.backend):
             stay.add(agent.name)
@@ -88,6 +97,9 @@ def ray_placement(spec: WorkflowSpec) -> tuple[list[str], dict[str, str]]:
         tool_entries.update({name: why for name in [entry, *provided]})
     workers: list[str] = []
     for name, agent in spec.agents.items():
+        if isinstance(agent, A2AAgentSpec):
+            driver[name] = "it is a remote A2A agent (the call is an HTTP request)"
+            continue
         backend = spec.backends.get(agent.backend or "default")
         kind = getattr(backend, "kind", None)
         held = [tool_entries[t] for t in agent.tools if t in tool_entries]

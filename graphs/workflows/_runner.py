@@ -18,7 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait import tracing
-from plait._secrets import NO_SECRETS, Redactor
 from plait._sync import run_sync
 from plait.agents import Agent, TeamTrace
 from plait.backends import Backend
@@ -28,16 +27,26 @@ from plait.memory import Memory
 from plait.tools import Toolset
 
 from ..dag import Approver, Plan, SQLiteResultStore, run_directory
-from ._build import build, close_backends, connected
+from ._build import build
+from ._build_backends import close_backends
 from ._cache import run_cache
-from ._checks import validate_workflow, validated
+from ._checks import ValidatedWorkflow, read_workflow, validate_workflow
 from ._inputs import convert_input
-from ._kinds import RUNNERS, RunContext, WorkflowEvent, steps_plan
+from ._kinds import RUNNERS, KindResult, RunContext, WorkflowEvent, steps_plan
+from ._mcp_run import connected
 from ._metering import RunMeter, metering
 from ._runs import Attempt, RunRecord, lock_run, new_run_id, read_run, runs_root
-from ._schema import StepsWorkflow, WorkflowSpec
+from ._schema import StepsWorkflow
 
-__all__ = ["Workflow", "WorkflowEvent", "WorkflowResult", "load_workflow", "validate_workflow"]
+__all__ = [
+    "ValidatedWorkflow",
+    "Workflow",
+    "WorkflowEvent",
+    "WorkflowResult",
+    "load_workflow",
+    "read_workflow",
+    "validate_workflow",
+]
 
 
 class WorkflowResult(BaseModel):
@@ -79,47 +88,56 @@ class WorkflowResult(BaseModel):
 
 
 def load_workflow(
-    path: str | os.PathLike[str],
+    workflow: str | os.PathLike[str] | ValidatedWorkflow,
     *,
     backends: Mapping[str, Backend] | None = None,
     env: Mapping[str, str] | None = None,
     runs_dir: str | os.PathLike[str] | None = None,
 ) -> Workflow:
-    """Validate a workflow file and build its backends, tools, memory and agents.
+    """Build a workflow file's backends, tools, memory and agents.
 
     Args:
-        path: the YAML file.
+        workflow: the YAML file (read and validated here), or a
+            :class:`ValidatedWorkflow` from :func:`read_workflow` (built as it
+            is: the file is not read again).
         backends: backends to use instead of the file's entries of the same name
             (tests pass :class:`~plait.backends.testing.ScriptedBackend` here).
-        env: the environment for ``${NAME}`` (default: ``os.environ``).
+        env: the environment for ``${NAME}`` when reading a file (default:
+            ``os.environ``); a validated workflow was read with its own.
         runs_dir: where run folders go (default ``<PLAIT_STATE_DIR>/runs``).
 
     Raises:
         WorkflowValidationError: the file is invalid (every problem listed).
-        ConfigError: something it names cannot be built (an import, a folder).
+        ConfigError: something it names cannot be built (an import, a folder),
+            or ``env`` was given with a workflow read already.
     """
-    spec, source = validated(path, env)
-    return Workflow(
-        spec,
-        Path(path),
-        backends=backends,
-        runs_dir=runs_dir,
-        redactor=source.redactor,
-        where=source.where,
-    )
+    if isinstance(workflow, ValidatedWorkflow):
+        if env is not None:
+            raise ConfigError(
+                f"load_workflow: {workflow.path} was read already, with its environment; "
+                "pass env= to read_workflow instead"
+            )
+        validated = workflow
+    else:
+        validated = read_workflow(workflow, env)
+    return Workflow(validated, backends=backends, runs_dir=runs_dir)
 
 
 class Workflow:
     """A validated workflow with its parts built (models load on first use).
 
+    Args:
+        validated: the file, read and validated (:func:`read_workflow`).
+        backends: backends to use instead of the file's entries of the same name.
+        runs_dir: where run folders go (default ``<PLAIT_STATE_DIR>/runs``).
+
     Attributes:
         spec: the validated file (:class:`WorkflowSpec`).
         path: the file.
         agents, tools, backends, memory: what the file declares, built (without
-            the tools of MCP servers, which each run lists when it starts; see
+            the tools of MCP servers, which each run lists when it starts, and
+            without the agents using them, built then; see
             :meth:`connected_tools`).
-        where: (argument) the position of a part of the file, for messages
-            (``load_workflow`` passes the file's own).
         redactor: hides the values the file took from ``${NAME}`` references in
             everything a run writes (``run.json``, ``trace.jsonl``) and in the
             errors it raises.
@@ -127,21 +145,23 @@ class Workflow:
 
     def __init__(
         self,
-        spec: WorkflowSpec,
-        path: Path,
+        validated: ValidatedWorkflow,
         *,
         backends: Mapping[str, Backend] | None = None,
         runs_dir: str | os.PathLike[str] | None = None,
-        redactor: Redactor = NO_SECRETS,
-        where: Callable[[tuple[str | int, ...]], object] | None = None,
     ) -> None:
-        self.spec = spec
-        self.path = path
-        self.redactor = redactor
+        if not isinstance(validated, ValidatedWorkflow):
+            raise ConfigError(
+                "Workflow takes a ValidatedWorkflow (read_workflow(path)); "
+                "load_workflow(path) reads and builds in one call"
+            )
+        self.spec = validated.spec
+        self.path = validated.path
+        self.redactor = validated.redactor
         try:
-            self._built = build(spec, path.parent, backends, where)
+            self._built = build(validated.spec, validated.path.parent, backends, validated.where)
         except Exception as e:  # its message may quote a value from the environment
-            redactor.error(e)
+            self.redactor.error(e)
             raise
         self.agents: dict[str, Agent[Any]] = self._built.agents
         self.tools: Toolset = self._built.tools
@@ -238,34 +258,21 @@ class Workflow:
         approver: Approver | None,
     ) -> WorkflowResult:
         redactor = self.redactor
-        # This run's tally, found by the shared backends' meters in the run's context.
         meter = RunMeter(on_call=on_event)
+        ledger = self._built.ledger.for_run()
         started = time.time()
-        before_usage = sum((a.usage for a in earlier), Usage())
-        before_cost = sum(a.cost for a in earlier)
-        before_saved = sum(a.cost_saved for a in earlier)
-        record = RunRecord(
-            run_id=run_id,
-            workflow=str(self.path),
-            kind=self.kind,
-            status="running",
-            inputs=values,
-            started_at=earlier[0].started_at if earlier else started,
-            usage=before_usage,
-            cost=before_cost,
-            cost_saved=before_saved,
-            attempts=[*earlier, Attempt(started_at=started, status="running")],
+        record = RunRecord.started(
+            run_id, str(self.path), self.kind, values, earlier, started_at=started
         )
         record.write(self.runs_dir, redactor)
         store = SQLiteResultStore(folder / "results.sqlite")
-        outcome: dict[str, Any] = {}
-        team: TeamTrace | None = None
+        done: KindResult | None = None
+        status, error = "failed", None
         try:
-            runner = RUNNERS[self.kind]
             # Every run keeps its own trace (trace.jsonl beside run.json): the
             # HTML report (``plait runs show ID --html``) is drawn from it.
             with (
-                metering(meter),
+                metering(meter, ledger),
                 tracing.record_run(
                     folder, run_id, {"plait.workflow": str(self.path)}, redact=redactor.data
                 ),
@@ -273,49 +280,34 @@ class Workflow:
                 # MCP servers run for the length of the run (one session per run).
                 async with (
                     run_cache(self._built.cache, folder),
-                    connected(self.spec, self._built) as built,
+                    connected(self._built) as built,
                 ):
-                    done = await runner(
-                        RunContext(
-                            self.spec,
-                            built,
-                            self.runs_dir,
-                            values,
-                            run_id,
-                            store,
-                            on_event,
-                            approver,
-                        )
+                    run = RunContext(
+                        self.spec,
+                        built,
+                        self.runs_dir,
+                        values,
+                        run_id,
+                        store,
+                        meter,
+                        ledger,
+                        on_event=on_event,
+                        approver=approver,
                     )
+                    done = await RUNNERS[self.kind](run)
             await store.aclose()  # off the event loop; the finally below is then a no-op
-            results = done.results
-            outcome = dict(
-                status="done" if done.ok else "failed",
-                answer=done.answer,
-                steps=done.steps,
-                untrusted_sources=list(done.untrusted_sources),
-                violations=list(done.violations),
-            )
-            if done.team is not None:
-                team = done.team
-                outcome["team"] = team.model_dump(mode="json")
-            if not done.ok:
-                outcome["error"] = done.error or "; ".join(
-                    f"{k}: {v}" for k, v in done.steps.items() if v not in ("done",)
-                )
+            status, error = ("done", None) if done.ok else ("failed", _failure(done))
         except RunError as e:  # the run failed: the record says why
-            outcome = dict(status="failed", error=str(e))
-            results = {}
+            error = str(e)
         except BaseException as e:
             # Interrupted (its finished results stay stored for a resume), or a usage
             # error or bug that must surface as itself; either way recorded first.
+            done = None
             if is_control_flow(e):
                 why = str(e.args[0]) if e.args and isinstance(e.args[0], str) else ""
-                outcome = dict(
-                    status="interrupted", error=f"interrupted ({why})" if why else "interrupted"
-                )
+                status, error = "interrupted", f"interrupted ({why})" if why else "interrupted"
             else:
-                outcome = dict(status="failed", error=f"{type(e).__name__}: {e}")
+                error = f"{type(e).__name__}: {e}"
                 redactor.error(e)
             raise
         finally:
@@ -323,22 +315,13 @@ class Workflow:
             attempt = Attempt(
                 started_at=started,
                 finished_at=time.time(),
-                status=outcome.get("status", "failed"),
+                status=status,
                 usage=meter.usage,
                 cost=meter.cost,
                 cost_saved=meter.cost_saved,
-                error=outcome.get("error"),
+                error=error,
             )
-            record = record.model_copy(
-                update=dict(
-                    outcome,
-                    finished_at=attempt.finished_at,
-                    usage=before_usage + meter.usage,
-                    cost=before_cost + meter.cost,
-                    cost_saved=before_saved + meter.cost_saved,
-                    attempts=[*earlier, attempt],
-                )
-            )
+            record = record.ended(attempt, _recorded(done))
             record.write(self.runs_dir, redactor)
         return WorkflowResult(
             run_id=run_id,
@@ -346,12 +329,12 @@ class Workflow:
             answer=record.answer,
             status=record.status,
             error=redactor.text(record.error) if record.error else None,
-            results=results,
-            usage=meter.usage,
-            cost=meter.cost,
-            cost_saved=meter.cost_saved,
+            results=done.results if done is not None else {},
+            usage=attempt.usage,
+            cost=attempt.cost,
+            cost_saved=attempt.cost_saved,
             run_dir=str(folder),
-            team=team,
+            team=done.team if done is not None else None,
             untrusted_sources=record.untrusted_sources,
             violations=record.violations,
         )
@@ -394,9 +377,27 @@ class Workflow:
         Raises:
             ToolError: an MCP server could not be started.
         """
-        async with connected(self.spec, self._built) as built:
+        async with connected(self._built) as built:
             yield built.tools
 
     async def aclose(self) -> None:
         """Release backends (engines, connections)."""
         await close_backends(self.backends)
+
+
+def _failure(done: KindResult) -> str:
+    """Why a finished run failed: its runner's reason, else each step that did not finish."""
+    return done.error or "; ".join(f"{k}: {v}" for k, v in done.steps.items() if v != "done")
+
+
+def _recorded(done: KindResult | None) -> dict[str, Any]:
+    """What ``run.json`` keeps of a kind runner's result (nothing when it did not finish)."""
+    if done is None:
+        return {}
+    return {
+        "answer": done.answer,
+        "steps": done.steps,
+        "untrusted_sources": list(done.untrusted_sources),
+        "violations": list(done.violations),
+        "team": done.team.model_dump(mode="json") if done.team is not None else None,
+    }

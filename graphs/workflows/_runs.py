@@ -100,6 +100,52 @@ class RunRecord(BaseModel):
         " them from the workflow's defaults (the environment) or --input again",
     )
 
+    @classmethod
+    def started(
+        cls,
+        run_id: str,
+        workflow: str,
+        kind: str,
+        inputs: dict[str, Any],
+        earlier: list[Attempt],
+        *,
+        started_at: float,
+    ) -> RunRecord:
+        """The record of an attempt that starts now, after the ``earlier`` ones (a resume)."""
+        return cls(
+            run_id=run_id,
+            workflow=workflow,
+            kind=kind,
+            status="running",
+            inputs=inputs,
+            started_at=earlier[0].started_at if earlier else started_at,
+            usage=sum((a.usage for a in earlier), Usage()),
+            cost=sum(a.cost for a in earlier),
+            cost_saved=sum(a.cost_saved for a in earlier),
+            attempts=[*earlier, Attempt(started_at=started_at, status="running")],
+        )
+
+    def ended(self, attempt: Attempt, outcome: dict[str, Any]) -> RunRecord:
+        """This record once its latest attempt ended as ``attempt``.
+
+        ``outcome``: what the run reported (answer, steps, untrusted sources,
+        violations, team), empty when it did not finish. Usage, cost and cost saved become
+        totals over every attempt.
+        """
+        earlier = self.attempts[:-1]
+        return self.model_copy(
+            update={
+                **outcome,
+                "status": attempt.status,
+                "error": attempt.error,
+                "finished_at": attempt.finished_at,
+                "usage": sum((a.usage for a in earlier), Usage()) + attempt.usage,
+                "cost": sum(a.cost for a in earlier) + attempt.cost,
+                "cost_saved": sum(a.cost_saved for a in earlier) + attempt.cost_saved,
+                "attempts": [*earlier, attempt],
+            }
+        )
+
     def write(self, root: Path, redactor: Redactor = NO_SECRETS) -> Path:
         """Write ``run.json`` atomically (a reader never sees half a file), secrets hidden."""
         folder = root / self.run_id

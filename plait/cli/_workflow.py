@@ -35,7 +35,7 @@ def run_command(args: argparse.Namespace) -> int:
     Ctrl-C and SIGTERM end it within seconds, recorded as interrupted (exit 130
     or 143). Secrets the file took from the environment are hidden in all it prints.
     """
-    from plait.graphs import new_run_id, read_run, validate_workflow
+    from plait.graphs import new_run_id, read_run, read_workflow
 
     inputs: dict[str, Any] = _inputs(args.input or [])
     if args.resume:
@@ -54,10 +54,12 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError("plait run needs a workflow FILE (or --resume RUN_ID)")
     else:
         file, run_id = Path(args.file), new_run_id()
-    validate_workflow(file)  # quick: a bad file fails before agents and LangGraph load
+    # Read and validated once, before agents and LangGraph load: a bad file fails
+    # as fast as ``plait validate``; the runner builds what was validated.
+    validated = read_workflow(file)
     from plait.graphs import load_workflow
 
-    workflow = load_workflow(file)
+    workflow = load_workflow(validated)
     shown = workflow.redactor
     progress = Progress(sys.stderr, quiet=args.quiet, redact=shown.text)
     progress.begin(run_id, workflow.kind, str(file), resumed=bool(args.resume))

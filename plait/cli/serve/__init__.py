@@ -5,7 +5,9 @@ Routes: ``POST /runs`` (start; the run id comes back at once), ``GET /runs``,
 first), ``POST /runs/{id}/approvals/{task}``, ``POST /runs/{id}/resume``,
 ``POST /runs/{id}/cancel``, ``GET /runs/{id}/report``, ``GET /workflows``, the
 live page at ``/`` and OpenAPI docs at ``/docs``. Runs are the durable runs of
-``plait run`` (``.plait/runs/<run_id>/``).
+``plait run`` (``.plait/runs/<run_id>/``). Each workflow ``NAME`` is an A2A agent
+too: JSON-RPC at ``/a2a/NAME/``, its card at ``/a2a/NAME/.well-known/agent-card.json``
+(see :mod:`._a2a`); an A2A task id is its run's id.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from plait.graphs import Approval, Workflow, load_workflow
 from plait.settings import load_settings
 
 from ..report import build_html_report
+from ._a2a import add_a2a_routes
 from ._page import PAGE
 from ._service import ActiveRun, RunService, ServeError
 
@@ -204,6 +205,7 @@ def create_app(
             raise ServeError(404, f"run {run_id} has no trace yet", ["path", "run_id"])
         return build_html_report(read_trace(trace), record.model_dump(mode="json"))
 
+    add_a2a_routes(app, service, workflows, token=bool(token))
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     if token:
         app.add_middleware(_TokenCheck, token=token)

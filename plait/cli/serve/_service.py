@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,7 +32,15 @@ from plait.graphs import (
     read_run,
 )
 
-__all__ = ["ActiveRun", "RunService", "ServeError", "event_json", "read_frames", "sse_frame"]
+__all__ = [
+    "ActiveRun",
+    "RunService",
+    "ServeError",
+    "event_json",
+    "frame_event",
+    "read_frames",
+    "sse_frame",
+]
 
 EVENTS_FILE = "events.jsonl"
 
@@ -166,6 +175,12 @@ def sse_frame(event: dict[str, Any], line: str) -> str:
     return f"id: {event['seq']}\nevent: {event['type']}\ndata: {line}\n\n"
 
 
+def frame_event(frame: str) -> dict[str, Any]:
+    """The event a frame of :func:`sse_frame` carries."""
+    event: dict[str, Any] = json.loads(frame.split("\ndata: ", 1)[1])
+    return event
+
+
 def read_frames(folder: Path) -> list[str]:
     """A run's logged events as frames (a torn last line, from a killed server, is left out)."""
     path = folder / EVENTS_FILE
@@ -254,14 +269,34 @@ class RunService:
         record = self.record(run_id)
         return None, read_frames(self.runs_dir / record.run_id)
 
+    async def follow(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
+        """A run's events from its first: the logged ones, then live ones until it ends."""
+        active, past = self.events(run_id)
+        if active is None:
+            for frame in past:
+                yield frame_event(frame)
+            return
+        sent = 0
+        while True:
+            waiter = active.changed
+            while sent < active.published:
+                yield frame_event(active.frames[sent])
+                sent += 1
+            if active.finished:
+                return
+            await waiter.wait()
+
     # -- starting runs -----------------------------------------------------------
 
-    async def submit(self, name: str, inputs: dict[str, Any]) -> RunRecord:
+    async def submit(
+        self, name: str, inputs: dict[str, Any], *, run_id: str | None = None
+    ) -> RunRecord:
         """Queue a new run; it starts when a run slot is free.
 
         Its ``queued`` record is on disk before the id is returned (written in a
         worker thread: a file replace waits on the disk), so an accepted run
-        survives a crash of the server.
+        survives a crash of the server. ``run_id`` is the id to use (an A2A
+        task's, which was made by :func:`new_run_id` too); default: a new one.
         """
         workflow = self.workflow_named(name)
         problems = workflow.input_problems(inputs)
@@ -273,7 +308,7 @@ class RunService:
             )
         values = workflow.resolve_inputs(inputs)
         record = RunRecord(
-            run_id=new_run_id(),
+            run_id=run_id or new_run_id(),
             workflow=str(workflow.path),
             kind=workflow.kind,
             status="queued",
