@@ -26,8 +26,8 @@ from ._remote import RemoteAgent
 from ._router_agent import AgentChoice, RoutedResult, RouterAgent
 from ._runnable import Runnable, RunnableResult
 from ._supervisor import Supervisor, TeamMode
+from ._team_dispatch import Dispatch, Reviewer, gather_dispatch
 from ._team_plan import Review, RoleSpec, Subtask, TeamPlan
-from ._team_run import Dispatch, Reviewer, gather_dispatch
 from ._team_trace import (
     DecisionKind,
     TeamDecision,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from plait._sync import run_sync
 from plait.backends import Backend
-from plait.backends.routing import CostLedger, Price
+from plait.backends.routing import CostLedger, Price, backend_price
 from plait.chat import ToolChoice
 from plait.completions import Usage
 from plait.errors import ConfigError
@@ -24,7 +25,7 @@ from plait.tools import (
     Toolset,
 )
 
-from ._loop import Run
+from ._loop import AgentRun
 from ._memory import AgentMemory, MemoryBinding, bind_memory
 from ._trace import AgentEvent, AgentResult, RunFinished
 
@@ -211,18 +212,21 @@ class Agent(Generic[OutputT]):
         return f"Agent({self.name!r}, backend={self.backend.name!r}, tools={self.tools.names})"
 
     def price_of(self, backend: Backend) -> Price | None:
-        """The price of ``backend``'s tokens for this agent's traces (``None``: free)."""
-        price = self.prices.get(backend.name, getattr(backend, "price", None))
-        return price if isinstance(price, Price) else None
+        """Deprecated: ``plait.backends.routing.backend_price(backend, agent.prices)``."""
+        _deprecated("Agent.price_of(backend)", "backend_price(backend, agent.prices)")
+        price = backend_price(backend, self.prices)
+        return None if price == Price() else price
 
     def cost_of(self, backend: Backend, usage: Usage) -> float:
-        """What ``usage`` on ``backend`` cost, per :meth:`price_of`."""
-        price = self.price_of(backend)
-        return price.cost(usage) if price is not None else 0.0
+        """Deprecated: ``backend_price(backend, agent.prices).cost(usage)``."""
+        _deprecated(
+            "Agent.cost_of(backend, usage)", "backend_price(backend, agent.prices).cost(usage)"
+        )
+        return backend_price(backend, self.prices).cost(usage)
 
-    def _new_run(self, task: str) -> Run:
+    def _new_run(self, task: str) -> AgentRun:
         runner = ToolRunner(self.tools, self.tool_limits, self.permissions, self.policies)
-        return Run(self, task, runner)
+        return AgentRun(self, task, runner)
 
     async def arun(self, task: str) -> AgentResult[OutputT]:
         """Run the agent on ``task`` and return its result.
@@ -247,3 +251,10 @@ class Agent(Generic[OutputT]):
     def run(self, task: str) -> AgentResult[OutputT]:
         """Blocking :meth:`arun`, for code that has no event loop running."""
         return run_sync(self.arun(task), name="Agent.run()", instead="await agent.arun()")
+
+
+def _deprecated(old: str, new: str) -> None:
+    # One pricing rule for every cost (plait.backends.routing): the agent's copy goes.
+    warnings.warn(
+        f"{old} is deprecated; use plait.backends.routing.{new}", DeprecationWarning, stacklevel=3
+    )

@@ -1,4 +1,4 @@
-"""Hiring under a budget (HASHIRU): local-first backend choice, metering, team prefixes.
+"""Hiring under a budget (HASHIRU): local-first backend choice, ledger routing, team prefixes.
 
 A supervisor hires each worker on the cheapest backend tier that fits the
 remaining budget (tiers are ordered local first), escalates a worker to the next
@@ -20,11 +20,11 @@ from plait.chat import ChatRequest
 from plait.completions import Usage
 from plait.errors import ConfigError
 
-__all__ = ["Hire", "Hiring", "Metered", "TeamPrefix"]
+__all__ = ["Hire", "Hiring", "LedgerRouter", "TeamPrefix"]
 
 
-class Metered(Router):
-    """A one-backend router: every call is checked against and booked in the ledger.
+class LedgerRouter(Router):
+    """A one-backend router: every call is checked against and booked in the team's ledger.
 
     The agent name on each request (the worker's name) is what spend is booked
     under, so the ledger's report gives the cost per worker. It is a router, not

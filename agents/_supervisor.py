@@ -32,8 +32,9 @@ from plait.policies import Policy, PolicySet
 
 from ._agent import AgentLimits
 from ._runnable import Runnable, by_name
+from ._team_dispatch import Dispatch, Reviewer, gather_dispatch
 from ._team_plan import TeamPlan
-from ._team_run import Dispatch, Reviewer, TeamRun, gather_dispatch
+from ._team_run import TeamRun
 from ._team_trace import TeamDecision, TeamResult
 
 __all__ = ["Supervisor", "TeamMode"]

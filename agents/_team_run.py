@@ -1,4 +1,4 @@
-"""One supervisor run: planning, hiring, workers with review, aggregation.
+"""One supervisor run: planning, hiring, workers with review (aggregation: ``_team_combine``).
 
 Kept apart from :class:`~plait.agents.Supervisor` (the configuration) because a
 run has state: hires, pins, reports, the decision log and why it stopped.
@@ -6,14 +6,11 @@ run has state: hires, pins, reports, the decision log and why it stopped.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from plait._tasks import gather_or_raise
 from plait.backends import Backend
 from plait.completions import Usage
 from plait.errors import BudgetExceeded, RunError, WorkerFailed
@@ -21,65 +18,22 @@ from plait.policies import Violation, enforcing
 from plait.provenance import USER, Source, current, describe, reading, untrusted
 
 from ._agent import Agent
-from ._hiring import Hire, Hiring, Metered, TeamPrefix
+from ._hiring import Hire, Hiring, LedgerRouter, TeamPrefix
 from ._prompts import render
+from ._team_combine import combine_results
 from ._team_plan import DraftPlan, Review, RoleSpec, Subtask, TeamPlan
 from ._team_trace import DecisionKind, TeamDecision, TeamResult, TeamStop, TeamTrace, WorkerReport
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
 
-__all__ = ["Dispatch", "Reviewer", "TeamRun", "WorkFn", "gather_dispatch"]
-
-WorkFn = Callable[[Subtask, Mapping[str, str]], Awaitable[str]]
-"""Runs one subtask's worker (with review) given the results it needs.
-
-Raises :class:`WorkerFailed` when the subtask ends without an accepted result."""
-
-Dispatch = Callable[[Sequence[Subtask], WorkFn], Awaitable[None]]
-"""Runs every subtask once its needs are accepted, independent ones concurrently,
-never a subtask whose need failed.
-
-A supervisor calls ``await dispatch(subtasks, work)``; ``await work(subtask, inputs)``
-runs one subtask's worker (with review), ``inputs`` being the accepted results of
-its needs by subtask id, and raises :class:`~plait.errors.WorkerFailed` when the
-subtask ends without an accepted result."""
-
-Reviewer = Callable[[Subtask, str], Awaitable[Review]]
-"""Reviews a worker's answer to a subtask (a policy; :meth:`Supervisor` builds an
-agent reviewer when given a backend)."""
-
-# "${research}" in the aggregator's answer: a withheld subtask result (plan-then-execute).
-_RESULT_REFERENCE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+__all__ = ["TeamRun"]
 
 # Nesting depth of the running supervisor and the tightest limit of its ancestors;
 # contextvars follow asyncio tasks, so the depth survives any dispatcher.
 _DEPTH: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "plait_team_depth", default=None
 )
-
-
-async def gather_dispatch(subtasks: Sequence[Subtask], work: WorkFn) -> None:
-    """Run subtasks as asyncio tasks, each after the subtasks it needs succeeded.
-
-    Anything other than a subtask's failure (a usage error, cancellation, a
-    LangGraph interrupt) cancels the other subtasks and propagates.
-    """
-    done: dict[str, asyncio.Future[str]] = {
-        s.id: asyncio.get_running_loop().create_future() for s in subtasks
-    }
-
-    async def one(sub: Subtask) -> None:
-        try:
-            inputs = {n: await done[n] for n in sub.needs}
-            done[sub.id].set_result(await work(sub, inputs))
-        except (WorkerFailed, BudgetExceeded) as e:
-            done[sub.id].set_exception(e)
-
-    await gather_or_raise(one(s) for s in subtasks)
-    for future in done.values():
-        if future.done() and not future.cancelled():
-            future.exception()  # mark retrieved: failures are reported by the supervisor
 
 
 class TeamRun:
@@ -123,11 +77,11 @@ class TeamRun:
             self.stop, self.reason = stop, reason
 
     def agent(self, name: str, instructions: str, backend: Backend, **kw: Any) -> Agent[Any]:
-        metered = Metered(backend, self.sup.ledger, f"team {self.sup.name}: {name}")
+        booked = LedgerRouter(backend, self.sup.ledger, f"team {self.sup.name}: {name}")
         return Agent(
             name,
             instructions,
-            metered,
+            booked,
             shared_context=self.sup.brief,
             temperature=self.sup.temperature,
             **kw,
@@ -165,7 +119,7 @@ class TeamRun:
             failed = [w.subtask for w in self.trace.workers if w.status in ("failed", "rejected")]
             if failed:
                 self.stop_short("failed", f"subtask(s) {', '.join(failed)} were not accepted")
-            return self.finish(await self.combine(plan))
+            return self.finish(await combine_results(self, plan))
         finally:
             _DEPTH.reset(token)
 
@@ -440,64 +394,6 @@ class TeamRun:
         if status != "accepted":
             raise WorkerFailed(f"subtask {sub.id} was {status}: {output[:200]}")
         return output
-
-    async def combine(self, plan: TeamPlan) -> str:
-        accepted = [(w.subtask, w.output) for w in self.trace.workers if w.status == "accepted"]
-        if not accepted:
-            self.decide("aggregate", self.sup.name, "nothing to aggregate: no subtask was accepted")
-            return ""
-        listing = "\n".join(f"[{sid}] {out}" for sid, out in accepted)
-        if not self.sup.aggregate or len(plan.subtasks) == 1 and self.stop == "done":
-            self.decide("aggregate", self.sup.name, f"joined {len(accepted)} result(s) as text")
-            return listing if len(accepted) > 1 else accepted[0][1]
-        agent = self.agent(
-            f"{self.sup.name}-aggregator", render("team_aggregator"), self.sup.backend
-        )
-        shown, withheld = self.shown_results(accepted)
-        try:
-            read = [self.result_sources.get(i, frozenset()) for i in shown if i not in withheld]
-            with reading(self.base.union(*read)):
-                result = await agent.arun(
-                    render("team_aggregate_task", goal=self.goal, listing="\n".join(shown.values()))
-                )
-        except BudgetExceeded as e:
-            self.decide(
-                "aggregate", self.sup.name, f"budget refused the aggregation; joined as text: {e}"
-            )
-            self.stop_short("budget", f"aggregation was refused by the budget: {e}")
-            return listing
-        self.decide(
-            "aggregate", self.sup.name, f"combined {len(accepted)} result(s) with a model call"
-        )
-        if not withheld:
-            return result.text
-
-        def fill(match: re.Match[str]) -> str:
-            sid = match.group(1)
-            return withheld[sid] if sid in withheld else match.group(0)
-
-        return _RESULT_REFERENCE.sub(fill, result.text)
-
-    def shown_results(
-        self, accepted: Sequence[tuple[str, str]]
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """The aggregator's listing line per subtask, and the results it must not read.
-
-        In plan-then-execute mode a result resting on an untrusted source is
-        listed as a placeholder; the aggregator may place it as ``${id}``, and
-        the answer is filled in afterwards, so the text an attacker wrote can
-        reach the answer but never decide how it is written.
-        """
-        shown: dict[str, str] = {}
-        withheld: dict[str, str] = {}
-        for sid, out in accepted:
-            bad = untrusted(self.result_sources.get(sid, frozenset()))
-            if self.quarantine and bad:
-                withheld[sid] = out
-                shown[sid] = f"[{sid}] " + render("team_withheld", id=sid, origin=describe(bad))
-            else:
-                shown[sid] = f"[{sid}] {out}"
-        return shown, withheld
 
     def finish(self, output: str) -> TeamResult:
         report = self.sup.ledger.report()

@@ -167,14 +167,15 @@ class CachedBackend(WrappedBackend):
 
     def _hit(self, entry: CacheEntry, started: float) -> Completion:
         stored = entry.completion
-        saved_cost = self.price.cost(stored.usage) if self.price is not None else None
+        usage = Usage(cache_hits=1, cache_saved=stored.usage)
+        saved_cost = self.price.saved(usage) if self.price is not None else None
         span = tracing.current_span()
         if span is not None:
             span.set_attributes(cache_attributes(True, saved_cost))
         took = time.perf_counter() - started
         return stored.model_copy(
             update={
-                "usage": Usage(cache_hits=1, cache_saved=stored.usage),
+                "usage": usage,
                 "timings": Timings(first_token_s=took, total_s=took),
                 "sources": entry.sources,
             }

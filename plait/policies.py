@@ -18,6 +18,7 @@ import contextvars
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
@@ -253,25 +254,33 @@ def default_policies() -> PolicySet:
     return PolicySet(Policy(tool=name, deny_from=("untrusted",)) for name in DEFAULT_GUARDED_TOOLS)
 
 
-_ACTIVE: contextvars.ContextVar[PolicySet | None] = contextvars.ContextVar(
+@dataclass(frozen=True)
+class _Enforcement:
+    """What the code running now answers to: every enclosing run's policies and sinks."""
+
+    policies: PolicySet | None = None
+    # Every run the code is nested in listens: a call refused inside a team inside a
+    # plan is one of the plan's violations as well as the team's.
+    sinks: tuple[list[Violation], ...] = ()
+
+
+# Run state a lower layer needs: a tool runner deep inside an agent, inside a
+# team, inside a plan task, sees the policies of every run around it.
+_ENFORCED: contextvars.ContextVar[_Enforcement | None] = contextvars.ContextVar(
     "plait_policies", default=None
 )
-# Every run the code is nested in listens: a call refused inside a team inside a
-# plan is one of the plan's violations as well as the team's.
-_SINK: contextvars.ContextVar[tuple[list[Violation], ...]] = contextvars.ContextVar(
-    "plait_policy_violations", default=()
-)
+_OUTSIDE = _Enforcement()  # no run around this code
 
 
 def active_policies() -> PolicySet | None:
     """The policies of the executor task this code runs in (``None`` outside one)."""
-    return _ACTIVE.get()
+    return (_ENFORCED.get() or _OUTSIDE).policies
 
 
 def record_violation(violation: Violation) -> None:
     """Report a refused call to the runs it happened in (every one that listens)."""
     seen: set[int] = set()
-    for sink in _SINK.get():
+    for sink in (_ENFORCED.get() or _OUTSIDE).sinks:
         if id(sink) not in seen:  # a sink listed twice hears a refusal once
             seen.add(id(sink))
             sink.append(violation)
@@ -287,13 +296,11 @@ def enforcing(policies: PolicySet | None, sink: list[Violation] | None = None) -
     them. Violations recorded inside (by agents' tool runners) are appended
     to ``sink`` and to every outer sink.
     """
-    outer = _ACTIVE.get()
-    combined = policies if outer is None else outer + (policies or ())
-    token = _ACTIVE.set(combined)
-    sink_token = _SINK.set((*_SINK.get(), sink)) if sink is not None else None
+    outer = _ENFORCED.get() or _OUTSIDE
+    combined = policies if outer.policies is None else outer.policies + (policies or ())
+    sinks = outer.sinks if sink is None else (*outer.sinks, sink)
+    token = _ENFORCED.set(_Enforcement(combined, sinks))
     try:
         yield
     finally:
-        _ACTIVE.reset(token)
-        if sink_token is not None:
-            _SINK.reset(sink_token)
+        _ENFORCED.reset(token)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from plait.backends.testing import FunctionBackend, Reply
 from plait.chat import ChatRequest
-from plait.cli.repl import Session, default_session, run_repl
+from plait.cli.repl import ReplSession, default_session, run_repl
 from plait.messages import ToolCall
 
 
@@ -41,7 +41,7 @@ async def answer(request: ChatRequest) -> Reply:
 
 
 def main() -> int:
-    session: Session = default_session(FunctionBackend(answer, name="demo"))
+    session: ReplSession = default_session(FunctionBackend(answer, name="demo"))
     return run_repl(session, history=Path(sys.argv[1]))
 
 

@@ -20,7 +20,14 @@ from plait.backends import LocalBackend
 from plait.backends.local import EngineStats
 from plait.backends.routing import Price
 from plait.backends.testing import FunctionBackend, ScriptedBackend
-from plait.cli.repl import ReplCompleter, Session, Shell, candidates, default_session, load_session
+from plait.cli.repl import (
+    ReplCompleter,
+    ReplSession,
+    Shell,
+    candidates,
+    default_session,
+    load_session,
+)
 from plait.errors import BackendError, ConfigError, ModelOutputError, PlanError
 from plait.graphs import LLMCompiler, Round, task_runner
 from plait.memory import ChromaStore, E5Embedder, Memory
@@ -36,7 +43,7 @@ def finish(answer: str) -> str:
     return json.dumps({"answer": answer, "action": "finish"})
 
 
-def shell_on(session: Session) -> tuple[Shell, io.StringIO]:
+def shell_on(session: ReplSession) -> tuple[Shell, io.StringIO]:
     out = io.StringIO()
     return Shell(session, out), out
 
@@ -181,7 +188,7 @@ async def test_load_replaces_the_session_and_reports_bad_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     backend = ScriptedBackend([])
-    other = Session(
+    other = ReplSession(
         agents={"writer": Agent("writer", "You write.", backend)},
         tools=default_session(backend).tools,
         backends={"scripted": backend},
@@ -189,7 +196,7 @@ async def test_load_replaces_the_session_and_reports_bad_files(
     )
     loaded: list[Path] = []
 
-    def loader(path: Path) -> Session:
+    def loader(path: Path) -> ReplSession:
         loaded.append(path)
         return other
 
@@ -291,11 +298,11 @@ def test_default_session_builds_without_loading_the_model():
 
 def test_a_session_needs_agents_and_a_known_current_agent():
     with pytest.raises(ConfigError, match="at least one agent"):
-        Session(agents={}, tools=default_session(ScriptedBackend([])).tools, backends={})
+        ReplSession(agents={}, tools=default_session(ScriptedBackend([])).tools, backends={})
     backend = ScriptedBackend([])
     agents = {"a": Agent("a", "", backend)}
     with pytest.raises(ConfigError, match="'b' is not one of the agents"):
-        Session(agents=agents, tools=agents["a"].tools, backends={}, current="b")
+        ReplSession(agents=agents, tools=agents["a"].tools, backends={}, current="b")
 
 
 async def test_compiler_plans_for_review_then_executes_the_reviewed_plan():
@@ -354,3 +361,10 @@ async def test_stats_reads_the_engine_counters_even_when_no_run_finished():
     assert "7 decoded (3 forced, 4 drafted, 2 accepted)" in stats
     shell, out = shell_on(default_session(_CountedBackend(EngineStats())))
     assert "local:default: engine not used yet" in await run_lines(shell, out, "/stats")
+
+
+def test_the_old_session_name_still_works_with_a_deprecation_warning():
+    import plait.cli.repl as repl
+
+    with pytest.warns(DeprecationWarning, match="use plait.cli.repl.ReplSession"):
+        assert repl.Session is ReplSession

@@ -17,6 +17,7 @@ from plait.backends.routing import (
     Rule,
     RuleRouter,
     ThresholdRouter,
+    backend_price,
     is_transient,
     request_features,
 )
@@ -174,6 +175,36 @@ async def test_ledger_accounts_cost_per_agent_and_backend_with_cached_discount()
     assert report.cost_by_agent == {"writer": pytest.approx(1.8), "reader": 0.0}
     assert report.calls == 2 and report.usage_by_backend["strong"].cached_prompt_tokens == 400
     assert router.decisions[0].cost == pytest.approx(1.8) and router.decisions[1].cost == 0.0
+
+
+def test_one_pricing_rule_listed_price_then_the_backends_own_then_free():
+    listed, own = Price(prompt_per_1k=1.0), Price(completion_per_1k=100.0)
+    backend = echo("api")
+    backend.price = own  # type: ignore[attr-defined]
+    assert backend_price(backend, {"api": listed}) is listed
+    assert backend_price(backend, {"other": listed}) is own
+    assert backend_price("api", None) == Price() and backend_price(echo("x")) == Price()
+    # A name has no own price; a ledger looks up names.
+    assert CostLedger({"api": listed}).price("api") is listed
+    assert CostLedger().price("api") == Price()
+
+
+def test_a_cache_hit_saves_what_its_stored_answer_cost():
+    price = Price(prompt_per_1k=1.0, completion_per_1k=2.0)
+    first = Usage(prompt_tokens=1000, completion_tokens=500)
+    assert price.saved(Usage(cache_hits=1, cache_saved=first)) == pytest.approx(price.cost(first))
+    assert price.saved(first) == 0.0  # not a hit: nothing saved
+
+
+def test_the_agents_own_pricing_methods_are_deprecated():
+    from plait.agents import Agent
+
+    price = Price(prompt_per_1k=1.0)
+    agent = Agent("a", "x", echo("api"), prices={"api": price})
+    with pytest.warns(DeprecationWarning, match="backend_price"):
+        assert agent.price_of(echo("api")) is price
+    with pytest.warns(DeprecationWarning, match="backend_price"):
+        assert agent.cost_of(echo("api"), Usage(prompt_tokens=1000)) == pytest.approx(1.0)
 
 
 async def test_budget_refuses_a_call_before_it_is_sent():

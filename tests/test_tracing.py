@@ -213,7 +213,7 @@ async def test_a_timeout_mid_turn_is_recorded_as_a_timeout(tmp_path: Any) -> Non
     assert chat["status"] == "error" and chat["attributes"]["error.type"] == "timeout"
     assert "time limit" in chat["error"]
     assert records["invoke_agent s"]["attributes"]["plait.agent.stop_reason"] == "timeout"
-    assert "_Stop" not in (tmp_path / "trace.jsonl").read_text()
+    assert "LimitReached" not in (tmp_path / "trace.jsonl").read_text()
 
 
 async def test_agent_task_in_a_plan_nests_under_its_task(

@@ -34,7 +34,7 @@ from plait._sync import run_sync
 from plait.errors import ConfigError, ToolError
 
 from ._jsonschema import UNSET, json_schema_model
-from ._mcp_session import Session, first_line
+from ._mcp_connection import MCPConnection, first_line
 from ._registry import Toolset
 from ._tool import Tool, _clean_schema
 
@@ -127,7 +127,9 @@ class MCPClient:
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.tags = frozenset({"mcp", *tags})
-        self._sessions: WeakKeyDictionary[asyncio.AbstractEventLoop, Session] = WeakKeyDictionary()
+        self._sessions: WeakKeyDictionary[asyncio.AbstractEventLoop, MCPConnection] = (
+            WeakKeyDictionary()
+        )
         self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             WeakKeyDictionary()
         )
@@ -258,7 +260,7 @@ class MCPClient:
                 await session.stop()
         return listed
 
-    async def _session(self) -> Session:
+    async def _session(self) -> MCPConnection:
         loop = asyncio.get_running_loop()
         # A session refers to its loop (through its task), so the weak keys of
         # finished loops never die by themselves: drop them here.
@@ -276,7 +278,7 @@ class MCPClient:
             if session is not None:
                 await session.stop()
                 session.release()
-            session = Session(self)
+            session = MCPConnection(self)
             await session.start()
             self._sessions[loop] = session
             return session

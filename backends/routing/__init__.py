@@ -8,7 +8,7 @@ backend and refuses calls that could pass a budget cap.
 """
 
 from ._complexity import ComplexityScorer, ModelScorer, RequestFeatures, Scorer, request_features
-from ._costs import CostLedger, CostReport, Price, estimate_prompt_tokens
+from ._costs import CostLedger, CostReport, Price, backend_price, estimate_prompt_tokens
 from ._fallback import CircuitBreaker, FallbackRouter, is_transient
 from ._multi import MultiRoundRouter
 from ._router import Route, Router, RoutingDecision
@@ -33,6 +33,7 @@ __all__ = [
     "RuleRouter",
     "Scorer",
     "ThresholdRouter",
+    "backend_price",
     "estimate_prompt_tokens",
     "is_transient",
     "request_features",

@@ -1,10 +1,18 @@
-"""Prices, running cost per run / agent / backend, and hard budget caps."""
+"""Prices, running cost per run / agent / backend, and hard budget caps.
+
+Cost has one rule, here: :func:`backend_price` picks the price a backend's calls
+are billed at and :meth:`Price.cost` prices a :class:`~plait.completions.Usage`
+(:meth:`Price.saved` what a model-call cache hit saved). The ledger, the agents'
+turns, hiring estimates, the model-call cache, the workflow meters and the REPL's
+tallies all call these, so one call never has two costs.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +20,10 @@ from plait.chat import ChatRequest
 from plait.completions import Usage
 from plait.errors import BudgetExceeded, ConfigError
 
-__all__ = ["CostLedger", "CostReport", "Price", "estimate_prompt_tokens"]
+if TYPE_CHECKING:
+    from plait.backends import Backend
+
+__all__ = ["CostLedger", "CostReport", "Price", "backend_price", "estimate_prompt_tokens"]
 
 
 class Price(BaseModel):
@@ -29,7 +40,7 @@ class Price(BaseModel):
     cached_prompt_per_1k: float | None = Field(default=None, ge=0.0)
 
     def cost(self, usage: Usage) -> float:
-        """The price of one request's token usage."""
+        """The price of one request's token usage: the one place plait prices tokens."""
         cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
         cached_rate = (
             self.prompt_per_1k if self.cached_prompt_per_1k is None else (self.cached_prompt_per_1k)
@@ -39,6 +50,29 @@ class Price(BaseModel):
             + cached * cached_rate
             + usage.completion_tokens * self.completion_per_1k
         ) / 1000.0
+
+    def saved(self, usage: Usage) -> float:
+        """What a model-call cache hit saved: the cost its stored answer had (0: no hit)."""
+        return self.cost(usage.cache_saved) if usage.cache_saved is not None else 0.0
+
+
+def backend_price(backend: Backend | str, prices: Mapping[str, Price] | None = None) -> Price:
+    """The price ``backend``'s calls are billed at.
+
+    A price listed under the backend's name wins; else a backend object's own
+    ``price`` attribute (a priced wrapper: a workflow's meter, the model-call
+    cache); else the call is free (local models).
+
+    Args:
+        backend: the backend, or its name (a name has no own price).
+        prices: prices by backend name (an agent's ``prices``, a ledger's).
+    """
+    name = backend if isinstance(backend, str) else backend.name
+    listed = (prices or {}).get(name)
+    if listed is not None:
+        return listed
+    own = None if isinstance(backend, str) else getattr(backend, "price", None)
+    return own if isinstance(own, Price) else _FREE
 
 
 class CostReport(BaseModel):
@@ -105,8 +139,8 @@ class CostLedger:
                 raise ConfigError(f"CostLedger budget of agent {agent!r} is negative ({cap})")
 
     def price(self, backend: str) -> Price:
-        """The price of a backend (free when not listed)."""
-        return self.prices.get(backend, _FREE)
+        """The price of a backend by name (free when not listed)."""
+        return backend_price(backend, self.prices)
 
     def estimate(self, backend: str, request: ChatRequest) -> float:
         """Worst-case cost of ``request`` on ``backend`` (all of ``max_tokens`` generated)."""

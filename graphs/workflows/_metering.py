@@ -133,13 +133,12 @@ class MeteredBackend(WrappedBackend):
         if accounts is None:
             return
         usage = completion.usage
-        saved = usage.cache_saved
         call = ModelCall(
             backend=self.name,
             agent=request.agent,
             usage=usage,
             cost=self.price.cost(usage),
-            cost_saved=self.price.cost(saved) if saved is not None else 0.0,
+            cost_saved=self.price.saved(usage),
         )
         accounts.meter.add(call)
 

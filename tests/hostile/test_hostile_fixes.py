@@ -20,7 +20,7 @@ from prompt_toolkit.output import DummyOutput
 
 from plait.backends.testing import ScriptedBackend
 from plait.cli import main
-from plait.cli.repl import Session, Shell, default_session
+from plait.cli.repl import ReplSession, Shell, default_session
 from plait.cli.repl._app import LineCap, prompt_session
 from plait.errors import ConfigError, WorkflowValidationError
 from plait.graphs import load_workflow, validate_workflow
@@ -229,7 +229,7 @@ async def test_repl_load_reports_hostile_files_and_survives_a_bug(tmp_path: Path
     assert line.startswith("error: ") and f"{bomb}:1:4" in line and "Traceback" not in line
     assert shell.session is session
 
-    def buggy(_path: Path) -> Session:
+    def buggy(_path: Path) -> ReplSession:
         raise KeyError("inner")
 
     shell = Shell(session, out, loader=buggy)

@@ -17,7 +17,7 @@ from plait.settings import load_settings
 
 from ._commands import Shell
 from ._completion import ReplCompleter
-from ._session import Session
+from ._session import ReplSession
 
 __all__ = ["MAX_INPUT_CHARS", "LineCap", "arun_repl", "prompt_session", "run_repl"]
 
@@ -25,7 +25,7 @@ MAX_INPUT_CHARS = 10_000
 """The most characters one REPL input may hold (longer pastes are cut and not sent)."""
 
 
-def run_repl(session: Session, *, history: Path | None = None) -> int:
+def run_repl(session: ReplSession, *, history: Path | None = None) -> int:
     """Run the interactive REPL on ``session`` until ``/quit`` or Ctrl-D; return 0.
 
     Args:
@@ -36,7 +36,7 @@ def run_repl(session: Session, *, history: Path | None = None) -> int:
     return asyncio.run(arun_repl(session, history=history))
 
 
-async def arun_repl(session: Session, *, history: Path | None = None) -> int:
+async def arun_repl(session: ReplSession, *, history: Path | None = None) -> int:
     """:func:`run_repl` inside a running event loop."""
     history = history or load_settings().state_dir / "repl_history"
     history.parent.mkdir(parents=True, exist_ok=True)

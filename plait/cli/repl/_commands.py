@@ -27,7 +27,7 @@ from ._render import (
     render_tools,
     short,
 )
-from ._session import PendingPlan, Session, load_session
+from ._session import PendingPlan, ReplSession, load_session
 
 __all__ = ["COMMANDS", "Command", "Shell", "did_you_mean"]
 
@@ -86,9 +86,9 @@ class Shell:
 
     def __init__(
         self,
-        session: Session,
+        session: ReplSession,
         out: TextIO | None = None,
-        loader: Callable[[Path], Session] = load_session,
+        loader: Callable[[Path], ReplSession] = load_session,
     ) -> None:
         self.session = session
         self.out = out or sys.stdout

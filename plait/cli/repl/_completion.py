@@ -8,12 +8,12 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion, Path
 from prompt_toolkit.document import Document
 
 from ._commands import COMMANDS
-from ._session import Session
+from ._session import ReplSession
 
 __all__ = ["ReplCompleter", "candidates"]
 
 
-def candidates(text: str, session: Session) -> list[str]:
+def candidates(text: str, session: ReplSession) -> list[str]:
     """Completions for ``text`` (the input before the cursor), without file names.
 
     Commands complete while the first word is typed; after ``/use `` agent
@@ -42,7 +42,7 @@ class ReplCompleter(Completer):
         session: returns the session to complete against.
     """
 
-    def __init__(self, session: Callable[[], Session]) -> None:
+    def __init__(self, session: Callable[[], ReplSession]) -> None:
         self._session = session
         self._paths = PathCompleter(expanduser=True)
 

@@ -16,7 +16,7 @@ from plait.graphs import Plan, Round
 from plait.memory import RecallResult
 from plait.tools import SelectionDecision
 
-from ._session import Session
+from ._session import ReplSession
 
 __all__ = [
     "render_agents",
@@ -39,7 +39,7 @@ def short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def render_agents(session: Session) -> str:
+def render_agents(session: ReplSession) -> str:
     lines = []
     for name, agent in session.agents.items():
         mark = "*" if name == session.current else " "
@@ -48,7 +48,7 @@ def render_agents(session: Session) -> str:
     return "\n".join(lines)
 
 
-def render_tools(session: Session, name: str = "") -> str:
+def render_tools(session: ReplSession, name: str = "") -> str:
     """All tools one per line, or one tool's description and parameters."""
     if name:
         spec = session.tools[name].spec
@@ -62,7 +62,7 @@ def render_tools(session: Session, name: str = "") -> str:
     )
 
 
-def render_backends(session: Session) -> str:
+def render_backends(session: ReplSession) -> str:
     lines = [f"session: {session.source}"]
     for name, backend in session.backends.items():
         lines.append(f"{name}: {_describe_backend(backend)}")
@@ -182,7 +182,7 @@ def render_last(last: Trace | Round | None) -> str:
     return "\n".join(lines)
 
 
-def render_stats(session: Session) -> str:
+def render_stats(session: ReplSession) -> str:
     """Session tallies (tokens, cached tokens, cost) and each backend's engine counters."""
     u = session.usage
     share = f" ({u.cached_prompt_tokens / u.prompt_tokens:.0%})" if u.prompt_tokens else ""

@@ -1,4 +1,4 @@
-"""``Session``: what a REPL talks to (agents, tools, backends, memory, planner) and its tallies."""
+"""``ReplSession``: what a REPL works with (agents, tools, backends, memory, planner), tallies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from plait.agents import Agent, Trace
 from plait.backends import Backend
-from plait.backends.routing import Price
+from plait.backends.routing import Price, backend_price
 from plait.completions import Usage
 from plait.errors import ConfigError
 from plait.graphs import LLMCompiler, Plan, Round, load_workflow, task_runner
@@ -17,7 +17,7 @@ from plait.memory import Memory
 from plait.prompts import load_prompt
 from plait.tools import Toolset, calculator
 
-__all__ = ["PendingPlan", "Session", "default_session", "load_session", "workflow_session"]
+__all__ = ["PendingPlan", "ReplSession", "default_session", "load_session", "workflow_session"]
 
 PlannerFactory = Callable[[], LLMCompiler]
 """Builds the planner that ``/plan`` and ``/run`` use (a fresh one per plan)."""
@@ -33,7 +33,7 @@ class PendingPlan:
 
 
 @dataclass
-class Session:
+class ReplSession:
     """Everything one REPL session works with, plus what it has spent so far.
 
     Build one with :func:`default_session` (the embedded model), with
@@ -87,9 +87,7 @@ class Session:
     def record(self, usage: Usage, backend: str) -> None:
         """Add one model request's tokens (and their price) to the session's tallies."""
         self.usage = self.usage + usage
-        price = self.prices.get(backend)
-        if price is not None:
-            self.cost += price.cost(usage)
+        self.cost += backend_price(backend, self.prices).cost(usage)
 
     def record_trace(self, trace: Trace) -> None:
         """Tally an agent run turn by turn (turns may use different backends)."""
@@ -103,7 +101,7 @@ def _assistant_instructions() -> str:
     return load_prompt(__package__ or __name__, "assistant")
 
 
-def default_session(backend: Backend | None = None) -> Session:
+def default_session(backend: Backend | None = None) -> ReplSession:
     """An "assistant" agent with the calculator, and a planner over the same tools.
 
     Args:
@@ -120,7 +118,7 @@ def default_session(backend: Backend | None = None) -> Session:
         specs, runner = task_runner(tools)
         return LLMCompiler(backend, specs, runner, max_replans=0)
 
-    return Session(
+    return ReplSession(
         agents={"assistant": assistant},
         tools=tools,
         backends={backend.name: backend},
@@ -129,7 +127,7 @@ def default_session(backend: Backend | None = None) -> Session:
     )
 
 
-def workflow_session(path: Path) -> Session:
+def workflow_session(path: Path) -> ReplSession:
     """A session over the agents, tools, backends and memory of a YAML workflow.
 
     Raises:
@@ -163,7 +161,7 @@ def workflow_session(path: Path) -> Session:
         specs, runner = task_runner(tools)
         return LLMCompiler(planner_backend, specs, runner, max_replans=0)
 
-    return Session(
+    return ReplSession(
         agents=agents,
         tools=tools,
         backends=backends,
@@ -173,7 +171,7 @@ def workflow_session(path: Path) -> Session:
     )
 
 
-def load_session(path: Path) -> Session:
+def load_session(path: Path) -> ReplSession:
     """The session for ``plait repl FILE`` and ``/load FILE``.
 
     Raises:

@@ -1,4 +1,4 @@
-"""One live MCP session: the owner task that holds the SDK's transport and client."""
+"""One live MCP connection: the owner task that holds the SDK's transport and client."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 
     from ._mcp import MCPClient
 
-__all__ = ["Session", "first_line"]
+__all__ = ["MCPConnection", "first_line"]
 
 _STDERR_TAIL = 800
 
 
-class Session:
-    """One live MCP session, owned by one task on one event loop.
+class MCPConnection:
+    """One live MCP session (transport and client), owned by one task on one event loop.
 
     The SDK's transports hold anyio cancel scopes that must be entered and
     left by the same task; an owner task keeps them, so any task of the loop
