@@ -174,3 +174,25 @@ async def test_a_real_server_that_refuses_then_hangs_then_recovers():
         await server.stop()
     finally:
         await primary.aclose()
+
+
+def test_a_workflow_router_spec_reads_its_breaker_settings():
+    from pydantic import ValidationError
+
+    from plait.graphs.workflows._spec_backends import RouterBackendSpec
+
+    spec = RouterBackendSpec.model_validate(
+        {
+            "kind": "router",
+            "policy": "fallback",
+            "chain": ["a", "b"],
+            "breaker": {"failures": 2, "window_s": 10, "cooldown_s": 5},
+        }
+    )
+    assert (spec.breaker.failures, spec.breaker.window_s, spec.breaker.cooldown_s) == (2, 10, 5)
+    default = RouterBackendSpec.model_validate({"kind": "router", "policy": "fallback"})
+    assert default.breaker.failures == 3  # on by default for every fallback chain
+    with pytest.raises(ValidationError):
+        RouterBackendSpec.model_validate(
+            {"kind": "router", "policy": "fallback", "breaker": {"failures": 0}}
+        )
