@@ -7,9 +7,10 @@ like any model. Every request leaves a :class:`RoutingDecision` in the router's
 backend and refuses calls that could pass a budget cap.
 """
 
+from ._breaker import CircuitBreaker, shared_breaker
 from ._complexity import ComplexityScorer, ModelScorer, RequestFeatures, Scorer, request_features
 from ._costs import CostLedger, CostReport, Price, backend_price, estimate_prompt_tokens
-from ._fallback import CircuitBreaker, FallbackRouter, is_transient
+from ._fallback import FallbackRouter, is_transient
 from ._multi import MultiRoundRouter
 from ._router import Route, Router, RoutingDecision
 from ._rules import Rule, RuleRouter
@@ -37,4 +38,5 @@ __all__ = [
     "estimate_prompt_tokens",
     "is_transient",
     "request_features",
+    "shared_breaker",
 ]

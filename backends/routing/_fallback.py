@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
 
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk
@@ -22,10 +21,11 @@ from plait.errors import (
 )
 
 from .._base import Backend
+from ._breaker import CircuitBreaker, shared_breaker
 from ._costs import CostLedger
 from ._router import Route, Router
 
-__all__ = ["CircuitBreaker", "FallbackRouter", "is_transient"]
+__all__ = ["FallbackRouter", "is_transient"]
 
 
 def is_transient(error: BaseException) -> bool:
@@ -44,40 +44,6 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
-@dataclass
-class CircuitBreaker:
-    """Opens after ``failure_threshold`` consecutive failures; stays open ``cooldown_s``.
-
-    After the cool-down one trial request is let through (half-open): success
-    closes the circuit, failure opens it for another cool-down.
-    """
-
-    failure_threshold: int = 3
-    cooldown_s: float = 30.0
-    clock: Callable[[], float] = time.monotonic
-    failures: int = 0
-    opened_at: float | None = None
-
-    def allows(self) -> bool:
-        """Whether a request may be sent now."""
-        return self.opened_at is None or self.clock() - self.opened_at >= self.cooldown_s
-
-    def retry_in(self) -> float:
-        """Seconds until the circuit lets a trial request through."""
-        if self.opened_at is None:
-            return 0.0
-        return max(0.0, self.cooldown_s - (self.clock() - self.opened_at))
-
-    def success(self) -> None:
-        self.failures = 0
-        self.opened_at = None
-
-    def failure(self) -> None:
-        self.failures += 1
-        if self.opened_at is not None or self.failures >= self.failure_threshold:
-            self.opened_at = self.clock()
-
-
 class FallbackRouter(Router):
     """Tries ``chain`` in order until one backend answers.
 
@@ -91,8 +57,9 @@ class FallbackRouter(Router):
 
     Args:
         chain: backends, preferred first.
-        failure_threshold: consecutive failures that open a backend's circuit.
+        failure_threshold: failures within ``window_s`` that open a backend's circuit.
         cooldown_s: seconds an open circuit skips its backend.
+        window_s: how far back failures count.
         fallback_on: which errors move on to the next backend (never asked about
             usage errors such as ``ConfigError``, nor control flow: those raise).
         clock: monotonic clock (tests pass a fake one).
@@ -106,6 +73,7 @@ class FallbackRouter(Router):
         *,
         failure_threshold: int = 3,
         cooldown_s: float = 30.0,
+        window_s: float = 30.0,
         fallback_on: Callable[[BaseException], bool] = is_transient,
         clock: Callable[[], float] = time.monotonic,
         name: str = "fallback",
@@ -117,8 +85,17 @@ class FallbackRouter(Router):
         if failure_threshold < 1 or cooldown_s < 0:
             raise ConfigError("failure_threshold must be >= 1 and cooldown_s >= 0")
         self.chain = tuple(chain)
+        # One breaker per backend object per process (see shared_breaker): a
+        # server found dead by one router or agent is skipped by all of them.
         self.breakers = {
-            id(b): CircuitBreaker(failure_threshold, cooldown_s, clock) for b in self.chain
+            id(b): shared_breaker(
+                b,
+                failure_threshold=failure_threshold,
+                window_s=window_s,
+                cooldown_s=cooldown_s,
+                clock=clock,
+            )
+            for b in self.chain
         }
         self._fallback_on = fallback_on
 
@@ -171,6 +148,7 @@ class FallbackRouter(Router):
             )
             route = Route(backend, reason)
             started = False
+            breaker.begin()
             try:
                 async for chunk in self.serve(request, backend, route, reason, tuple(skipped)):
                     if chunk.completion is None and not show_partial:
@@ -195,6 +173,10 @@ class FallbackRouter(Router):
                 skipped.append(f"{backend.name}: {type(e).__name__}: {e}")
                 last_error = e
                 continue
+            finally:
+                # A probe that ended without a verdict (cancelled, a usage error)
+                # must not leave the half-open circuit waiting forever.
+                breaker.probing = False
             return
         message = f"router {self.name!r}: no backend could serve the request: " + "; ".join(skipped)
         if last_error is None and any("over budget" in s for s in skipped):

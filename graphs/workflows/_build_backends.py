@@ -155,7 +155,14 @@ def _router(
     name: str, body: RouterBackendSpec, built: Mapping[str, Backend], ledger: CostLedger
 ) -> Backend:
     if body.policy == "fallback":
-        return FallbackRouter([built[m] for m in body.chain], name=name, ledger=ledger)
+        return FallbackRouter(
+            [built[m] for m in body.chain],
+            failure_threshold=body.breaker.failures,
+            window_s=body.breaker.window_s,
+            cooldown_s=body.breaker.cooldown_s,
+            name=name,
+            ledger=ledger,
+        )
     if body.policy == "rules":
         assert body.default is not None  # checked by validation
         rules = [

@@ -11,6 +11,7 @@ from ._spec_base import SpecModel
 
 __all__ = [
     "BackendSpec",
+    "BreakerSpec",
     "LocalBackendSpec",
     "OpenAIBackendSpec",
     "PriceSpec",
@@ -83,6 +84,17 @@ class RuleSpec(SpecModel):
     pattern: str | None = Field(default=None, description="regex searched in the last message")
 
 
+class BreakerSpec(SpecModel):
+    """A fallback chain's circuit breaker.
+
+    ``failures`` transport failures within ``window_s`` open it for ``cooldown_s``.
+    """
+
+    failures: int = Field(default=3, ge=1)
+    window_s: float = Field(default=30.0, gt=0)
+    cooldown_s: float = Field(default=30.0, ge=0)
+
+
 class RouterBackendSpec(SpecModel):
     """A router: a backend that picks one of the other backends per request.
 
@@ -102,6 +114,7 @@ class RouterBackendSpec(SpecModel):
     threshold: float = Field(default=0.5, ge=0, le=1)
     budget: float | None = Field(default=None, ge=0)
     agent_budgets: dict[str, float] = Field(default_factory=dict)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
 
 
 BackendSpec = Annotated[
