@@ -1,0 +1,42 @@
+"""The local engine's admission order: priority first, aging so nothing starves."""
+
+from __future__ import annotations
+
+from plait.backends.local._admission import admission_order, effective_priority
+from plait.backends.local._jobs import Job
+from plait.backends.local._sampling import SamplingParams
+from plait.chat import ChatRequest
+from plait.messages import UserMessage
+
+
+def _job(priority: int, submitted_at: float) -> Job:
+    return Job(
+        prompt=[1],
+        sampling=SamplingParams(),
+        max_tokens=1,
+        on_token=lambda _: True,
+        on_done=lambda _: None,
+        submitted_at=submitted_at,
+        priority=priority,
+    )
+
+
+def test_higher_priority_is_admitted_first_and_ties_stay_fifo() -> None:
+    low, high, low2, high2 = _job(0, 10.0), _job(5, 10.0), _job(0, 10.0), _job(5, 10.0)
+    assert admission_order([low, high, low2, high2], now=10.0) == [high, high2, low, low2]
+
+
+def test_aging_admits_a_waiting_low_priority_job_within_a_bound() -> None:
+    old_low = _job(0, 0.0)
+    # Fresh high-priority jobs keep arriving; the low one ranks first once it
+    # has waited more than aging_s per level of difference (here 3 * 0.5 s).
+    for now in (0.5, 1.0, 1.4):
+        assert admission_order([old_low, _job(3, now)], now=now, aging_s=0.5)[0] is not old_low
+    assert admission_order([old_low, _job(3, 1.6)], now=1.6, aging_s=0.5)[0] is old_low
+    assert effective_priority(old_low, now=1.0, aging_s=0.5) == 2.0
+
+
+def test_chat_request_priority_defaults_to_neutral() -> None:
+    request = ChatRequest(messages=(UserMessage(content="hi"),))
+    assert request.priority == 0
+    assert ChatRequest(messages=request.messages, priority=3).priority == 3
