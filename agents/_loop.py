@@ -43,6 +43,7 @@ from plait.tools import SelectionDecision, ToolOutcome, ToolRunner, Toolset, jso
 from ._memory import MemoryBinding
 from ._prompts import render, system_prompt
 from ._quarantine import Quarantine
+from ._request_priority import current_request_priority
 from ._selection import one_call, resolve_selection, select_turn, settle_calls
 from ._trace import (
     AgentEvent,
@@ -337,6 +338,7 @@ class Run:
             max_tokens=self.limits.max_turn_tokens,
             temperature=self.agent.temperature,
             agent=self.agent.name,
+            priority=current_request_priority(),
         )
 
     async def _model_turn(

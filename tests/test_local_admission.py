@@ -40,3 +40,30 @@ def test_chat_request_priority_defaults_to_neutral() -> None:
     request = ChatRequest(messages=(UserMessage(content="hi"),))
     assert request.priority == 0
     assert ChatRequest(messages=request.messages, priority=3).priority == 3
+
+
+def test_executor_priorities_follow_depth_to_the_sink() -> None:
+    from plait.graphs.dag._plan import Task
+    from plait.graphs.dag._priority import critical_path_priorities
+
+    # a -> b -> c -> join and six independent x_i -> join: the chain is deepest.
+    tasks = [
+        Task(id="a", tool="t"),
+        Task(id="b", tool="t", depends_on=("a",)),
+        Task(id="c", tool="t", depends_on=("b",)),
+        *(Task(id=f"x{i}", tool="t") for i in range(6)),
+        Task(id="join", tool="t", depends_on=("c", *(f"x{i}" for i in range(6)))),
+    ]
+    priorities = critical_path_priorities(tasks)
+    assert priorities["join"] == 0
+    assert priorities["c"] == 1 and priorities["b"] == 2 and priorities["a"] == 3
+    assert {priorities[f"x{i}"] for i in range(6)} == {1}
+
+
+def test_agent_requests_carry_the_priority_set_around_them() -> None:
+    from plait.agents._request_priority import current_request_priority, requesting_priority
+
+    assert current_request_priority() == 0
+    with requesting_priority(4):
+        assert current_request_priority() == 4
+    assert current_request_priority() == 0
