@@ -67,3 +67,27 @@ def test_agent_requests_carry_the_priority_set_around_them() -> None:
     with requesting_priority(4):
         assert current_request_priority() == 4
     assert current_request_priority() == 0
+
+
+async def test_executor_runs_each_task_under_its_critical_path_priority() -> None:
+    from plait.agents._request_priority import current_request_priority
+    from plait.graphs import EagerExecutor, Plan
+    from plait.graphs.dag._plan import Task
+
+    seen: dict[str, int] = {}
+
+    async def runner(task, args):  # what an agent task's model requests would carry
+        seen[task.id] = current_request_priority()
+        return task.id
+
+    plan = Plan(
+        tasks=(
+            Task(id="a", tool="t"),
+            Task(id="b", tool="t", depends_on=("a",)),
+            Task(id="x", tool="t"),
+            Task(id="join", tool="t", depends_on=("b", "x")),
+        )
+    )
+    result = await EagerExecutor(runner).run(plan)
+    assert result.ok
+    assert seen == {"a": 2, "b": 1, "x": 1, "join": 0}

@@ -40,8 +40,8 @@ class Attempts:
             shares one scope).
     """
 
-    __slots__ = ("config", "events", "key_locks", "scope", "slots", "spans", "tool_slots",
-                 "violations")  # fmt: skip
+    __slots__ = ("config", "events", "key_locks", "priorities", "scope", "slots", "spans",
+                 "tool_slots", "violations")  # fmt: skip
 
     def __init__(
         self,
