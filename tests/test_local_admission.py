@@ -91,3 +91,12 @@ async def test_executor_runs_each_task_under_its_critical_path_priority() -> Non
     result = await EagerExecutor(runner).run(plan)
     assert result.ok
     assert seen == {"a": 2, "b": 1, "x": 1, "join": 0}
+
+
+def test_openai_body_carries_priority_only_when_configured() -> None:
+    from plait.backends.openai._wire import chat_body
+
+    request = ChatRequest(messages=(UserMessage(content="hi"),), priority=2)
+    options = {"model": "m", "stream": False, "schema_mode": "json_schema", "stream_usage": False}
+    assert "priority" not in chat_body(request, extra={}, **options)
+    assert chat_body(request, extra={}, send_priority=True, **options)["priority"] == 2
