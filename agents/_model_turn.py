@@ -18,6 +18,7 @@ from plait.messages import Message, UserMessage
 from plait.provenance import reading
 from plait.tools import SelectionDecision, Toolset
 
+from ._request_priority import current_request_priority
 from ._run_limits import _LimitReached
 from ._trace import ModelTurn, Role, TextDelta
 
@@ -61,6 +62,7 @@ def build_request(
         max_tokens=run.limits.limits.max_turn_tokens,
         temperature=run.agent.temperature,
         agent=run.agent.name,
+        priority=current_request_priority(),
     )
 
 

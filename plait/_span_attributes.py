@@ -46,6 +46,8 @@ def chat_attributes(backend_name: str, request: ChatRequest) -> dict[str, Any]:
         "gen_ai.request.max_tokens": request.max_tokens,
         "gen_ai.request.temperature": request.temperature,
         "plait.backend": backend_name,
+        # Scheduling metadata (critical-path first); 0, neutral, is left out.
+        "plait.request.priority": request.priority or None,
     }
     if tracing.enabled():  # serialising the prompt is the costly part: only when recorded
         attributes["gen_ai.input.messages"] = tracing.content(

@@ -57,7 +57,9 @@ class ChatRequest(BaseModel):
     Sampling fields left as ``None`` take the backend's defaults. ``agent`` and
     ``tags`` say who is asking; routers and traces use them, models never see them.
     ``parallel_tool_calls=False`` allows at most one tool call in the reply
-    (``None``: the backend's default, several allowed).
+    (``None``: the backend's default, several allowed). ``priority`` is scheduling
+    metadata (higher is served first, 0 is neutral): the local engine admits by
+    it, with aging so nothing starves.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -83,6 +85,7 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     agent: str | None = None
     tags: tuple[str, ...] = ()
+    priority: int = 0
 
     @field_validator("response_schema")
     @classmethod

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from plait.errors import BackendError, is_control_flow
 
+from ._admission import admission_order
 from ._jobs import EngineOptions, Job, JobEnd
 from ._lane import ComputeLane, shared_lane
 from ._runtime import Runtime
@@ -226,7 +228,8 @@ class Engine:
         for command in commands:
             command.run()
         scheduler.expire()
-        waiting = [job for job in pending if not scheduler.admit(job)]
+        ordered = admission_order(pending, time.perf_counter())
+        waiting = [job for job in ordered if not scheduler.admit(job)]
         if waiting:  # every sequence busy: retry after this step
             with self._cond:
                 self._pending.extendleft(reversed(waiting))

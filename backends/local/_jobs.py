@@ -64,6 +64,8 @@ class Job:
             applied to the logits before sampling, the tokens it forces are
             appended without sampling (jump-forward) and the job ends once the
             grammar is complete. Used on the engine thread only.
+        priority: admission order among waiting jobs (higher first; see
+            ``_admission.admission_order``, which ages waiting jobs).
         speculate: longest model-free draft to verify per step (0: none); drafts
             come from earlier occurrences of the sequence's last tokens in its own
             prompt and output and in earlier outputs (not used with a constraint).
@@ -81,6 +83,7 @@ class Job:
     constraint: Constraint | None = None
     speculate: int = 0
     submitted_at: float = field(default_factory=time.perf_counter)
+    priority: int = 0
 
 
 def __getattr__(name: str) -> object:

@@ -294,6 +294,7 @@ class LocalBackend(Backend):
                 cancelled=cancelled,
                 constraint=constraint,
                 speculate=self._speculate,
+                priority=request.priority,
             )
         )
         try:

@@ -69,8 +69,12 @@ def chat_body(
     schema_mode: SchemaMode,
     stream_usage: bool,
     extra: dict[str, Any],
+    send_priority: bool = False,
 ) -> dict[str, Any]:
-    """The JSON body of a ``/chat/completions`` call for ``request``."""
+    """The JSON body of a ``/chat/completions`` call for ``request``.
+
+    ``send_priority``: include ``request.priority`` (vLLM/SGLang schedule by it).
+    """
     body: dict[str, Any] = {"model": model, "messages": [wire_message(m) for m in request.messages]}
     if request.tools:
         body["tools"] = [
@@ -105,6 +109,8 @@ def chat_body(
             body[field] = value
     if request.stop:
         body["stop"] = list(request.stop)
+    if send_priority:
+        body["priority"] = request.priority
     if stream:
         body["stream"] = True
         if stream_usage:

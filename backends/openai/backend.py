@@ -76,6 +76,9 @@ class OpenAIBackend(Backend):
         extra_body: fields merged into every chat body (e.g. ``{"cache_prompt": True}``
             for llama.cpp's server, or ``{"top_k": 40}``).
         embedding_model: model name for :meth:`embed` (default: ``model``).
+        send_priority: send each request's ``priority`` in the chat body (vLLM
+            and SGLang schedule by it; other servers reject unknown fields, so
+            off by default).
         max_connections: connection-pool size.
         name: backend name for traces and routers (default ``openai:<model>``).
         transport: an httpx transport (tests pass ``httpx.MockTransport``).
@@ -101,6 +104,7 @@ class OpenAIBackend(Backend):
         name: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         capabilities: Capabilities | None = None,
+        send_priority: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -129,6 +133,7 @@ class OpenAIBackend(Backend):
         self._schema_mode: SchemaMode = schema_mode
         self._stream_usage = stream_usage
         self._extra = dict(extra_body or {})
+        self._send_priority = send_priority
         self._embedding_model = embedding_model or model
         self._limits = httpx.Limits(max_connections=max_connections)
         self._transport = transport
@@ -290,6 +295,7 @@ class OpenAIBackend(Backend):
             schema_mode=self._schema_mode,
             stream_usage=False,
             extra=self._extra,
+            send_priority=self._send_priority,
         )
         data = await self._post_json("/chat/completions", body)
         return _completion(data, started, f"{self.base_url}/chat/completions", self._secrets())
@@ -303,6 +309,7 @@ class OpenAIBackend(Backend):
             schema_mode=self._schema_mode,
             stream_usage=self._stream_usage,
             extra=self._extra,
+            send_priority=self._send_priority,
         )
         response, _, sent_at = await self._open("/chat/completions", body, read_body=False)
         url = str(response.request.url)

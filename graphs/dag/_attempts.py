@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from plait import tracing
+from plait.agents._request_priority import requesting_priority
 from plait.errors import is_control_flow, is_usage_error
 from plait.policies import Violation, enforcing
 from plait.provenance import Source, reading, tool_source, unwrap
@@ -39,8 +40,8 @@ class Attempts:
             shares one scope).
     """
 
-    __slots__ = ("config", "events", "key_locks", "scope", "slots", "spans", "tool_slots",
-                 "violations")  # fmt: skip
+    __slots__ = ("config", "events", "key_locks", "priorities", "scope", "slots", "spans",
+                 "tool_slots", "violations")  # fmt: skip
 
     def __init__(
         self,
@@ -58,6 +59,8 @@ class Attempts:
         self.slots = asyncio.Semaphore(config.max_concurrency)
         self.tool_slots = {k: asyncio.Semaphore(v) for k, v in config.tool_limits.items()}
         self.key_locks: dict[str, asyncio.Lock] = {}
+        # Critical-path priority per task id, set once per plan (empty: neutral).
+        self.priorities: dict[str, int] = {}
 
     async def run(self, task: Task, args: dict[str, Any], read: frozenset[Source]) -> TaskOutcome:
         """Run ``task`` with resolved ``args``; ``read`` is what its arguments carry.
@@ -110,7 +113,11 @@ class Attempts:
             try:
                 # What the task reads and the run's policies follow it into agents
                 # it starts, so their own tool calls are checked as well.
-                with reading(read), enforcing(self.config.policies, self.violations):
+                with (
+                    reading(read),
+                    enforcing(self.config.policies, self.violations),
+                    requesting_priority(self.priorities.get(task.id, 0)),
+                ):
                     if not self.spans.on:
                         return await self.retried(task, args, read)
                     with tracing.use_span(self.spans.started(task)):

@@ -27,6 +27,7 @@ from ._durable import DurableResults
 from ._events import Approval, EventLog, RunResult, TaskOutcome, task_outcome
 from ._gate import PolicyGate
 from ._plan import Plan, Task
+from ._priority import critical_path_priorities
 from ._scheduling import Schedule, TaskNode
 from ._task_spans import TaskSpans
 
@@ -77,6 +78,8 @@ class PlanExecution:
                 stops on them (its siblings are cancelled).
         """
         await self.durable.load()
+        if isinstance(plan, Plan):  # a streamed plan's shape is unknown: neutral
+            self.attempts.priorities = critical_path_priorities(plan.tasks)
         invalid: Exception | None = None
         with tracing.span("plait.execute", {"plait.run_id": self.run_id}) as run_span:
             self.spans.parent = tracing.current_span()
