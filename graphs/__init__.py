@@ -2,7 +2,9 @@
 
 ``LLMCompiler`` is the plan -> execute -> join -> replan loop, as a LangGraph
 graph (checkpointed, with approval interrupts); ``run_static`` runs a fixed
-plan (steps with ``depends_on``) on the same executor. ``load_workflow``
+plan (steps with ``depends_on``) on the same executor; ``langgraph_tool`` makes
+a LangGraph graph a task of a plan (``plait.graphs.langgraph`` gathers both
+directions of LangGraph use). ``load_workflow``
 reads a YAML workflow file (``WorkflowSpec`` is its schema) into a runnable
 ``Workflow``.
 
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 from plait._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .adapters import agent_spec, dag_dispatch, idempotency_keys, task_runner
+    from .adapters import agent_spec, dag_dispatch, idempotency_keys, langgraph_tool, task_runner
     from .compiler import ApprovalGate, CompilerResult, LLMCompiler, Round
     from .dag import (
         Approval,
@@ -72,6 +74,7 @@ _HOMES = {
     "agent_spec": "adapters",
     "dag_dispatch": "adapters",
     "idempotency_keys": "adapters",
+    "langgraph_tool": "adapters",
     "task_runner": "adapters",
     "ApprovalGate": "compiler",
     "CompilerResult": "compiler",
@@ -152,6 +155,7 @@ __all__ = [
     "agent_spec",
     "dag_dispatch",
     "idempotency_keys",
+    "langgraph_tool",
     "list_runs",
     "load_workflow",
     "new_run_id",
