@@ -358,3 +358,28 @@ async def test_a_workflow_file_names_a_graph_or_a_graph_tool_as_a_function(tmp_p
     assert result.results["whole"]["title"] == "Plait And Langgraph"
     assert result.results["title"] == "One Two"
     assert result.answer.endswith("/ One Two / 5")
+
+
+def test_under_ray_a_graph_task_stays_on_the_driver(tmp_path):
+    # A compiled graph does not survive pickling, so it never travels to a worker.
+    from plait.graphs.workflows._placement import driver_tasks
+
+    (tmp_path / "flows.py").write_text(FLOWS)
+    (tmp_path / "wf.yaml").write_text(
+        textwrap.dedent(
+            """\
+            tools:
+              note: {function: "flows:graph", description: "Tidy and title a note."}
+              calculator: {builtin: calculator}
+            workflow:
+              kind: steps
+              executor: ray
+              steps:
+                - {id: whole, tool: note, args: {text: "a note"}}
+                - {id: sum, tool: calculator, args: {expression: "2 + 3"}}
+            """
+        )
+    )
+    workflow = load_workflow(tmp_path / "wf.yaml", runs_dir=tmp_path / "runs")
+    stay = driver_tasks(workflow.spec, workflow._built, [])
+    assert "note" in stay and "calculator" not in stay

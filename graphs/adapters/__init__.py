@@ -8,12 +8,13 @@ LangGraph graph a tool, so it can be a plan task beside other tools.
 does its job.
 """
 
-from ._langgraph_task import is_langgraph_graph, langgraph_tool
+from ._langgraph_task import LANGGRAPH_TAG, is_langgraph_graph, langgraph_tool
 from ._runners import agent_spec, idempotency_keys, task_runner
 from ._team import dag_dispatch
 from ._usage import UsageErrorStop
 
 __all__ = [
+    "LANGGRAPH_TAG",
     "UsageErrorStop",
     "agent_spec",
     "dag_dispatch",

@@ -48,7 +48,14 @@ from plait.tools import Tool, schema_tool
 if TYPE_CHECKING:
     from langgraph.pregel import Pregel
 
-__all__ = ["is_langgraph_graph", "langgraph_tool"]
+__all__ = ["LANGGRAPH_TAG", "is_langgraph_graph", "langgraph_tool"]
+
+LANGGRAPH_TAG = "langgraph"
+"""The tag of every tool :func:`langgraph_tool` makes.
+
+A compiled graph does not survive pickling (LangGraph's sentinel objects lose
+their identity in the copy), so a Ray placement keeps these tools on the driver.
+"""
 
 # The key under which ``ainvoke``'s result lists the interrupts a run stopped at
 # (LangGraph keeps its constant private).
@@ -130,7 +137,14 @@ def langgraph_tool(
             ) from e
         return _result(name, final, output_key)
 
-    return schema_tool(name, parameters, description=description, fn=run_graph, timeout_s=timeout_s)
+    return schema_tool(
+        name,
+        parameters,
+        description=description,
+        fn=run_graph,
+        timeout_s=timeout_s,
+        tags=(LANGGRAPH_TAG,),
+    )
 
 
 def _parameters(
