@@ -348,3 +348,13 @@ async def test_a_schema_tool_with_an_async_function_runs_it_on_the_event_loop():
     assert made.is_async
     assert await made.acall({"key": "a"}) == "found"
     assert seen == [{"key": "a"}]  # the optional argument left out is not passed
+
+
+def test_a_schema_tool_with_a_recursive_type_is_refused_with_the_reason():
+    schema = {
+        "type": "object",
+        "properties": {"tree": {"$ref": "#/$defs/Node"}},
+        "$defs": {"Node": {"type": "object", "properties": {"children": {"$ref": "#/$defs/Node"}}}},
+    }
+    with pytest.raises(ConfigError, match="recursive type 'Node'"):
+        schema_tool("walk", schema)

@@ -61,6 +61,7 @@ def schema_tool(
         raise ConfigError(f"tool {name!r}: the parameters schema must be of type 'object'")
     try:
         model = json_schema_model(name, {"type": "object", **parameters})
+        cleaned = _clean_schema({"type": "object", **parameters})  # refuses recursive types
     except ValueError as e:
         raise ConfigError(f"tool {name!r}: {e}") from e
     call = fn or _echo
@@ -82,7 +83,7 @@ def schema_tool(
     built = Tool(
         name=name,
         description=description,
-        parameters=_clean_schema({"type": "object", **parameters}),
+        parameters=cleaned,
         fn=invoke,
         args_model=model,
         timeout_s=timeout_s,

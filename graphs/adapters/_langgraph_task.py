@@ -91,7 +91,8 @@ def langgraph_tool(
         description: what the graph does, for the planner or model.
         input_schema: the arguments, which are the graph's input state: a JSON
             Schema of an object, or a pydantic model (default: the graph's own
-            input schema).
+            input schema; give a small one for a graph of LangChain messages,
+            whose own schema is some 20 KB of prompt).
         output_key: the state key whose value is the result (default: the whole
             final state).
         config: the LangGraph config of every call (``recursion_limit``, or the
