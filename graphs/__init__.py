@@ -36,7 +36,6 @@ if TYPE_CHECKING:
         RayExecutor,
         RayTaskRunner,
         ResultStore,
-        RetryPolicy,
         RunResult,
         SQLiteResultStore,
         Task,
@@ -87,7 +86,6 @@ _HOMES = {
     "RayExecutor": "dag",
     "RayTaskRunner": "dag",
     "ResultStore": "dag",
-    "RetryPolicy": "dag",
     "RunResult": "dag",
     "SQLiteResultStore": "dag",
     "Task": "dag",
@@ -132,7 +130,6 @@ __all__ = [
     "RayExecutor",
     "RayTaskRunner",
     "ResultStore",
-    "RetryPolicy",
     "Round",
     "RunRecord",
     "RunResult",
@@ -167,4 +164,7 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_names(__name__, _HOMES)
+# RetryPolicy moved to the core, plait.retry; the old name stays one release.
+_MOVED = {"RetryPolicy": ("plait.retry:RetryPolicy", "plait.retry.RetryPolicy")}
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, _MOVED)
