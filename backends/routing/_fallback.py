@@ -38,13 +38,15 @@ class FallbackRouter(Router):
     cannot open (``ChatRequest.retry_connect=False``): the next backend is
     asked at once instead of after a round of backoff.
 
-    A circuit that opens or closes leaves a ``plait.breaker`` event on the
-    model call's span (``plait.breaker.state``: ``open`` or ``closed``) and is
-    named in the reason of the routing decision that follows. Once output has been
-    streamed to the caller, a failure is raised: the caller has seen partial text.
-    :meth:`complete` shows no partial text, so there a backend failing mid-answer
-    (a stream cut off before ``[DONE]``: :class:`~plait.errors.BackendStreamTruncated`)
-    is passed over too.
+    Once output has been streamed to the caller, a failure is raised: the caller
+    has seen partial text. :meth:`complete` shows no partial text, so there a
+    backend failing mid-answer (a stream cut off before ``[DONE]``:
+    :class:`~plait.errors.BackendStreamTruncated`) is passed over too.
+
+    A circuit that opens (or whose half-open probe fails) or closes leaves a
+    ``plait.breaker`` event on the model call's span (``plait.breaker.state``:
+    ``open`` or ``closed``) and is named in the reason of the routing decision
+    that follows.
 
     Args:
         chain: backends, preferred first.
