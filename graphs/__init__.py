@@ -38,7 +38,6 @@ if TYPE_CHECKING:
         RayExecutor,
         RayTaskRunner,
         ResultStore,
-        RetryPolicy,
         RunResult,
         SQLiteResultStore,
         Task,
@@ -90,7 +89,6 @@ _HOMES = {
     "RayExecutor": "dag",
     "RayTaskRunner": "dag",
     "ResultStore": "dag",
-    "RetryPolicy": "dag",
     "RunResult": "dag",
     "SQLiteResultStore": "dag",
     "Task": "dag",
@@ -135,7 +133,6 @@ __all__ = [
     "RayExecutor",
     "RayTaskRunner",
     "ResultStore",
-    "RetryPolicy",
     "Round",
     "RunRecord",
     "RunResult",
@@ -171,4 +168,7 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_names(__name__, _HOMES)
+# RetryPolicy moved to the core, plait.retry; the old name stays one release.
+_MOVED = {"RetryPolicy": ("plait.retry:RetryPolicy", "plait.retry.RetryPolicy")}
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, _MOVED)
