@@ -302,22 +302,21 @@ async def _run_planner(run: RunContext) -> KindResult:
         plan_format=body.plan_format,
         max_replans=body.max_replans,
         max_tasks=body.max_tasks,
-        executor=EagerExecutor(
-            runner, store=run.store, on_event=run.on_event, stop_on_usage_error=True
-        ),
-        runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
+        executor=EagerExecutor(runner, on_event=run.on_event, stop_on_usage_error=True),
+        runs_dir=run.runs_dir,
         policies=run.built.policies,
         mode=body.mode,
         tool_selection=tool_selection(body.tool_selection),
         requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
-    result = await compiler.arun(question, run_id=run.run_id)
-    # The loop paused (a LangGraph interrupt) on flagged or policy-held tasks:
-    # the reviewer decides, and the loop goes on from its checkpoint.
+    # The run's store (results.sqlite) holds the loop's round records too.
+    result = await compiler.arun(question, run_id=run.run_id, store=run.store)
+    # The loop paused on flagged or policy-held tasks: the reviewer decides,
+    # and the loop goes on from the round's record.
     while result.awaiting:
         decisions = await _reviewed(run.approver, result.awaiting)
-        result = await compiler.aresume(run.run_id, decisions)
+        result = await compiler.aresume(run.run_id, decisions, store=run.store)
     results: dict[str, Any] = {}
     steps: dict[str, str] = {}
     for number, round_ in enumerate(result.rounds, 1):
