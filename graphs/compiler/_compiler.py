@@ -35,7 +35,7 @@ from ..dag import (
     run_directory,
 )
 from ._joining import join
-from ._loop import PlannerRun
+from ._loop import PlannerRun, refuse_legacy
 from ._planning import PlanWriter
 from ._rounds import CompilerResult, Round
 
@@ -221,7 +221,7 @@ class LLMCompiler:
         paused = self._paused.pop(run_id, None)
         if paused is not None:
             return await self._drive_in_memory(paused, answer)
-        async with self._durable(run_id, store) as executor:
+        async with self._durable(run_id, store, resuming=True) as executor:
             run = await PlannerRun.open(self, run_id, executor, None, self._legacy(run_id))
             return await self._drive(run, answer)
 
@@ -295,17 +295,25 @@ class LLMCompiler:
 
     @asynccontextmanager
     async def _durable(
-        self, run_id: str, store: ResultStore | None
+        self, run_id: str, store: ResultStore | None, *, resuming: bool = False
     ) -> AsyncIterator[EagerExecutor]:
         """The executor of durable run ``run_id``: with ``store``, the executor's own
-        durable store, or ``results.sqlite`` in the run's folder (closed after the call)."""
+        durable store, or ``results.sqlite`` in the run's folder (closed after the call).
+
+        The one place that decides where a durable run is kept; resuming a run
+        whose folder has no store creates none.
+        """
         if store is not None:
             yield self.executor.with_store(store)
             return
         if not isinstance(self.executor.store, MemoryResultStore):
             yield self.executor
             return
-        opened = SQLiteResultStore(self.run_dir(run_id) / "results.sqlite")
+        path = self.run_dir(run_id) / "results.sqlite"
+        if resuming and not path.exists():
+            refuse_legacy(self._legacy(run_id))
+            raise PlanError(f"no planner run with id {run_id!r} is paused (no {path})")
+        opened = SQLiteResultStore(path)
         try:
             yield self.executor.with_store(opened)
         finally:

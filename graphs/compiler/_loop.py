@@ -33,7 +33,7 @@ from ._rounds import CompilerResult, RoundLog, RoundRecord
 if TYPE_CHECKING:
     from ._compiler import LLMCompiler
 
-__all__ = ["PlannerRun"]
+__all__ = ["PlannerRun", "refuse_legacy"]
 
 
 class PlannerRun:
@@ -90,13 +90,8 @@ class PlannerRun:
         log = RoundLog(executor.store, run_id)
         stored = await log.question()
         if stored is None:
-            if legacy is not None and legacy.exists():
-                raise ConfigError(
-                    f"the run's checkpoints {legacy} cannot be used: they were written by an"
-                    " older version of plait, whose planner loop this one does not read (it"
-                    " keeps its rounds in results.sqlite); remove the run's folder to start"
-                    " the run again"
-                )
+            if legacy is not None:
+                refuse_legacy(legacy)
             if question is None:
                 raise PlanError(f"no planner run with id {run_id!r} was started")
             await log.start(question)
@@ -261,3 +256,17 @@ class PlannerRun:
         await self.log.save(record)
         self.records[record.number - 1] = record
         return record
+
+
+def refuse_legacy(checkpoints: Path) -> None:
+    """Refuse a run that an older version kept in LangGraph checkpoints (``checkpoints``).
+
+    Raises:
+        ConfigError: the file exists; it names the file and what to do.
+    """
+    if checkpoints.exists():
+        raise ConfigError(
+            f"the run's checkpoints {checkpoints} cannot be used: they were written by an"
+            " older version of plait, whose planner loop this one does not read (it keeps"
+            " its rounds in results.sqlite); remove the run's folder to start the run again"
+        )
