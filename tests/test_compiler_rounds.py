@@ -160,6 +160,37 @@ async def test_the_graph_asks_each_chained_approval_once_and_runs_each_task_once
     assert calls == [("send", "a", "hi"), ("send", "c", "sent to a")]
 
 
-def test_approval_gate_is_deprecated():
-    with pytest.warns(DeprecationWarning, match="ApprovalGate is deprecated"):
-        ApprovalGate(EagerExecutor(tool_runner({})), "r")
+async def test_the_deprecated_approval_gate_still_pauses_a_langgraph_node():
+    from typing import TypedDict
+
+    from langgraph.graph import START, StateGraph
+
+    from plait.graphs import Plan, Task
+
+    class State(TypedDict, total=False):
+        done: list
+
+    sent: list = []
+    executor = EagerExecutor(tool_runner({"send": lambda to: sent.append(to) or "ok"}))
+    plan = Plan(tasks=(Task(id="1", tool="send", args={"to": "bob"}, requires_approval=True),))
+
+    async def node(state: State) -> dict:
+        with pytest.warns(DeprecationWarning, match="ApprovalGate is deprecated"):
+            gate = ApprovalGate(executor, "r", {"run_id": "r"})
+        await gate.replay()
+        run = await gate.run(plan, known_tools=["send"])
+        return {"done": sorted(run.results)}
+
+    builder = StateGraph(State)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "r"}}
+    state = await graph.ainvoke({}, config)
+    assert state["__interrupt__"][0].value == {
+        "type": "approval",
+        "run_id": "r",
+        "tasks": [{"task_id": "1", "tool": "send", "args": {"to": "bob"}}],
+    }
+    state = await graph.ainvoke(Command(resume="approve"), config)
+    assert state["done"] == ["1"] and sent == ["bob"]

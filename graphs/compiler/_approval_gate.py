@@ -75,10 +75,8 @@ class ApprovalGate:
         self.sources = None if sources is None else frozenset(sources)
         run = first or await self._pass(plan, known, scope)
         while run.awaiting:
-            request = approval_request(
-                run, str(self.context.get("run_id", self.run_id)), int(self.context.get("round", 1))
-            )
-            answer = interrupt({**request, **self.context})
+            tasks = approval_request(run, self.run_id, 0)["tasks"]
+            answer = interrupt({"type": "approval", **self.context, "tasks": tasks})
             self.decisions.update(parse_answer(answer, run.awaiting))
             self.answered += 1
             await self.executor.store.save_value(
