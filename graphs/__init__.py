@@ -1,10 +1,10 @@
 """Plans as DAGs, the eager executor that runs them, and YAML workflows.
 
-``LLMCompiler`` is the plan -> execute -> join -> replan loop, as a LangGraph
-graph (checkpointed, with approval interrupts); ``run_static`` runs a fixed
-plan (steps with ``depends_on``) on the same executor; ``langgraph_tool`` makes
-a LangGraph graph a task of a plan (``plait.graphs.langgraph`` gathers both
-directions of LangGraph use). ``load_workflow``
+``LLMCompiler`` is the plan -> execute -> join -> replan loop (durable by run
+id, pausing for approval; ``LLMCompiler.graph()`` offers it as a LangGraph
+graph); ``run_static`` runs a fixed plan (steps with ``depends_on``) on the
+same executor; ``langgraph_tool`` makes a LangGraph graph a task of a plan
+(``plait.graphs.langgraph`` gathers both directions of LangGraph use). ``load_workflow``
 reads a YAML workflow file (``WorkflowSpec`` is its schema) into a runnable
 ``Workflow``.
 
@@ -14,8 +14,8 @@ events, stores, the eager and Ray executors, static runs: plait core only),
 (agents and teams as DAG tasks, on ``dag``) and ``workflows`` (YAML files, on
 all three).
 
-The names load on first use (``LLMCompiler`` imports LangGraph,
-``validate_workflow`` does not), so ``plait validate`` starts quickly.
+The names load on first use, so ``plait validate`` (``validate_workflow``)
+imports no more than it needs and starts quickly.
 """
 
 from __future__ import annotations

@@ -315,15 +315,17 @@ async def _run_planner(run: RunContext) -> KindResult:
         max_replans=body.max_replans,
         max_tasks=body.max_tasks,
         executor=executor,
-        runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
+        runs_dir=run.runs_dir,
         mode=body.mode,
         tool_selection=tool_selection(body.tool_selection),
         requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
+    # The executor's store is the run's (results.sqlite): it holds the loop's
+    # round records too.
     result = await compiler.arun(question, run_id=run.run_id)
-    # The loop paused (a LangGraph interrupt) on flagged or policy-held tasks:
-    # the reviewer decides, and the loop goes on from its checkpoint.
+    # The loop paused on flagged or policy-held tasks: the reviewer decides,
+    # and the loop goes on from the round's record.
     while result.awaiting:
         decisions = await _reviewed(run.approver, result.awaiting)
         result = await compiler.aresume(run.run_id, decisions)
