@@ -383,3 +383,56 @@ def test_under_ray_a_graph_task_stays_on_the_driver(tmp_path):
     workflow = load_workflow(tmp_path / "wf.yaml", runs_dir=tmp_path / "runs")
     stay = driver_tasks(workflow.spec, workflow._built, [])
     assert "note" in stay and "calculator" not in stay
+
+
+async def test_both_directions_a_graph_task_pauses_the_planner_s_own_graph():
+    from plait.graphs.langgraph import planner_graph
+
+    ran: list[str] = []
+
+    @tool
+    def note(text: str) -> str:
+        """Note a text down.
+
+        Args:
+            text: the text.
+        """
+        ran.append(text)
+        return f"noted {text}"
+
+    specs, runner = task_runner([note, review_tool(_asking_judge)])
+    plan = {
+        "tasks": [
+            {"tool": "note", "args": {"text": "beside"}},
+            {"tool": "review", "args": {"text": "draft"}},
+        ]
+    }
+    planner = ScriptedBackend(
+        [
+            Step(json.dumps(plan), expect="Review the draft."),
+            Step(json.dumps({"action": "finish", "answer": "Reviewed."}), expect="reviewer said"),
+        ]
+    )
+    compiler = LLMCompiler(planner, specs, runner, tool_selection="model")
+    graph = planner_graph(compiler, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "both"}}
+
+    paused = await graph.ainvoke({"question": "Review the draft.", "run_id": "both"}, config)
+    (asked,) = paused["__interrupt__"]
+    assert asked.value == {"question": "is 'DRAFT' fine?"}
+
+    done = await graph.ainvoke(Command(resume="fine"), config)
+    (round_,) = done["rounds"]
+    assert round_["answer"] == "Reviewed."
+    assert ran == ["beside"]  # the finished sibling task is not run again
+    assert len(planner.requests) == 2  # planned once, joined once
+
+
+def test_the_facade_offers_both_directions_and_nothing_else():
+    import plait.graphs.langgraph as edge
+    from plait.graphs.compiler._langgraph_edge import planner_graph
+
+    assert edge.__all__ == ["LLMCompiler", "langgraph_tool", "planner_graph"]
+    assert edge.planner_graph is planner_graph and edge.LLMCompiler is LLMCompiler
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        edge.not_a_name  # noqa: B018
