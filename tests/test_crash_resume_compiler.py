@@ -117,6 +117,60 @@ print(json.dumps({"answer": result.answer, "finished": result.finished}))
 """
 
 
+WORKFLOW = """
+backends:
+  planner: {kind: local}
+tools:
+  step: {function: "chain_tools:step"}
+workflow:
+  kind: planner
+  question: Run the chain
+  backend: planner
+  tools: [step]
+  max_replans: 0
+"""
+
+CHAIN_TOOLS = r'''
+import json, time
+
+def step(n: int, prev: int = 0) -> int:
+    """One step.
+
+    Args:
+        n: the step.
+        prev: the step before.
+    """
+    time.sleep(0.2)
+    with open("log", "a") as f:
+        f.write(json.dumps({"task": n}) + "\n")
+    return n + prev
+'''
+
+# A planner workflow run through the SDK, as ``plait run`` does: the run's
+# results.sqlite holds the round records and the task results.
+WORKFLOW_SCRIPT = r"""
+import json, sys
+from plait.backends.testing import FunctionBackend
+from plait.graphs import load_workflow
+
+def model(request):
+    text = request.messages[-1].content
+    with open("log", "a") as f:
+        f.write(json.dumps({request.agent: 1}) + "\n")
+    if request.agent == "planner":
+        tasks = [{"tool": "step", "args": {"n": 1}}]
+        tasks += [{"tool": "step", "args": {"n": i, "prev": f"${i - 1}"}} for i in range(2, 6)]
+        return json.dumps({"tasks": tasks})
+    last = text.strip().splitlines()[-1].rsplit("-> ", 1)[1]
+    return json.dumps({"action": "finish", "answer": last})
+
+workflow = load_workflow("planner.yaml", backends={"planner": FunctionBackend(model)},
+                         runs_dir="runs")
+result = workflow.run(run_id="chain")
+print(json.dumps({"answer": result.answer, "status": result.status}))
+"""
+
+
 def start(tmp_path: Path, script: str, *args: str) -> subprocess.Popen:
     path = tmp_path / "durable_compiler.py"
     path.write_text(script)
@@ -230,3 +284,39 @@ def test_a_run_killed_while_waiting_for_approval_asks_the_same_and_finishes(tmp_
         {"joiner": 1},
     ]
     assert [e["task"] for e in entries if "task" in e] == ["lookup", "send"]
+
+
+def test_a_planner_workflow_killed_mid_plan_resumes_with_its_finished_steps(tmp_path):
+    (tmp_path / "planner.yaml").write_text(WORKFLOW)
+    (tmp_path / "chain_tools.py").write_text(CHAIN_TOOLS)
+    (tmp_path / "run_workflow.py").write_text(WORKFLOW_SCRIPT)
+
+    def launch() -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+        return subprocess.Popen(
+            [sys.executable, "run_workflow.py"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    first = launch()
+    kill_when(first, tmp_path, lambda log: sum(1 for e in log if "task" in e) >= 2)
+    record = json.loads((tmp_path / "runs" / "chain" / "run.json").read_text())
+    assert record["status"] == "running"  # as the killed process left it
+    stored = stored_results(tmp_path / "runs" / "chain")
+    done_before = {n for run_id, n in stored if run_id == "chain-1"}
+    assert 1 <= len(done_before) < 5 and {r for r, _ in stored} == {"chain-1"}
+
+    second = launch()
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0
+    # Chain: 1, 3, 6, 10, 15.
+    assert json.loads(out) == {"answer": "15", "status": "done"}
+    entries = logged(tmp_path)
+    assert [e for e in entries if "planner" in e] == [{"planner": 1}], "the plan was written again"
+    tasks = [e["task"] for e in entries if "task" in e]
+    assert sorted(set(tasks)) == [1, 2, 3, 4, 5]
+    for n in done_before:
+        assert tasks.count(n) == 1, f"finished step {n} ran again: {tasks}"
