@@ -5,8 +5,8 @@ import pytest
 
 from plait import ToolSpec
 from plait.backends.testing import ScriptedBackend, Step
-from plait.errors import ModelOutputError, PlanError
-from plait.graphs import LLMCompiler, Plan, Task, tool_runner
+from plait.errors import ConfigError, ModelOutputError, PlanError
+from plait.graphs import EagerExecutor, LLMCompiler, Plan, Task, tool_runner
 from plait.graphs.compiler._prompts import plan_schema
 
 ADD = ToolSpec(
@@ -208,3 +208,17 @@ async def test_a_usage_error_in_a_task_ends_the_loop_when_the_executor_stops_on_
     with pytest.raises(ConfigError) as raised:
         await compiler.arun("Look k up.")
     assert raised.value is problem
+
+
+async def test_an_executor_brings_its_own_runner():
+    model = ScriptedBackend([plan_json(("add", {"a": 2, "b": 3})), finish("5")])
+    calls: list = []
+    compiler = LLMCompiler(model, [ADD], executor=EagerExecutor(functions(calls)))
+    result = await compiler.arun("2+3?")
+    assert result.answer == "5"
+    assert calls == [("add", 2, 3)]
+
+
+def test_a_compiler_without_runner_or_executor_is_refused():
+    with pytest.raises(ConfigError, match="needs a runner"):
+        LLMCompiler(ScriptedBackend([]), [ADD])

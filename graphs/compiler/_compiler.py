@@ -55,7 +55,8 @@ class LLMCompiler:
     Args:
         planner: the backend that writes plans.
         tools: what the planner may call.
-        runner: runs one task (see :data:`plait.graphs.TaskRunner`).
+        runner: runs one task (see :data:`plait.graphs.TaskRunner`); not needed
+            when ``executor`` is an ``EagerExecutor``, which holds its own.
         joiner: the backend that answers or asks for a new plan (default: planner).
         plan_format: ``"json"`` (schema-constrained, always well-formed; best for
             small local models) or ``"text"`` (LLMCompiler's numbered format,
@@ -90,7 +91,7 @@ class LLMCompiler:
         self,
         planner: Backend,
         tools: Sequence[ToolSpec],
-        runner: TaskRunner,
+        runner: TaskRunner | None = None,
         *,
         joiner: Backend | None = None,
         plan_format: Literal["json", "text"] = "json",
@@ -112,9 +113,13 @@ class LLMCompiler:
         self.plan_format = plan_format
         self.max_replans = max_replans
         self.max_tasks = max_tasks
+        if runner is None and not isinstance(executor, EagerExecutor):
+            raise ConfigError("LLMCompiler needs a runner, or an EagerExecutor that holds one")
         if executor == "ray":
+            assert runner is not None
             executor = RayExecutor(runner)
         elif executor is None or executor == "local":
+            assert runner is not None
             executor = EagerExecutor(runner)
         elif not isinstance(executor, EagerExecutor):
             raise ConfigError(

@@ -307,9 +307,6 @@ async def _run_planner(run: RunContext) -> KindResult:
     compiler = LLMCompiler(
         backend_named(run.built.backends, body.backend),
         specs,
-        # The compiler's signature still asks for a runner beside the executor; it is
-        # the executor's own, so there is one runner (its store and policies with it).
-        executor.config.runner,
         joiner=backend_named(run.built.backends, body.joiner) if body.joiner else None,
         plan_format=body.plan_format,
         max_replans=body.max_replans,
