@@ -74,10 +74,11 @@ async def test_a_deadline_frees_a_high_priority_sequence_for_the_one_waiting():
         "Tell a very long story.", max_tokens=400, temperature=0.0, priority=5
     )
     waiting = ask("Who owns testing?", BRIEF, max_tokens=4, priority=0)
+    await backend.complete(ask("Say hi.", "Be brief.", max_tokens=1))  # loaded and warm
 
     async def with_deadline() -> None:
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(3.0):
                 await backend.complete(story)
 
     served = asyncio.gather(with_deadline(), backend.complete(waiting))
