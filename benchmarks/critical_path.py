@@ -43,6 +43,7 @@ from typing import Any
 
 from plait.agents import Agent, AgentLimits
 from plait.backends import LocalBackend
+from plait.backends.local import _admission
 from plait.graphs import EagerExecutor, Plan, Task
 
 TOPICS = ["harbour", "orchard", "library", "railway", "bakery", "observatory"]
@@ -149,9 +150,15 @@ async def main() -> None:
     parser.add_argument("--side-tokens", type=int, default=48)
     parser.add_argument("--note-sentences", type=int, default=14)
     parser.add_argument("--n-seq-max", type=int, default=None, help="default: from settings")
+    parser.add_argument("--n-threads", type=int, default=None, help="default: from settings")
+    parser.add_argument("--aging-s", type=float, default=None, help="default: the engine's")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    backend = LocalBackend(n_seq_max=args.n_seq_max, type_k="q8_0", type_v="q8_0")
+    if args.aging_s is not None:
+        _admission.AGING_S = args.aging_s
+    backend = LocalBackend(
+        n_seq_max=args.n_seq_max, n_threads=args.n_threads, type_k="q8_0", type_v="q8_0"
+    )
     agents = _agents(backend, args.chain_tokens, args.side_tokens)
     plan = uneven_plan(args.note_sentences)
     runs: dict[str, list[dict[str, Any]]] = {"priority": [], "fifo": []}
@@ -164,6 +171,8 @@ async def main() -> None:
     answers = [r["answers"] for r in runs["fifo"] + runs["priority"]]
     result = {
         "n_seq_max": backend.load().engine.options.n_seq_max,
+        "n_threads": backend.load().engine.options.n_threads,
+        "aging_s": _admission.AGING_S,
         "makespan_fifo_s": round(fifo, 2),
         "makespan_priority_s": round(prio, 2),
         "makespan_priority_over_fifo": round(prio / fifo, 3),

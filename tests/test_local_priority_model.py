@@ -60,7 +60,7 @@ async def test_waiting_requests_that_share_a_brief_are_admitted_together():
 
     await backend.clear_cache()
     await asyncio.to_thread(model.engine.call, submit_all)
-    outcomes = await asyncio.wait_for(asyncio.gather(*ends), timeout=120)
+    outcomes = await asyncio.wait_for(asyncio.gather(*ends), timeout=300)
     assert all(o.error is None for o in outcomes)
     first, last = outcomes[0].stats, outcomes[4].stats
     assert first.reused_tokens < 10
@@ -82,7 +82,7 @@ async def test_a_deadline_frees_a_high_priority_sequence_for_the_one_waiting():
                 await backend.complete(story)
 
     served = asyncio.gather(with_deadline(), backend.complete(waiting))
-    _, answer = await asyncio.wait_for(served, timeout=120)
+    _, answer = await asyncio.wait_for(served, timeout=300)
     assert answer.usage.completion_tokens > 0
     cut = [r for r in backend.stats().recent if r.priority == 5]
     assert cut and cut[-1].decode_tokens < 400  # stopped at the deadline, not at its end

@@ -24,12 +24,17 @@ AGING_S = 0.5
 SHARED_MIN_TOKENS = 64
 
 
-def effective_priority(job: Job, now: float, aging_s: float = AGING_S) -> float:
-    """``job.priority`` plus one level per ``aging_s`` seconds it has waited."""
-    return job.priority + max(0.0, now - job.submitted_at) / aging_s
+def effective_priority(job: Job, now: float, aging_s: float | None = None) -> float:
+    """``job.priority`` plus one level per ``aging_s`` seconds it has waited.
+
+    ``aging_s`` defaults to :data:`AGING_S`, read at each call (so that a
+    benchmark can measure another rate).
+    """
+    rate = AGING_S if aging_s is None else aging_s
+    return job.priority + max(0.0, now - job.submitted_at) / rate
 
 
-def admission_order(jobs: Sequence[Job], now: float, aging_s: float = AGING_S) -> list[Job]:
+def admission_order(jobs: Sequence[Job], now: float, aging_s: float | None = None) -> list[Job]:
     """``jobs`` highest effective priority first; ties keep arrival order (FIFO).
 
     A job that reuses the cache and whose prompt opens with the same
@@ -41,7 +46,7 @@ def admission_order(jobs: Sequence[Job], now: float, aging_s: float = AGING_S) -
     Args:
         jobs: the waiting jobs, in arrival order.
         now: the current ``time.perf_counter()`` reading.
-        aging_s: seconds of waiting worth one priority level.
+        aging_s: seconds of waiting worth one priority level (default: :data:`AGING_S`).
     """
     ranked = sorted(jobs, key=lambda job: -effective_priority(job, now, aging_s))
     groups: dict[tuple[int, ...], list[Job]] = {}
