@@ -5,12 +5,14 @@ engine, the OpenAI-compatible HTTP backend, routers (:mod:`plait.backends.routin
 and test doubles (:mod:`plait.backends.testing`).
 """
 
+from plait._lazy import moved_names
+
 from ._base import Backend, Capabilities, Pinnable
 from ._cache import CachedBackend
 from ._cache_store import CacheEntry, CacheStats, CacheStore, SQLiteCacheStore
 from ._wrapped import WrappedBackend
 from .local import EngineStats, LocalBackend, PinnedPrefix, RequestStats, default_model_path
-from .openai import OpenAIBackend, RetryPolicy
+from .openai import _MOVED, OpenAIBackend
 
 __all__ = [
     "Backend",
@@ -25,8 +27,9 @@ __all__ = [
     "Pinnable",
     "PinnedPrefix",
     "RequestStats",
-    "RetryPolicy",
     "SQLiteCacheStore",
     "WrappedBackend",
     "default_model_path",
 ]
+
+__getattr__ = moved_names(__name__, _MOVED)  # RetryPolicy moved to plait.retry

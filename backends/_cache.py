@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CachedBackend", "is_deterministic", "request_key"]
 
-_KEY_FORMAT = 1
-"""Bumped when the key's layout changes, so old entries are never read as new ones."""
+_KEY_FORMAT = 2
+"""Bumped when the key's layout changes, so old entries are never read as new ones
+(2: the delivery fields, ``ChatRequest.DELIVERY_FIELDS``, left out)."""
 
 
 def is_deterministic(request: ChatRequest, default_temperature: float | None) -> bool:
@@ -54,11 +55,14 @@ def request_key(request: ChatRequest, identity: dict[str, Any]) -> str:
 
     Greedy decoding (temperature 0) ignores ``top_p``, ``top_k`` and ``seed``,
     so they are left out of its key: requests differing only there share an answer.
+    How a request is delivered (its priority, whether a refused connect is
+    retried) changes no answer, so :attr:`ChatRequest.DELIVERY_FIELDS` never
+    enter a key.
     """
     temperature = request.temperature
     if temperature is None:
         temperature = identity.get("temperature")
-    body = request.model_dump(mode="json", exclude={"temperature"})
+    body = request.model_dump(mode="json", exclude={"temperature", *ChatRequest.DELIVERY_FIELDS})
     body["temperature"] = temperature
     if temperature == 0:
         for name in ("top_p", "top_k", "seed"):

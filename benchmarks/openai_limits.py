@@ -21,8 +21,9 @@ import threading
 import time
 
 from plait import ChatRequest
-from plait.backends import OpenAIBackend, RetryPolicy
+from plait.backends import OpenAIBackend
 from plait.errors import BackendProtocolError, BackendTimeout
+from plait.retry import RetryPolicy
 
 
 def _serve(handler) -> tuple[int, dict[str, int]]:

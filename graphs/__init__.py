@@ -1,8 +1,10 @@
 """Plans as DAGs, the eager executor that runs them, and YAML workflows.
 
-``LLMCompiler`` is the plan -> execute -> join -> replan loop, as a LangGraph
-graph (checkpointed, with approval interrupts); ``run_static`` runs a fixed
-plan (steps with ``depends_on``) on the same executor. ``load_workflow``
+``LLMCompiler`` is the plan -> execute -> join -> replan loop (durable by run
+id, pausing for approval; ``LLMCompiler.graph()`` offers it as a LangGraph
+graph); ``run_static`` runs a fixed plan (steps with ``depends_on``) on the
+same executor; ``langgraph_tool`` makes a LangGraph graph a task of a plan
+(``plait.graphs.langgraph`` gathers both directions of LangGraph use). ``load_workflow``
 reads a YAML workflow file (``WorkflowSpec`` is its schema) into a runnable
 ``Workflow``.
 
@@ -12,8 +14,8 @@ events, stores, the eager and Ray executors, static runs: plait core only),
 (agents and teams as DAG tasks, on ``dag``) and ``workflows`` (YAML files, on
 all three).
 
-The names load on first use (``LLMCompiler`` imports LangGraph,
-``validate_workflow`` does not), so ``plait validate`` starts quickly.
+The names load on first use, so ``plait validate`` (``validate_workflow``)
+imports no more than it needs and starts quickly.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 from plait._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .adapters import agent_spec, dag_dispatch, idempotency_keys, task_runner
+    from .adapters import agent_spec, dag_dispatch, idempotency_keys, langgraph_tool, task_runner
     from .compiler import ApprovalGate, CompilerResult, LLMCompiler, Round
     from .dag import (
         Approval,
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
         RayExecutor,
         RayTaskRunner,
         ResultStore,
-        RetryPolicy,
         RunResult,
         SQLiteResultStore,
         Task,
@@ -72,6 +73,7 @@ _HOMES = {
     "agent_spec": "adapters",
     "dag_dispatch": "adapters",
     "idempotency_keys": "adapters",
+    "langgraph_tool": "adapters",
     "task_runner": "adapters",
     "ApprovalGate": "compiler",
     "CompilerResult": "compiler",
@@ -87,7 +89,6 @@ _HOMES = {
     "RayExecutor": "dag",
     "RayTaskRunner": "dag",
     "ResultStore": "dag",
-    "RetryPolicy": "dag",
     "RunResult": "dag",
     "SQLiteResultStore": "dag",
     "Task": "dag",
@@ -132,7 +133,6 @@ __all__ = [
     "RayExecutor",
     "RayTaskRunner",
     "ResultStore",
-    "RetryPolicy",
     "Round",
     "RunRecord",
     "RunResult",
@@ -152,6 +152,7 @@ __all__ = [
     "agent_spec",
     "dag_dispatch",
     "idempotency_keys",
+    "langgraph_tool",
     "list_runs",
     "load_workflow",
     "new_run_id",
@@ -167,4 +168,7 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_names(__name__, _HOMES)
+# RetryPolicy moved to the core, plait.retry; the old name stays one release.
+_MOVED = {"RetryPolicy": ("plait.retry:RetryPolicy", "plait.retry.RetryPolicy")}
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, _MOVED)

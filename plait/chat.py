@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -59,10 +59,19 @@ class ChatRequest(BaseModel):
     ``parallel_tool_calls=False`` allows at most one tool call in the reply
     (``None``: the backend's default, several allowed). ``priority`` is scheduling
     metadata (higher is served first, 0 is neutral): the local engine admits by
-    it, with aging so nothing starves.
+    it, with aging so nothing starves. ``retry_connect=False`` asks a backend not
+    to retry a connection it could not open (refused, or the connect timed
+    out): a fallback router sets it for every backend but the last one that
+    can serve, so a dead server costs one connect attempt, not a round of
+    backoff. Both say how to deliver the request, not what is asked
+    (:attr:`DELIVERY_FIELDS`): no server is sent them unless asked (a
+    backend's ``send_priority``) and no cache key depends on them.
     """
 
     model_config = ConfigDict(frozen=True)
+
+    DELIVERY_FIELDS: ClassVar[frozenset[str]] = frozenset({"priority", "retry_connect"})
+    """Fields about delivery, not content: left out of every cache key."""
 
     def __init__(self, **data: Any) -> None:
         # A bad request is the caller's input error: surface it as a plait error
@@ -86,6 +95,7 @@ class ChatRequest(BaseModel):
     agent: str | None = None
     tags: tuple[str, ...] = ()
     priority: int = 0
+    retry_connect: bool = True
 
     @field_validator("response_schema")
     @classmethod

@@ -6,13 +6,15 @@ import asyncio
 import json
 import socket
 
+import httpx
 import pytest
 
-from plait import ChatRequest
-from plait.backends.openai import OpenAIBackend, RetryPolicy
+from plait import ChatRequest, tracing
+from plait.backends.openai import OpenAIBackend
 from plait.backends.routing import CircuitBreaker, FallbackRouter, shared_breaker
 from plait.backends.testing import FunctionBackend
-from plait.errors import BackendTimeout, ConfigError
+from plait.errors import BackendTimeout, BackendUnavailable, ConfigError
+from plait.retry import RetryPolicy
 
 
 class Clock:
@@ -196,3 +198,141 @@ def test_a_workflow_router_spec_reads_its_breaker_settings():
         RouterBackendSpec.model_validate(
             {"kind": "router", "policy": "fallback", "breaker": {"failures": 0}}
         )
+
+
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """The real httpx transport, counting the requests it tries to send (each one
+    to a refused port is one connect attempt: nothing is pooled)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.attempts += 1
+        return await super().handle_async_request(request)
+
+
+def _refusing_backend(name: str) -> tuple[OpenAIBackend, CountingTransport, list[float]]:
+    """A backend of a closed loopback port (connects are refused), with its default
+    retry policy (three tries); the backoff waits are recorded, not slept."""
+    transport = CountingTransport()
+    backend = OpenAIBackend(
+        model="m",
+        base_url=f"http://127.0.0.1:{_free_port()}/v1",
+        api_key_env=None,
+        name=name,
+        transport=transport,
+    )
+    waits: list[float] = []
+
+    async def recorded(seconds: float) -> None:
+        waits.append(seconds)
+
+    backend._sleep = recorded
+    return backend, transport, waits
+
+
+async def test_a_refused_connect_is_not_retried_while_a_later_backend_can_serve():
+    dead, transport, waits = _refusing_backend("dead")
+    backup = FunctionBackend(lambda r: "backup answered", name="backup")
+    router = FallbackRouter([dead, backup], failure_threshold=5)
+    try:
+        assert (await router.complete(ChatRequest.from_prompt("hi"))).text == "backup answered"
+    finally:
+        await dead.aclose()
+    assert transport.attempts == 1 and waits == []  # one connect, no backoff
+    assert "could not reach" in router.last_decision.skipped[0]
+
+
+async def test_only_the_last_backend_that_can_serve_retries_a_refused_connect():
+    first, first_transport, first_waits = _refusing_backend("first")
+    last, last_transport, last_waits = _refusing_backend("last")
+    router = FallbackRouter([first, last], failure_threshold=5)
+    try:
+        with pytest.raises(BackendUnavailable, match="no backend could serve"):
+            await router.complete(ChatRequest.from_prompt("hi"))
+    finally:
+        await first.aclose()
+        await last.aclose()
+    assert (first_transport.attempts, len(first_waits)) == (1, 0)
+    assert (last_transport.attempts, len(last_waits)) == (3, 2)  # the policy's three tries
+
+
+async def test_a_backend_before_open_circuits_is_the_last_that_can_serve():
+    dead, transport, waits = _refusing_backend("dead")
+    backup = FunctionBackend(lambda r: "backup answered", name="backup")
+    shared_breaker(backup, failure_threshold=1).failure()  # the backup's circuit is open
+    router = FallbackRouter([dead, backup], failure_threshold=5)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await router.complete(ChatRequest.from_prompt("hi"))
+    finally:
+        await dead.aclose()
+    assert transport.attempts == 3 and len(waits) == 2  # nobody else to ask: retried
+
+
+async def test_each_backend_is_told_whether_to_retry_connects_and_nested_routers_keep_it():
+    seen: dict[str, list[bool]] = {"a": [], "b": [], "c": []}
+
+    def failing(name: str) -> FunctionBackend:
+        def reply(request: ChatRequest) -> BackendTimeout | str:
+            seen[name].append(request.retry_connect)
+            return "c answered" if name == "c" else BackendTimeout(f"{name} down")
+
+        return FunctionBackend(reply, name=name)
+
+    a, b, c = failing("a"), failing("b"), failing("c")
+    inner = FallbackRouter([a, b], failure_threshold=5, name="inner")
+    outer = FallbackRouter([inner, c], failure_threshold=5, name="outer")
+    ask = ChatRequest.from_prompt("hi")
+    assert (await outer.complete(ask)).text == "c answered"
+    # b is the inner chain's last, but the outer chain still has c to go to.
+    assert seen == {"a": [False], "b": [False], "c": [True]}
+    assert ask.retry_connect  # the caller's request is never changed
+
+
+async def test_opened_and_closed_circuits_are_traced_and_named_in_the_decisions(tmp_path):
+    clock = Clock()
+    answers: list[str | BackendTimeout] = [BackendTimeout("down"), "primary answered"]
+    primary = FunctionBackend(lambda r: answers.pop(0), name="primary")
+    backup = FunctionBackend(lambda r: "backup answered", name="backup")
+    router = FallbackRouter([primary, backup], failure_threshold=1, cooldown_s=10, clock=clock)
+    ask = ChatRequest.from_prompt("hi")
+    with tracing.record_to(tmp_path / "trace.jsonl"):
+        with tracing.span("chat one"):
+            assert (await router.complete(ask)).text == "backup answered"
+        opened = router.last_decision
+        clock.now = 10  # half-open: the probe answers and closes the circuit
+        with tracing.span("chat two"):
+            assert (await router.complete(ask)).text == "primary answered"
+        closed = router.last_decision
+    assert "primary: circuit opened (1 failure(s) within 30s, skipped for 10s)" in opened.reason
+    assert "circuit opened" in opened.skipped[0]
+    assert closed.backend == "primary" and "circuit of primary closed" in closed.reason
+    spans = {s["name"]: s for s in tracing.read_trace(tmp_path / "trace.jsonl")}
+    events = [
+        (name, e["attributes"]["plait.breaker.backend"], e["attributes"]["plait.breaker.state"])
+        for name in ("chat one", "chat two")
+        for e in spans[name]["events"]
+        if e["name"] == "plait.breaker"
+    ]
+    assert events == [("chat one", "primary", "open"), ("chat two", "primary", "closed")]
+
+
+async def test_a_failed_probe_is_traced_as_the_circuit_opening_again(tmp_path):
+    clock = Clock()
+    primary = FunctionBackend(lambda r: BackendTimeout("down"), name="primary")
+    backup = FunctionBackend(lambda r: "backup answered", name="backup")
+    router = FallbackRouter([primary, backup], failure_threshold=1, cooldown_s=10, clock=clock)
+    ask = ChatRequest.from_prompt("hi")
+    await router.complete(ask)  # opens, untraced
+    clock.now = 10
+    with tracing.record_to(tmp_path / "trace.jsonl"):
+        with tracing.span("chat"):
+            await router.complete(ask)
+    (span,) = tracing.read_trace(tmp_path / "trace.jsonl")
+    (event,) = [e for e in span["events"] if e["name"] == "plait.breaker"]
+    assert event["attributes"]["plait.breaker.state"] == "open"
+    assert "half-open probe failed" in event["attributes"]["plait.breaker.reason"]
+    assert "half-open probe failed" in router.last_decision.reason

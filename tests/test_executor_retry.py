@@ -15,8 +15,9 @@ from plait.errors import (
     ToolError,
     ToolPermissionError,
 )
-from plait.graphs import EagerExecutor, Plan, RetryPolicy, RunResult, Task, TaskOutcome
+from plait.graphs import EagerExecutor, Plan, RunResult, Task, TaskOutcome
 from plait.graphs.dag import _attempts
+from plait.retry import RetryPolicy
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff_s=0.0, jitter=0.0)
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from plait import ChatRequest, ToolSpec
-from plait.backends import OpenAIBackend, RetryPolicy
+from plait.backends import OpenAIBackend
 from plait.backends.openai._quote import MAX_QUOTE, quote, redact
 from plait.backends.routing import FallbackRouter
 from plait.backends.testing import ScriptedBackend
@@ -24,6 +24,7 @@ from plait.errors import (
     BackendTimeout,
     ConfigError,
 )
+from plait.retry import RetryPolicy
 
 # A generous bound on waiting for the server thread (not a timing assertion).
 _GUARD_S = 30

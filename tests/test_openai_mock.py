@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from plait import AssistantMessage, ChatRequest, ToolCall, ToolMessage, ToolSpec, UserMessage
-from plait.backends import OpenAIBackend, RetryPolicy
+from plait.backends import OpenAIBackend
 from plait.backends.openai._retry import retry_after_seconds
 from plait.errors import (
     BackendHTTPError,
@@ -18,6 +18,7 @@ from plait.errors import (
     BackendUnavailable,
     ConfigError,
 )
+from plait.retry import RetryPolicy
 
 ANSWER = {
     "model": "m",
@@ -55,7 +56,10 @@ class Server:
 
 
 def make(server: Server, **kwargs) -> tuple[OpenAIBackend, list[float]]:
-    kwargs.setdefault("retry", RetryPolicy(max_attempts=3, base_delay=0.25, max_delay=1.0))
+    kwargs.setdefault(
+        "retry",
+        RetryPolicy(max_attempts=3, initial_backoff_s=0.25, max_backoff_s=1.0, jitter=1.0),
+    )
     backend = OpenAIBackend(
         "m", base_url="http://test/v1", transport=httpx.MockTransport(server), **kwargs
     )
@@ -382,4 +386,4 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("3") == 3.0
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
-    assert RetryPolicy(max_retry_after=5).delay(0, 100.0, __import__("random").Random()) == 5
+    assert RetryPolicy(max_retry_after_s=5).delay(1, retry_after=100.0) == 5

@@ -98,3 +98,100 @@ def test_the_fallback_that_answered_is_named_everywhere(tmp_path, monkeypatch, c
     html = Path(run_dir / "report.html").read_text()
     row = html.split("<td>writer</td>", 1)[1].split("</tr>", 1)[0]
     assert row.startswith("<td>chain</td><td>backup</td>"), row
+
+
+class _DownOnce(_Answer):
+    """Answers 500 to its first request, then streams like the backup (recovered)."""
+
+    calls = 0
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        type(self).calls += 1
+        if type(self).calls > 1:
+            super().do_POST()
+            return
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"error": {"message": "overloaded"}}).encode()
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def down_once_url() -> Iterator[str]:
+    _DownOnce.calls = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DownOnce)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_circuit_that_opens_and_closes_shows_in_trace_report_and_runs_show(
+    tmp_path, monkeypatch, capsys, backup_url, down_once_url
+):
+    state = tmp_path / "state"
+    monkeypatch.setenv("PLAIT_STATE_DIR", str(state))
+    workflow = tmp_path / "wf.yaml"
+    # One failure opens the circuit; no cool-down, so the second step's call is the
+    # half-open probe, which the recovered server answers.
+    workflow.write_text(
+        textwrap.dedent(
+            f"""
+            backends:
+              remote: {{kind: openai, model: m, base_url: "{down_once_url}",
+                        api_key_env: null, max_attempts: 1}}
+              backup: {{kind: openai, model: m, base_url: "{backup_url}", api_key_env: null}}
+              chain: {{kind: router, policy: fallback, chain: [remote, backup],
+                       breaker: {{failures: 1, cooldown_s: 0}}}}
+            agents:
+              writer: {{instructions: Write., backend: chain, max_turn_tokens: 20}}
+              editor: {{instructions: Edit., backend: chain, max_turn_tokens: 20}}
+            workflow:
+              kind: steps
+              steps:
+                - {{id: w, agent: writer, input: hello}}
+                - {{id: e, agent: editor, input: "${{w}}"}}
+            """
+        ).lstrip()
+    )
+    assert main(["run", str(workflow), "-q"]) == 0
+    capsys.readouterr()
+    (run_dir,) = (state / "runs").iterdir()
+
+    spans = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+    breaker_events = [
+        (
+            s["attributes"]["gen_ai.agent.name"],
+            e["attributes"]["plait.breaker.backend"],
+            e["attributes"]["plait.breaker.state"],
+        )
+        for s in sorted(spans, key=lambda s: s["start"])
+        for e in s.get("events", [])
+        if e["name"] == "plait.breaker"
+    ]
+    assert breaker_events == [("writer", "remote", "open"), ("editor", "remote", "closed")]
+    reasons = [
+        e["attributes"]["plait.route.reason"]
+        for s in spans
+        for e in s.get("events", [])
+        if e["name"] == "plait.route" and e["attributes"]["plait.route.outcome"] == "ok"
+    ]
+    assert any("remote: circuit opened" in r for r in reasons)
+    assert any("circuit of remote closed" in r for r in reasons)
+
+    assert main(["runs", "show", run_dir.name]) == 0
+    shown = capsys.readouterr().out
+    assert "breaker:  remote opened in router chain (1 failure(s) within 30s" in shown
+    assert "breaker:  remote closed in router chain (its half-open probe answered" in shown
+    assert shown.index("remote opened") < shown.index("remote closed")
+
+    assert main(["runs", "show", run_dir.name, "--html"]) == 0
+    capsys.readouterr()
+    html = Path(run_dir / "report.html").read_text()
+    table = html.split("<h2>Circuit breakers</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<td>writer</td><td>chain</td><td>remote</td><td>open</td>" in table
+    assert "<td>editor</td><td>chain</td><td>remote</td><td>closed</td>" in table

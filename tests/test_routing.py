@@ -18,7 +18,6 @@ from plait.backends.routing import (
     RuleRouter,
     ThresholdRouter,
     backend_price,
-    is_transient,
     request_features,
 )
 from plait.backends.testing import FunctionBackend, ScriptedBackend
@@ -31,6 +30,7 @@ from plait.errors import (
     ConfigError,
     ModelOutputError,
 )
+from plait.retry import is_transient
 
 
 def echo(name: str) -> FunctionBackend:

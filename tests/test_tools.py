@@ -14,7 +14,16 @@ from plait.errors import (
     ToolPermissionError,
 )
 from plait.messages import ToolCall
-from plait.tools import Permissions, Tool, ToolLimits, ToolRunner, Toolset, json_schema_of, tool
+from plait.tools import (
+    Permissions,
+    Tool,
+    ToolLimits,
+    ToolRunner,
+    Toolset,
+    json_schema_of,
+    schema_tool,
+    tool,
+)
 
 
 class Point(BaseModel):
@@ -319,3 +328,33 @@ async def test_invoke_raises_what_run_reports_as_text():
         await runner.invoke("move", {"steps": 2})
     with pytest.raises(ToolError, match="there is no tool 'jump'"):
         await runner.invoke("jump", {})
+
+
+async def test_a_schema_tool_with_an_async_function_runs_it_on_the_event_loop():
+    loop = asyncio.get_running_loop()
+    seen: list[dict] = []
+
+    async def lookup(**arguments):
+        assert asyncio.get_running_loop() is loop  # not sent to a worker thread
+        seen.append(arguments)
+        return "found"
+
+    schema = {
+        "type": "object",
+        "properties": {"key": {"type": "string"}, "limit": {"type": "integer"}},
+        "required": ["key"],
+    }
+    made = schema_tool("lookup", schema, fn=lookup)
+    assert made.is_async
+    assert await made.acall({"key": "a"}) == "found"
+    assert seen == [{"key": "a"}]  # the optional argument left out is not passed
+
+
+def test_a_schema_tool_with_a_recursive_type_is_refused_with_the_reason():
+    schema = {
+        "type": "object",
+        "properties": {"tree": {"$ref": "#/$defs/Node"}},
+        "$defs": {"Node": {"type": "object", "properties": {"children": {"$ref": "#/$defs/Node"}}}},
+    }
+    with pytest.raises(ConfigError, match="recursive type 'Node'"):
+        schema_tool("walk", schema)

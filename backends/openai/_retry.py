@@ -1,62 +1,52 @@
-"""When and how long to wait before trying an HTTP request again."""
+"""The HTTP side of retrying: the client's default policy, ``Retry-After``, error answers.
+
+Which failures are retried and how long to wait is :mod:`plait.retry`'s decision.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import json
-import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from plait.errors import BackendHTTPError
+from plait.retry import RetryPolicy
 
 from ._quote import quote
 
-__all__ = ["RetryPolicy", "error_from_response", "retry_after_seconds", "should_retry_status"]
-
-_RETRY_STATUSES = frozenset({408, 429})
+__all__ = ["HTTP_RETRY", "error_from_response", "legacy_retry_policy", "retry_after_seconds"]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter.
+HTTP_RETRY = RetryPolicy(initial_backoff_s=0.5, max_backoff_s=8.0, jitter=1.0)
+"""The client's default: three tries, waits from 0.5 s doubling to at most 8 s, full
+jitter (many clients that failed together do not retry together)."""
 
-    Attempt ``n`` (from 0) waits a random time in ``[0, min(max_delay,
-    base_delay * 2**n)]``; full jitter keeps many clients that failed together
-    from retrying together. A ``Retry-After`` header replaces that wait, capped
-    at ``max_retry_after``.
 
-    Attributes:
-        max_attempts: tries in all, the first one included (1: never retry).
-        base_delay: seconds the backoff starts from.
-        max_delay: ceiling of one backoff wait.
-        max_retry_after: ceiling of a server-requested wait.
+def legacy_retry_policy(
+    max_attempts: int = 3,
+    base_delay: float = 0.5,
+    max_delay: float = 8.0,
+    max_retry_after: float = 60.0,
+    **fields: Any,
+) -> RetryPolicy:
+    """What ``plait.backends.RetryPolicy(...)`` was: the old field names, full jitter.
+
+    The deprecated alias of :class:`plait.retry.RetryPolicy` for one release: it
+    takes the old names (``base_delay``, ``max_delay``, ``max_retry_after``) and
+    the new ones, and returns the one policy type.
     """
-
-    max_attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("RetryPolicy.max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ValueError("RetryPolicy delays must not be negative")
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (from 0)."""
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2**attempt))
-
-
-def should_retry_status(status: int) -> bool:
-    """429, 408 and 5xx are worth another try; other 4xx are the caller's mistake."""
-    return status in _RETRY_STATUSES or status >= 500
+    fields.setdefault("jitter", 1.0)
+    return RetryPolicy(
+        max_attempts=max_attempts,
+        initial_backoff_s=fields.pop("initial_backoff_s", base_delay),
+        max_backoff_s=fields.pop("max_backoff_s", max_delay),
+        max_retry_after_s=fields.pop("max_retry_after_s", max_retry_after),
+        **fields,
+    )
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:

@@ -17,16 +17,18 @@ from plait._http import read_capped
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk, Timings
 from plait.errors import (
+    BackendError,
     BackendProtocolError,
     BackendStreamTruncated,
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
 )
+from plait.retry import RetryPolicy
 
 from .._base import Backend, Capabilities
 from ._quote import quote
-from ._retry import RetryPolicy, error_from_response, retry_after_seconds, should_retry_status
+from ._retry import HTTP_RETRY, error_from_response, retry_after_seconds
 from ._stream import StreamAssembler, sse_events, sse_lines
 from ._wire import SchemaMode, chat_body, finish_reason, parse_tool_calls, parse_usage
 
@@ -41,9 +43,12 @@ class OpenAIBackend(Backend):
 
     One ``httpx.AsyncClient`` is shared by every request of this backend and
     created on the first one (the constructor does no I/O). Connect errors,
-    408/429 (honouring ``Retry-After``) and 5xx answers are retried with
-    exponential backoff and jitter; other 4xx answers are not. A stream is only
-    retried before its first byte. Response bodies are read as streams and capped
+    408/429 (honouring ``Retry-After``) and 5xx answers are retried per the
+    :class:`~plait.retry.RetryPolicy` (exponential backoff, full jitter); other
+    4xx answers are not. A connection that could not be opened is not retried
+    when the request says so (``ChatRequest.retry_connect=False``: a fallback
+    router has another backend to ask). A stream is only retried before its
+    first byte. Response bodies are read as streams and capped
     (``max_response_bytes``); ``timeout`` is one deadline per try, not per read.
     A stream that ends without ``[DONE]`` raises
     :class:`~plait.errors.BackendStreamTruncated`: a cut-off answer is never
@@ -70,7 +75,7 @@ class OpenAIBackend(Backend):
         max_response_bytes: the largest response body read (a stream counts all its
             events together); past it the request fails with
             ``BackendProtocolError`` naming the cap, and nothing more is read.
-        retry: the retry policy.
+        retry: the retry policy (default :data:`DEFAULT_RETRY`).
         schema_mode: how ``response_schema`` is sent (see :data:`SchemaMode`).
         stream_usage: ask for a final usage event in streams (``stream_options``).
         extra_body: fields merged into every chat body (e.g. ``{"cache_prompt": True}``
@@ -84,6 +89,9 @@ class OpenAIBackend(Backend):
         transport: an httpx transport (tests pass ``httpx.MockTransport``).
         capabilities: what this server supports.
     """
+
+    DEFAULT_RETRY = HTTP_RETRY
+    """Three tries, waits from 0.5 s doubling to at most 8 s, full jitter."""
 
     def __init__(
         self,
@@ -129,7 +137,7 @@ class OpenAIBackend(Backend):
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._timeout_s = timeout
         self._max_bytes = max_response_bytes
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or self.DEFAULT_RETRY
         self._schema_mode: SchemaMode = schema_mode
         self._stream_usage = stream_usage
         self._extra = dict(extra_body or {})
@@ -227,24 +235,29 @@ class OpenAIBackend(Backend):
         return response, payload, over
 
     async def _open(
-        self, path: str, body: dict[str, Any], *, read_body: bool
+        self, path: str, body: dict[str, Any], *, read_body: bool, retry_connect: bool = True
     ) -> tuple[httpx.Response, bytes, float]:
         """POST ``body``; return a 2xx response, its body (when ``read_body``) and when it was sent.
 
         Each try has one deadline, ``timeout``, for connecting, the headers and
         (``read_body``) the whole body; the time it was sent is the event loop's
-        clock. Retries per the policy. Without ``read_body`` the response is
-        still open and the caller must close it.
+        clock. Connect failures and error answers are retried as the policy
+        says; a connection that could not be opened is tried once when
+        ``retry_connect`` is false. Without ``read_body`` the response is still
+        open and the caller must close it.
         """
         client = self._get_client()
         url = f"{self.base_url}{path}"
         content = json.dumps(body, ensure_ascii=False).encode()
-        attempts = self._retry.max_attempts
+        policy = self._retry
         loop = asyncio.get_running_loop()
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
+        attempt = 0
+        while True:
+            attempt += 1
             retry_after: float | None = None
+            cause: BaseException | None = None
             sent_at = loop.time()
+            tried = f"{attempt} attempt(s)"
             try:
                 async with asyncio.timeout(self._timeout_s):
                     response, payload, over = await self._attempt(
@@ -253,17 +266,19 @@ class OpenAIBackend(Backend):
             except TimeoutError as e:
                 what = "answer" if read_body else "send its response headers"
                 raise self._deadline_passed(url, what) from e
+            # A connection never opened (refused, or no answer to the connect)
+            # is told apart: the caller may have somewhere else to go at once.
             except httpx.ConnectTimeout as e:
-                if last:
-                    raise BackendTimeout(
-                        f"could not connect to {url} within the connect timeout "
-                        f"({attempts} attempt(s))"
-                    ) from e
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
-                if last:
-                    raise BackendUnavailable(
-                        f"could not reach {url} ({attempts} attempt(s)): {e}"
-                    ) from e
+                cause, connected = e, False
+                error: BackendError = BackendTimeout(
+                    f"could not connect to {url} within the connect timeout ({tried})"
+                )
+            except httpx.ConnectError as e:
+                cause, connected = e, False
+                error = BackendUnavailable(f"could not reach {url} ({tried}): {e}")
+            except httpx.RemoteProtocolError as e:
+                cause, connected = e, True
+                error = BackendUnavailable(f"could not reach {url} ({tried}): {e}")
             except httpx.TimeoutException as e:
                 raise BackendTimeout(f"{url} did not answer in time ({e!r})") from e
             except httpx.TransportError as e:
@@ -276,11 +291,15 @@ class OpenAIBackend(Backend):
                 error = error_from_response(
                     response, payload, secrets=self._secrets(), truncated=over
                 )
-                if last or not should_retry_status(response.status_code):
-                    raise error
+                connected = True
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            await self._sleep(self._retry.delay(attempt, retry_after, self._rng))
-        raise AssertionError("unreachable: the retry loop always returns or raises")
+            if (
+                attempt >= policy.max_attempts
+                or (not connected and not retry_connect)
+                or not policy.should_retry(error)
+            ):
+                raise error from cause
+            await self._sleep(policy.delay(attempt, self._rng, retry_after=retry_after))
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         _, payload, _ = await self._open(path, body, read_body=True)
@@ -297,7 +316,11 @@ class OpenAIBackend(Backend):
             extra=self._extra,
             send_priority=self._send_priority,
         )
-        data = await self._post_json("/chat/completions", body)
+        _, payload, _ = await self._open(
+            "/chat/completions", body, read_body=True, retry_connect=request.retry_connect
+        )
+        url = f"{self.base_url}/chat/completions"
+        data = _json_object(payload, url, self._secrets())
         return _completion(data, started, f"{self.base_url}/chat/completions", self._secrets())
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
@@ -311,7 +334,9 @@ class OpenAIBackend(Backend):
             extra=self._extra,
             send_priority=self._send_priority,
         )
-        response, _, sent_at = await self._open("/chat/completions", body, read_body=False)
+        response, _, sent_at = await self._open(
+            "/chat/completions", body, read_body=False, retry_connect=request.retry_connect
+        )
         url = str(response.request.url)
         secrets = self._secrets()
         loop = asyncio.get_running_loop()

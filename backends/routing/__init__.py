@@ -7,10 +7,12 @@ like any model. Every request leaves a :class:`RoutingDecision` in the router's
 backend and refuses calls that could pass a budget cap.
 """
 
+from plait._lazy import moved_names
+
 from ._breaker import CircuitBreaker, shared_breaker
 from ._complexity import ComplexityScorer, ModelScorer, RequestFeatures, Scorer, request_features
 from ._costs import CostLedger, CostReport, Price, backend_price, estimate_prompt_tokens
-from ._fallback import FallbackRouter, is_transient
+from ._fallback import FallbackRouter
 from ._multi import MultiRoundRouter
 from ._router import Route, Router, RoutingDecision
 from ._rules import Rule, RuleRouter
@@ -36,7 +38,12 @@ __all__ = [
     "ThresholdRouter",
     "backend_price",
     "estimate_prompt_tokens",
-    "is_transient",
     "request_features",
     "shared_breaker",
 ]
+
+# One is_transient for retries and fallbacks now lives in plait.retry; the old
+# name stays one release.
+__getattr__ = moved_names(
+    __name__, {"is_transient": ("plait.retry:is_transient", "plait.retry.is_transient")}
+)

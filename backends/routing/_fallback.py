@@ -6,12 +6,11 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 
+from plait import tracing
 from plait.chat import ChatRequest
 from plait.completions import Completion, StreamChunk
 from plait.errors import (
-    BackendHTTPError,
     BackendProtocolError,
-    BackendTimeout,
     BackendUnavailable,
     BudgetExceeded,
     ConfigError,
@@ -19,29 +18,14 @@ from plait.errors import (
     RunError,
     is_control_flow,
 )
+from plait.retry import is_transient
 
 from .._base import Backend
 from ._breaker import CircuitBreaker, shared_breaker
 from ._costs import CostLedger
 from ._router import Route, Router
 
-__all__ = ["FallbackRouter", "is_transient"]
-
-
-def is_transient(error: BaseException) -> bool:
-    """Errors another backend may not have: timeouts, unreachable, rate limits, 5xx.
-
-    A 4xx other than 408/429 means the request itself is wrong; the next backend
-    would refuse it too, so it is raised instead of falling back. A
-    :class:`~plait.errors.ModelOutputError` is not transient either: the backend
-    served the request and the model's output was the problem (it is no
-    ``BackendError``, and it was never on this list).
-    """
-    if isinstance(error, (BackendTimeout, BackendUnavailable, BackendProtocolError)):
-        return True
-    if isinstance(error, BackendHTTPError):
-        return error.status_code in (408, 429) or error.status_code >= 500
-    return False
+__all__ = ["FallbackRouter"]
 
 
 class FallbackRouter(Router):
@@ -49,11 +33,20 @@ class FallbackRouter(Router):
 
     A backend is passed over when its circuit is open, when a ledger says the
     call would pass the budget, or when it fails with a transient error (see
-    :func:`is_transient`) before sending any output. Once output has been
-    streamed to the caller, a failure is raised: the caller has seen partial text.
-    :meth:`complete` shows no partial text, so there a backend failing mid-answer
-    (a stream cut off before ``[DONE]``: :class:`~plait.errors.BackendStreamTruncated`)
-    is passed over too.
+    :func:`plait.retry.is_transient`) before sending any output. Every backend
+    but the last one that could serve is asked not to retry a connection it
+    cannot open (``ChatRequest.retry_connect=False``): the next backend is
+    asked at once instead of after a round of backoff.
+
+    Once output has been streamed to the caller, a failure is raised: the caller
+    has seen partial text. :meth:`complete` shows no partial text, so there a
+    backend failing mid-answer (a stream cut off before ``[DONE]``:
+    :class:`~plait.errors.BackendStreamTruncated`) is passed over too.
+
+    A circuit that opens (or whose half-open probe fails) or closes leaves a
+    ``plait.breaker`` event on the model call's span (``plait.breaker.state``:
+    ``open`` or ``closed``) and is named in the reason of the routing decision
+    that follows.
 
     Args:
         chain: backends, preferred first.
@@ -130,6 +123,7 @@ class FallbackRouter(Router):
         self, request: ChatRequest, *, show_partial: bool
     ) -> AsyncGenerator[StreamChunk, None]:
         skipped: list[str] = []
+        changed: list[str] = []  # circuits this call opened, for the next decision's reason
         last_error: BaseException | None = None
         for position, backend in enumerate(self.chain):
             breaker = self.breaker(backend)
@@ -146,17 +140,18 @@ class FallbackRouter(Router):
                 if position == 0
                 else (f"fallback #{position} after {len(skipped)} skipped or failed")
             )
+            reason = "; ".join([reason, *changed])
             route = Route(backend, reason)
             started = False
+            probe = breaker.state == "half_open"
             breaker.begin()
             try:
-                async for chunk in self.serve(request, backend, route, reason, tuple(skipped)):
+                async for chunk in self.serve(
+                    self._for(request, position), backend, route, reason, tuple(skipped)
+                ):
                     if chunk.completion is None and not show_partial:
                         continue  # complete(): deltas are dropped, so nobody saw them
                     started = True
-                    if chunk.completion is not None:
-                        # Before yielding: complete() stops at the final chunk.
-                        breaker.success()
                     yield chunk
             except Exception as e:
                 # Control flow and usage errors (a misconfigured backend would be
@@ -167,10 +162,14 @@ class FallbackRouter(Router):
                     raise
                 if started or not self._fallback_on(e):
                     if self._fallback_on(e):
-                        breaker.failure()
+                        self._failed(backend, breaker, probe)
                     raise
-                breaker.failure()
-                skipped.append(f"{backend.name}: {type(e).__name__}: {e}")
+                note = self._failed(backend, breaker, probe)
+                skipped.append(
+                    f"{backend.name}: {type(e).__name__}: {e}" + (f"; {note}" if note else "")
+                )
+                if note:
+                    changed.append(f"{backend.name}: {note}")
                 last_error = e
                 continue
             finally:
@@ -186,3 +185,48 @@ class FallbackRouter(Router):
             raise BudgetExceeded(message)
         self._record(request, Route(self.chain[0], message), "", skipped, "error", message)
         raise BackendUnavailable(message) from last_error
+
+    def _for(self, request: ChatRequest, position: int) -> ChatRequest:
+        """``request`` as sent to the backend at ``position``.
+
+        While a later backend could serve (its circuit lets requests through),
+        a connection this one cannot open is not worth a round of backoff: the
+        request asks it not to retry (``retry_connect=False``). The last backend
+        that could serve keeps the caller's setting (an outer router's, nested).
+        """
+        later = self.chain[position + 1 :]
+        if request.retry_connect and any(self.breaker(b).allows() for b in later):
+            return request.model_copy(update={"retry_connect": False})
+        return request
+
+    def _answered(self, backend: Backend) -> str | None:
+        if self.breaker(backend).success():
+            self._trace_breaker(backend, "closed", "its half-open probe answered")
+            return f"circuit of {backend.name} closed: its half-open probe answered"
+        return None
+
+    def _failed(self, backend: Backend, breaker: CircuitBreaker, probe: bool) -> str | None:
+        """Count a failure of ``backend``; say (and trace) when its circuit opened."""
+        opened = breaker.failure()
+        if not opened and not probe:
+            return None
+        cooldown = f"skipped for {breaker.cooldown_s:g}s"
+        why = (
+            f"half-open probe failed, {cooldown} more"
+            if probe
+            else f"{breaker.failures} failure(s) within {breaker.window_s:g}s, {cooldown}"
+        )
+        self._trace_breaker(backend, "open", why)
+        return f"circuit opened ({why})"
+
+    def _trace_breaker(self, backend: Backend, state: str, why: str) -> None:
+        """One ``plait.breaker`` event on the current span (the model call's)."""
+        tracing.add_event(
+            "plait.breaker",
+            {
+                "plait.breaker.router": self.name,
+                "plait.breaker.backend": backend.name,
+                "plait.breaker.state": state,
+                "plait.breaker.reason": why,
+            },
+        )

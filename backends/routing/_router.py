@@ -182,6 +182,9 @@ class Router(Backend):
                 if chunk.completion is not None:
                     # Settle before handing the final chunk on: a consumer such as
                     # complete() stops at it and may never resume this generator.
+                    note = self._answered(backend)
+                    if note:
+                        decided = Route(backend, f"{reason}; {note}", route.score, route.threshold)
                     cost = 0.0
                     if self.ledger is not None:
                         usage = chunk.completion.usage
@@ -209,6 +212,14 @@ class Router(Backend):
                 if self.ledger is not None:
                     self.ledger.release(reservation, request.agent)
                 self._record(request, decided, backend.name, skipped, outcome, error)
+
+    def _answered(self, backend: Backend) -> str | None:
+        """``backend`` delivered a whole answer; a note for the decision's reason, if any.
+
+        Called before the decision is recorded (a fallback router closes a
+        circuit here and says so); the base router has nothing to add.
+        """
+        return None
 
     def _record(
         self,

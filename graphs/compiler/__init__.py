@@ -1,10 +1,13 @@
-"""The LLMCompiler loop: plan -> execute -> join -> replan, as a LangGraph graph.
+"""The LLMCompiler loop: plan -> execute -> join -> replan, as plain async code.
 
-Checkpointed (durable runs resume at the round they stopped in) and with
-approval interrupts for flagged tools. Built on :mod:`plait.graphs.dag`.
+Each round is a typed record in the run's result store, so a durable run
+resumes at the round it stopped in; approval pauses through the executor's own
+hold. ``LLMCompiler.graph()`` offers the loop to LangGraph users as a LangGraph
+graph. Built on :mod:`plait.graphs.dag`.
 """
 
-from ._approval import ApprovalGate
-from ._compiler import CompilerResult, LLMCompiler, Round
+from ._approval_gate import ApprovalGate
+from ._compiler import LLMCompiler
+from ._rounds import CompilerResult, Round
 
 __all__ = ["ApprovalGate", "CompilerResult", "LLMCompiler", "Round"]

@@ -1,129 +1,52 @@
 """LLMCompiler: plan tool calls as a DAG, run them eagerly, join or replan.
 
-The outer loop (plan and execute -> join -> maybe replan) is a LangGraph graph,
-so it can be used as a subgraph, streamed and checkpointed. Task scheduling
-inside a round is the eager executor's, never LangGraph's supersteps.
+The outer loop (plan and execute -> join -> maybe replan) is plain async code
+over typed round records (:mod:`._loop`, :mod:`._rounds`) kept in the run's
+result store; task scheduling inside a round is the eager executor's. LangGraph
+meets it at the edge: :meth:`LLMCompiler.graph` wraps the loop as a LangGraph
+graph (:mod:`._langgraph_edge`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import operator
-import re
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Literal
 
 from plait import tracing
-from plait._span_attributes import chat_attributes, response_attributes, usage_attributes
 from plait._sync import run_sync
 from plait.backends import Backend
-from plait.chat import ChatRequest, ToolSpec
-from plait.completions import Completion, Usage
-from plait.errors import ConfigError, ModelOutputError, PlanError
-from plait.memory import default_embedder
+from plait.chat import ToolSpec
+from plait.completions import Usage
+from plait.errors import ConfigError, PlanError
 from plait.policies import Policy, PolicySet
-from plait.provenance import USER, Source, untrusted
-from plait.tools import SelectionDecision, ToolSelection, ToolSelector, default_selection
+from plait.tools import ToolSelection
 
 from ..dag import (
-    Approval,
     EagerExecutor,
     MemoryResultStore,
     Plan,
     RayExecutor,
-    RunResult,
+    ResultStore,
     SQLiteResultStore,
-    Task,
     TaskRunner,
-    parse_plan_stream,
     run_directory,
 )
-from ._approval import ApprovalGate
-from ._prompts import (
-    decision,
-    joiner_request,
-    model_plan,
-    parameter_names,
-    planner_request,
-    without_repeats,
-)
+from ._joining import join
+from ._loop import PlannerRun, refuse_legacy
+from ._planning import PlanWriter
+from ._rounds import CompilerResult, Round
 
-__all__ = ["CompilerMode", "CompilerResult", "LLMCompiler", "Round"]
+__all__ = ["CompilerMode", "LLMCompiler"]
+
+# aresume's answer may be any value a reviewer gives, None included.
+_NO_ANSWER: Any = object()
 
 CompilerMode = Literal["default", "plan_then_execute"]
 """How far untrusted results may steer: ``default`` shows every result to the
 joiner and the replanner; ``plan_then_execute`` shows them only trusted ones."""
-
-# A reference to a task in the joiner's answer ("$2"), in plan-then-execute mode.
-_ANSWER_REFERENCE = re.compile(r"\$([1-9][0-9]*)\b")
-
-
-class Round(BaseModel):
-    """One plan-execute-join round."""
-
-    model_config = ConfigDict(frozen=True)
-
-    plan: Plan
-    run: RunResult
-    action: Literal["finish", "replan"]
-    answer: str
-    usage: Usage
-    sources: frozenset[Source] = frozenset()
-    template: str | None = None
-    selection: SelectionDecision | None = None
-
-
-class CompilerResult(BaseModel):
-    """The final answer and every round that led to it.
-
-    Attributes:
-        answer: the joiner's last answer ("" while the first round is paused).
-        finished: the joiner chose to finish.
-        rounds: every completed round.
-        run_id: continue a paused run with :meth:`LLMCompiler.aresume`.
-        awaiting: when the run is paused for approval, the interrupt payloads
-            (each lists the flagged tasks with their resolved arguments).
-
-    A :class:`Round`'s ``sources`` are what its answer rests on: the question
-    and every result the joiner read or placed in the answer; ``template`` is
-    the joiner's own text before ``$n`` references were filled in
-    (plan-then-execute mode).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    answer: str
-    finished: bool
-    rounds: tuple[Round, ...]
-    run_id: str = ""
-    awaiting: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def usage(self) -> Usage:
-        return sum((r.usage for r in self.rounds), Usage())
-
-    @property
-    def sources(self) -> frozenset[Source]:
-        """What the final answer rests on."""
-        return self.rounds[-1].sources if self.rounds else frozenset()
-
-    @property
-    def untrusted_sources(self) -> list[Source]:
-        """The untrusted sources that contributed to the final answer."""
-        return untrusted(self.sources)
-
-
-class _State(TypedDict, total=False):
-    question: str
-    run_id: str
-    rounds: Annotated[list[dict[str, Any]], operator.add]
 
 
 class LLMCompiler:
@@ -145,7 +68,7 @@ class LLMCompiler:
         runs_dir: where durable runs live, one folder per run id (default:
             ``<state_dir>/runs``, i.e. ``.plait/runs``).
         requires_approval: tools whose tasks wait for a reviewer's decision
-            (a LangGraph interrupt; the run pauses until it is resumed).
+            (the run pauses until it is resumed).
         policies: which sources may reach which tool, checked by the executor
             before each task (and each tool call of an agent task) runs.
         mode: ``"plan_then_execute"`` keeps untrusted results away from every
@@ -211,71 +134,96 @@ class LLMCompiler:
         self.tool_selection = (
             ToolSelection.of(tool_selection) if tool_selection is not None else None
         )
-        self._memory_saver: Any = None  # checkpoints of runs without a run id
-        self._memory_runs: set[str] = set()
+        # Runs without a run id that paused for approval, until they end: the
+        # only per-run state the compiler holds (a durable run lives in its store).
+        self._paused: dict[str, PlannerRun] = {}
+
+    @property
+    def quarantine(self) -> bool:
+        """Untrusted results are withheld from the joiner and the replanner."""
+        return self.mode == "plan_then_execute"
+
+    @property
+    def writer(self) -> PlanWriter:
+        """How this compiler's planner is asked and its plans read."""
+        return PlanWriter(
+            backend=self.planner,
+            tools=self.tools,
+            plan_format=self.plan_format,
+            max_tasks=self.max_tasks,
+            requires_approval=self.requires_approval,
+            selection=self.tool_selection,
+            quarantine=self.quarantine,
+        )
 
     def graph(self, checkpointer: Any = None) -> Any:
         """The loop as a compiled LangGraph graph over ``{"question": ..., "run_id": ...}``.
 
+        One node execution per round (state ``"rounds"``, each a dumped
+        :class:`Round`); a paused round interrupts with ``{"type": "approval",
+        "run_id", "round", "tasks"}`` and goes on with ``Command(resume=answer)``.
         Give a checkpointer (e.g. LangGraph's ``InMemorySaver`` or
-        ``AsyncSqliteSaver``) for approval interrupts and resumable runs; invoke
-        with ``{"configurable": {"thread_id": run_id}}``. Task results persist
-        in this compiler's executor store, keyed by the run id.
+        ``AsyncSqliteSaver``) for interrupts; invoke with ``{"configurable":
+        {"thread_id": run_id}}``. The rounds and task results are kept in this
+        compiler's executor store, keyed by the run id.
         """
-        return self._graph(self.executor, checkpointer)
+        from ._langgraph_edge import planner_graph
 
-    def _graph(self, executor: EagerExecutor, checkpointer: Any) -> Any:
-        from langgraph.graph import END, START, StateGraph
-
-        async def plan_and_execute(state: _State) -> dict[str, Any]:
-            return await self._plan_and_execute(state, executor)
-
-        builder = StateGraph(_State)
-        builder.add_node("plan_and_execute", plan_and_execute)
-        builder.add_edge(START, "plan_and_execute")
-        builder.add_conditional_edges(
-            "plan_and_execute", self._next, {"replan": "plan_and_execute", "end": END}
-        )
-        return builder.compile(checkpointer=checkpointer)
+        return planner_graph(self, checkpointer)
 
     def run_dir(self, run_id: str) -> Path:
-        """The folder of a durable run: ``checkpoints.sqlite`` and ``results.sqlite``."""
+        """The folder of a durable run (``results.sqlite`` holds its rounds and results)."""
         return run_directory(run_id, self._runs_dir)
 
-    async def arun(self, question: str, *, run_id: str | None = None) -> CompilerResult:
+    async def arun(
+        self, question: str, *, run_id: str | None = None, store: ResultStore | None = None
+    ) -> CompilerResult:
         """Answer ``question``; see :class:`CompilerResult`.
 
-        With a ``run_id``, the run is durable: the outer loop is checkpointed
-        in ``<runs_dir>/<run_id>/checkpoints.sqlite`` and task results are
-        stored beside it in ``results.sqlite``. Calling again with the same id
-        after a crash continues where the run stopped: finished rounds are not
-        planned again and finished tasks do not run again; a finished run
-        returns its result. Without one, the run lives in memory.
+        With a ``run_id``, the run is durable: its rounds and task results are
+        kept in ``store`` (default: the executor's store when it is not an
+        in-memory one, else ``<runs_dir>/<run_id>/results.sqlite``). Calling
+        again with the same id after a crash continues where the run stopped:
+        finished rounds are not planned again and finished tasks do not run
+        again; a finished run returns its result. Without one, the run lives in
+        memory for as long as it runs.
 
         The run pauses (``awaiting`` set, ``finished`` false) when a task flagged
         ``requires_approval`` is reached; continue it with :meth:`aresume`.
+
+        Raises:
+            ConfigError: the run's folder holds checkpoints of an older version
+                (``checkpoints.sqlite``) and no rounds this version can read.
         """
         if run_id is None:
             run_id = uuid.uuid4().hex[:12]
-            return await self._invoke(
-                run_id, {"question": question, "run_id": run_id, "rounds": []}, durable=False
-            )
-        return await self._invoke(
-            run_id, {"question": question, "run_id": run_id, "rounds": []}, durable=True
-        )
+            executor = self.executor.with_store(MemoryResultStore())
+            run = await PlannerRun.open(self, run_id, executor, question)
+            return await self._drive_in_memory(run, _NO_ANSWER)
+        async with self._durable(run_id, store) as executor:
+            run = await PlannerRun.open(self, run_id, executor, question, self._legacy(run_id))
+            return await self._drive(run, _NO_ANSWER)
 
-    async def aresume(self, run_id: str, answer: Any) -> CompilerResult:
+    async def aresume(
+        self, run_id: str, answer: Any, *, store: ResultStore | None = None
+    ) -> CompilerResult:
         """Continue a run paused for approval with the reviewer's ``answer``.
 
         ``answer`` is ``True``/``"approve"``, ``False``/``"reject"``, a dict like
         ``{"action": "reject", "reason": "..."}`` or ``{"action": "edit", "args":
         {...}}`` (see :class:`plait.graphs.Approval`), applying to every task
-        asked about, or a mapping from task id to such a decision.
-        """
-        from langgraph.types import Command
+        asked about, or a mapping from task id to such a decision. ``store`` is
+        the durable run's store, as for :meth:`arun`.
 
-        durable = run_id not in self._memory_runs
-        return await self._invoke(run_id, Command(resume=answer), durable=durable)
+        Raises:
+            PlanError: no such run, it is not paused, or the answer does not fit.
+        """
+        paused = self._paused.pop(run_id, None)
+        if paused is not None:
+            return await self._drive_in_memory(paused, answer)
+        async with self._durable(run_id, store, resuming=True) as executor:
+            run = await PlannerRun.open(self, run_id, executor, None, self._legacy(run_id))
+            return await self._drive(run, answer)
 
     def run(self, question: str, *, run_id: str | None = None) -> CompilerResult:
         """Blocking :meth:`arun`."""
@@ -293,54 +241,6 @@ class LLMCompiler:
             instead="await compiler.aresume()",
         )
 
-    async def _invoke(self, run_id: str, payload: Any, *, durable: bool) -> CompilerResult:
-        config = {"configurable": {"thread_id": run_id}}
-        try:
-            return await self._invoke_with(run_id, payload, config, durable=durable)
-        except sqlite3.DatabaseError as e:  # a damaged checkpoint file (the store maps its own)
-            path = self.run_dir(run_id) / "checkpoints.sqlite"
-            raise ConfigError(
-                f"the run's checkpoints {path} cannot be used ({type(e).__name__}: {e});"
-                " if it is damaged, remove the run's folder to start the run again"
-            ) from e
-
-    async def _invoke_with(
-        self, run_id: str, payload: Any, config: Any, *, durable: bool
-    ) -> CompilerResult:
-        from langgraph.checkpoint.memory import InMemorySaver
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        async with AsyncExitStack() as stack:
-            if durable:
-                folder = self.run_dir(run_id)
-                folder.mkdir(parents=True, exist_ok=True)
-                saver = await stack.enter_async_context(
-                    AsyncSqliteSaver.from_conn_string(str(folder / "checkpoints.sqlite"))
-                )
-                executor = self.executor
-                if isinstance(executor.store, MemoryResultStore):
-                    store = SQLiteResultStore(folder / "results.sqlite")
-                    stack.callback(store.close)
-                    executor = executor.with_store(store)
-            else:
-                if self._memory_saver is None:
-                    self._memory_saver = InMemorySaver()
-                self._memory_runs.add(run_id)
-                saver, executor = self._memory_saver, self.executor
-            graph = self._graph(executor, saver)
-            if isinstance(payload, dict):
-                snapshot = await graph.aget_state(config)
-                if snapshot.values:
-                    # A run with this id exists: continue it (after a crash, the
-                    # unfinished node runs again) or, if it ended, report it.
-                    payload = None
-            attributes: dict[str, Any] = {"plait.run_id": run_id}
-            if isinstance(payload, dict):
-                attributes["plait.question"] = tracing.content(payload["question"])
-            with tracing.span("plait.llmcompiler", attributes):
-                state = await graph.ainvoke(payload, config)
-        return _result(run_id, state)
-
     async def aplan(self, question: str) -> tuple[Plan, Usage]:
         """The first plan the planner writes for ``question``, validated but not run.
 
@@ -351,22 +251,12 @@ class LLMCompiler:
                 does not parse, names unknown tools or has bad arguments; the
                 :class:`PlanError` saying why is its cause).
         """
-        tools, _ = await self._planner_tools(question)
-        request = planner_request(
-            tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
-        )
+        writer = self.writer
+        tools, _ = await writer.tools_for(question)
+        request = writer.request(tools, question)
         if self.plan_format == "json":
-            return await self._json_plan(request)
-        completion = await self.planner.complete(request)
-        names = {n: parameter_names(t) for n, t in self.tools.items()}
-        with model_plan(lambda: completion.text):
-            tasks = [t async for t in parse_plan_stream(_single(completion.text), names)]
-            if not tasks:
-                raise ModelOutputError("the planner wrote no task", raw=completion.text)
-            plan = Plan(tasks=tuple(tasks)).validate_against(
-                self.tools, check_args=self._check_args
-            )
-        return plan, completion.usage
+            return await writer.json_plan(request)
+        return await writer.text_plan(request)
 
     async def aexecute(self, question: str, plan: Plan, *, run_id: str | None = None) -> Round:
         """Run ``plan`` (for example from :meth:`aplan`) and join: one round, no replanning.
@@ -377,276 +267,58 @@ class LLMCompiler:
         run = await self.executor.run(
             plan, run_id=run_id or uuid.uuid4().hex[:12], known_tools=self.tools
         )
-        join = await self.joiner.complete(joiner_request(question, plan, run, quarantine=self._q))
-        action, text = decision(join)
-        return self._round(plan, run, action, text, join.usage, None)
-
-    @property
-    def _q(self) -> bool:
-        return self.mode == "plan_then_execute"
-
-    def _shown(self, run: RunResult) -> frozenset[Source]:
-        """The sources of the results the joiner (and a replanner) read from ``run``."""
-        return frozenset(
-            s
-            for o in run.outcomes.values()
-            if not (self._q and untrusted(o.sources))
-            for s in o.sources
-        )
-
-    def _round(
-        self,
-        plan: Plan,
-        run: RunResult,
-        action: Any,
-        text: str,
-        usage: Usage,
-        selection: SelectionDecision | None,
-    ) -> Round:
-        sources = {USER, *self._shown(run)}
-        if not self._q:
-            return Round(
-                plan=plan,
-                run=run,
-                action=action,
-                answer=text,
-                usage=usage,
-                sources=sources,
-                selection=selection,
-            )
-
-        def fill(match: re.Match[str]) -> str:
-            outcome = run.outcomes.get(match.group(1))
-            if outcome is None or not untrusted(outcome.sources):
-                return match.group(0)  # not a withheld result: "$5" may mean five dollars
-            sources.update(outcome.sources)
-            if outcome.status != "done":
-                return f"[{outcome.status}: {outcome.error}]"
-            value = outcome.result
-            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-        answer = _ANSWER_REFERENCE.sub(fill, text)
+        joined = await join(self.joiner, question, plan, run, quarantine=self.quarantine)
         return Round(
             plan=plan,
             run=run,
-            action=action,
-            answer=answer,
-            usage=usage,
-            sources=sources,
-            template=text,
-            selection=selection,
+            action=joined.action,
+            answer=joined.answer,
+            usage=joined.usage,
+            sources=joined.sources,
+            template=joined.template,
         )
 
-    async def _planner_tools(
-        self, question: str
-    ) -> tuple[dict[str, ToolSpec], SelectionDecision | None]:
-        """The tools the planner is shown for ``question``, and the selection decision."""
-        selection = self.tool_selection
-        if selection is None:
-            selection = default_selection(
-                native_tool_calls=self.planner.capabilities.native_tool_calls, role="planner"
-            )
-        if selection.policy == "model" or len(self.tools) <= 1:
-            return self.tools, None
-        if selection.policy == "hybrid":
-            if len(self.tools) <= selection.k:
-                return self.tools, None  # a shortlist of everything changes nothing
-            selection = dataclasses.replace(selection, fix_margin=None)
-        selector = ToolSelector.for_embedder(selection.embedder or default_embedder())
-        decision = await selector.decide(question, list(self.tools.values()), selection)
-        # The plan lists the kept tools in their own order.
-        kept = {name: spec for name, spec in self.tools.items() if name in decision.offered}
-        return kept, decision
+    async def _drive(self, run: PlannerRun, answer: Any) -> CompilerResult:
+        """Store ``answer`` (when resuming), then run the loop until it ends or pauses."""
+        attributes = {"plait.run_id": run.run_id, "plait.question": tracing.content(run.question)}
+        with tracing.span("plait.llmcompiler", attributes):
+            if answer is not _NO_ANSWER:
+                await run.answer(answer)
+            return await run.run()
 
-    def _next(self, state: _State) -> str:
-        rounds = state["rounds"]
-        wants_more = rounds[-1]["action"] == "replan"
-        return "replan" if wants_more and len(rounds) <= self.max_replans else "end"
-
-    async def _plan_and_execute(self, state: _State, executor: EagerExecutor) -> dict[str, Any]:
-        previous = [Round.model_validate(r) for r in state.get("rounds", [])]
-        outer_id = state["run_id"]
-        round_id = f"{outer_id}-{len(previous) + 1}"
-        store = executor.store
-        gate = ApprovalGate(executor, round_id, {"run_id": outer_id, "round": len(previous) + 1})
-        # After a resume or a crash this node runs again from the top: a plan
-        # stored for the round is reused (never planned twice) and its finished
-        # tasks come back from the store.
-        await gate.replay()
-        # The plan's literal arguments come from what the planner read: the
-        # question, and every earlier result it was shown.
-        base = frozenset({USER}).union(*(self._shown(r.run) for r in previous))
-        with tracing.span("plait.round", {"plait.run_id": round_id}) as span:
-            found, saved = await store.load_value(round_id, "plan")
-            run: RunResult | None = None
-            selection: SelectionDecision | None = None
-            if found:
-                plan = Plan.model_validate(saved["plan"])
-                usage = Usage.model_validate(saved["usage"])
-                gate.exec_id = saved["exec_id"]
-                if saved.get("selection"):
-                    selection = SelectionDecision.model_validate(saved["selection"])
-            else:
-                tools, selection = await self._planner_tools(state["question"])
-                if selection is not None:
-                    span.set_attributes(
-                        {
-                            "plait.tool_selection.policy": selection.policy,
-                            "plait.tool_selection.offered": list(selection.offered),
-                        }
-                    )
-                request = planner_request(
-                    tools,
-                    state["question"],
-                    [(r.plan, r.run, r.template or r.answer) for r in previous],
-                    plan_format=self.plan_format,
-                    max_tasks=self.max_tasks,
-                    quarantine=self._q,
-                )
-                if self.plan_format == "json":
-                    attributes = chat_attributes(self.planner.name, request)
-                    with tracing.span("plait.plan", attributes) as plan_span:
-                        plan, usage = await self._json_plan(request)
-                        plan_span.set_attributes(_plan_attributes(plan, usage))
-                else:
-                    # A stream cut off by a crash left a partial plan under this
-                    # round's id: a new plan gets its own id so that no stored
-                    # result is mistaken for a different task's.
-                    _, attempts = await store.load_value(round_id, "planning_attempts")
-                    attempt = int(attempts or 0) + 1
-                    await store.save_value(round_id, "planning_attempts", attempt)
-                    gate.exec_id = round_id if attempt == 1 else f"{round_id}.{attempt}"
-                    plan, run, usage = await self._streamed_plan_and_run(
-                        request, gate.exec_id, executor, gate.decisions, outer_id, base
-                    )
-                    span.set_attributes(_plan_attributes(plan, usage))
-                await store.save_value(
-                    round_id,
-                    "plan",
-                    {
-                        "plan": plan.model_dump(mode="json"),
-                        "usage": usage.model_dump(mode="json"),
-                        "exec_id": gate.exec_id,
-                        "selection": selection.model_dump(mode="json") if selection else None,
-                    },
-                )
-            run = await gate.run(
-                plan, known_tools=self.tools, scope=outer_id, first=run, sources=base
-            )
-            join_request = joiner_request(state["question"], plan, run, quarantine=self._q)
-            attributes = chat_attributes(self.joiner.name, join_request)
-            with tracing.span("plait.join", attributes) as join_span:
-                join = await self.joiner.complete(join_request)
-                join_span.set_attributes(response_attributes(join))
-        action, text = decision(join)
-        record = self._round(plan, run, action, text, usage + join.usage, selection)
-        return {"rounds": [record.model_dump(mode="json")]}
-
-    async def _json_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:
-        completion = await self.planner.complete(request)
+    async def _drive_in_memory(self, run: PlannerRun, answer: Any) -> CompilerResult:
         try:
-            raw = completion.parse_json()["tasks"]
-            tasks = without_repeats(
-                [
-                    self._flag(Task(id=str(i), tool=t["tool"], args=t.get("args", {})))
-                    for i, t in enumerate(raw, start=1)
-                ]
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelOutputError(
-                f"the planner's plan is malformed ({e})", raw=completion.text
-            ) from e
-        with model_plan(lambda: completion.text):
-            plan = Plan(tasks=tasks).validate_against(self.tools, check_args=self._check_args)
-        return plan, completion.usage
+            return await self._drive(run, answer)
+        finally:
+            if run.paused:  # kept until it is resumed to its end; then it is dropped
+                self._paused[run.run_id] = run
 
-    async def _streamed_plan_and_run(
-        self,
-        request: ChatRequest,
-        round_id: str,
-        executor: EagerExecutor,
-        approvals: Mapping[str, Approval],
-        scope: str,
-        sources: frozenset[Source],
-    ) -> tuple[Plan, RunResult, Usage]:
-        seen: list[Task] = []
-        final: list[Completion] = []
-        streamed: list[str] = []
+    @asynccontextmanager
+    async def _durable(
+        self, run_id: str, store: ResultStore | None, *, resuming: bool = False
+    ) -> AsyncIterator[EagerExecutor]:
+        """The executor of durable run ``run_id``: with ``store``, the executor's own
+        durable store, or ``results.sqlite`` in the run's folder (closed after the call).
 
-        async def text() -> AsyncIterator[str]:
-            async for chunk in self.planner.stream(request):
-                if chunk.completion is not None:
-                    final.append(chunk.completion)
-                else:
-                    streamed.append(chunk.delta)
-                    yield chunk.delta
+        The one place that decides where a durable run is kept; resuming a run
+        whose folder has no store creates none.
+        """
+        if store is not None:
+            yield self.executor.with_store(store)
+            return
+        if not isinstance(self.executor.store, MemoryResultStore):
+            yield self.executor
+            return
+        path = self.run_dir(run_id) / "results.sqlite"
+        if resuming and not path.exists():
+            refuse_legacy(self._legacy(run_id))
+            raise PlanError(f"no planner run with id {run_id!r} is paused (no {path})")
+        opened = SQLiteResultStore(path)
+        try:
+            yield self.executor.with_store(opened)
+        finally:
+            await opened.aclose()
 
-        async def tasks() -> AsyncIterator[Task]:
-            names = {n: parameter_names(t) for n, t in self.tools.items()}
-            async for parsed in parse_plan_stream(text(), names):
-                task = self._flag(parsed)
-                problem = self._check_args(task)
-                if problem:
-                    raise PlanError(f"bad arguments for {task.tool!r}: {problem}", task_id=task.id)
-                seen.append(task)
-                yield task
-
-        # Whatever PlanError this raises (parser, argument check, the executor's
-        # check of a streamed task) is about a plan the model wrote.
-        with model_plan(lambda: final[0].text if final else "".join(streamed)):
-            run = await executor.run(
-                tasks(),
-                run_id=round_id,
-                known_tools=self.tools,
-                approvals=approvals,
-                scope=scope,
-                sources=sources,
-            )
-        if not seen:
-            raw = final[0].text if final else ""
-            raise ModelOutputError("the planner wrote no task", raw=raw)
-        usage = final[0].usage if final else Usage()
-        return Plan(tasks=tuple(seen)), run, usage
-
-    def _flag(self, task: Task) -> Task:
-        if task.tool in self.requires_approval and not task.requires_approval:
-            return task.model_copy(update={"requires_approval": True})
-        return task
-
-    def _check_args(self, task: Task) -> str | None:
-        spec = self.tools.get(task.tool)
-        if spec is None:
-            return None  # the executor reports unknown tools, with a hint
-        params = spec.parameters.get("properties", {})
-        unknown = sorted(set(task.args) - set(params))
-        if unknown:
-            return f"unknown argument(s) {', '.join(unknown)}"
-        missing = sorted(set(spec.parameters.get("required", ())) - set(task.args))
-        if missing:
-            return f"missing required argument(s) {', '.join(missing)}"
-        return None
-
-
-def _result(run_id: str, state: dict[str, Any]) -> CompilerResult:
-    rounds = tuple(Round.model_validate(r) for r in state.get("rounds", []))
-    awaiting = tuple(i.value for i in state.get("__interrupt__", ()))
-    last = rounds[-1] if rounds else None
-    return CompilerResult(
-        answer=last.answer if last else "",
-        finished=bool(last and last.action == "finish" and not awaiting),
-        rounds=rounds,
-        run_id=run_id,
-        awaiting=awaiting,
-    )
-
-
-def _plan_attributes(plan: Plan, usage: Usage) -> dict[str, Any]:
-    return {
-        **usage_attributes(usage),
-        "plait.plan.tasks": len(plan.tasks),
-        "plait.plan.tools": [t.tool for t in plan.tasks],
-    }
-
-
-async def _single(text: str) -> AsyncIterator[str]:
-    yield text
+    def _legacy(self, run_id: str) -> Path:
+        """Where an older version kept the run's loop (refused when nothing newer is stored)."""
+        return self.run_dir(run_id) / "checkpoints.sqlite"

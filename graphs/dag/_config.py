@@ -13,10 +13,10 @@ from typing import Any
 
 from plait.errors import ConfigError
 from plait.policies import Policy, PolicySet
+from plait.retry import RetryPolicy
 
 from ._events import Approval, TaskEvent
 from ._plan import Task
-from ._retry import RetryPolicy
 from ._store import MemoryResultStore, ResultStore
 
 __all__ = ["Approver", "ExecutorConfig", "IdempotencyKey", "TaskRunner"]

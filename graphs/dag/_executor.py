@@ -15,12 +15,12 @@ from typing import Any
 from plait.errors import PlanError
 from plait.policies import Policy, PolicySet
 from plait.provenance import Source
+from plait.retry import RetryPolicy
 
 from ._config import Approver, ExecutorConfig, IdempotencyKey, TaskRunner
 from ._events import Approval, RunResult, TaskEvent
 from ._execution import PlanExecution
 from ._plan import Plan, Task, ValidatedPlan
-from ._retry import RetryPolicy
 from ._store import ResultStore
 
 __all__ = ["Approver", "EagerExecutor", "IdempotencyKey", "TaskRunner"]

@@ -30,7 +30,7 @@ class Task(BaseModel):
         continue_on_error: dependants still run when it fails (they see the error text).
         timeout_s: per-attempt time limit (``None``: the executor's default).
         retries: extra attempts after a failure the executor's
-            :class:`~plait.graphs.dag.RetryPolicy` retries (``None``: as many
+            :class:`~plait.retry.RetryPolicy` retries (``None``: as many
             as the policy allows).
     """
 

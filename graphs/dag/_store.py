@@ -23,8 +23,8 @@ __all__ = ["MemoryResultStore", "ResultStore", "SQLiteResultStore", "run_directo
 def run_directory(run_id: str, runs_dir: str | Path | None = None) -> Path:
     """The folder a durable run owns: ``<runs_dir>/<run_id>``.
 
-    It holds ``results.sqlite`` (task results), ``checkpoints.sqlite`` (the
-    LangGraph checkpoints of a planner loop) and the files other layers add.
+    It holds ``results.sqlite`` (task results, and a planner loop's round
+    records) and the files other layers add.
 
     Args:
         run_id: the run's id (letters, digits, ``_``, ``-`` and ``.``).

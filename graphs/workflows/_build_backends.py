@@ -19,7 +19,6 @@ from plait.backends import (
     CacheStore,
     LocalBackend,
     OpenAIBackend,
-    RetryPolicy,
 )
 from plait.backends.routing import (
     CostLedger,
@@ -124,7 +123,7 @@ def _openai(name: str, body: OpenAIBackendSpec) -> Backend:
         headers=body.headers or None,
         timeout=body.timeout_s,
         max_response_bytes=body.max_response_bytes,
-        retry=RetryPolicy(max_attempts=body.max_attempts),
+        retry=OpenAIBackend.DEFAULT_RETRY.with_attempts(body.max_attempts),
         name=name,
     )
 

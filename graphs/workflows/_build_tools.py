@@ -1,5 +1,8 @@
 """The ``tools:`` section built: built-in sets, ``module:function`` tools, their aliases.
 
+A ``module:attribute`` entry may name a function, a plait :class:`Tool`, or a
+compiled LangGraph graph (made a tool by ``langgraph_tool``).
+
 An MCP entry is an empty :class:`Toolset` here: its tools are known once its
 server runs, which ``_mcp_run.connected`` does for each run.
 """
@@ -15,6 +18,7 @@ from plait.errors import ConfigError
 from plait.memory import Memory
 from plait.tools import Tool, ToolSelection, Toolset, calculator, http_tools, tool
 
+from ..adapters import is_langgraph_graph, langgraph_tool
 from ._modules import import_tool_module
 from ._problems import KeyPath
 from ._schema import MCPToolSpec, ToolSelectionSpec, WorkflowSpec
@@ -130,6 +134,12 @@ def _function_tool(
         raise ConfigError(f"tool {name!r}: module {module_name!r} has no {attribute!r}")
     if isinstance(function, Tool):
         return function.renamed(name)
+    if is_langgraph_graph(function):
+        # A compiled LangGraph graph: its input state is the arguments, its final
+        # state the result (see adapters/_langgraph_task.py).
+        return langgraph_tool(
+            function, name=name, description=description or "", timeout_s=timeout_s
+        )
     if not callable(function):
         raise ConfigError(f"tool {name!r}: {target} is not a function")
     return tool(name=name, description=description, timeout_s=timeout_s)(function)

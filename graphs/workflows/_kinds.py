@@ -22,6 +22,7 @@ from plait.agents import (
     TeamTrace,
 )
 from plait.backends.routing import CostLedger
+from plait.chat import ToolSpec
 from plait.errors import ConfigError
 from plait.provenance import untrusted
 from plait.tools import Toolset
@@ -165,21 +166,23 @@ def _metered(runner: TaskRunner) -> TaskRunner:
 
 
 def placed(
+    run: RunContext,
     executor: ExecutorChoice,
-    runner: TaskRunner,
     tools: Toolset,
     agents: Iterable[Runnable],
-    on_driver: set[str],
-) -> TaskRunner:
-    """``runner``, or (``executor: ray``) a runner sending tasks that can travel to Ray.
+) -> tuple[list[ToolSpec], TaskRunner]:
+    """The specs a planner is shown and the runner of a run's tasks, placed by ``executor``.
 
-    Tasks named in ``on_driver`` keep running here through ``runner``; the
-    others (tools, and agents on backends that travel) run on workers, whose
-    model calls are counted on this run's meter (usage, cost, ``on_event``) and
-    whose spans reach the run's trace.
+    One decision for every kind that runs a plan: ``local`` runs each task
+    here; ``ray`` sends the tasks that can travel (tools, and agents on
+    backends that travel) to Ray workers, whose model calls are counted on this
+    run's meter (usage, cost, ``on_event``) and whose spans reach the run's
+    trace, while the others keep running here.
     """
+    specs, runner = task_runner(tools, agents)
     if executor == "local":
-        return runner
+        return specs, runner
+    on_driver = driver_tasks(run.spec, run.built, agents)
     ray_spec = executor if isinstance(executor, RayExecutorSpec) else RayExecutorSpec(kind="ray")
     travelling = Toolset([t for t in tools if t.name not in on_driver])
     crew = [a for a in agents if a.name not in on_driver and isinstance(a, Agent)]
@@ -190,7 +193,7 @@ def placed(
     )
     away = set(travelling.names) | {a.name for a in crew}
 
-    async def run(task: Task, args: dict[str, Any]) -> Any:
+    async def run_task(task: Task, args: dict[str, Any]) -> Any:
         if task.tool not in away:
             return await runner(task, args)
         answer = await remote(task, args)
@@ -201,7 +204,25 @@ def placed(
             raise answer.error
         return answer.value
 
-    return run
+    return specs, run_task
+
+
+def executor_for(run: RunContext, runner: TaskRunner, **settings: Any) -> EagerExecutor:
+    """The run's executor: what every kind's plan shares is decided here, once.
+
+    Its store is the run's store, its events go to ``on_event``, the file's
+    policies are checked before each task, and a usage error (a misconfigured
+    step) stops the run instead of failing one task; ``settings`` adds what a
+    kind decides itself (its concurrency, its approver).
+    """
+    return EagerExecutor(
+        runner,
+        store=run.store,
+        on_event=run.on_event,
+        policies=run.built.policies,
+        stop_on_usage_error=True,
+        **settings,
+    )
 
 
 @dataclass
@@ -238,18 +259,9 @@ async def _run_steps(run: RunContext) -> KindResult:
     plan = steps_plan(body, run.inputs)
     tools = Toolset([run.built.tools, *run.built.aliases.values()])
     agents = list(run.built.runnables.values())
-    _, runner = task_runner(tools, agents)
-    if body.executor != "local":
-        on_driver = driver_tasks(run.spec, run.built, agents)
-        runner = placed(body.executor, runner, tools, agents, on_driver)
-    executor = EagerExecutor(
-        runner,
-        max_concurrency=body.max_concurrency,
-        store=run.store,
-        approver=run.approver,
-        on_event=run.on_event,
-        policies=run.built.policies,
-        stop_on_usage_error=True,  # a misconfigured step stops the run instead of failing
+    _, runner = placed(run, body.executor, tools, agents)
+    executor = executor_for(
+        run, runner, max_concurrency=body.max_concurrency, approver=run.approver
     )
     done = await executor.run(plan, run_id=run.run_id)
     results = done.results
@@ -284,10 +296,8 @@ async def _run_planner(run: RunContext) -> KindResult:
         [select_tools(run.built.entries, name, run.built.aliases) for name in body.tools]
     )
     agents = [run.built.runnables[name] for name in body.agents]
-    specs, runner = task_runner(tools, agents)
-    if body.executor != "local":
-        on_driver = driver_tasks(run.spec, run.built, agents)
-        runner = placed(body.executor, runner, tools, agents, on_driver)
+    specs, runner = placed(run, body.executor, tools, agents)
+    executor = executor_for(run, runner)
     # An entry named in requires_approval flags each of its tools.
     flagged = {
         t.name
@@ -297,24 +307,25 @@ async def _run_planner(run: RunContext) -> KindResult:
     compiler = LLMCompiler(
         backend_named(run.built.backends, body.backend),
         specs,
-        runner,
+        # The compiler's signature still asks for a runner beside the executor; it is
+        # the executor's own, so there is one runner (its store and policies with it).
+        executor.config.runner,
         joiner=backend_named(run.built.backends, body.joiner) if body.joiner else None,
         plan_format=body.plan_format,
         max_replans=body.max_replans,
         max_tasks=body.max_tasks,
-        executor=EagerExecutor(
-            runner, store=run.store, on_event=run.on_event, stop_on_usage_error=True
-        ),
-        runs_dir=run.runs_dir,  # the loop's checkpoints go beside run.json
-        policies=run.built.policies,
+        executor=executor,
+        runs_dir=run.runs_dir,
         mode=body.mode,
         tool_selection=tool_selection(body.tool_selection),
         requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
+    # The executor's store is the run's (results.sqlite): it holds the loop's
+    # round records too.
     result = await compiler.arun(question, run_id=run.run_id)
-    # The loop paused (a LangGraph interrupt) on flagged or policy-held tasks:
-    # the reviewer decides, and the loop goes on from its checkpoint.
+    # The loop paused on flagged or policy-held tasks: the reviewer decides,
+    # and the loop goes on from the round's record.
     while result.awaiting:
         decisions = await _reviewed(run.approver, result.awaiting)
         result = await compiler.aresume(run.run_id, decisions)

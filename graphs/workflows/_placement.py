@@ -1,15 +1,16 @@
 """Where the tasks of an ``executor: ray`` workflow run: Ray workers or the driver.
 
-It imports no agents, tools or Ray (``plait validate`` reports from it); the
-runner that sends tasks away is ``_kinds.placed``.
+It imports no agents, tools or Ray when it loads (``plait validate`` reports
+from it); the runner that sends tasks away is ``_kinds.placed``.
 
 A task runs on a worker when what it needs can travel there: a plain tool (a
 function or builtin, shipped by value or imported), or an agent whose backend
 talks to a server or to Ray actors (OpenAI-compatible backends,
 ``RayModelPool``). A task stays in the driver process when it holds something
 only the driver has: an in-process model (a local backend, or a router over
-backends), the memory store's client, an MCP server's session, or an agent
-using one of these.
+backends), the memory store's client, an MCP server's session, a LangGraph
+graph (known once built: the file alone does not say), or an agent using one
+of these.
 
 :func:`ray_placement` answers from the file alone (``plait validate``);
 :func:`driver_tasks` answers for a run, from the built objects, so backends
@@ -50,11 +51,17 @@ def backend_travels(backend: Backend) -> bool:
 
 
 def _driver_tools(spec: WorkflowSpec, built: Built) -> set[str]:
-    """Tools holding a driver-only resource: the memory store's client, an MCP session."""
+    """Tools holding a driver-only resource: the memory store's client, an MCP session,
+    a LangGraph graph (which does not survive the trip: see ``LANGGRAPH_TAG``)."""
+    from ..adapters import LANGGRAPH_TAG  # a run's built objects: loaded already
+
     names: set[str] = set()
     for entry, tool_spec in spec.tools.items():
         if getattr(tool_spec, "builtin", None) == "memory" or entry in built.mcp:
             names.update(t.name for t in built.entries.get(entry, ()))
+    for tool in [*built.tools, *built.aliases.values()]:
+        if LANGGRAPH_TAG in tool.tags:
+            names.add(tool.name)
     return names
 
 

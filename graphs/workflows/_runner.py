@@ -221,7 +221,7 @@ class Workflow:
 
         ``approver`` decides on steps flagged ``requires_approval`` (a ``steps``
         workflow), on a planner's tasks calling a tool its ``requires_approval``
-        lists (the planner loop pauses, a LangGraph interrupt, until it answers)
+        lists (the planner loop pauses until it answers)
         and on calls a policy holds; without one such a task is rejected.
 
         A run-time failure (:class:`~plait.errors.RunError`) ends the run as

@@ -1,7 +1,7 @@
 """Run records: every workflow run owns ``<state_dir>/runs/<run_id>/`` with a ``run.json``.
 
 Other files in the folder belong to other layers: ``results.sqlite`` (the
-executor's durable results), ``checkpoints.sqlite`` and ``trace.jsonl``.
+executor's durable results and a planner loop's round records) and ``trace.jsonl``.
 ``run.lock`` is held (an OS file lock) by the process running the run, so a
 second process cannot run (or resume) the same run at the same time.
 """

@@ -48,7 +48,11 @@ class ToolExampleSpec(SpecModel):
 
 
 class FunctionToolSpec(SpecModel):
-    """A Python function as a tool, imported as ``module:function`` (named after the entry)."""
+    """A Python function as a tool, imported as ``module:function`` (named after the entry).
+
+    The attribute may also be a plait tool, or a compiled LangGraph graph (its
+    input state is the arguments, its final state the result).
+    """
 
     function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     description: str | None = None

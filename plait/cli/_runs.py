@@ -43,13 +43,14 @@ def runs_list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_lines(run_id: str) -> list[str]:
-    """Model calls per agent from the run's trace, naming the backend that answered."""
+def _trace_lines(run_id: str) -> list[str]:
+    """From the run's trace: model calls per agent, naming the backend that answered,
+    then each circuit breaker that opened or closed."""
     from plait.errors import ConfigError
     from plait.graphs import run_directory
     from plait.tracing import read_trace
 
-    from .report import model_calls
+    from .report import breaker_events, model_calls
 
     try:
         spans = [r for r in read_trace(run_directory(run_id) / "trace.jsonl") if r.get("start")]
@@ -63,6 +64,12 @@ def _model_lines(run_id: str) -> list[str]:
         lines.append(
             f"  model:    {call['agent']}: {call['calls']} call(s){hits} answered by "
             f"{call['backend']}{via}{failed}"
+        )
+    for event in breaker_events(spans):
+        verb = "opened" if event["state"] == "open" else "closed"
+        lines.append(
+            f"  breaker:  {event['backend']} {verb} in router {event['router']}"
+            f" ({event['reason']}; call of {event['agent'] or '-'})"
         )
     return lines
 
@@ -107,7 +114,7 @@ def runs_show_command(args: argparse.Namespace) -> int:
     cached = usage.cached_text()
     if cached:
         lines.append(f"  cache:    {cached}; cost saved {record.cost_saved:.4f}{total}")
-    lines.extend(_model_lines(record.run_id))
+    lines.extend(_trace_lines(record.run_id))
     if len(record.attempts) > 1:
         for number, attempt in enumerate(record.attempts, 1):
             used = attempt.usage

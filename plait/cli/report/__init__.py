@@ -7,6 +7,18 @@ write_html_report(".plait/runs/<run_id>")  # writes report.html beside trace.jso
 ```
 """
 
-from ._html import STATE_COLORS, build_html_report, model_calls, write_html_report
+from ._html import (
+    STATE_COLORS,
+    breaker_events,
+    build_html_report,
+    model_calls,
+    write_html_report,
+)
 
-__all__ = ["STATE_COLORS", "build_html_report", "model_calls", "write_html_report"]
+__all__ = [
+    "STATE_COLORS",
+    "breaker_events",
+    "build_html_report",
+    "model_calls",
+    "write_html_report",
+]

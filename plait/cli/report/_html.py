@@ -6,7 +6,8 @@ writes a page that opens anywhere without a network: styles, scripts and
 drawings (SVG) are inline. It shows the DAG of each executed plan with tasks
 coloured by state, a Gantt timeline of the tasks (bars that overlap ran in
 parallel), tokens / cached tokens / cost per agent, each model request's
-priority and queue wait, router decisions and MemoryGuard rejections.
+priority and queue wait, router decisions, circuit breakers that opened or
+closed, and MemoryGuard rejections.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from plait.tracing import read_trace
 
 from ._svg import STATE_COLORS, dag_svg, gantt_svg
 
-__all__ = ["STATE_COLORS", "build_html_report", "model_calls", "write_html_report"]
+__all__ = [
+    "STATE_COLORS",
+    "breaker_events",
+    "build_html_report",
+    "model_calls",
+    "write_html_report",
+]
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}
@@ -109,6 +116,8 @@ def build_html_report(records: list[dict[str, Any]], info: dict[str, Any] | None
         _requests_table(spans),
         "<h2>Router decisions</h2>",
         _events_table(spans, "plait.route", _ROUTE_COLUMNS),
+        "<h2>Circuit breakers</h2>",
+        _breakers_table(spans),
         "<h2>Memory guard</h2>",
         _events_table(spans, "plait.guard.rejected", _GUARD_COLUMNS),
         "<h2>Tool calls</h2>",
@@ -333,6 +342,42 @@ _GUARD_COLUMNS = [
     ("source", "plait.guard.source"),
     ("reason", "plait.guard.reason"),
 ]
+
+
+def breaker_events(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Circuits that opened or closed during a run, in time order.
+
+    Each is ``{"at", "agent", "router", "backend", "state", "reason"}`` from a
+    ``plait.breaker`` event (``state``: ``open`` or ``closed``).
+    """
+    found = []
+    for s in spans:
+        agent = s["attributes"].get("gen_ai.agent.name")
+        for event in s.get("events", []):
+            if event.get("name") != "plait.breaker":
+                continue
+            a = event.get("attributes", {})
+            found.append(
+                {
+                    "at": event.get("at") or s["start"],
+                    "agent": agent,
+                    "router": a.get("plait.breaker.router"),
+                    "backend": a.get("plait.breaker.backend"),
+                    "state": a.get("plait.breaker.state"),
+                    "reason": a.get("plait.breaker.reason"),
+                }
+            )
+    return sorted(found, key=lambda e: e["at"])
+
+
+def _breakers_table(spans: list[dict[str, Any]]) -> str:
+    t0 = min((s["start"] for s in spans), default=0.0)
+    rows: list[list[Any]] = [
+        [e["at"] - t0, e["agent"], e["router"], e["backend"], e["state"], e["reason"]]
+        for e in breaker_events(spans)
+    ]
+    headers = ["at (s)", "agent", "router", "backend", "circuit", "why"]
+    return _table(headers, rows, numeric={0})
 
 
 def _events_table(spans: list[dict[str, Any]], name: str, columns: list[tuple[str, str]]) -> str:

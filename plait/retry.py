@@ -1,4 +1,10 @@
-"""When a failed task attempt is tried again, and how long the executor waits first."""
+"""Retrying failed work: which failures may pass, and how long to wait before trying again.
+
+One home for every layer: the OpenAI-compatible client retries a request, the
+DAG executor retries a task attempt, and a fallback router decides whether the
+next backend is worth asking, all with :func:`is_transient` and one
+:class:`RetryPolicy`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from plait.errors import (
+    BackendHTTPError,
     BudgetExceeded,
     ConfigError,
+    ContextLengthExceeded,
     MemoryAccessDenied,
     MemoryGuardRejected,
+    ModelOutputError,
     PlaitError,
     RunError,
     ToolArgumentError,
@@ -25,42 +34,64 @@ RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[Base
 """Exception types to retry, or a predicate saying whether an exception is retried."""
 
 # Run-time failures that the same call meets again: a refused permission, a budget
-# already spent, arguments that do not fit the schema. Retrying only waits.
+# already spent, arguments that do not fit the schema, a prompt longer than the
+# model's context, an output the model produced (the backend did serve it).
+# Retrying only waits.
 _DECIDED = (
     BudgetExceeded,
-    ToolArgumentError,
-    ToolPermissionError,
+    ContextLengthExceeded,
     MemoryAccessDenied,
     MemoryGuardRejected,
+    ModelOutputError,
+    ToolArgumentError,
+    ToolPermissionError,
 )
+
+# 408 (request timeout) and 429 (rate limited) pass with time; every other 4xx
+# says the request itself is wrong.
+_TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 def is_transient(error: BaseException) -> bool:
-    """The default ``retry_on``: run-time failures and timeouts that may pass.
+    """Whether a failure may not happen again: the default of every retry and fallback.
 
-    Budgets, permissions, memory guards and arguments that do not fit the tool's
-    schema fail the same way on every attempt, so they are not retried.
+    True for timeouts, unreachable servers, protocol errors, HTTP 408, 429 and
+    5xx, and other run-time failures (a tool that raised, a worker lost). False
+    for what the same call meets again: other 4xx answers, a spent budget, a
+    refused permission, a memory guard's refusal, arguments that do not fit a
+    tool's schema, a prompt over the context length, and a
+    :class:`~plait.errors.ModelOutputError` (the backend served the request; the
+    model's output was the problem). Usage errors and control flow
+    (cancellation, LangGraph interrupts) are never transient.
     """
-    return isinstance(error, (RunError, TimeoutError)) and not isinstance(error, _DECIDED)
+    if is_control_flow(error):
+        return False
+    if isinstance(error, BackendHTTPError):
+        return error.status_code in _TRANSIENT_STATUSES or error.status_code >= 500
+    if isinstance(error, _DECIDED):
+        return False
+    return isinstance(error, (RunError, TimeoutError))
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How many times a task is attempted, and the waits between attempts.
+    """How many times something is attempted, and the waits between attempts.
 
     The wait after failed attempt ``n`` (from 1) is
     ``min(max_backoff_s, initial_backoff_s * multiplier ** (n - 1))``, then
-    reduced by a random share of up to ``jitter`` of it, so tasks that failed
-    together do not all retry at the same instant.
+    reduced by a random share of up to ``jitter`` of it, so callers that failed
+    together do not all retry at the same instant (``jitter=1``: "full jitter",
+    anywhere between no wait and the full one). A wait the server asked for
+    (HTTP ``Retry-After``) replaces the computed one, capped at
+    ``max_retry_after_s``.
 
     Only run-time failures are worth another attempt. ``retry_on`` chooses
-    among them (default :func:`is_transient`: run-time errors and timeouts, but
-    not a spent budget, a refused permission or bad tool arguments). Usage
-    errors (:class:`~plait.errors.ConfigError`, :class:`~plait.errors.PlanError`
-    and the other :class:`~plait.errors.PlaitError` outside ``RunError``) are
-    never retried, whatever ``retry_on`` says: the same call would fail the
-    same way. Control flow (cancellation, LangGraph interrupts) is not a
-    failure and never reaches the policy.
+    among them (default :func:`is_transient`). Usage errors
+    (:class:`~plait.errors.ConfigError`, :class:`~plait.errors.PlanError` and
+    the other :class:`~plait.errors.PlaitError` outside ``RunError``) are never
+    retried, whatever ``retry_on`` says: the same call would fail the same way.
+    Control flow (cancellation, LangGraph interrupts) is not a failure and
+    never retried.
 
     Attributes:
         max_attempts: attempts in all, the first one included (1: never retry).
@@ -69,6 +100,7 @@ class RetryPolicy:
         max_backoff_s: ceiling of one wait.
         jitter: share of a wait (0 to 1) that may be randomly taken off it
             (0: exact waits; 1: anywhere between no wait and the full one).
+        max_retry_after_s: ceiling of a wait the server asked for.
         retry_on: exception types that are retried, or a predicate on the
             exception.
     """
@@ -78,6 +110,7 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_backoff_s: float = 30.0
     jitter: float = 0.5
+    max_retry_after_s: float = 60.0
     retry_on: RetryOn = is_transient
 
     def __post_init__(self) -> None:
@@ -85,8 +118,8 @@ class RetryPolicy:
             raise ConfigError(
                 f"RetryPolicy.max_attempts must be at least 1, not {self.max_attempts}"
             )
-        if self.initial_backoff_s < 0 or self.max_backoff_s < 0:
-            raise ConfigError("RetryPolicy backoff times cannot be negative")
+        if self.initial_backoff_s < 0 or self.max_backoff_s < 0 or self.max_retry_after_s < 0:
+            raise ConfigError("RetryPolicy waits cannot be negative")
         if self.multiplier < 1:
             raise ConfigError(f"RetryPolicy.multiplier must be at least 1, not {self.multiplier}")
         if not 0 <= self.jitter <= 1:
@@ -143,8 +176,21 @@ class RetryPolicy:
             return self.max_backoff_s
         return min(self.max_backoff_s, wait)
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """The wait after failed attempt ``attempt`` (from 1), jitter included."""
+    def delay(
+        self,
+        attempt: int,
+        rng: random.Random | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> float:
+        """The wait after failed attempt ``attempt`` (from 1), jitter included.
+
+        ``retry_after``: the wait the server asked for, which replaces the
+        computed one (capped at ``max_retry_after_s``, never jittered: the
+        server named the moment).
+        """
+        if retry_after is not None:
+            return min(max(0.0, retry_after), self.max_retry_after_s)
         wait = self.backoff(attempt)
         if self.jitter == 0 or wait == 0:
             return wait
