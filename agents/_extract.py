@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from plait._request_priority import current_request_priority
 from plait.backends import Backend
 from plait.chat import ChatRequest
 from plait.errors import ModelOutputError
@@ -71,6 +72,9 @@ def extraction_tool(
             temperature=0.0,
             max_tokens=max_tokens,
             agent=name,
+            # Extraction runs inside a task (a plan's tool call): it is served at
+            # the task's critical-path priority, like an agent's own turns.
+            priority=current_request_priority(),
         )
         completion = await backend.complete(request)
         try:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait import tracing
+from plait._request_priority import current_request_priority
 from plait._span_attributes import chat_attributes, response_attributes
 from plait.backends import Backend
 from plait.backends.routing import backend_price
@@ -18,7 +19,6 @@ from plait.messages import Message, UserMessage
 from plait.provenance import reading
 from plait.tools import SelectionDecision, Toolset
 
-from ._request_priority import current_request_priority
 from ._run_limits import _LimitReached
 from ._trace import ModelTurn, Role, TextDelta
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from plait import tracing
+from plait._request_priority import current_request_priority
 from plait._tasks import gather_or_raise
 from plait.backends import Backend
 from plait.chat import ChatRequest
@@ -231,7 +232,12 @@ class MemoryGuard:
         try:
             completion = await self.judge.complete(
                 ChatRequest.from_prompt(
-                    prompt, max_tokens=48, temperature=0.0, agent="memory-guard"
+                    prompt,
+                    max_tokens=48,
+                    temperature=0.0,
+                    agent="memory-guard",
+                    # A recall inside a task waits on this judge: the task's priority.
+                    priority=current_request_priority(),
                 )
             )
         except (BackendError, ModelOutputError):

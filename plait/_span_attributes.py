@@ -78,6 +78,8 @@ def response_attributes(completion: Completion) -> dict[str, Any]:
         "plait.tool_calls": [c.name for c in completion.tool_calls],
         "gen_ai.output.messages": tracing.content(completion.text) if completion.text else None,
         "plait.latency.first_token_s": completion.timings.first_token_s,
+        # Seconds the engine kept the request waiting for a sequence (local engine).
+        "plait.request.queue_wait_s": completion.timings.queue_wait_s,
     }
 
 

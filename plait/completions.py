@@ -98,13 +98,16 @@ class Timings(BaseModel):
     """Wall-clock seconds spent on one request.
 
     ``first_token_s`` runs from the call to the first generated token (queueing
-    plus prefill); ``total_s`` to the last one.
+    plus prefill); ``total_s`` to the last one. ``queue_wait_s`` is the part of
+    it the request waited for an engine to admit it (known for the local
+    engine; ``None`` elsewhere).
     """
 
     model_config = ConfigDict(frozen=True)
 
     first_token_s: float | None = None
     total_s: float = 0.0
+    queue_wait_s: float | None = None
 
     @property
     def decode_s(self) -> float | None:

@@ -61,7 +61,7 @@ def test_executor_priorities_follow_depth_to_the_sink() -> None:
 
 
 def test_agent_requests_carry_the_priority_set_around_them() -> None:
-    from plait.agents._request_priority import current_request_priority, requesting_priority
+    from plait._request_priority import current_request_priority, requesting_priority
 
     assert current_request_priority() == 0
     with requesting_priority(4):
@@ -70,7 +70,7 @@ def test_agent_requests_carry_the_priority_set_around_them() -> None:
 
 
 async def test_executor_runs_each_task_under_its_critical_path_priority() -> None:
-    from plait.agents._request_priority import current_request_priority
+    from plait._request_priority import current_request_priority
     from plait.graphs import EagerExecutor, Plan
     from plait.graphs.dag._plan import Task
 
@@ -100,3 +100,34 @@ def test_openai_body_carries_priority_only_when_configured() -> None:
     options = {"model": "m", "stream": False, "schema_mode": "json_schema", "stream_usage": False}
     assert "priority" not in chat_body(request, extra={}, **options)
     assert chat_body(request, extra={}, send_priority=True, **options)["priority"] == 2
+
+
+async def test_extraction_requests_carry_their_tasks_priority() -> None:
+    from plait.agents import extraction_tool
+    from plait.backends.testing import FunctionBackend
+    from plait.graphs import EagerExecutor, Plan, task_runner
+    from plait.graphs.dag._plan import Task
+    from plait.tools import Toolset
+
+    model = FunctionBackend(lambda request: '{"value": "Friday"}')
+    _, runner = task_runner(Toolset([extraction_tool(model, str)]))
+    plan = Plan(
+        tasks=(
+            Task(id="1", tool="extract", args={"text": "ships Friday", "what": "the day"}),
+            Task(id="2", tool="extract", args={"text": "$1", "what": "the day"}),
+        )
+    )
+    result = await EagerExecutor(runner).run(plan)
+    assert result.ok
+    assert sorted(r.priority for r in model.requests) == [0, 1]  # task 1 gates task 2
+
+
+async def test_a_routers_judge_asks_at_the_requests_priority() -> None:
+    from plait.backends.routing import ModelScorer
+    from plait.backends.testing import FunctionBackend
+
+    judge = FunctionBackend(lambda request: '{"difficulty": 2}')
+    await ModelScorer(judge).score(
+        ChatRequest(messages=(UserMessage(content="hard?"),), priority=4)
+    )
+    assert [r.priority for r in judge.requests] == [4]

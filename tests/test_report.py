@@ -203,6 +203,28 @@ def test_report_tables_from_records() -> None:
     assert "No tasks ran." in html
 
 
+def test_report_lists_each_model_request_with_its_priority_and_queue_wait() -> None:
+    def chat(start: float, priority: int | None, wait: float | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", "plait.backend": "local"}
+        if priority is not None:
+            attributes["plait.request.priority"] = priority
+        if wait is not None:
+            attributes["plait.request.queue_wait_s"] = wait
+        attributes["gen_ai.agent.name"] = f"agent{start:g}"
+        span = {"name": "chat local", "span_id": str(start), "parent_id": None, "status": "ok"}
+        return {**span, "start": start, "end": start + 1.0, "attributes": attributes}
+
+    html = build_html_report([chat(2.0, None, None), chat(1.0, 3, 0.125)])
+    assert "<th>priority</th>" in html and "<th>queue wait (s)</th>" in html
+    table = html[html.index("<h2>Model requests</h2>") :]
+    first, second = table.index("agent1"), table.index("agent2")
+    assert first < second  # in start order
+    row = table[first : table.index("</tr>", first)]
+    assert "<td class='n'>3</td>" in row and "<td class='n'>0.125</td>" in row
+    row = table[second : table.index("</tr>", second)]
+    assert "<td class='n'>0</td>" in row  # neutral priority, no wait known
+
+
 # -- the DAG's edges keep out of boxes ------------------------------------------------
 
 

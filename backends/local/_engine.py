@@ -25,7 +25,7 @@ from ._jobs import EngineOptions, Job, JobEnd
 from ._lane import ComputeLane, shared_lane
 from ._runtime import Runtime
 from ._scheduler import Scheduler
-from ._stats import EngineStats, StatsRecorder
+from ._stats import EngineStats, RequestStats, StatsRecorder
 
 __all__ = ["Engine", "EngineOptions", "Job", "JobEnd"]
 
@@ -228,7 +228,20 @@ class Engine:
         for command in commands:
             command.run()
         scheduler.expire()
-        ordered = admission_order(pending, time.perf_counter())
+        now = time.perf_counter()
+        live = []
+        for job in pending:
+            if job.cancelled.is_set():  # its caller left while it waited: no sequence for it
+                stats = RequestStats(
+                    prompt_tokens=len(job.prompt),
+                    queue_wait_s=now - job.submitted_at,
+                    priority=job.priority,
+                )
+                self._stats.finished(stats)
+                job.on_done(JobEnd(finish="cancelled", stats=stats))
+            else:
+                live.append(job)
+        ordered = admission_order(live, now)
         waiting = [job for job in ordered if not scheduler.admit(job)]
         if waiting:  # every sequence busy: retry after this step
             with self._cond:

@@ -59,13 +59,14 @@ class Job:
         pin_ttl_s: after prefill, pin the prompt; ``inf`` means no expiry.
         on_logits: if set, called with a copy of each step's logits before
             sampling (for correctness checks; costs a copy of the vocabulary row).
-        cancelled: set from any thread to stop the job at the next step.
+        cancelled: set from any thread to stop the job at the next step (one
+            still waiting for a sequence ends there, without taking one).
         constraint: the grammar the output must follow (llguidance): its mask is
             applied to the logits before sampling, the tokens it forces are
             appended without sampling (jump-forward) and the job ends once the
             grammar is complete. Used on the engine thread only.
-        priority: admission order among waiting jobs (higher first; see
-            ``_admission.admission_order``, which ages waiting jobs).
+        priority: admission and prefill order among waiting jobs (higher
+            first; see ``_admission``, which ages waiting jobs).
         speculate: longest model-free draft to verify per step (0: none); drafts
             come from earlier occurrences of the sequence's last tokens in its own
             prompt and output and in earlier outputs (not used with a constraint).

@@ -3,9 +3,11 @@
 Runs on the engine thread only. Each step admits new jobs (forking the longest
 cached prefix into the job's own sequence), then packs the next tokens of every
 generating job (its last sampled token, plus the tokens its grammar forced after
-it) and prefill chunks of the others into a single decode batch, samples every
-sequence that produced logits, and hands each token to its job's callback. No
-job waits for another to finish.
+it) and prefill chunks of the others into a single decode batch; the
+:class:`~._picking.TokenPicker` then turns the batch's logits into each job's
+next tokens. No job waits for another to finish. When the prompts waiting to
+be prefilled do not fit in one batch, the highest effective priority goes
+first (``_admission.effective_priority``: the plan's critical path, aged).
 
 A job with a grammar (:class:`~._guidance.Constraint`) has its logits masked
 before sampling; the tokens the grammar then forces are handed out at once and
@@ -22,45 +24,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from plait.errors import BackendError, is_control_flow
+from plait.errors import BackendError
 
+from ._active import Active
+from ._admission import effective_priority
 from ._jobs import EngineOptions, Job, JobEnd
+from ._picking import TokenPicker
 from ._prefix_index import Entry, PrefixIndex, common_prefix
-from ._runtime import BatchRow, Runtime, Sampler
-from ._stats import RequestStats, StatsRecorder
+from ._runtime import BatchRow, Runtime
+from ._stats import StatsRecorder
 from ._suffix import Drafter, OutputIndex
 
-if TYPE_CHECKING:
-    from ._guidance import Constraint
-
 __all__ = ["Scheduler"]
-
-
-@dataclass(eq=False)
-class _Active:
-    job: Job
-    entry: Entry
-    sampler: Sampler | None = None
-    wait_on: _Active | None = None  # fork from this job once it has evaluated wait_len tokens
-    wait_len: int = 0
-    reused: int = 0
-    prefilled: int = 0
-    generated: int = 0
-    forced: int = 0
-    pending: list[int] = field(default_factory=list)  # tokens for the next batch
-    draft: list[int] = field(default_factory=list)  # speculative tokens after ``pending``
-    drafter: Drafter | None = None
-    history: list[int] = field(default_factory=list)  # prompt and generated tokens
-    decoding: bool = False
-    done: bool = False
-    started_at: float | None = None
-
-    @property
-    def n_past(self) -> int:
-        return len(self.entry.tokens)
 
 
 class Scheduler:
@@ -77,8 +53,9 @@ class Scheduler:
         self.options = options
         self._stats = stats
         self._index = PrefixIndex(options.n_seq_max)
-        self._active: list[_Active] = []
+        self._active: list[Active] = []
         self._outputs = OutputIndex()  # earlier outputs, for speculative drafts
+        self._picker = TokenPicker(runtime, self._finish)
 
     @property
     def busy(self) -> bool:
@@ -159,7 +136,7 @@ class Scheduler:
                 self._stats.eviction()
                 if evicted is source:
                     source, reuse = None, 0
-        active = _Active(job=job, entry=entry, reused=len(entry.tokens))
+        active = Active(job=job, entry=entry, reused=len(entry.tokens))
         # Under an llguidance constraint drafts are cut to what the grammar allows
         # and verified under its masks; llama.cpp's own grammar sampler is not.
         if job.speculate > 0 and job.sampling.grammar is None and job.max_tokens > 0:
@@ -183,7 +160,7 @@ class Scheduler:
         self._active.append(active)
         return True
 
-    def _fork(self, active: _Active, source: Entry, n: int) -> None:
+    def _fork(self, active: Active, source: Entry, n: int) -> None:
         self._runtime.seq_cp(source.seq_id, active.entry.seq_id, n)
         active.entry.tokens = source.tokens[:n]
         active.reused = n
@@ -191,7 +168,7 @@ class Scheduler:
 
     def step(self) -> None:
         """Drop cancelled jobs, then decode one batch and hand out its tokens."""
-        rows: list[tuple[_Active, list[int], int]] = []
+        rows: list[tuple[Active, list[int], int]] = []
         budget = self.options.n_batch
         for active in list(self._active):
             if active.job.cancelled.is_set():
@@ -209,9 +186,13 @@ class Scheduler:
             room = budget - (len(decoding) - k - 1)
             rows.append(self._decode_row(active, room))
             budget -= len(rows[-1][1])
-        for active in list(self._active):
-            if active.decoding or budget <= 0:
-                continue
+        # Prefill in priority order: what does not fit waits for the next batch.
+        now = time.perf_counter()
+        prefilling = [a for a in self._active if not a.decoding]
+        prefilling.sort(key=lambda a: -effective_priority(a.job, now))
+        for active in prefilling:
+            if budget <= 0:
+                break
             source = active.wait_on
             if source is not None:
                 if source.n_past < active.wait_len and not source.done:
@@ -236,16 +217,16 @@ class Scheduler:
         if rows:
             self._decode(rows)
 
-    def _start_decoding(self, active: _Active) -> None:
+    def _start_decoding(self, active: Active) -> None:
         """Enter the decode stage: the last prompt token, then what the grammar forces."""
         active.decoding = True
         active.pending = [active.job.prompt[-1]]
         constraint = active.job.constraint
         if constraint is None or active.sampler is None:
             return
-        self._extend(active, constraint.forced())
+        self._picker.extend(active, constraint.forced())
 
-    def _decode_row(self, active: _Active, room: int) -> tuple[_Active, list[int], int]:
+    def _decode_row(self, active: Active, room: int) -> tuple[Active, list[int], int]:
         """The next tokens of a decoding job that fit in ``room`` (logits once all are in).
 
         A job that speculates adds a draft after its sampled token, with logits for
@@ -267,10 +248,10 @@ class Scheduler:
                 return active, chunk + draft, 1 + len(draft)
         return active, chunk, 1
 
-    def _decode(self, rows: list[tuple[_Active, list[int], int]]) -> None:
+    def _decode(self, rows: list[tuple[Active, list[int], int]]) -> None:
         batch: list[BatchRow] = []
         i = 0
-        outputs: list[tuple[_Active, int, int]] = []
+        outputs: list[tuple[Active, int, int]] = []
         for active, tokens, wants_logits in rows:
             if active.started_at is None:
                 active.started_at = time.perf_counter()
@@ -298,9 +279,9 @@ class Scheduler:
                 del active.pending[: len(tokens)]
         for active, index, n in outputs:
             if n > 1:
-                self._verify(active, index)
+                self._picker.verify(active, index)
             else:
-                self._advance(active, index)
+                self._picker.advance(active, index)
         for active, _, _ in rows:  # prefill finished and nothing to generate (a pin)
             if (
                 not active.done
@@ -309,140 +290,7 @@ class Scheduler:
             ):
                 self._finish(active, JobEnd(finish="length"))
 
-    def _advance(self, active: _Active, index: int) -> None:
-        job = active.job
-        if active.sampler is None:
-            return
-        if job.on_logits is not None:
-            row = self._runtime.logits(index)
-            try:
-                job.on_logits(row)
-            except Exception as e:  # a broken consumer ends its own job only
-                if is_control_flow(e):
-                    raise
-                self._finish(active, JobEnd(error=e))
-                return
-        constraint = job.constraint
-        if constraint is not None:
-            self._runtime.mask(index, constraint.mask())
-        token = active.sampler.sample(index)
-        if self._runtime.is_eog(token):
-            self._finish(active, JobEnd(finish="eog"))
-            return
-        if constraint is not None:
-            ending = constraint.close_instead(token, job.max_tokens - active.generated)
-            if ending is not None:  # the token would leave no room to complete the JSON
-                active.pending = []
-                self._extend(active, ending)
-                return
-        if constraint is not None and not constraint.consume(token):
-            self._finish(active, JobEnd(error=_forbidden(token, constraint)))
-            return
-        active.pending = [token]
-        if self._emit(active, token) and constraint is not None:
-            self._extend(active, constraint.forced())
-
-    def _verify(self, active: _Active, first: int) -> None:
-        """Keep the longest prefix of a draft that the job's sampler picks itself.
-
-        The sampler picks at each draft position in turn (logits at ``first``,
-        ``first + 1``, ...: the token before the draft, then each drafted token);
-        while its pick equals the drafted token, that token is accepted (its KV
-        cells are already right). The first pick that differs, or the pick after
-        a wholly accepted draft, is the next token, sampled as usual. Greedy
-        sampling thus gives the same tokens as decoding one at a time, and seeded
-        sampling the same distribution. Cells of rejected draft tokens are removed.
-        """
-        assert active.sampler is not None and active.drafter is not None
-        job, draft = active.job, active.draft
-        constraint = job.constraint
-        active.draft = []
-        picked: list[int] = []
-        ended = False
-        # Under a grammar the matcher consumes each pick as it is made, so the mask
-        # at the next position is the one decoding one token at a time would use.
-        # An accepted token after which the grammar forces tokens (or ends) stops
-        # verification: the forced tokens follow as in plain decoding.
-        forced: list[int] | None = None
-        for j in range(len(draft) + 1):
-            if job.on_logits is not None:
-                try:
-                    job.on_logits(self._runtime.logits(first + j))
-                except Exception as e:  # a broken consumer ends its own job only
-                    if is_control_flow(e):
-                        raise
-                    self._finish(active, JobEnd(error=e))
-                    return
-            if constraint is not None:
-                self._runtime.mask(first + j, constraint.mask())
-            token = active.sampler.sample(first + j)
-            if self._runtime.is_eog(token):
-                ended = True
-                break
-            if constraint is not None and not constraint.consume(token):
-                self._finish(active, JobEnd(error=_forbidden(token, constraint)))
-                return
-            picked.append(token)
-            if j == len(draft) or token != draft[j]:
-                break
-            if constraint is not None:
-                forced = constraint.forced()
-                if forced or constraint.done:
-                    break
-                forced = None
-        accepted = len(picked) if ended or forced is not None else len(picked) - 1
-        active.drafter.verified(len(draft), accepted)
-        keep = active.n_past - len(draft) + accepted  # the cells of accepted tokens stay
-        if keep < active.n_past:
-            self._seq_rm(active.entry.seq_id, keep)
-            del active.entry.tokens[keep:]
-        for token in picked:
-            if not self._emit(active, token):
-                return
-        if ended:
-            self._finish(active, JobEnd(finish="eog"))
-        elif forced is not None:  # every pick is in the cache; the forced tokens come next
-            active.pending = []
-            self._extend(active, forced)
-        else:
-            active.pending = [picked[-1]]
-            if constraint is not None:
-                self._extend(active, constraint.forced())
-
-    def _extend(self, active: _Active, forced: list[int]) -> None:
-        """Hand out the tokens the grammar forced and queue them for the next batch."""
-        for token in forced:
-            active.forced += 1
-            active.pending.append(token)
-            if not self._emit(active, token):
-                return
-        constraint = active.job.constraint
-        if constraint is not None and constraint.done:
-            self._finish(active, JobEnd(finish="eog"))  # complete: nothing but its end is left
-
-    def _emit(self, active: _Active, token: int) -> bool:
-        """Give one generated token to the job; ``False``: the job ended."""
-        job = active.job
-        active.generated += 1
-        if active.drafter is not None:
-            active.history.append(token)
-        try:
-            keep_going = job.on_token(token)
-        except Exception as e:  # a broken consumer ends its own job only
-            if is_control_flow(e):
-                raise
-            self._finish(active, JobEnd(error=e))
-            return False
-        if not keep_going:
-            self._finish(active, JobEnd(finish="stopped"))
-            return False
-        if active.generated >= job.max_tokens:
-            complete = job.constraint is not None and job.constraint.done
-            self._finish(active, JobEnd(finish="eog" if complete else "length"))
-            return False
-        return True
-
-    def _make_room(self, rows: list[tuple[_Active, list[int], int]]) -> None:
+    def _make_room(self, rows: list[tuple[Active, list[int], int]]) -> None:
         victim = self._index.victim(time.monotonic())
         if victim is not None:
             self._seq_rm(victim.seq_id, 0)
@@ -459,7 +307,7 @@ class Scheduler:
         self._finish(newest, JobEnd(error=error))
 
     def _finish(
-        self, active: _Active, outcome: JobEnd, *, listed: bool = True, teardown: bool = False
+        self, active: Active, outcome: JobEnd, *, listed: bool = True, teardown: bool = False
     ) -> None:
         """End a job and tell it; ``teardown``: the engine is stopping, leave the cache be."""
         if active.done:
@@ -485,25 +333,6 @@ class Scheduler:
         if outcome.error is None and active.job.pin_ttl_s is not None:
             ttl = None if active.job.pin_ttl_s == float("inf") else active.job.pin_ttl_s
             outcome.pin_id = self._index.pin(entry, ttl, time.monotonic())
-        started = active.started_at or time.perf_counter()
-        outcome.stats = RequestStats(
-            prompt_tokens=len(active.job.prompt),
-            reused_tokens=active.reused,
-            prefilled_tokens=active.prefilled,
-            decode_tokens=active.generated,
-            forced_tokens=active.forced,
-            drafted_tokens=active.drafter.drafted if active.drafter is not None else 0,
-            accepted_tokens=active.drafter.accepted if active.drafter is not None else 0,
-            queued_s=started - active.job.submitted_at,
-            mask_s=active.job.constraint.mask_s if active.job.constraint is not None else 0.0,
-        )
+        outcome.stats = active.stats()
         self._stats.finished(outcome.stats)
         active.job.on_done(outcome)
-
-
-def _forbidden(token: int, constraint: Constraint) -> BackendError:
-    """The error of a sampled token the output's grammar refuses (the mask was not kept)."""
-    return BackendError(
-        f"the sampler picked token {token}, which the output's grammar forbids "
-        f"({constraint.error or 'outside the mask'})"
-    )

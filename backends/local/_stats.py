@@ -21,7 +21,10 @@ class RequestStats:
         drafted_tokens: tokens proposed by speculative drafts (model-free).
         accepted_tokens: drafted tokens the sampler accepted (decode steps saved).
         queued_s: seconds from submission to the request's first batch.
+        queue_wait_s: seconds from submission to admission (when the request
+            got its sequence; it waits longer while every sequence is taken).
         mask_s: seconds spent computing grammar masks and forced tokens.
+        priority: the request's priority (higher is served first; 0: neutral).
     """
 
     prompt_tokens: int = 0
@@ -32,7 +35,9 @@ class RequestStats:
     drafted_tokens: int = 0
     accepted_tokens: int = 0
     queued_s: float = 0.0
+    queue_wait_s: float = 0.0
     mask_s: float = 0.0
+    priority: int = 0
 
     @property
     def sampled_tokens(self) -> int:

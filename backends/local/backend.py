@@ -396,6 +396,7 @@ class _Text:
                     timings=Timings(
                         first_token_s=None if first is None else first - self._started,
                         total_s=ended - self._started,
+                        queue_wait_s=outcome.stats.queue_wait_s,
                     ),
                     model=self._model.name,
                 )

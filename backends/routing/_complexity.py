@@ -136,6 +136,7 @@ class ModelScorer:
             max_tokens=16,
             temperature=0.0,
             agent="router-judge",
+            priority=request.priority,  # the routed request waits on this verdict
         )
         completion = await self.backend.complete(judge)
         try:

@@ -120,6 +120,7 @@ class MultiRoundRouter(Router):
             max_tokens=16,
             temperature=0.0,
             agent=request.agent,
+            priority=request.priority,  # the judge gates the request's answer
         )
         verdict = await self._ask(self.judge, ask, "judge between disagreeing answers")
         try:

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from plait import tracing
-from plait.agents._request_priority import requesting_priority
+from plait._request_priority import requesting_priority
 from plait.errors import is_control_flow, is_usage_error
 from plait.policies import Violation, enforcing
 from plait.provenance import Source, reading, tool_source, unwrap

@@ -5,8 +5,9 @@
 writes a page that opens anywhere without a network: styles, scripts and
 drawings (SVG) are inline. It shows the DAG of each executed plan with tasks
 coloured by state, a Gantt timeline of the tasks (bars that overlap ran in
-parallel), tokens / cached tokens / cost per agent, router decisions, circuit
-breakers that opened or closed, and MemoryGuard rejections.
+parallel), tokens / cached tokens / cost per agent, each model request's
+priority and queue wait, router decisions, circuit breakers that opened or
+closed, and MemoryGuard rejections.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def build_html_report(records: list[dict[str, Any]], info: dict[str, Any] | None
         *(dag_svg([t for t in tasks if t["group"] == g]) for g in _groups(tasks)),
         "<h2>Agents and models</h2>",
         _agents_table(spans),
+        "<h2>Model requests</h2>",
+        _requests_table(spans),
         "<h2>Router decisions</h2>",
         _events_table(spans, "plait.route", _ROUTE_COLUMNS),
         "<h2>Circuit breakers</h2>",
@@ -299,6 +302,28 @@ def _agents_table(spans: list[dict[str, Any]]) -> str:
         rows.append(["total", "", "", *totals])
     headers = ["agent", "router", "backend (answered)", *(h for _, h in _CALL_COLUMNS)]
     return _table(headers, rows, numeric=set(counts))
+
+
+def _requests_table(spans: list[dict[str, Any]]) -> str:
+    """Each model call in start order: its scheduling priority and how long it queued."""
+    rows = []
+    for s in sorted(spans, key=lambda s: s["start"]):
+        a = s["attributes"]
+        if a.get("gen_ai.operation.name") != "chat":
+            continue
+        rows.append(
+            [
+                a.get("gen_ai.agent.name"),
+                a.get("plait.route.backend") or a.get("plait.backend"),
+                s["status"],
+                a.get("plait.request.priority", 0),
+                a.get("plait.request.queue_wait_s"),
+                a.get("plait.latency.first_token_s"),
+                (s["end"] or s["start"]) - s["start"],
+            ]
+        )
+    headers = ["agent", "backend", "status", "priority", "queue wait (s)", "first token (s)"]
+    return _table([*headers, "seconds"], rows, {3, 4, 5, 6})
 
 
 _ROUTE_COLUMNS = [

@@ -1,8 +1,13 @@
-"""The priority an agent's model requests carry, set by whoever runs the agent.
+"""The priority of the model requests made on behalf of a task (higher is served first).
 
-The DAG executor knows which tasks are on the critical path; the agent builds
-the requests. A context variable carries the one value from the first to the
-second (it follows asyncio tasks), so no agent signature changes for it.
+The DAG executor knows which tasks are on the critical path; the requests are
+built further down, by whatever the task runs: an agent's turns, a quarantined
+extraction, a memory guard's judge. Between the two sits the task runner, a
+plain ``(task, args)`` callable written by users, and below it user functions
+that call agents or tools as they like, so a parameter could not be passed
+through them. A context variable carries the one value instead (it follows
+asyncio tasks and ``to_thread``), as the run's provenance and policies already
+do; it lives in the core so that every layer that builds a request can read it.
 """
 
 from __future__ import annotations
