@@ -36,6 +36,7 @@ from ._team_trace import (
     TeamTrace,
     WorkerReport,
 )
+from ._tool_vote import ToolVote, sampled_requests, vote_calls
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -99,10 +100,13 @@ __all__ = [
     "ToolFinished",
     "ToolRecord",
     "ToolStarted",
+    "ToolVote",
     "Trace",
     "Verifier",
     "VerifyBeforeAccept",
     "WorkerReport",
     "extraction_tool",
     "gather_dispatch",
+    "sampled_requests",
+    "vote_calls",
 ]
