@@ -36,7 +36,14 @@ from ._team_trace import (
     TeamTrace,
     WorkerReport,
 )
-from ._tool_vote import ToolVote, sampled_requests, vote_calls
+from ._tool_vote import (
+    ToolVote,
+    check_tool_sampling,
+    resolve_tool_sampling,
+    sampled_requests,
+    vote_attributes,
+    vote_calls,
+)
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -105,8 +112,11 @@ __all__ = [
     "Verifier",
     "VerifyBeforeAccept",
     "WorkerReport",
+    "check_tool_sampling",
     "extraction_tool",
     "gather_dispatch",
+    "resolve_tool_sampling",
     "sampled_requests",
+    "vote_attributes",
     "vote_calls",
 ]

@@ -25,7 +25,7 @@ from plait.tools import SelectionDecision, Toolset
 
 from ._model_turn import record_turn, turn_attributes
 from ._run_limits import _LimitReached
-from ._tool_vote import ToolVote, candidate_of, sampled_requests, vote_calls
+from ._tool_vote import candidate_of, sampled_requests, vote_attributes, vote_calls
 from ._trace import Role
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ async def sampled_turn(
         assert winner is not None and isinstance(raw, Completion)
         usage = sum((c.usage for c in done), Usage())
         span.set_attributes(response_attributes(raw.model_copy(update={"usage": usage})))
-        span.set_attributes(_vote_attributes(decided))
+        span.set_attributes(vote_attributes(decided))
         for i, key in enumerate(decided.candidates):
             span.add_event(
                 "plait.tool_sampling.candidate",
@@ -111,13 +111,3 @@ async def sampled_turn(
         vote=decided,
     )
     return winner.model_copy(update={"usage": usage})
-
-
-def _vote_attributes(decided: ToolVote) -> dict[str, object]:
-    return {
-        "plait.tool_sampling.agreement": decided.agreement,
-        "plait.tool_sampling.votes": decided.votes,
-        "plait.tool_sampling.winner": decided.winner,
-        "plait.tool_sampling.reason": decided.reason,
-        "plait.tool_sampling.grounding": decided.grounding,
-    }

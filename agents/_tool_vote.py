@@ -40,6 +40,7 @@ __all__ = [
     "check_tool_sampling",
     "grounding_score",
     "resolve_tool_sampling",
+    "vote_attributes",
     "vote_calls",
 ]
 
@@ -137,13 +138,14 @@ _EDGE = " \t\n.,;:!?'\""
 
 
 def _normal(value: Any) -> Any:
-    """A value as votes compare it: numbers by value, strings by their words."""
+    """A value as votes compare it: numbers by value, strings without case, spaces, end marks."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
-        return " ".join(value.casefold().split()).strip(_EDGE)
+        # Without spaces: "17*23" is "17 * 23", "New York" is "new york ".
+        return "".join(value.casefold().split()).strip(_EDGE)
     if isinstance(value, list):
         return [_normal(v) for v in value]
     if isinstance(value, Mapping):
@@ -269,3 +271,15 @@ def vote_calls(
         reason=reason,
         grounding=round(grounding[winner], 4),
     )
+
+
+def vote_attributes(decided: ToolVote) -> dict[str, object]:
+    """The span attributes of a vote (``plait.tool_sampling.*``)."""
+    return {
+        "plait.tool_sampling.k": decided.k,
+        "plait.tool_sampling.agreement": decided.agreement,
+        "plait.tool_sampling.votes": decided.votes,
+        "plait.tool_sampling.winner": decided.winner,
+        "plait.tool_sampling.reason": decided.reason,
+        "plait.tool_sampling.grounding": decided.grounding,
+    }

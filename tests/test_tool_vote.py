@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import textwrap
 from typing import Any
 
 import pytest
 
-from plait import tracing
+from plait import ToolSpec, tracing
 from plait.agents import Agent, ToolVote
 from plait.agents._tool_vote import (
     SAMPLE_TEMPERATURE,
@@ -17,7 +19,9 @@ from plait.agents._tool_vote import (
     vote_calls,
 )
 from plait.backends.testing import FunctionBackend, ScriptedBackend
-from plait.errors import ConfigError, ModelOutputError
+from plait.cli.repl import Shell, default_session
+from plait.errors import ConfigError, ModelOutputError, WorkflowValidationError
+from plait.graphs import LLMCompiler, load_workflow, tool_runner
 from plait.messages import ToolCall
 from plait.tools import tool
 
@@ -184,3 +188,94 @@ async def test_one_candidate_sends_one_request_and_records_no_vote() -> None:
 def test_the_vote_record_is_plain_data() -> None:
     decided = vote_calls([weather(city="Oslo")], "Oslo", TOOLS)
     assert decided is not None and ToolVote.model_validate(decided.model_dump()) == decided
+
+
+ADD = ToolSpec(
+    name="add",
+    description="Add two numbers.",
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"],
+    },
+)
+
+
+def _plan(a: float, b: float) -> str:
+    return json.dumps({"tasks": [{"tool": "add", "args": {"a": a, "b": b}}]})
+
+
+async def test_the_compiler_votes_among_k_json_plans(tmp_path: Any) -> None:
+    added: list[tuple[float, float]] = []
+
+    def add(a: float, b: float) -> float:
+        added.append((a, b))
+        return a + b
+
+    planner = ScriptedBackend(
+        [
+            _plan(17, 32),
+            "not a plan",  # drops out
+            _plan(17, 23),
+            _plan(17.0, 23),
+            json.dumps({"action": "finish", "answer": "40"}),
+        ]
+    )
+    compiler = LLMCompiler(planner, [ADD], tool_runner({"add": add}), tool_sampling=4)
+    with tracing.record_run(tmp_path, "plans"):
+        result = await compiler.arun("What is 17 + 23?")
+    assert added == [(17, 23)]
+    assert result.answer == "40" and result.usage.total_tokens > 0
+    plan_span = next(
+        r for r in tracing.read_trace(tmp_path / "trace.jsonl") if r["name"] == "plait.plan"
+    )
+    assert plan_span["attributes"]["plait.tool_sampling.votes"] == 2
+    assert plan_span["attributes"]["plait.tool_sampling.winner"] == 2
+
+
+def test_yaml_agents_and_planners_take_tool_sampling(tmp_path: Any) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            backends:
+              small: {kind: local}
+            tools:
+              calc: {builtin: calculator}
+            agents:
+              voter: {instructions: Count., backend: small, tools: [calc], tool_sampling: 3}
+              plain: {instructions: Count., backend: small, tools: [calc]}
+            workflow: {kind: planner, question: go, tools: [calc], tool_sampling: 2}
+            """
+        ).lstrip()
+    )
+    workflow = load_workflow(path)
+    assert workflow.agents["voter"].tool_sampling == 3
+    assert workflow.agents["plain"].tool_sampling is None
+    path.write_text(path.read_text().replace("tool_sampling: 3", "tool_sampling: 0"))
+    with pytest.raises(WorkflowValidationError, match=r"agents.voter.tool_sampling"):
+        load_workflow(path)
+
+
+async def test_the_repl_sets_tool_sampling_and_trace_shows_the_vote() -> None:
+    backend = ScriptedBackend(
+        [
+            ToolCall(name="calculator", arguments={"expression": "17 * 23"}),
+            ToolCall(name="calculator", arguments={"expression": "17*23"}),
+            ToolCall(name="calculator", arguments={"expression": "17 + 23"}),
+            "It is 391.",
+        ]
+    )
+    out = io.StringIO()
+    shell = Shell(default_session(backend), out)
+    assert await shell.handle("/sampling")
+    assert "draws 1 candidate(s) per tool call (the backend's default)" in out.getvalue()
+    assert await shell.handle("/sampling 3")
+    assert await shell.handle("What is 17 * 23?")
+    assert await shell.handle("/trace")
+    text = out.getvalue()
+    assert "assistant draws 3 candidate(s) per tool call" in text
+    assert "vote: 2 of 3 agree (67%), candidate 0 won by majority" in text
+    assert '* 0: [["calculator", {"expression": "17*23"}]]' in text
+    assert await shell.handle("/sampling 0")
+    assert "tool_sampling must be a whole number" in out.getvalue()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from plait import tracing
 from plait._span_attributes import chat_attributes, response_attributes, usage_attributes
 from plait._sync import run_sync
+from plait.agents import check_tool_sampling, resolve_tool_sampling, vote_attributes
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
@@ -46,6 +47,7 @@ from ..dag import (
     run_directory,
 )
 from ._approval import ApprovalGate
+from ._plan_vote import voted_plan
 from ._prompts import (
     decision,
     joiner_request,
@@ -161,6 +163,11 @@ class LLMCompiler:
             tools), or a :class:`~plait.tools.ToolSelection`. ``None``:
             ``hybrid`` when the planner has no native tool calls (a small local
             model), else ``model``. Each round records its decision.
+        tool_sampling: JSON plans drawn per round: k > 1 asks for k plans at
+            once and keeps the one their vote picks (equal plans counted
+            together, ties to the plan whose arguments the question states;
+            ``plait.tool_sampling.*`` on the ``plait.plan`` span). ``None``: the
+            planner backend's default, as for agents.
     """
 
     def __init__(
@@ -179,6 +186,7 @@ class LLMCompiler:
         policies: PolicySet | Iterable[Policy] | None = None,
         mode: CompilerMode = "default",
         tool_selection: ToolSelection | str | None = None,
+        tool_sampling: int | None = None,
     ) -> None:
         if mode not in ("default", "plan_then_execute"):
             raise ConfigError(f"mode must be 'default' or 'plan_then_execute', got {mode!r}")
@@ -211,6 +219,7 @@ class LLMCompiler:
         self.tool_selection = (
             ToolSelection.of(tool_selection) if tool_selection is not None else None
         )
+        self.tool_sampling = check_tool_sampling(tool_sampling, "LLMCompiler")
         self._memory_saver: Any = None  # checkpoints of runs without a run id
         self._memory_runs: set[str] = set()
 
@@ -356,7 +365,7 @@ class LLMCompiler:
             tools, question, [], plan_format=self.plan_format, max_tasks=self.max_tasks
         )
         if self.plan_format == "json":
-            return await self._json_plan(request)
+            return await self._json_plan(request, question)
         completion = await self.planner.complete(request)
         names = {n: parameter_names(t) for n, t in self.tools.items()}
         with model_plan(lambda: completion.text):
@@ -506,7 +515,7 @@ class LLMCompiler:
                 if self.plan_format == "json":
                     attributes = chat_attributes(self.planner.name, request)
                     with tracing.span("plait.plan", attributes) as plan_span:
-                        plan, usage = await self._json_plan(request)
+                        plan, usage = await self._json_plan(request, state["question"])
                         plan_span.set_attributes(_plan_attributes(plan, usage))
                 else:
                     # A stream cut off by a crash left a partial plan under this
@@ -542,8 +551,21 @@ class LLMCompiler:
         record = self._round(plan, run, action, text, usage + join.usage, selection)
         return {"rounds": [record.model_dump(mode="json")]}
 
-    async def _json_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:
-        completion = await self.planner.complete(request)
+    async def _json_plan(self, request: ChatRequest, question: str) -> tuple[Plan, Usage]:
+        k = resolve_tool_sampling(self.tool_sampling, self.planner)
+        if k == 1:
+            completion = await self.planner.complete(request)
+            return self._parsed_plan(completion), completion.usage
+        schemas = {name: spec.parameters for name, spec in self.tools.items()}
+        plan, usage, decided = await voted_plan(
+            self.planner, request, k, question, self._parsed_plan, schemas
+        )
+        span = tracing.current_span()
+        if span is not None:
+            span.set_attributes(vote_attributes(decided))
+        return plan, usage
+
+    def _parsed_plan(self, completion: Completion) -> Plan:
         try:
             raw = completion.parse_json()["tasks"]
             tasks = without_repeats(
@@ -557,8 +579,7 @@ class LLMCompiler:
                 f"the planner's plan is malformed ({e})", raw=completion.text
             ) from e
         with model_plan(lambda: completion.text):
-            plan = Plan(tasks=tasks).validate_against(self.tools, check_args=self._check_args)
-        return plan, completion.usage
+            return Plan(tasks=tasks).validate_against(self.tools, check_args=self._check_args)
 
     async def _streamed_plan_and_run(
         self,

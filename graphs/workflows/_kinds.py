@@ -309,6 +309,7 @@ async def _run_planner(run: RunContext) -> KindResult:
         policies=run.built.policies,
         mode=body.mode,
         tool_selection=tool_selection(body.tool_selection),
+        tool_sampling=body.tool_sampling,
         requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))
