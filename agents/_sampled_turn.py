@@ -68,13 +68,19 @@ async def sampled_turn(
     attributes = turn_attributes(backend, request, step, role, selection)
     attributes["plait.tool_sampling.k"] = k
     with reading(run.reads.sources), tracing.span(f"chat {backend.name}", attributes) as span:
-        pending = asyncio.gather(*(_candidate(backend, r) for r in sampled_requests(request, k)))
+        tasks = [
+            asyncio.ensure_future(_candidate(backend, r)) for r in sampled_requests(request, k)
+        ]
         try:
-            outcomes = await asyncio.wait_for(pending, run.limits.remaining())
+            outcomes = await asyncio.wait_for(asyncio.gather(*tasks), run.limits.remaining())
         except (TimeoutError, _LimitReached):
             span.set("error.type", "timeout")
             span.fail(f"timeout: agent {run.agent.name!r} reached its time limit mid-turn")
             raise _LimitReached("timeout") from None
+        finally:
+            # A backend error in one candidate leaves the others running: stop them.
+            for task in tasks:
+                task.cancel()
         done = [o for o in outcomes if isinstance(o, Completion)]
         settled = [settle(o) if isinstance(o, Completion) else None for o in outcomes]
         schemas = {t.name: t.parameters for t in tools}

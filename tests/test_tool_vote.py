@@ -20,7 +20,7 @@ from plait.agents._tool_vote import (
 )
 from plait.backends.testing import FunctionBackend, ScriptedBackend
 from plait.cli.repl import Shell, default_session
-from plait.errors import ConfigError, ModelOutputError, WorkflowValidationError
+from plait.errors import BackendError, ConfigError, ModelOutputError, WorkflowValidationError
 from plait.graphs import LLMCompiler, load_workflow, tool_runner
 from plait.messages import ToolCall
 from plait.tools import tool
@@ -279,3 +279,17 @@ async def test_the_repl_sets_tool_sampling_and_trace_shows_the_vote() -> None:
     assert '* 0: [["calculator", {"expression": "17*23"}]]' in text
     assert await shell.handle("/sampling 0")
     assert "tool_sampling must be a whole number" in out.getvalue()
+
+
+async def test_a_backend_error_in_one_candidate_fails_the_turn_with_that_error() -> None:
+    seen: list[int] = []
+
+    async def reply(request: Any) -> Any:
+        seen.append(request.seed or 0)
+        if request.seed == 1:
+            raise BackendError("the server went away")
+        return ToolCall(name="get_weather", arguments={"city": "Oslo"})
+
+    with pytest.raises(BackendError, match="went away"):
+        await _agent(FunctionBackend(reply), 3).arun("Weather in Oslo")
+    assert sorted(seen) == [0, 1, 2]

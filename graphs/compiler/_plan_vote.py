@@ -49,9 +49,14 @@ async def voted_plan(
     Raises:
         ModelOutputError: no candidate wrote a usable plan (the first one's error).
     """
-    outcomes = await asyncio.gather(
-        *(_candidate(planner, r, parse) for r in sampled_requests(request, k))
-    )
+    tasks = [
+        asyncio.ensure_future(_candidate(planner, r, parse)) for r in sampled_requests(request, k)
+    ]
+    try:
+        outcomes = await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:  # a backend error in one leaves the others running: stop them
+            task.cancel()
     usage = sum((u for _, u in outcomes), Usage())
     candidates = [
         tuple((t.tool, dict(t.args)) for t in p.tasks) if isinstance(p, Plan) else None
