@@ -36,6 +36,14 @@ from ._team_trace import (
     TeamTrace,
     WorkerReport,
 )
+from ._tool_vote import (
+    ToolVote,
+    check_tool_sampling,
+    resolve_tool_sampling,
+    sampled_requests,
+    vote_attributes,
+    vote_calls,
+)
 from ._trace import (
     AgentEvent,
     AgentResult,
@@ -99,10 +107,16 @@ __all__ = [
     "ToolFinished",
     "ToolRecord",
     "ToolStarted",
+    "ToolVote",
     "Trace",
     "Verifier",
     "VerifyBeforeAccept",
     "WorkerReport",
+    "check_tool_sampling",
     "extraction_tool",
     "gather_dispatch",
+    "resolve_tool_sampling",
+    "sampled_requests",
+    "vote_attributes",
+    "vote_calls",
 ]

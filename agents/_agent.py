@@ -27,6 +27,7 @@ from plait.tools import (
 
 from ._loop import AgentRun
 from ._memory import AgentMemory, MemoryBinding, bind_memory
+from ._tool_vote import check_tool_sampling
 from ._trace import AgentEvent, AgentResult, RunFinished
 
 __all__ = ["Agent", "AgentLimits", "AgentMode", "Roles"]
@@ -119,6 +120,13 @@ class Agent(Generic[OutputT]):
             native tool calls (small local models) ``embedding`` with the best
             tool always fixed (what measured best), ``model`` otherwise.
             Each decision (scores, margin) is in the trace's turns.
+        tool_sampling: candidates drawn for each turn that may call a tool
+            after selection: k > 1 sends k requests at once (on the local
+            engine one batch over the shared prompt), votes among their calls
+            (canonicalised; ties go to the values the request states) and runs
+            the winner; the vote is in the trace's turns. ``None``: the
+            backend's default (:data:`~plait.agents._tool_vote.LOCAL_TOOL_SAMPLING`
+            without native tool calls, else 1).
         roles: planner/caller/summarizer backends.
         temperature: sampling temperature for every turn (``None``: backend's).
         prices: what each backend charges, by backend name (a mapping, or the
@@ -162,6 +170,7 @@ class Agent(Generic[OutputT]):
         max_tool_rounds: int | None = None,
         retriever: ToolRetriever | None = None,
         tool_selection: ToolSelection | str | None = None,
+        tool_sampling: int | None = None,
         roles: Roles | None = None,
         temperature: float | None = None,
         prices: Mapping[str, Price] | CostLedger | None = None,
@@ -194,6 +203,7 @@ class Agent(Generic[OutputT]):
         self.tool_selection = (
             ToolSelection.of(tool_selection) if tool_selection is not None else None
         )
+        self.tool_sampling = check_tool_sampling(tool_sampling, f"agent {name!r}")
         self.roles = roles
         self.temperature = temperature
         self.prices: Mapping[str, Price] = (

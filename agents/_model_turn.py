@@ -20,12 +20,13 @@ from plait.provenance import reading
 from plait.tools import SelectionDecision, Toolset
 
 from ._run_limits import _LimitReached
+from ._tool_vote import ToolVote
 from ._trace import ModelTurn, Role, TextDelta
 
 if TYPE_CHECKING:
     from ._loop import AgentRun
 
-__all__ = ["build_request", "model_turn"]
+__all__ = ["build_request", "model_turn", "record_turn", "turn_attributes"]
 
 
 def build_request(
@@ -90,7 +91,7 @@ async def model_turn(
     timed_out = False
     # The backend sees what the run has read (a model-call cache stores it
     # with the answer, so a replayed answer keeps its provenance).
-    attributes = _turn_attributes(backend, request, step, role, selection)
+    attributes = turn_attributes(backend, request, step, role, selection)
     with reading(run.reads.sources), tracing.span(f"chat {backend.name}", attributes) as span:
         chunks = backend.stream(request)
         try:
@@ -125,11 +126,11 @@ async def model_turn(
     assert completion is not None  # a stream without one raised BackendProtocolError above
     for source in completion.sources:  # a cached answer: what its first caller had read
         run.reads.read(source, "cached model reply")
-    _record(run, step, role, backend, request, completion, selection, started)
+    record_turn(run, step, role, backend, request, completion, selection, started)
     yield completion
 
 
-def _turn_attributes(
+def turn_attributes(
     backend: Backend,
     request: ChatRequest,
     step: int,
@@ -151,7 +152,7 @@ def _turn_attributes(
     return attributes
 
 
-def _record(
+def record_turn(
     run: AgentRun,
     step: int,
     role: Role,
@@ -160,7 +161,10 @@ def _record(
     completion: Completion,
     selection: SelectionDecision | None,
     started: float,
+    *,
+    vote: ToolVote | None = None,
 ) -> None:
+    """Add one model turn to the run's trace: its usage, cost, calls and decisions."""
     cost = backend_price(backend, run.agent.prices).cost(completion.usage)
     run.trace.usage = run.trace.usage + completion.usage
     run.trace.cost += cost
@@ -173,6 +177,7 @@ def _record(
             tool_calls=completion.tool_calls,
             offered_tools=tuple(t.name for t in request.tools),
             selection=selection,
+            vote=vote,
             finish_reason=completion.finish_reason,
             usage=completion.usage,
             cost=cost,

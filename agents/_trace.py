@@ -13,6 +13,8 @@ from plait.policies import Violation
 from plait.provenance import Source
 from plait.tools import SelectionDecision
 
+from ._tool_vote import ToolVote
+
 __all__ = [
     "AgentEvent",
     "AgentResult",
@@ -43,6 +45,9 @@ class ModelTurn(BaseModel):
 
     ``selection`` says how the offered tools were chosen (policy, scores,
     margin, the tool fixed if any); ``None`` on turns that offer no tools.
+    ``vote`` says how the turn's call was chosen among k candidates
+    (``tool_sampling``); ``None`` on turns that drew one. Such a turn's
+    ``tool_calls`` are the winner's, its ``usage`` every candidate's.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -54,6 +59,7 @@ class ModelTurn(BaseModel):
     tool_calls: tuple[ToolCall, ...] = ()
     offered_tools: tuple[str, ...] = ()
     selection: SelectionDecision | None = None
+    vote: ToolVote | None = None
     finish_reason: str = "stop"
     usage: Usage = Usage()
     cost: float = 0.0

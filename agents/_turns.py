@@ -21,7 +21,9 @@ from plait.tools import SelectionDecision, Toolset
 
 from ._model_turn import build_request, model_turn
 from ._prompts import render
+from ._sampled_turn import sampled_turn
 from ._selection import one_call, resolve_selection, select_turn, settle_calls
+from ._tool_vote import resolve_tool_sampling
 from ._trace import Role, TextDelta
 
 if TYPE_CHECKING:
@@ -91,12 +93,35 @@ async def next_turn(run: AgentRun) -> Turn:
 async def take_turn(run: AgentRun, turn: Turn) -> AsyncIterator[TextDelta | Completion]:
     """Send ``turn``: its text deltas as they stream, then its completion, last.
 
-    A selected turn's completion keeps only the calls selection lets run.
+    A selected turn's completion keeps only the calls selection lets run. A
+    selected turn that may call a tool draws ``tool_sampling`` candidates and
+    runs the call their vote picks (no deltas stream then: the answer is not
+    known until the vote).
     """
-    async for item in model_turn(run, turn.backend, _request(run, turn), turn.role, turn.selection):
-        if isinstance(item, Completion) and turn.call_prompt and turn.selection is not None:
-            item = settle_calls(turn.selection, run.task, turn.tools, item)
-        yield item
+
+    def settle(completion: Completion) -> Completion:
+        if turn.call_prompt and turn.selection is not None:
+            return settle_calls(turn.selection, run.task, turn.tools, completion)
+        return completion
+
+    samples = 1
+    if turn.selection is not None and turn.choice != "none":
+        samples = resolve_tool_sampling(run.agent.tool_sampling, turn.backend)
+    request = _request(run, turn)
+    if samples > 1:
+        yield await sampled_turn(
+            run,
+            turn.backend,
+            request,
+            turn.role,
+            turn.selection,
+            k=samples,
+            tools=turn.tools,
+            settle=settle,
+        )
+        return
+    async for item in model_turn(run, turn.backend, request, turn.role, turn.selection):
+        yield settle(item) if isinstance(item, Completion) else item
 
 
 def _request(run: AgentRun, turn: Turn) -> ChatRequest:

@@ -10,8 +10,15 @@ policy::
      "valid_rate": ..., "mean_latency_s": ..., "cases_per_category": ...}
 
 The data folder defaults to ``../shared/data/bfcl`` beside the repository
-(override with ``--data``). ``--limit N`` runs the first N cases of each
-category. ``--server`` starts llama-cpp-python's OpenAI-compatible server on a
+(override with ``--data``). ``--suite own`` runs the project's own cases
+instead (``benchmarks/data/own_tools.jsonl``: tools of the examples, the
+built-ins and common APIs; categories ``own_simple`` and ``own_multiple``,
+reported as ``accuracy_simple`` and ``accuracy_multiple``). ``--limit N`` runs
+the first N cases of each category. The levers: ``--tool-sampling K``
+(candidates per call; default: the agent's default for the backend) and
+``--repeat-guard off``. Each summary line names them, with the engine's
+prefilled and decoded tokens per case (prefix sharing among candidates shows
+in the first). ``--server`` starts llama-cpp-python's OpenAI-compatible server on a
 loopback port with the same model and measures the remote path through
 ``OpenAIBackend``.
 """
@@ -32,12 +39,18 @@ from pathlib import Path
 import httpx
 
 from plait.backends import Backend, LocalBackend, OpenAIBackend, default_model_path
-from plait.evals import CaseResult, evaluate, load_cases, result_json
+from plait.evals import CaseResult, evaluate, load_case_file, load_cases, result_json
 from plait.tools import ToolSelection
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bfcl"
-SHORT = {"simple_python": "simple", "multiple": "multiple"}
+OWN_CASES = ROOT / "benchmarks" / "data" / "own_tools.jsonl"
+SHORT = {
+    "simple_python": "simple",
+    "multiple": "multiple",
+    "own_simple": "simple",
+    "own_multiple": "multiple",
+}
 
 
 def _free_port() -> int:
@@ -98,11 +111,17 @@ def _progress(total: int, label: str):  # type: ignore[no-untyped-def]
 
 async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -> list[dict]:
     end = None if args.limit is None else args.skip + args.limit
-    cases = [
-        case
-        for category in args.categories.split(",")
-        for case in load_cases(args.data, category, limit=end)[args.skip :]
-    ]
+    if args.suite == "own":
+        everything = load_case_file(OWN_CASES)
+        cases = []
+        for category in dict.fromkeys(c.category for c in everything):
+            cases += [c for c in everything if c.category == category][args.skip : end]
+    else:
+        cases = [
+            case
+            for category in args.categories.split(",")
+            for case in load_cases(args.data, category, limit=end)[args.skip :]
+        ]
     summaries = []
     for policy in args.policies.split(","):
         progress = _progress(len(cases), f"{backend_label}/{policy}")
@@ -118,10 +137,23 @@ async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -
             selection = None
         elif args.margin is not None and policy == "embedding":
             selection = ToolSelection(policy=policy, margin=args.margin)
-        reports = await evaluate(cases, backend, tool_selection=selection, on_result=on_result)
+        before = backend.stats() if isinstance(backend, LocalBackend) else None
+        reports = await evaluate(
+            cases,
+            backend,
+            tool_selection=selection,
+            tool_sampling=args.tool_sampling,
+            on_result=on_result,
+        )
         if args.margin is not None and policy == "embedding":
             policy = f"embedding(margin={args.margin})"
-        summary: dict = {"policy": policy, "backend": backend_label}
+        summary: dict = {
+            "policy": policy,
+            "backend": backend_label,
+            "suite": args.suite,
+            "tool_sampling": args.tool_sampling,
+            "repeat_guard": args.repeat_guard == "on",
+        }
         total = sum(r.cases for r in reports.values())
         for report in reports.values():
             line = {"policy": policy, "backend": backend_label, **report.summary()}
@@ -131,6 +163,14 @@ async def _run(args: argparse.Namespace, backend: Backend, backend_label: str) -
         summary["valid_rate"] = round(sum(r.valid for r in reports.values()) / total, 4)
         summary["mean_latency_s"] = round(sum(r.latency_s for r in reports.values()) / total, 3)
         summary["cases_per_category"] = {r.category: r.cases for r in reports.values()}
+        if before is not None and isinstance(backend, LocalBackend):
+            after = backend.stats()
+            summary["prefilled_tokens_per_case"] = round(
+                (after.prefilled_tokens - before.prefilled_tokens) / total, 1
+            )
+            summary["decoded_tokens_per_case"] = round(
+                (after.decode_tokens - before.decode_tokens) / total, 1
+            )
         if args.json:
             print(json.dumps(summary), flush=True)
         else:
@@ -157,11 +197,18 @@ async def main() -> None:
     )
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads")
+    parser.add_argument("--suite", choices=("bfcl", "own"), default="bfcl")
+    parser.add_argument(
+        "--tool-sampling", type=int, default=None, help="candidates per call (default: agent's)"
+    )
+    parser.add_argument("--repeat-guard", choices=("on", "off"), default="on")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
     parser.add_argument("--details", action="store_true", help="every case as JSON on stderr")
     args = parser.parse_args()
     if not args.remote_only:
-        local = LocalBackend(n_ctx=args.n_ctx, n_threads=args.n_threads)
+        local = LocalBackend(
+            n_ctx=args.n_ctx, n_threads=args.n_threads, repeat_guard=args.repeat_guard == "on"
+        )
         try:
             await _run(args, local, "local")
         finally:

@@ -200,3 +200,36 @@ def test_the_eval_command_reports_usage_errors_in_one_line(tmp_path, capsys):
     assert main([*args, "--backend", "nowhere"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("plait: error: --backend must be 'local' or the base URL")
+
+
+def test_the_own_case_set_loads_and_its_answers_grade_right():
+    from pathlib import Path
+
+    from plait.evals import load_case_file
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "own_tools.jsonl"
+    cases = load_case_file(path)
+    assert len(cases) >= 60
+    assert {c.category for c in cases} == {"own_simple", "own_multiple"}
+    assert len({c.request for c in cases}) == len(cases)
+    for case in cases:
+        # The first allowed value of every expected argument (left out where
+        # it may be) is a call the grader must accept.
+        calls = []
+        for expected in case.expected:
+            ((name, arguments),) = expected.items()
+            assert name in {f["name"] for f in case.functions}, case.id
+            chosen = {k: v[0] for k, v in arguments.items() if v[0] != ""}
+            calls.append((name, chosen))
+        grade = grade_calls(calls, case.expected, case.parameters())
+        assert grade.ok, (case.id, grade.reason)
+    assert len(load_case_file(path, limit=5)) == 10
+
+
+def test_load_case_file_names_the_file_and_the_missing_field(tmp_path):
+    from plait.evals import load_case_file
+
+    bad = tmp_path / "cases.jsonl"
+    bad.write_text(json.dumps({"id": "x_0", "category": "x", "question": [[]]}) + "\n")
+    with pytest.raises(ConfigError, match=r"cases.jsonl: case 'x_0' lacks function, ground_truth"):
+        load_case_file(bad)

@@ -29,6 +29,8 @@ import llguidance
 
 from plait.errors import ConfigError
 
+from ._repeats import kept_text, loop_end
+
 __all__ = ["Constraint", "compile_schema", "lltokenizer_from_llama", "lltokenizer_from_pieces"]
 
 # JSON as ``json.dumps`` writes it, the form the tool prompt and earlier turns show
@@ -167,7 +169,11 @@ _compiled_lock = threading.Lock()
 
 
 def compile_schema(
-    schema: dict[str, Any], tokenizer: llguidance.LLTokenizer, *, jump_forward: bool = True
+    schema: dict[str, Any],
+    tokenizer: llguidance.LLTokenizer,
+    *,
+    jump_forward: bool = True,
+    repeat_guard: bool = True,
 ) -> Constraint:
     """A fresh constraint for one request whose output must match ``schema``.
 
@@ -202,6 +208,7 @@ def compile_schema(
         jump_forward=jump_forward,
         closers=_closers(tokenizer),
         tokenizer=tokenizer,
+        repeat_guard=repeat_guard,
     )
 
 
@@ -262,8 +269,11 @@ class Constraint:
 
     Attributes:
         jump_forward: append forced tokens without sampling them.
+        repeat_guard: end a string that loops (:mod:`._repeats`).
         mask_s: seconds spent computing masks and forced tokens.
         masks: masks computed.
+        loops: each string the guard ended, as ``(what was written, what the
+            reply keeps)`` (the bytes of the string's content).
     """
 
     def __init__(
@@ -273,6 +283,7 @@ class Constraint:
         jump_forward: bool = True,
         closers: _Closers | None = None,
         tokenizer: llguidance.LLTokenizer | None = None,
+        repeat_guard: bool = True,
     ) -> None:
         self._matcher = matcher
         self.jump_forward = jump_forward
@@ -282,14 +293,39 @@ class Constraint:
         self._closers = closers
         self._tokenizer = tokenizer
         self._string: tuple[bool, bool] = (False, False)  # over every consumed token
+        self._run: tuple[int, ...] = ()  # the tokens of the string being written
+        self.repeat_guard = repeat_guard
+        self.loops: list[tuple[bytes, bytes]] = []
+        # Tokens that end a string (a quote, alone or with closing brackets).
+        self._quotes = tuple(
+            t
+            for t in (closers.in_string if closers is not None else ())
+            if tokenizer is not None and tokenizer.decode_bytes([t]).startswith(b'"')
+        )
 
     def mask(self) -> bytes:
         """Which tokens may come next: bit ``t % 8`` of byte ``t // 8`` is token ``t``."""
         started = time.perf_counter()
         bits = self._matcher.compute_bitmask()
+        if self.repeat_guard and self._string[0] and self._run:
+            bits = self._end_loop(bits)
         self.mask_s += time.perf_counter() - started
         self.masks += 1
         return bits
+
+    def _end_loop(self, bits: bytes) -> bytes:
+        """``bits`` narrowed to the string's end when the string loops, else as given."""
+        if loop_end(self._run) is None or self._tokenizer is None:
+            return bits
+        allowed = [t for t in self._quotes if bits[t // 8] >> (t % 8) & 1]
+        if not allowed:
+            return bits  # the string may not end here (a pattern, a minimum length)
+        narrowed = bytearray(len(bits))
+        for t in allowed:
+            narrowed[t // 8] |= 1 << (t % 8)
+        written = self._tokenizer.decode_bytes(list(self._run))
+        self.loops.append((written, kept_text(written)))
+        return bytes(narrowed)
 
     def consume(self, token: int) -> bool:
         """Advance past a sampled token; ``False``: the grammar does not allow it."""
@@ -299,8 +335,15 @@ class Constraint:
         return True
 
     def _track(self, tokens: Sequence[int]) -> None:
-        if self._tokenizer is not None:
-            self._string = _string_state(self._string, self._tokenizer.decode_bytes(list(tokens)))
+        if self._tokenizer is None:
+            return
+        for token in tokens:
+            data = self._tokenizer.decode_bytes([token])
+            before = self._string
+            self._string = _string_state(before, data)
+            # A token wholly inside one string joins its run; any other starts over.
+            inside = before[0] and self._string[0] and b'"' not in data
+            self._run = self._run + (token,) if inside else ()
 
     def close_instead(self, token: int, remaining: int) -> list[int] | None:
         """The shortest end of the output, consumed, when ``token`` would leave no room for one.
@@ -325,7 +368,7 @@ class Constraint:
             matcher = self._matcher
             if matcher.try_consume_tokens([token]) != 1:
                 return None  # not allowed: consume() reports it
-            state = self._string
+            state = self._string, self._run
             self._track([token])
             after = list(matcher.compute_ff_tokens()) if self.jump_forward else []
             if after and not matcher.consume_tokens(after):
@@ -335,7 +378,7 @@ class Constraint:
             if ending is not None:
                 matcher.rollback(len(ending))
             matcher.rollback(1 + len(after))
-            self._string = state
+            self._string, self._run = state
             if ending is not None and 1 + len(after) + len(ending) <= remaining:
                 return None
             now = self._ending(remaining)
@@ -350,7 +393,7 @@ class Constraint:
         """Complete the output greedily, consuming the tokens; ``None``: not within ``limit``."""
         assert self._closers is not None
         matcher = self._matcher
-        state = self._string
+        state = self._string, self._run
         taken: list[int] = []
         while len(taken) <= limit:
             if matcher.is_accepting():
@@ -373,7 +416,7 @@ class Constraint:
                 taken.append(allowed)
                 self._track([allowed])
         matcher.rollback(len(taken))
-        self._string = state
+        self._string, self._run = state
         return None
 
     def draft_room(self, remaining: int) -> int:

@@ -22,9 +22,10 @@ from plait.settings import Settings, available_cpus, load_settings
 
 from .._base import Backend, Capabilities
 from ._engine import EngineOptions, Job, JobEnd
-from ._guidance import compile_schema
+from ._guidance import Constraint, compile_schema
 from ._loaded import LoadedModel, load_model
 from ._model_file import default_model_path
+from ._repeats import keep_cut
 from ._sampling import SamplingParams
 from ._stats import EngineStats
 from ._stops import StopScanner
@@ -105,6 +106,10 @@ class LocalBackend(Backend):
             distribution. Pays off on text that copies (answers quoting tool
             results, summaries, replans). Under an llguidance constraint drafts
             are cut to what the grammar allows (not used with ``"gbnf"``).
+        repeat_guard: end a JSON string that loops (a block of tokens repeated
+            four times or more, spanning 12 tokens or more: only its closing
+            quote may come next) and keep it up to the block's first copy
+            (llguidance only; off: a loop runs until ``max_tokens``).
         settings: settings to read defaults from (default: the environment).
     """
 
@@ -126,6 +131,7 @@ class LocalBackend(Backend):
         structured: Literal["llguidance", "gbnf"] = "llguidance",
         jump_forward: bool = True,
         speculate: int = 0,
+        repeat_guard: bool = True,
         settings: Settings | None = None,
     ) -> None:
         if speculate < 0:
@@ -137,6 +143,7 @@ class LocalBackend(Backend):
             )
         self._structured = structured
         self._jump_forward = jump_forward
+        self._repeat_guard = repeat_guard
         settings = settings or load_settings()
         self._model_path = Path(model_path) if model_path else settings.local_model
         self._options = EngineOptions(
@@ -179,6 +186,7 @@ class LocalBackend(Backend):
             "structured": self._structured,
             "jump_forward": self._jump_forward,
             "speculate": self._speculate,
+            "repeat_guard": self._repeat_guard,
             "type_k": self._options.type_k,
             "type_v": self._options.type_v,
             "plait": __version__,  # the engine's prompts and grammars are plait's
@@ -259,7 +267,10 @@ class LocalBackend(Backend):
             schema = prepared.schema
             constraint = await asyncio.to_thread(
                 lambda: compile_schema(
-                    schema, model.guidance_tokenizer(), jump_forward=self._jump_forward
+                    schema,
+                    model.guidance_tokenizer(),
+                    jump_forward=self._jump_forward,
+                    repeat_guard=self._repeat_guard,
                 )
             )
 
@@ -281,7 +292,7 @@ class LocalBackend(Backend):
             seed=request.seed,
             grammar=grammar,
         )
-        text = _Text(model, prepared.parse, request.stop, len(prompt), send)
+        text = _Text(model, prepared.parse, request.stop, len(prompt), send, constraint)
         budget = model.n_ctx - len(prompt)
         model.engine.submit(
             Job(
@@ -325,8 +336,10 @@ class _Text:
         stop: tuple[str, ...],
         n_prompt: int,
         send: Any,
+        constraint: Constraint | None = None,
     ) -> None:
         self._model = model
+        self._constraint = constraint
         self._parse = parse
         self._n_prompt = n_prompt
         self._send = send
@@ -367,6 +380,8 @@ class _Text:
             "length": "length",
         }[outcome.finish]  # type: ignore[assignment]
         full_text = "".join(self._text)
+        if self._constraint is not None and self._constraint.loops:
+            full_text = keep_cut(full_text, self._constraint.loops)
         tool_calls: tuple = ()
         if self._parse is not None:
             try:

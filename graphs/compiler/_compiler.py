@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from plait import tracing
 from plait._sync import run_sync
+from plait.agents import check_tool_sampling
 from plait.backends import Backend
 from plait.chat import ToolSpec
 from plait.completions import Usage
@@ -85,6 +86,11 @@ class LLMCompiler:
             tools), or a :class:`~plait.tools.ToolSelection`. ``None``:
             ``hybrid`` when the planner has no native tool calls (a small local
             model), else ``model``. Each round records its decision.
+        tool_sampling: JSON plans drawn per round: k > 1 asks for k plans at
+            once and keeps the one their vote picks (equal plans counted
+            together, ties to the plan whose arguments the question states;
+            ``plait.tool_sampling.*`` on the ``plait.plan`` span). ``None``: the
+            planner backend's default, as for agents.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class LLMCompiler:
         policies: PolicySet | Iterable[Policy] | None = None,
         mode: CompilerMode = "default",
         tool_selection: ToolSelection | str | None = None,
+        tool_sampling: int | None = None,
     ) -> None:
         if mode not in ("default", "plan_then_execute"):
             raise ConfigError(f"mode must be 'default' or 'plan_then_execute', got {mode!r}")
@@ -139,6 +146,7 @@ class LLMCompiler:
         self.tool_selection = (
             ToolSelection.of(tool_selection) if tool_selection is not None else None
         )
+        self.tool_sampling = check_tool_sampling(tool_sampling, "LLMCompiler")
         # Runs without a run id that paused for approval, until they end: the
         # only per-run state the compiler holds (a durable run lives in its store).
         self._paused: dict[str, PlannerRun] = {}
@@ -159,6 +167,7 @@ class LLMCompiler:
             requires_approval=self.requires_approval,
             selection=self.tool_selection,
             quarantine=self.quarantine,
+            tool_sampling=self.tool_sampling,
         )
 
     def graph(self, checkpointer: Any = None) -> Any:
@@ -260,7 +269,7 @@ class LLMCompiler:
         tools, _ = await writer.tools_for(question)
         request = writer.request(tools, question)
         if self.plan_format == "json":
-            return await writer.json_plan(request)
+            return await writer.json_plan(request, question)
         return await writer.text_plan(request)
 
     async def aexecute(self, question: str, plan: Plan, *, run_id: str | None = None) -> Round:

@@ -219,7 +219,7 @@ class PlannerRun:
         request = writer.request(tools, self.question, history)
         run: RunResult | None = None
         if writer.plan_format == "json":
-            plan, usage = await writer.json_plan(request)
+            plan, usage = await writer.json_plan(request, self.question)
         else:
             # A stream cut off by a crash left a partial plan under the round's
             # executor id: a new attempt gets its own id, so that no stored

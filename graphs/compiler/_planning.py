@@ -13,6 +13,7 @@ from typing import Literal
 
 from plait import tracing
 from plait._span_attributes import chat_attributes, usage_attributes
+from plait.agents import resolve_tool_sampling, vote_attributes
 from plait.backends import Backend
 from plait.chat import ChatRequest, ToolSpec
 from plait.completions import Completion, Usage
@@ -22,6 +23,7 @@ from plait.provenance import Source
 from plait.tools import SelectionDecision, ToolSelection, ToolSelector, default_selection
 
 from ..dag import Approval, EagerExecutor, Plan, RunResult, Task, parse_plan_stream
+from ._plan_vote import voted_plan
 from ._prompts import model_plan, parameter_names, planner_request, without_repeats
 
 __all__ = ["PlanWriter"]
@@ -40,6 +42,8 @@ class PlanWriter:
         selection: how the planner's tools are chosen (``None``: the default
             for the backend).
         quarantine: untrusted results are withheld from the replanner.
+        tool_sampling: JSON plans drawn per round and voted on (``None``: the
+            backend's default, as for agents).
     """
 
     backend: Backend
@@ -49,6 +53,7 @@ class PlanWriter:
     requires_approval: frozenset[str]
     selection: ToolSelection | None
     quarantine: bool
+    tool_sampling: int | None = None
 
     async def tools_for(
         self, question: str
@@ -87,26 +92,42 @@ class PlanWriter:
             quarantine=self.quarantine,
         )
 
-    async def json_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:
-        """The planner's JSON plan for ``request``, validated against the tools."""
+    async def json_plan(self, request: ChatRequest, question: str) -> tuple[Plan, Usage]:
+        """The planner's JSON plan for ``request``, validated against the tools.
+
+        With ``tool_sampling`` k > 1, k plans are asked for at once and the vote
+        keeps one (``plait.tool_sampling.*`` on the ``plait.plan`` span).
+        """
         with tracing.span("plait.plan", chat_attributes(self.backend.name, request)) as span:
-            completion = await self.backend.complete(request)
-            try:
-                raw = completion.parse_json()["tasks"]
-                tasks = without_repeats(
-                    [
-                        self.flag(Task(id=str(i), tool=t["tool"], args=t.get("args", {})))
-                        for i, t in enumerate(raw, start=1)
-                    ]
+            k = resolve_tool_sampling(self.tool_sampling, self.backend)
+            if k == 1:
+                completion = await self.backend.complete(request)
+                plan, usage = self.parsed_plan(completion), completion.usage
+            else:
+                schemas = {name: spec.parameters for name, spec in self.tools.items()}
+                plan, usage, decided = await voted_plan(
+                    self.backend, request, k, question, self.parsed_plan, schemas
                 )
-            except (KeyError, TypeError, ValueError) as e:
-                raise ModelOutputError(
-                    f"the planner's plan is malformed ({e})", raw=completion.text
-                ) from e
-            with model_plan(lambda: completion.text):
-                plan = Plan(tasks=tasks).validate_against(self.tools, check_args=self.check_args)
-            span.set_attributes(plan_attributes(plan, completion.usage))
-        return plan, completion.usage
+                span.set_attributes(vote_attributes(decided))
+            span.set_attributes(plan_attributes(plan, usage))
+        return plan, usage
+
+    def parsed_plan(self, completion: Completion) -> Plan:
+        """``completion``'s JSON plan, validated against the tools."""
+        try:
+            raw = completion.parse_json()["tasks"]
+            tasks = without_repeats(
+                [
+                    self.flag(Task(id=str(i), tool=t["tool"], args=t.get("args", {})))
+                    for i, t in enumerate(raw, start=1)
+                ]
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelOutputError(
+                f"the planner's plan is malformed ({e})", raw=completion.text
+            ) from e
+        with model_plan(lambda: completion.text):
+            return Plan(tasks=tasks).validate_against(self.tools, check_args=self.check_args)
 
     async def text_plan(self, request: ChatRequest) -> tuple[Plan, Usage]:
         """The planner's text plan, read whole (nothing runs), validated against the tools."""

@@ -76,6 +76,7 @@ def build_agent(
         ),
         tool_choice=body.tool_choice,
         tool_selection=tool_selection(body.tool_selection),
+        tool_sampling=body.tool_sampling,
         max_tool_rounds=body.max_tool_rounds,
         temperature=body.temperature,
         policies=policies,

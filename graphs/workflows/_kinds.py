@@ -315,6 +315,7 @@ async def _run_planner(run: RunContext) -> KindResult:
         runs_dir=run.runs_dir,
         mode=body.mode,
         tool_selection=tool_selection(body.tool_selection),
+        tool_sampling=body.tool_sampling,
         requires_approval=flagged,
     )
     question = str(with_inputs(body.question, run.inputs))

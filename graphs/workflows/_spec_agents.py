@@ -53,6 +53,11 @@ class AgentSpec(SpecModel):
     tool_selection: ToolSelectionSpec | None = Field(
         default=None, description="model | embedding | hybrid (omitted: by backend)"
     )
+    tool_sampling: int | None = Field(
+        default=None,
+        ge=1,
+        description="candidates drawn per tool call, voted on (omitted: by backend; 1: no vote)",
+    )
     max_tool_rounds: int | None = Field(default=None, ge=0)
     max_steps: int = Field(default=8, ge=1)
     max_turn_tokens: int = Field(default=512, ge=1)

@@ -105,6 +105,11 @@ class PlannerWorkflow(SpecModel):
     tool_selection: ToolSelectionSpec | None = Field(
         default=None, description="model | embedding | hybrid (omitted: by backend)"
     )
+    tool_sampling: int | None = Field(
+        default=None,
+        ge=1,
+        description="JSON plans drawn per round, voted on (omitted: by backend; 1: no vote)",
+    )
     requires_approval: list[str] = Field(
         default_factory=list,
         description="tools (or tools entries) whose planned calls wait for a reviewer's "

@@ -7,7 +7,7 @@ given, types, allowed values). ``benchmarks/function_calling.py`` and
 ``plait eval function-calling`` print the figures as JSON.
 """
 
-from ._cases import FunctionCase, json_schema_of_parameters, load_cases
+from ._cases import FunctionCase, json_schema_of_parameters, load_case_file, load_cases
 from ._grading import Grade, grade_calls, normalize_text, value_matches
 from ._run import INSTRUCTIONS, CaseResult, CategoryReport, evaluate, result_json, run_case
 
@@ -20,6 +20,7 @@ __all__ = [
     "evaluate",
     "grade_calls",
     "json_schema_of_parameters",
+    "load_case_file",
     "load_cases",
     "normalize_text",
     "result_json",

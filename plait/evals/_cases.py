@@ -24,7 +24,7 @@ from typing import Any
 from plait.errors import ConfigError
 from plait.tools import Tool, Toolset, schema_tool
 
-__all__ = ["FunctionCase", "json_schema_of_parameters", "load_cases"]
+__all__ = ["FunctionCase", "json_schema_of_parameters", "load_case_file", "load_cases"]
 
 _TYPES = {"dict": "object", "float": "number", "tuple": "array"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -160,6 +160,45 @@ def load_cases(
                 messages=tuple(turns[0]),
                 functions=tuple(row.get("function") or ()),
                 expected=tuple(answers[row["id"]]),
+            )
+        )
+    return cases
+
+
+def load_case_file(path: str | Path, *, limit: int | None = None) -> list[FunctionCase]:
+    """The cases of one JSON-lines file holding questions and answers together.
+
+    Each line is a BFCL case with its ``category`` and ``ground_truth`` beside
+    the question (the form of ``benchmarks/data/own_tools.jsonl``); ``limit``
+    keeps the first N cases of each category, in file order.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a case lacks a field.
+    """
+    file = Path(path)
+    cases: list[FunctionCase] = []
+    seen: dict[str, int] = {}
+    for row in _read_lines(file):
+        where = f"{file}: case {row.get('id')!r}"
+        missing = [
+            k for k in ("id", "category", "question", "function", "ground_truth") if k not in row
+        ]
+        if missing:
+            raise ConfigError(f"{where} lacks {', '.join(missing)}")
+        category = str(row["category"])
+        seen[category] = seen.get(category, 0) + 1
+        if limit is not None and seen[category] > limit:
+            continue
+        turns = row["question"]
+        if len(turns) != 1:
+            raise ConfigError(f"{where}: {len(turns)} turns; only single-turn cases are supported")
+        cases.append(
+            FunctionCase(
+                id=row["id"],
+                category=category,
+                messages=tuple(turns[0]),
+                functions=tuple(row["function"]),
+                expected=tuple(row["ground_truth"]),
             )
         )
     return cases

@@ -42,6 +42,7 @@ class CaseResult:
         prompt_tokens: prompt tokens of the run.
         completion_tokens: completion tokens of the run.
         selection: the first turn's selection decision (JSON), if any.
+        vote: the first turn's vote among its candidates (JSON), if it drew several.
     """
 
     id: str
@@ -54,6 +55,7 @@ class CaseResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     selection: dict[str, Any] | None = None
+    vote: dict[str, Any] | None = None
 
 
 @dataclass
@@ -119,6 +121,7 @@ async def run_case(
     backend: Backend,
     *,
     tool_selection: ToolSelection | str | None = None,
+    tool_sampling: int | None = None,
     max_turn_tokens: int = 384,
 ) -> CaseResult:
     """Run one case through an agent on ``backend`` and grade its calls.
@@ -134,6 +137,7 @@ async def run_case(
         tools=case.toolset(),
         tool_choice="required",
         tool_selection=tool_selection,
+        tool_sampling=tool_sampling,
         max_tool_rounds=1,
         temperature=0.0,
         # One turn: the call. The stub tools run, then the step limit ends the run.
@@ -169,6 +173,7 @@ async def run_case(
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         selection=turn.selection.model_dump() if turn and turn.selection else None,
+        vote=turn.vote.model_dump() if turn and turn.vote else None,
     )
 
 
@@ -177,12 +182,15 @@ async def evaluate(
     backend: Backend,
     *,
     tool_selection: ToolSelection | str | None = None,
+    tool_sampling: int | None = None,
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> dict[str, CategoryReport]:
     """Run every case (one at a time) and report per category, in first-seen order."""
     reports: dict[str, CategoryReport] = {}
     for case in cases:
-        result = await run_case(case, backend, tool_selection=tool_selection)
+        result = await run_case(
+            case, backend, tool_selection=tool_selection, tool_sampling=tool_sampling
+        )
         reports.setdefault(case.category, CategoryReport(case.category)).add(result)
         if on_result is not None:
             on_result(result)

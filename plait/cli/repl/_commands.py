@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
-from plait.agents import RunFinished, TextDelta, ToolFinished, ToolStarted
+from plait.agents import (
+    RunFinished,
+    TextDelta,
+    ToolFinished,
+    ToolStarted,
+    check_tool_sampling,
+    resolve_tool_sampling,
+)
 from plait.errors import ConfigError, PlaitError, is_control_flow
 
 from ._render import (
@@ -55,6 +62,9 @@ COMMANDS: dict[str, Command] = {
         Command("/memory", "QUERY", "search the session's memory"),
         Command("/stats", "", "tokens, cached tokens, cost, and the local engine's KV reuse"),
         Command("/trace", "", "the last run's steps"),
+        Command(
+            "/sampling", "[K]", "candidates per tool call of this agent, voted on (1: no vote)"
+        ),
         Command("/load", "FILE", "switch to the agents of a workflow file", "paths"),
         Command("/backend", "", "the backends of this session"),
         Command("/help", "", "this help"),
@@ -102,6 +112,7 @@ class Shell:
             "/memory": self._memory,
             "/stats": self._stats,
             "/trace": self._trace,
+            "/sampling": self._sampling,
             "/load": self._load,
             "/backend": self._backend,
             "/help": self._help,
@@ -238,6 +249,21 @@ class Shell:
 
     async def _trace(self, _arg: str) -> bool:
         self.say(render_last(self.session.last))
+        return True
+
+    async def _sampling(self, arg: str) -> bool:
+        agent = self.session.agent
+        if arg:
+            try:
+                k = int(arg)
+            except ValueError:
+                raise ConfigError(
+                    f"/sampling needs a whole number of candidates, got {arg!r}"
+                ) from None
+            agent.tool_sampling = check_tool_sampling(k, "/sampling")
+        k = resolve_tool_sampling(agent.tool_sampling, agent.backend)
+        default = "" if agent.tool_sampling is not None else " (the backend's default)"
+        self.say(f"{agent.name} draws {k} candidate(s) per tool call{default}")
         return True
 
     async def _load(self, arg: str) -> bool:

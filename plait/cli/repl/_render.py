@@ -10,7 +10,7 @@ from typing import Any
 
 import networkx as nx
 
-from plait.agents import Trace
+from plait.agents import ToolVote, Trace
 from plait.backends import Backend, LocalBackend, WrappedBackend
 from plait.graphs import Plan, Round
 from plait.memory import RecallResult
@@ -26,6 +26,7 @@ __all__ = [
     "render_plan",
     "render_round",
     "render_selection",
+    "render_vote",
     "render_stats",
     "render_tools",
     "short",
@@ -136,6 +137,18 @@ def render_selection(decision: SelectionDecision) -> str:
     return f"{decision.policy}: {what}{margin}" + (f" ({scores})" if scores else "")
 
 
+def render_vote(vote: ToolVote) -> list[str]:
+    """A turn's vote: k, agreement, the winner and why, then one line per candidate."""
+    lines = [
+        f"      vote: {vote.votes} of {vote.k} agree ({vote.agreement:.0%}), candidate "
+        f"{vote.winner} won by {vote.reason} (grounding {vote.grounding:.2f})"
+    ]
+    for i, key in enumerate(vote.candidates):
+        mark = "*" if i == vote.winner else " "
+        lines.append(f"      {mark} {i}: {short(key, 90) if key else '(failed)'}")
+    return lines
+
+
 def render_last(last: Trace | Round | None) -> str:
     """The last run's steps: model turns and tool calls, or the planner's tasks."""
     if last is None:
@@ -176,6 +189,8 @@ def render_last(last: Trace | Round | None) -> str:
         )
         if turn.selection is not None and turn.selection.policy != "model":
             lines.append(f"      tools: {render_selection(turn.selection)}")
+        if turn.vote is not None:
+            lines.extend(render_vote(turn.vote))
         lines.extend(calls_by_step.pop(turn.step, []))
     for rest in calls_by_step.values():
         lines.extend(rest)
