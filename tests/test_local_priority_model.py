@@ -76,13 +76,20 @@ async def test_a_deadline_frees_a_high_priority_sequence_for_the_one_waiting():
     waiting = ask("Who owns testing?", BRIEF, max_tokens=4, priority=0)
     await backend.complete(ask("Say hi.", "Be brief.", max_tokens=1))  # loaded and warm
 
+    running = asyncio.Event()
+
     async def with_deadline() -> None:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(3.0):
-                await backend.complete(story)
+                async for _ in backend.stream(story):
+                    running.set()
 
-    served = asyncio.gather(with_deadline(), backend.complete(waiting))
-    _, answer = await asyncio.wait_for(served, timeout=300)
+    # The story holds the one sequence before the other request arrives; had the
+    # other come first, the story's cut would be recorded after both returned.
+    cut_story = asyncio.create_task(with_deadline())
+    await asyncio.wait_for(running.wait(), timeout=300)
+    answer = await asyncio.wait_for(backend.complete(waiting), timeout=300)
+    await cut_story
     assert answer.usage.completion_tokens > 0
     cut = [r for r in backend.stats().recent if r.priority == 5]
     assert cut and cut[-1].decode_tokens < 400  # stopped at the deadline, not at its end
