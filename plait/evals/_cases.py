@@ -150,16 +150,14 @@ def load_cases(
         where = f"{folder / f'BFCL_v4_{category}.json'}: case {row.get('id')!r}"
         if row.get("id") not in answers:
             raise ConfigError(f"{where} has no ground truth in the answers file")
-        turns: Sequence[Sequence[Mapping[str, str]]] = row.get("question") or []
-        if len(turns) != 1:
-            raise ConfigError(f"{where}: {len(turns)} turns; only single-turn cases are supported")
         cases.append(
-            FunctionCase(
-                id=row["id"],
-                category=category,
-                messages=tuple(turns[0]),
-                functions=tuple(row.get("function") or ()),
-                expected=tuple(answers[row["id"]]),
+            _single_turn(
+                where,
+                row["id"],
+                category,
+                row.get("question") or [],
+                row.get("function") or (),
+                answers[row["id"]],
             )
         )
     return cases
@@ -189,16 +187,29 @@ def load_case_file(path: str | Path, *, limit: int | None = None) -> list[Functi
         seen[category] = seen.get(category, 0) + 1
         if limit is not None and seen[category] > limit:
             continue
-        turns = row["question"]
-        if len(turns) != 1:
-            raise ConfigError(f"{where}: {len(turns)} turns; only single-turn cases are supported")
         cases.append(
-            FunctionCase(
-                id=row["id"],
-                category=category,
-                messages=tuple(turns[0]),
-                functions=tuple(row["function"]),
-                expected=tuple(row["ground_truth"]),
+            _single_turn(
+                where, row["id"], category, row["question"], row["function"], row["ground_truth"]
             )
         )
     return cases
+
+
+def _single_turn(
+    where: str,
+    case_id: str,
+    category: str,
+    turns: Sequence[Sequence[Mapping[str, str]]],
+    functions: Sequence[Any],
+    expected: Sequence[Any],
+) -> FunctionCase:
+    """One case from its fields; ``where`` names it in the error for a multi-turn case."""
+    if len(turns) != 1:
+        raise ConfigError(f"{where}: {len(turns)} turns; only single-turn cases are supported")
+    return FunctionCase(
+        id=case_id,
+        category=category,
+        messages=tuple(turns[0]),
+        functions=tuple(functions),
+        expected=tuple(expected),
+    )
