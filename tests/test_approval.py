@@ -11,25 +11,7 @@ from plait import ToolSpec
 from plait.backends.testing import ScriptedBackend, Step
 from plait.errors import PlanError
 from plait.graphs import LLMCompiler, tool_runner
-
-LOOKUP = ToolSpec(
-    name="lookup",
-    description="Look a key up.",
-    parameters={"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]},
-)
-SEND = ToolSpec(
-    name="send",
-    description="Send a message.",
-    parameters={
-        "type": "object",
-        "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
-        "required": ["to", "body"],
-    },
-)
-
-
-def plan_json(*tasks):
-    return json.dumps({"tasks": [{"tool": t, "args": a} for t, a in tasks]})
+from tests._lookup_send import LOOKUP, lookup_send_compiler, plan_json
 
 
 def finish(answer):
@@ -37,17 +19,7 @@ def finish(answer):
 
 
 def make_compiler(script, calls, **options):
-    async def lookup(key):
-        calls.append(("lookup", key))
-        return f"value of {key}"
-
-    async def send(to, body):
-        calls.append(("send", to, body))
-        return f"sent to {to}"
-
-    model = ScriptedBackend(script)
-    runner = tool_runner({"lookup": lookup, "send": send})
-    return model, LLMCompiler(model, [LOOKUP, SEND], runner, requires_approval={"send"}, **options)
+    return lookup_send_compiler(script, calls, requires_approval={"send"}, **options)
 
 
 LOOKUP_THEN_SEND = plan_json(("lookup", {"key": "x"}), ("send", {"to": "bob", "body": "$1"}))

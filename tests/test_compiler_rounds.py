@@ -7,54 +7,21 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from plait import ToolSpec
-from plait.backends.testing import ScriptedBackend, Step
+from plait.backends.testing import Step
 from plait.errors import ConfigError, PlanError
-from plait.graphs import EagerExecutor, LLMCompiler, SQLiteResultStore, tool_runner
+from plait.graphs import EagerExecutor, SQLiteResultStore, tool_runner
 from plait.graphs.compiler import ApprovalGate
 from plait.graphs.compiler._rounds import RoundLog
-
-LOOKUP = ToolSpec(
-    name="lookup",
-    description="Look a key up.",
-    parameters={"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]},
-)
-SEND = ToolSpec(
-    name="send",
-    description="Send a message.",
-    parameters={
-        "type": "object",
-        "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
-        "required": ["to", "body"],
-    },
-)
-
-
-def plan_json(*tasks):
-    return json.dumps({"tasks": [{"tool": t, "args": a} for t, a in tasks]})
+from tests._lookup_send import lookup_send_compiler, plan_json
 
 
 def decide(action, answer):
     return json.dumps({"action": action, "answer": answer})
 
 
-def compiler_with(script, calls, **options):
-    async def lookup(key):
-        calls.append(("lookup", key))
-        return f"value of {key}"
-
-    async def send(to, body):
-        calls.append(("send", to, body))
-        return f"sent to {to}"
-
-    model = ScriptedBackend(script)
-    runner = tool_runner({"lookup": lookup, "send": send})
-    return model, LLMCompiler(model, [LOOKUP, SEND], runner, **options)
-
-
 async def test_a_durable_run_keeps_one_typed_record_per_round(tmp_path):
     calls: list = []
-    model, compiler = compiler_with(
+    model, compiler = lookup_send_compiler(
         [
             Step(plan_json(("lookup", {"key": "a"}))),
             Step(decide("replan", "need b")),
@@ -90,7 +57,7 @@ async def test_a_durable_run_keeps_one_typed_record_per_round(tmp_path):
 
 async def test_a_run_without_an_id_pauses_resumes_and_is_then_released(tmp_path):
     calls: list = []
-    _, compiler = compiler_with(
+    _, compiler = lookup_send_compiler(
         [
             Step(plan_json(("lookup", {"key": "x"}), ("send", {"to": "bob", "body": "$1"}))),
             Step(decide("finish", "sent"), expect="sent to bob"),
@@ -113,7 +80,7 @@ async def test_a_run_without_an_id_pauses_resumes_and_is_then_released(tmp_path)
 
 
 async def test_resuming_a_run_that_is_not_paused_says_so(tmp_path):
-    _, compiler = compiler_with(
+    _, compiler = lookup_send_compiler(
         [Step(plan_json(("lookup", {"key": "x"}))), Step(decide("finish", "x"))],
         [],
         runs_dir=tmp_path,
@@ -128,7 +95,7 @@ async def test_a_run_folder_with_only_old_checkpoints_is_refused_naming_the_file
     folder.mkdir()
     with sqlite3.connect(folder / "checkpoints.sqlite") as db:  # what LangGraph's saver wrote
         db.execute("CREATE TABLE checkpoints (thread_id TEXT, checkpoint BLOB)")
-    model, compiler = compiler_with([], [], runs_dir=tmp_path)
+    model, compiler = lookup_send_compiler([], [], runs_dir=tmp_path)
     checkpoints = str(folder / "checkpoints.sqlite")
     for attempt in (compiler.arun("q", run_id="old"), compiler.aresume("old", "approve")):
         with pytest.raises(ConfigError) as refused:
@@ -140,7 +107,7 @@ async def test_a_run_folder_with_only_old_checkpoints_is_refused_naming_the_file
 async def test_the_graph_asks_each_chained_approval_once_and_runs_each_task_once():
     calls: list = []
     plan = plan_json(("send", {"to": "a", "body": "hi"}), ("send", {"to": "b", "body": "$1"}))
-    _, compiler = compiler_with(
+    _, compiler = lookup_send_compiler(
         [Step(plan), Step(decide("finish", "both sent"), expect="sent to c")],
         calls,
         requires_approval={"send"},
